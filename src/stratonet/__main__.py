@@ -1,0 +1,3 @@
+from stratonet.cli import main
+
+main()

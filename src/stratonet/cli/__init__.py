@@ -1,0 +1,91 @@
+"""The ``stratonet`` command line (click).
+
+Each subcommand lives in its own module; this file only assembles them and turns errors into one-line messages.
+Options may come from a YAML file given with ``stratonet --config FILE ...`` (see :mod:`stratonet.config`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from stratonet import __version__
+from stratonet.cli.demo import demo
+from stratonet.cli.evaluate import evaluate
+from stratonet.cli.extract_classical import classical
+from stratonet.cli.extract_deep import deep
+from stratonet.cli.extract_pixel import pixel
+from stratonet.cli.index import index
+from stratonet.cli.profile import profile
+from stratonet.cli.report import report
+from stratonet.cli.synth import synth
+from stratonet.cli.train import train
+from stratonet.cli.weights import weights
+from stratonet.errors import StratoNetError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="stratonet")
+@click.option(
+    "--config", "-c", type=click.Path(path_type=Path), default=None,
+    help="YAML file of options keyed by command, e.g. 'extract: {deep: {batch_size: 64}}'.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """StratoNet: image-based profiling of high-content screens.
+
+    index -> extract (deep, classical, pixel) -> profile -> evaluate -> report, plus synth, train and demo.
+    """
+    if config is not None:
+        from stratonet.config import load_yaml, to_default_map
+
+        ctx.default_map = to_default_map(ctx.command, load_yaml(config), str(config))
+
+
+@cli.group("extract")
+def extract() -> None:
+    """Extract features from an index: deep, classical or pixel."""
+
+
+extract.add_command(deep)
+extract.add_command(classical)
+extract.add_command(pixel)
+for _cmd in (synth, index, profile, evaluate, report, train, weights, demo):
+    cli.add_command(_cmd)
+
+
+def _error(msg: str) -> None:
+    from stratonet.progress import console, get_logger
+
+    get_logger().error(msg)
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, printing bad-input errors as one line with a non-zero exit."""
+    try:
+        rv = cli.main(args=argv, prog_name="stratonet", standalone_mode=False)
+    except click.exceptions.Abort:
+        _error("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except StratoNetError as exc:
+        _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _error("interrupted; what was written is kept and a rerun resumes")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: one line, traceback on request
+        if os.environ.get("STRATONET_DEBUG"):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (set STRATONET_DEBUG=1 for the traceback)")
+        sys.exit(1)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)

@@ -1,0 +1,111 @@
+"""Plain tables in and out: Parquet by default, CSV(.gz) accepted.
+
+Metadata columns start with ``Metadata_``; every other numeric column is a feature unless told otherwise.
+Never rely on column order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from stratonet.errors import InputFileError, StratoNetError
+
+METADATA_PREFIX = "Metadata_"
+SITE_KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet, CSV, TSV or gzipped CSV/TSV table.
+
+    Parameters
+    ----------
+    path : str or Path
+        Table file. The format is taken from the suffix.
+    columns : sequence of str, optional
+        Only read these columns (Parquet reads are then column-pruned).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(str(p), "file not found")
+    name = p.name.lower()
+    try:
+        if name.endswith(".parquet") or name.endswith(".pq") or p.is_dir():
+            return pd.read_parquet(p, columns=list(columns) if columns else None)
+        sep = "\t" if (name.endswith(".tsv") or name.endswith(".tsv.gz") or name.endswith(".txt")) else ","
+        df = pd.read_csv(p, sep=sep, usecols=list(columns) if columns else None, low_memory=False)
+        return df
+    except StratoNetError:
+        raise
+    except Exception as exc:  # pyarrow / pandas parse errors
+        raise InputFileError(str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table atomically; the format follows the suffix (.parquet, .csv, .csv.gz, .tsv)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    name = p.name.lower()
+    if name.endswith(".parquet"):
+        df.to_parquet(tmp, index=False)
+    elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
+        df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
+    elif name.endswith(".csv") or name.endswith(".csv.gz"):
+        df.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+    else:
+        raise StratoNetError(f"{p}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
+    tmp.replace(p)
+    return p
+
+
+def metadata_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that start with ``Metadata_``."""
+    return [c for c in df.columns if str(c).startswith(METADATA_PREFIX)]
+
+
+def feature_columns(
+    df: pd.DataFrame,
+    features: Iterable[str] | None = None,
+    prefixes: Sequence[str] | None = None,
+) -> list[str]:
+    """Feature columns of a table.
+
+    Parameters
+    ----------
+    df : DataFrame
+    features : iterable of str, optional
+        Explicit feature names; validated to exist.
+    prefixes : sequence of str, optional
+        Keep only numeric non-metadata columns starting with one of these prefixes.
+
+    Returns
+    -------
+    list of str
+        Numeric, non-``Metadata_`` columns (in table order, which carries no meaning).
+    """
+    if features is not None:
+        features = list(features)
+        missing = [f for f in features if f not in df.columns]
+        if missing:
+            raise StratoNetError(f"{len(missing)} feature column(s) not in table, e.g. {missing[:3]}")
+        return features
+    cols = [
+        c
+        for c in df.columns
+        if not str(c).startswith(METADATA_PREFIX) and pd.api.types.is_numeric_dtype(df[c])
+    ]
+    if prefixes:
+        cols = [c for c in cols if any(str(c).startswith(p) for p in prefixes)]
+    return cols
+
+
+def site_id(plate: object, well: object, site: object) -> str:
+    """A site's printable name, ``plate/well/site``."""
+    return f"{plate}/{well}/{site}"

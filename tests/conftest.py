@@ -1,0 +1,52 @@
+"""Shared test fixtures: paths to the real data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+JUMP_FOV = SHARED_DATA / "cytodataframe_fov" / "JUMP_plate_BR00117006"
+PEDIATRIC_FOV = SHARED_DATA / "cytodataframe_fov" / "pediatric_cancer_atlas_profiling"
+BBBC021 = SHARED_DATA / "bbbc021_profiles"
+JUMP_METADATA = SHARED_DATA / "jump_metadata"
+
+
+def need(path: Path) -> Path:
+    """Skip the test when a piece of ../shared/data is absent (it is present in CI)."""
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+@pytest.fixture
+def jump_fov() -> Path:
+    return need(JUMP_FOV)
+
+
+@pytest.fixture
+def pediatric_fov() -> Path:
+    return need(PEDIATRIC_FOV)
+
+
+@pytest.fixture
+def bbbc021() -> Path:
+    return need(BBBC021)
+
+
+@pytest.fixture
+def jump_metadata() -> Path:
+    return need(JUMP_METADATA)
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run ``stratonet`` in-process and return its exit code (0 when it returned normally)."""
+    from stratonet.cli import main
+
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
