@@ -123,3 +123,34 @@ def load_site(
         desc = ", ".join(f"{ch}={pl.shape[0]}x{pl.shape[1]}" for ch, pl in zip(channels, planes))
         raise SiteError(site, f"channel images differ in size ({desc})")
     return np.stack(planes).astype(dtype, copy=False)
+
+
+def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type = np.float32) -> np.ndarray:
+    """Read one index row (see :mod:`stratonet.index.schema`) as ``(C, H, W)``.
+
+    If ``illum`` and the row has ``Illum_<Channel>`` paths (.npy illumination functions), each channel is divided
+    by its function (CellProfiler's CorrectIlluminationApply, divide mode). Array-stack rows (``Path_Stack``)
+    are read whole and their channels picked by name.
+    """
+    from stratonet.index.schema import ILLUM_PREFIX, STACK_CHANNELS, STACK_PATH, site_name, site_paths
+
+    site = site_name(row)
+    if STACK_PATH in row.keys():
+        stack = read_image(row[STACK_PATH])
+        order = str(row[STACK_CHANNELS]).split("|")
+        missing = [c for c in channels if c not in order]
+        if missing:
+            raise SiteError(site, f"channel(s) {missing} not in stack {row[STACK_PATH]} (has {order})")
+        if stack.ndim != 3 or stack.shape[0] != len(order):
+            raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W)")
+        return stack[[order.index(c) for c in channels]].astype(dtype, copy=False)
+    img = load_site(site_paths(row, list(channels)), channels, site=site, dtype=dtype)
+    if illum:
+        for i, ch in enumerate(channels):
+            ip = row.get(f"{ILLUM_PREFIX}{ch}") if hasattr(row, "get") else None
+            if isinstance(ip, str) and ip:
+                fn = read_image(ip).astype(np.float32)
+                if fn.shape != img.shape[1:]:
+                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {img.shape[1:]}")
+                img[i] = img[i] / np.maximum(fn, 1e-6)
+    return img

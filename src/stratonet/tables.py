@@ -6,6 +6,7 @@ Never rely on column order.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +16,7 @@ from stratonet.errors import InputFileError, StratoNetError
 
 METADATA_PREFIX = "Metadata_"
 SITE_KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+PROVENANCE_KEY = "stratonet"
 
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -47,14 +49,32 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
         raise InputFileError(str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table atomically; the format follows the suffix (.parquet, .csv, .csv.gz, .tsv)."""
+def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = None) -> Path:
+    """Write a table atomically; the format follows the suffix (.parquet, .csv, .csv.gz, .tsv).
+
+    Parameters
+    ----------
+    df : DataFrame
+    path : str or Path
+    provenance : dict, optional
+        Stored in the Parquet schema metadata under ``stratonet`` (see :func:`read_provenance`), e.g.
+        ``{"feature_set": "deep", "model": "stratonet50", "weights": "untrained (seed 0)"}``.
+        For CSV output it is written beside the table as ``<name>.provenance.json``.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     name = p.name.lower()
     if name.endswith(".parquet"):
-        df.to_parquet(tmp, index=False)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if provenance:
+            meta = dict(table.schema.metadata or {})
+            meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+            table = table.replace_schema_metadata(meta)
+        pq.write_table(table, tmp)
     elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
         df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
     elif name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -62,7 +82,35 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         raise StratoNetError(f"{p}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
     tmp.replace(p)
+    if provenance and not name.endswith(".parquet"):
+        p.with_name(p.name + ".provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
     return p
+
+
+def read_provenance(path: str | Path) -> dict:
+    """The provenance dict stored with a table by :func:`write_table` ({} if none).
+
+    A deep feature table from an untrained network carries ``{"weights": "untrained (seed N)", ...}``; every later
+    stage copies it forward so the report can warn.
+    """
+    p = Path(path)
+    side = p.with_name(p.name + ".provenance.json")
+    if side.exists():
+        return json.loads(side.read_text())
+    if p.name.lower().endswith(".parquet") and p.exists():
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(p).metadata or {}
+        raw = meta.get(PROVENANCE_KEY.encode())
+        if raw:
+            return json.loads(raw)
+    return {}
+
+
+def is_untrained(provenance: dict) -> str | None:
+    """The 'untrained (seed N)' label if the provenance says the features came from an untrained network."""
+    label = str(provenance.get("weights", ""))
+    return label if label.startswith("untrained") else None
 
 
 def metadata_columns(df: pd.DataFrame) -> list[str]:
