@@ -100,9 +100,9 @@ def bbbc021(source: str | Path, image_root: str | Path | None = None, plate: str
     if moa_path.exists() and "Metadata_Compound" in out:
         moa = read_moa(moa_path)
         key = {(str(c), round(float(x), 6)): m for c, x, m in zip(moa["compound"], moa["concentration"], moa["moa"])}
-        out["Metadata_moa"] = [
-            key.get((str(c), round(float(x), 6)), np.nan) for c, x in zip(out["Metadata_Compound"], out["Metadata_Concentration"])
-        ]
+        out["Metadata_moa"] = pd.Series([
+            key.get((str(c), round(float(x), 6))) for c, x in zip(out["Metadata_Compound"], out["Metadata_Concentration"])
+        ], index=out.index, dtype=object)
         dmso = out["Metadata_Compound"].astype(str) == "DMSO"
         out.loc[dmso, "Metadata_moa"] = "control"
         out["Metadata_control_type"] = np.where(dmso, "negcon", "trt")
