@@ -310,9 +310,8 @@ def test_bbbc021_real_image_table(tmp_path, bbbc021):
     assert r0["Metadata_pert_iname"] == t0["Image_Metadata_Compound"]
     by_compound = df.groupby("Metadata_Compound")["Metadata_moa"].first()
     assert by_compound["emetine"] == emetine.moa == "Protein synthesis"
-    if "DMSO" in by_compound:
-        assert by_compound["DMSO"] == "control"
-        assert set(df.loc[df.Metadata_Compound == "DMSO", "Metadata_control_type"]) == {"negcon"}
+    assert by_compound["DMSO"] == "control"
+    assert set(df.loc[df.Metadata_Compound == "DMSO", "Metadata_control_type"]) == {"negcon"}
 
 
 def test_bbbc021_full_table_only_present_plates(tmp_path, bbbc021):
