@@ -77,7 +77,8 @@ def test_vignette_is_flattened(vignetted_plate, tmp_path, method):
             after.append(load_index_row(r, [ch], illum=True)[0] / clean)
         cv_before, cv_after = block_cv(before), block_cv(after)
         assert cv_before > 0.10
-        assert cv_after < cv_before / 3, (ch, cv_before, cv_after)  # measured ~0.12 -> ~0.03
+        print(f"{method} {ch}: block CV {cv_before:.3f} -> {cv_after:.3f}")
+        assert cv_after < cv_before / 3, (ch, cv_before, cv_after)
     fn = np.load(tmp_path / "out" / "illum" / "BR00000009_IllumDNA.npy")
     assert fn.shape == SHAPE and fn.dtype == np.float32 and fn.min() >= 1.0
     assert np.corrcoef(fn.ravel(), v.ravel())[0, 1] > 0.95

@@ -21,7 +21,7 @@ from stratonet.io import load_site
 from stratonet.progress import track
 
 FILTERS = ("median", "gaussian")
-_WORK_SIZE = 24  # filter width, in pixels of the downsampled image, that the fast path aims for
+_WORK_SIZE = 12  # filter width, in pixels of the block-averaged image, that the fast path aims for
 
 
 def auto_filter_size(shape: Sequence[int]) -> int:
@@ -33,7 +33,7 @@ def auto_filter_size(shape: Sequence[int]) -> int:
 def smooth(image: np.ndarray, method: str = "median", size: int | None = None) -> np.ndarray:
     """Smooth a 2-D image with a large filter of width ``size`` pixels.
 
-    The image is block-averaged by a factor chosen so that the filter is about 24 pixels wide, filtered there
+    The image is block-averaged by a factor chosen so that the filter is about 12 pixels wide, filtered there
     (median: a ``size/factor`` square window; gaussian: sigma = size / 2.35, i.e. ``size`` is the FWHM) and
     resized back with bilinear interpolation. Large filters thus cost milliseconds, not minutes.
     """
