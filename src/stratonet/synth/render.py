@@ -61,7 +61,7 @@ class SynthParams:
     size: int = REFERENCE_SIZE
     plate_format: int = 96
     cell_scale: float | None = None
-    cells_per_site: float = 150.0
+    cells_per_site: float = 200.0
     nucleus_radius_px: float = 12.0
     levels: dict = field(default_factory=lambda: {"Mito": 5000.0, "AGP": 4500.0, "RNA": 4000.0, "ER": 5000.0,
                                                   "DNA": 14000.0})
@@ -311,7 +311,7 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
     u_pyk = g_cell.random(m)
     theta = g_cell.uniform(0, math.pi, m)
     lvl = {ch: params.levels[ch] * np.exp(g_cell.normal(0, 0.18, m)) for ch in CHANNELS}
-    extent_f = g_cell.uniform(1.8, 3.2, m)
+    extent_f = g_cell.uniform(1.3, 2.6, m)
     has_fibre = g_cell.random(m)
     fibre_jit = g_cell.uniform(0.7, 1.3, m)
     fibre_phase = g_cell.uniform(0, 1, m)
@@ -390,15 +390,20 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
     puncta = np.clip(_noise_field(g_tex, (size, size), max(0.8, 1.3 * s)) - 1.5, 0, None) * 2.5
 
     # --- nucleoli (RNA spots, dark in DNA) and Golgi (AGP) as blurred point sources ---
-    spot_sigma = max(1.0, 1.4 * s)
+    spot_sigma = max(0.8, 1.3 * s)
     k = int(n_nucleoli.sum())
     spots = np.zeros((size, size), np.float32)
     if k:
+        # spots spread evenly on an outer ring and, from 4 spots on, a quarter of them on an inner ring
         owner_s = np.repeat(np.arange(n), n_nucleoli)
         idx_in = np.arange(k) - np.repeat(np.cumsum(n_nucleoli) - n_nucleoli, n_nucleoli)
-        ang = 2 * math.pi * idx_in / n_nucleoli[owner_s] + g_tex.uniform(0, 2 * math.pi, n)[owner_s] \
-            + g_tex.normal(0, 0.25, k)
-        rad = g_tex.uniform(0.3, 0.6, k)
+        n_inner = np.where(n_nucleoli >= 4, n_nucleoli // 4, 0)[owner_s]
+        inner = idx_in < n_inner
+        ring_pos = np.where(inner, idx_in, idx_in - n_inner)
+        ring_n = np.where(inner, n_inner, n_nucleoli[owner_s] - n_inner)
+        ang = 2 * math.pi * ring_pos / np.maximum(ring_n, 1) + g_tex.uniform(0, 2 * math.pi, n)[owner_s] \
+            + np.where(inner, math.pi / 3, 0.0) + g_tex.normal(0, 0.15, k)
+        rad = np.where(inner, g_tex.uniform(0.15, 0.25, k), g_tex.uniform(0.5, 0.65, k))
         su, sv = rad * np.cos(ang) * semi_a[owner_s], rad * np.sin(ang) * semi_b[owner_s]
         sy = cy[owner_s] + su * sin_t[owner_s] + sv * cos_t[owner_s]
         sx = cx[owner_s] + su * cos_t[owner_s] - sv * sin_t[owner_s]
