@@ -436,7 +436,7 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
     mito = per_cell(mito_lvl)[owner] * cyto * density * ((1.0 - frag) * (0.15 + tubules) + frag * (0.1 + puncta))
 
     fibre_amp = np.where(has_fibre < eff.fibre_fraction, eff.fibre_amplitude * fibre_jit, 0.0) * ~pyk
-    lam = max(3.5, 7.0 * s)
+    lam = max(4.0, 8.0 * s)
     yy = np.arange(size, dtype=np.float32)[:, None]
     xx = np.arange(size, dtype=np.float32)[None, :]
     fd = per_cell(fibre_dir)[owner]
