@@ -16,7 +16,7 @@ mito_fragmentation       mitochondria switch from a tubular network to bright pu
 er_intensity             ER brightness x (1 + 2 s)
 actin_stress_fibres      parallel actin fibres across the cell (AGP): amplitude 0.15 -> 0.15 + 2.5 s,
                          present in a fraction 0.3 + 0.7 s of cells (DMSO: faint fibres in 30 % of cells)
-nucleolar_spots          number of nucleoli (RNA spots inside the nucleus) x (1 + 2 s)
+nucleolar_spots          number of nucleoli (RNA spots inside the nucleus) x (1 + 3 s)
 =======================  ===================================================================================
 """
 
@@ -125,7 +125,7 @@ def effects_for(compound: Compound | None, dose_um: float) -> Effects:
     if compound.moa == "actin_stress_fibres":
         return Effects(fibre_amplitude=0.15 + 2.5 * s, fibre_fraction=0.3 + 0.7 * s)
     if compound.moa == "nucleolar_spots":
-        return Effects(nucleoli_fold=1.0 + 2.0 * s)
+        return Effects(nucleoli_fold=1.0 + 3.0 * s)
     raise StratoNetError(f"compound {compound.pert_iname}: unknown phenotype '{compound.moa}'")
 
 
