@@ -425,7 +425,7 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
 
     rna_o = per_cell(lvl["RNA"])[owner]
     rna = rna_o * (cyto * (0.3 + 0.7 * np.exp(-2.0 * u_c)) + nuc * 0.35) * (1.0 + 0.25 * fine)
-    rna += spots * per_cell(2.2 * lvl["RNA"])[labels]
+    rna += spots * per_cell(3.5 * lvl["RNA"])[labels]
 
     er_o = per_cell(lvl["ER"] * eff.er_fold)[owner]
     er = er_o * (cyto * (0.2 + np.exp(-2.5 * u_c)) * (0.3 + er_net) + nuc * 0.9 * np.exp(-(((1.0 - q) / 0.25) ** 2)))
