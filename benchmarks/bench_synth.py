@@ -8,7 +8,7 @@ many wells (so the plate effect varies), each site downsampled to 128 x 128 and 
 dataset-level percentile (not per image); 8 summary numbers per channel (mean, sd, 50/90/99th percentiles, mean
 gradient magnitude, fraction above the dataset median, 2x2-block max mean); a random forest, stratified 5-fold CV.
 
-    PYTHONPATH=src python benchmarks/bench_synth.py --size 1080 --sites-per-class 12
+    PYTHONPATH=src python benchmarks/bench_synth.py --size 1080 --sites-per-class 10
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=1080)
     ap.add_argument("--speed-sites", type=int, default=10)
-    ap.add_argument("--sites-per-class", type=int, default=12)
+    ap.add_argument("--sites-per-class", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = ap.parse_args()
     res = {"speed": bench_speed(args.size, args.speed_sites),
