@@ -15,6 +15,8 @@ from rich.progress import (
 T = TypeVar("T")
 console = Console(stderr=True)
 LOGGER_NAME = "stratonet"
+# Without a handler, Python's last-resort handler would echo every log record to stderr a second time.
+logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())
 
 
 def get_logger() -> logging.Logger:
