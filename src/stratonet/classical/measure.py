@@ -379,4 +379,5 @@ def is_identifier(col: str) -> bool:
         or "_Location_" in col
         or "_AreaShape_Center_" in col
         or "_AreaShape_BoundingBoxM" in col
+        or col.endswith("_TouchesBorder")
     )
