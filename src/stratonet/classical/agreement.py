@@ -100,3 +100,75 @@ def compare_values(ours: np.ndarray, theirs: np.ndarray) -> dict:
     r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
     return {"n": int(len(a)), "median_rel_error": float(np.median(rel)), "max_rel_error": float(rel.max()),
             "pearson_r": r}
+
+
+# --- agreement with CellProfiler on a real field of view --------------------------------------------------------
+
+#: AreaShape and Intensity features compared with CellProfiler's own values.
+COMPARED_SHAPE = ["Area", "Perimeter", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity",
+                  "FormFactor", "Extent", "EquivalentDiameter", "MaxFeretDiameter"]
+COMPARED_INTENSITY = ["MeanIntensity", "IntegratedIntensity", "MedianIntensity", "MaxIntensity", "StdIntensity"]
+
+
+def fov_agreement(
+    image: np.ndarray,
+    channels: list[str],
+    cp_nuclei: np.ndarray,
+    cp_cells: np.ndarray,
+    cp_table,
+    cp_channel_names: dict[str, str] | None = None,
+    dna_channel: str = "DNA",
+    cell_channels: list[str] | None = None,
+) -> dict:
+    """Compare our segmentation and measurements with CellProfiler's on one field of view.
+
+    Parameters
+    ----------
+    image : ndarray (C, H, W) in [0, 1]
+    channels : list of str
+    cp_nuclei, cp_cells : label images filled from CellProfiler's outlines
+    cp_table : DataFrame
+        CellProfiler single-cell rows of this FOV (``Nuclei_Location_Center_X/Y``, ``*_AreaShape_*``,
+        ``*_Intensity_*_<Channel>``).
+    cp_channel_names : dict, optional
+        Our channel -> CellProfiler's channel suffix (e.g. ``{"DNA": "CorrDNA"}``); default identical.
+    cell_channels : list of str, optional
+        Channels grown into cells (default: AGP and ER when present).
+
+    Returns
+    -------
+    dict with ``segmentation`` (per compartment: counts, F1, ...) and ``values`` (rows: compartment,
+    feature, n, median_rel_error, max_rel_error, pearson_r).
+    """
+    import pandas as pd
+
+    from stratonet.classical.measure import measure_objects
+    from stratonet.classical.segment import cytoplasm, segment_site
+
+    names = cp_channel_names or {c: c for c in channels}
+    cyto_chs = [c for c in (cell_channels or ["AGP", "ER"]) if c in channels]
+    cyto = np.mean([image[channels.index(c)] for c in cyto_chs], axis=0) if cyto_chs else None
+    ours = segment_site(image[channels.index(dna_channel)], cyto)
+    seg = {}
+    for comp, truth in (("Nuclei", cp_nuclei), ("Cells", cp_cells)):
+        m = match_objects(ours[comp], truth)
+        seg[comp] = {k: v for k, v in m.items() if k != "pairs"}
+    # Measure on CellProfiler's own objects, then pair with its rows by location.
+    cp_masks = {"Nuclei": cp_nuclei, "Cells": cp_cells, "Cytoplasm": cytoplasm(cp_cells, cp_nuclei)}
+    rows = []
+    for comp in ("Nuclei", "Cells"):
+        xy = cp_table[[f"{comp}_Location_Center_X", f"{comp}_Location_Center_Y"]].to_numpy(float)
+        lab = nearest_object(cp_masks[comp], xy)
+        df = measure_objects(cp_masks[comp], image, channels, comp, ["areashape", "intensity"])
+        ok = lab > 0
+        feats = [(f"{comp}_AreaShape_{f}", f"{comp}_AreaShape_{f}") for f in COMPARED_SHAPE]
+        feats += [(f"{comp}_Intensity_{f}_{ch}", f"{comp}_Intensity_{f}_{names[ch]}")
+                  for f in COMPARED_INTENSITY for ch in channels]
+        for ours_col, cp_col in feats:
+            if cp_col not in cp_table.columns or ours_col not in df.columns:
+                continue
+            a = df[ours_col].reindex(lab[ok]).to_numpy(float)
+            b = cp_table[cp_col].to_numpy(float)[ok]
+            rows.append({"compartment": comp, "feature": ours_col, **compare_values(a, b)})
+    return {"segmentation": seg, "values": pd.DataFrame(rows), "n_cp_cells": int(len(cp_table)),
+            "n_located": int(ok.sum())}
