@@ -359,7 +359,8 @@ def extract_classical(
             else:
                 import multiprocessing as mp
 
-                ctx = mp.get_context("spawn")
+                # fork: workers inherit the imported modules (spawn would re-run the CLI entry point).
+                ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                     pending = set()
                     it = iter(rows)
