@@ -1,0 +1,413 @@
+"""Classical (CellProfiler-style) features for every site of an index, in parallel, resumable.
+
+Outputs in ``out_dir``:
+
+- ``single_cell.parquet``: one row per cell: ``Metadata_*``, ``ObjectNumber``, parent links, ``Location_*``,
+  ``Nuclei_*`` / ``Cells_*`` / ``Cytoplasm_*`` features;
+- ``site.parquet`` (median per site) and ``site_mean.parquet`` (mean per site), with ``Count_Nuclei`` and
+  ``Count_Cells``;
+- ``well.parquet`` (median of the well's cells) and ``well_mean.parquet``;
+- ``site.manifest.json``: configuration, versions, device, wall time, core-seconds per site, CPU % / memory %;
+- ``masks/<plate>_<well>_<site>_{Nuclei,Cells}.tiff`` with ``save_masks``; ``errors.csv`` with ``on_error="skip"``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stratonet.classical.measure import GROUPS, MeasureParams
+from stratonet.classical.segment import SegmentParams
+from stratonet.errors import SiteError, StratoNetError
+from stratonet.tables import SITE_KEYS
+
+LABEL_COLUMNS = {"Nuclei": "Labels_Nuclei", "Cells": "Labels_Cells"}
+
+
+@dataclass
+class ClassicalConfig:
+    """Everything that shapes the classical features of a site."""
+
+    groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    dna_channel: str = "DNA"
+    cell_channels: list[str] = field(default_factory=lambda: ["AGP", "ER"])
+    segmentation: str = "classic"  # classic | cellpose
+    drop_border: bool = False
+    save_masks: bool = False
+    labels_dir: str | None = None
+    illum: bool = True
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    measure: MeasureParams = field(default_factory=MeasureParams)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scale_to_unit(img: np.ndarray) -> np.ndarray:
+    """Scale raw intensities to [0, 1] as CellProfiler does: uint16 / 65535 (uint8 / 255), then clip.
+
+    The stored dtype is lost once a site is read as float, so the range decides: a maximum above 255 means
+    16-bit data, above 1 means 8-bit data; data already in [0, 1] is left as it is.
+    """
+    x = np.asarray(img, dtype=np.float32)
+    peak = float(x.max()) if x.size else 0.0
+    if peak > 255:
+        x = x / 65535.0
+    elif peak > 1:
+        x = x / 255.0
+    return np.clip(x, 0.0, 1.0)
+
+
+def _site_tag(row: dict) -> str:
+    return f"{row['Metadata_Plate']}_{row['Metadata_Well']}_{row['Metadata_Site']}"
+
+
+def _external_label_paths(row: dict, cfg: ClassicalConfig) -> dict[str, str]:
+    """Label image paths of a site: index columns ``Labels_Nuclei`` / ``Labels_Cells`` or files in labels_dir."""
+    found: dict[str, str] = {}
+    for comp, col in LABEL_COLUMNS.items():
+        v = row.get(col)
+        if isinstance(v, str) and v:
+            found[comp] = v
+    if cfg.labels_dir and not found:
+        d = Path(cfg.labels_dir)
+        for f in sorted(d.glob(f"{_site_tag(row)}_*")):
+            low = f.name[len(_site_tag(row)):].lower()
+            if "nuc" in low and "Nuclei" not in found:
+                found["Nuclei"] = str(f)
+            elif "cell" in low and "Cells" not in found:
+                found["Cells"] = str(f)
+        if "Nuclei" not in found:
+            raise SiteError(f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}",
+                            f"no nuclei label image '{_site_tag(row)}_*nuc*' in {d}")
+    return found
+
+
+def segment_row(row: dict, image: np.ndarray, channels: list[str], cfg: ClassicalConfig) -> tuple[dict, list[str]]:
+    """Label images (Nuclei, Cells, Cytoplasm) of one site and notes on how they were made."""
+    from stratonet.classical.labels import read_labels, segment_cellpose
+    from stratonet.classical.segment import cytoplasm, segment_cells, segment_nuclei, segment_site
+    from stratonet.index.schema import site_name
+
+    notes: list[str] = []
+    dna = image[channels.index(cfg.dna_channel)]
+    cyto_chs = [c for c in cfg.cell_channels if c in channels]
+    if not cyto_chs:
+        cyto_chs = [c for c in channels if c != cfg.dna_channel]
+        notes.append(
+            f"cell channels {cfg.cell_channels} absent; cells grown on {cyto_chs or 'nothing (nuclei dilated)'}"
+        )
+    cyto = np.mean([image[channels.index(c)] for c in cyto_chs], axis=0) if cyto_chs else None
+    external = _external_label_paths(row, cfg)
+    if external:
+        nuclei = read_labels(external["Nuclei"]) if "Nuclei" in external else segment_nuclei(dna, cfg.segment)
+        if nuclei.shape != dna.shape:
+            raise SiteError(site_name(row), f"label image {external['Nuclei']} is {nuclei.shape}, image is {dna.shape}")
+        if "Cells" in external:
+            cells = read_labels(external["Cells"], seeds=nuclei)
+        elif cyto is not None:
+            cells = segment_cells(cyto, nuclei, cfg.segment)
+        else:
+            cells = segment_site(dna, None, cfg.segment)["Cells"]
+        masks = {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
+        notes.append(f"labels loaded from {sorted(external.values())}")
+    elif cfg.segmentation == "cellpose":
+        masks = segment_cellpose(dna, cyto)
+    else:
+        masks = segment_site(dna, cyto, cfg.segment)
+    return masks, notes
+
+
+def _drop_border(masks: dict) -> dict:
+    """Remove cells touching the image border, with their nuclei and cytoplasm (CellProfiler discards them)."""
+    from stratonet.classical.relate import parent_of
+    from stratonet.classical.segment import cytoplasm, touches_border
+
+    cells, nuclei = masks["Cells"], masks["Nuclei"]
+    bad_cells = np.flatnonzero(touches_border(cells)) + 1
+    bad_nuc = set(np.flatnonzero(touches_border(nuclei)) + 1)
+    parents = parent_of(cells, nuclei)
+    bad_nuc |= {int(parents[c - 1]) for c in bad_cells if parents[c - 1] > 0}
+    cells = np.where(np.isin(cells, bad_cells), 0, cells)
+    nuclei = np.where(np.isin(nuclei, sorted(bad_nuc)), 0, nuclei)
+    cells = np.where(np.isin(cells, np.flatnonzero(np.isin(parents, sorted(bad_nuc))) + 1), 0, cells)
+    return {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
+
+
+def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: str | None = None) -> dict:
+    """Segment and measure one site.
+
+    Returns
+    -------
+    dict with ``cells`` (single-cell DataFrame), ``median`` and ``mean`` (one-row site DataFrames),
+    ``cpu_s`` (process CPU seconds) and ``notes``.
+    """
+    from stratonet.classical.aggregate import aggregate_cells
+    from stratonet.classical.measure import measure_site
+    from stratonet.classical.segment import touches_border
+    from stratonet.index.schema import site_name
+    from stratonet.io import load_index_row
+
+    t0 = time.process_time()
+    site = site_name(row)
+    try:
+        img = scale_to_unit(load_index_row(pd.Series(row), channels, illum=cfg.illum))
+        masks, notes = segment_row(row, img, channels, cfg)
+        if cfg.drop_border:
+            masks = _drop_border(masks)
+        cells = measure_site(img, channels, masks, cfg.groups, cfg.measure)
+    except StratoNetError:
+        raise
+    except Exception as exc:  # image content we cannot handle: name the site
+        raise SiteError(site, f"{type(exc).__name__}: {exc}") from exc
+    if out_dir and cfg.save_masks:
+        import tifffile
+
+        mdir = Path(out_dir) / "masks"
+        mdir.mkdir(parents=True, exist_ok=True)
+        for comp in ("Nuclei", "Cells"):
+            tifffile.imwrite(mdir / f"{_site_tag(row)}_{comp}.tiff", masks[comp].astype(np.uint32),
+                             compression="zlib")
+    border_cells = touches_border(masks["Cells"])
+    border_nuc = touches_border(masks["Nuclei"])
+    if len(cells):
+        cells["Cells_TouchesBorder"] = border_cells[cells["ObjectNumber"].to_numpy() - 1].astype(int)
+        pn = cells["Cells_Parent_Nuclei"].to_numpy()
+        cells["Nuclei_TouchesBorder"] = np.where(pn > 0, border_nuc[np.maximum(pn, 1) - 1], 0).astype(int)
+    meta = {k: v for k, v in row.items() if str(k).startswith("Metadata_")}
+    cells = pd.concat([pd.DataFrame({k: [v] * len(cells) for k, v in meta.items()}), cells], axis=1)
+    counts = pd.DataFrame([{
+        **meta,
+        "Count_Nuclei": int(len(np.unique(masks["Nuclei"])) - (1 if (masks["Nuclei"] == 0).any() else 0)),
+        "Count_Cells": int(len(np.unique(masks["Cells"])) - (1 if (masks["Cells"] == 0).any() else 0)),
+    }])
+    med = aggregate_cells(cells, SITE_KEYS, "median", counts)
+    mean = aggregate_cells(cells, SITE_KEYS, "mean", counts)
+    return {"cells": cells, "median": med, "mean": mean, "cpu_s": time.process_time() - t0, "notes": notes,
+            "site": site}
+
+
+def _worker(args):
+    row, channels, cfg, out_dir = args
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        return process_site(row, channels, cfg, out_dir)
+    except StratoNetError as exc:
+        return {"error": str(exc), "site": f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}",
+                "row": row}
+
+
+def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
+    from stratonet.index.schema import site_name
+
+    v = row.get(f"Path_{cfg.dna_channel}")
+    stack = row.get("Path_Stack")
+    if cfg.dna_channel in channels and (isinstance(v, str) and v or isinstance(stack, str) and stack):
+        return
+    have = [c for c in channels if isinstance(row.get(f"Path_{c}"), str) and row.get(f"Path_{c}")]
+    raise SiteError(site_name(row), f"no {cfg.dna_channel} channel, needed to find nuclei (channels: {have or channels})")
+
+
+def stamp_provenance(path: Path, provenance: dict) -> None:
+    """Rewrite a Parquet file's provenance metadata, streamed row group by row group."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from stratonet.tables import PROVENANCE_KEY
+
+    if not path.exists():
+        return
+    pf = pq.ParquetFile(path)
+    meta = dict(pf.schema_arrow.metadata or {})
+    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
+    schema = pf.schema_arrow.with_metadata(meta)
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as w:
+        for i in range(pf.num_row_groups):
+            w.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
+    tmp.replace(path)
+
+
+def aggregate_wells(out_dir: Path, provenance: dict) -> None:
+    """Well tables (median, mean) from the single-cell table, one well at a time, with summed site counts."""
+    import pyarrow.parquet as pq
+
+    from stratonet.classical.aggregate import aggregate_cells, well_counts
+    from stratonet.tables import write_table
+
+    sites = pd.read_parquet(out_dir / "site.parquet") if (out_dir / "site.parquet").exists() else pd.DataFrame()
+    if sites.empty:
+        return
+    by = ["Metadata_Plate", "Metadata_Well"]
+    counts = well_counts(sites, by)
+    sc = out_dir / "single_cell.parquet"
+    med_parts, mean_parts = [], []
+    for plate, well in counts[by].itertuples(index=False, name=None):
+        if sc.exists():
+            cells = pq.read_table(sc, filters=[("Metadata_Plate", "=", plate), ("Metadata_Well", "=", well)]).to_pandas()
+        else:
+            cells = pd.DataFrame()
+        c = counts[(counts.Metadata_Plate == plate) & (counts.Metadata_Well == well)]
+        med_parts.append(aggregate_cells(cells.drop(columns=["Metadata_Site"], errors="ignore"), by, "median", c))
+        mean_parts.append(aggregate_cells(cells.drop(columns=["Metadata_Site"], errors="ignore"), by, "mean", c))
+    write_table(pd.concat(med_parts, ignore_index=True), out_dir / "well.parquet",
+                {**provenance, "table": "well", "aggregation": "median"})
+    write_table(pd.concat(mean_parts, ignore_index=True), out_dir / "well_mean.parquet",
+                {**provenance, "table": "well", "aggregation": "mean"})
+
+
+def extract_classical(
+    index: pd.DataFrame,
+    out_dir: str | Path,
+    cfg: ClassicalConfig | None = None,
+    workers: int = 1,
+    on_error: str = "fail",
+    flush_every: int = 8,
+    progress: bool = True,
+) -> dict:
+    """Run the classical path over every site of an index.
+
+    Parameters
+    ----------
+    index : DataFrame
+        Index rows (see :mod:`stratonet.index.schema`).
+    out_dir : path
+    cfg : ClassicalConfig, optional
+    workers : int
+        Parallel processes; at most ``2 * workers`` sites are in flight, which bounds memory.
+    on_error : {"fail", "skip"}
+    flush_every : int
+        Sites buffered before the tables are flushed to disk (a rerun resumes after the last flush).
+
+    Returns
+    -------
+    dict: the manifest written to ``site.manifest.json``.
+    """
+    from stratonet.index.schema import channels_of, validate_index
+    from stratonet.progress import get_logger, track
+    from stratonet.resumable import ErrorLog, PartitionedWriter
+    from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+
+    cfg = cfg or ClassicalConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    validate_index(index)
+    channels = channels_of(index)
+    log = get_logger()
+    writers = {
+        "cells": PartitionedWriter(out / "single_cell.parquet", rows_per_part=10**9),
+        "mean": PartitionedWriter(out / "site_mean.parquet", rows_per_part=10**9),
+        "median": PartitionedWriter(out / "site.parquet", rows_per_part=10**9),
+    }
+    done = writers["median"].done_keys()
+    rows = []
+    for r in index.to_dict("records"):
+        key = tuple(str(r[k]) for k in SITE_KEYS)
+        if key not in done:
+            rows.append(r)
+    errors = ErrorLog(out / "errors")
+    notes: set[str] = set()
+    cpu_total, n_done, n_cells = 0.0, 0, 0
+
+    def handle(res: dict) -> None:
+        nonlocal cpu_total, n_done, n_cells
+        if "error" in res:
+            if on_error == "fail":
+                raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
+                    else StratoNetError(res["error"])
+            errors.add(res["site"], "extract classical", res["error"],
+                       **{k: res["row"][k] for k in SITE_KEYS})
+            log.warning("skipped %s", res["error"])
+            return
+        for k in ("cells", "mean", "median"):  # single cells first: a site counts as done once its site row exists
+            writers[k].write(res[k])
+        cpu_total += res["cpu_s"]
+        n_done += 1
+        n_cells += len(res["cells"])
+        notes.update(res["notes"])
+        if n_done % flush_every == 0:
+            for k in ("cells", "mean", "median"):
+                writers[k].flush()
+
+    for r in rows:  # a site without DNA fails before any work starts
+        try:
+            _check_dna(r, cfg, channels)
+        except SiteError as exc:
+            if on_error == "fail":
+                raise
+            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in SITE_KEYS})
+    bad = {e["site"] for e in errors.rows}
+    from stratonet.index.schema import site_name
+
+    rows = [r for r in rows if site_name(r) not in bad]
+    with ResourceMonitor() as mon:
+        try:
+            if workers <= 1:
+                for r in track(rows, "classical features", total=len(rows), disable=not progress):
+                    try:
+                        handle(process_site(r, channels, cfg, str(out)))
+                    except StratoNetError as exc:
+                        handle({"error": str(exc), "site": site_name(r), "row": r})
+            else:
+                import multiprocessing as mp
+
+                # fork: workers inherit the imported modules (spawn would re-run the CLI entry point).
+                ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    pending = set()
+                    it = iter(rows)
+                    bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
+                    for r in it:
+                        pending.add(pool.submit(_worker, (r, channels, cfg, str(out))))
+                        if len(pending) >= 2 * workers:
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for f in finished:
+                                handle(f.result())
+                                next(bar, None)
+                    for f in pending:
+                        handle(f.result())
+                        next(bar, None)
+                    for _ in bar:
+                        pass
+        finally:
+            for k in ("cells", "mean", "median"):
+                writers[k].flush()
+    for k in ("cells", "mean", "median"):
+        writers[k].finalize()
+    provenance = {"feature_set": "classical", "groups": cfg.groups, "segmentation": cfg.segmentation}
+    stamp_provenance(out / "single_cell.parquet", {**provenance, "table": "single_cell"})
+    stamp_provenance(out / "site.parquet", {**provenance, "table": "site", "aggregation": "median"})
+    stamp_provenance(out / "site_mean.parquet", {**provenance, "table": "site", "aggregation": "mean"})
+    aggregate_wells(out, provenance)
+    err_path = errors.save()
+    summ = mon.summary()
+    manifest = {
+        "feature_set": "classical",
+        "config": cfg.to_dict(),
+        "channels": channels,
+        "notes": sorted(notes),
+        "n_sites": n_done,
+        "n_sites_skipped_as_done": len(done),
+        "n_cells": n_cells,
+        "n_errors": len(errors),
+        "errors_table": str(err_path) if err_path else None,
+        "workers": workers,
+        "core_s_total": cpu_total,
+        "core_s_per_site": cpu_total / n_done if n_done else float("nan"),
+        "sites_per_s": n_done / summ["wall_s"] if summ["wall_s"] > 0 else float("nan"),
+        **summ,
+        "packages": package_versions(["mahotas", "numba", "centrosome"]),
+        "device": device_info(),
+    }
+    write_json(manifest, out / "site.manifest.json")
+    for n in sorted(notes):
+        log.warning(n)
+    return manifest
