@@ -206,3 +206,17 @@ def test_otsu_centers_finds_blobs():
     assert 3 <= len(found) <= 4
     d = np.min(np.linalg.norm(found[:, None] - centres[None], axis=2), axis=1)
     assert (d < 2).all()
+
+
+def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
+    from stratonet.demo import DemoContext, stage_extract_deep
+
+    real = tmp_path / "real.parquet"
+    jump_index(jump_fov).to_parquet(real)
+    ctx = DemoContext(out=tmp_path / "demo", synth_index=small_index, real_index=real)
+    stage_extract_deep(ctx, model="stratonet18", input_size=64)  # the demo itself runs stratonet50 at 224
+    assert ctx.features["deep"] == tmp_path / "demo" / "features" / "deep.parquet"
+    assert len(pd.read_parquet(ctx.features["deep"])) == 4
+    real_feats = pd.read_parquet(tmp_path / "demo" / "features" / "deep_real.parquet")
+    assert {c.split("_")[0] for c in feature_columns(real_feats)} == {"AGP", "RNA", "DNA"}
+    assert read_provenance(ctx.features["deep"])["weights"] == "untrained (seed 0)"
