@@ -43,12 +43,14 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--threads", type=int, default=None, help="Model intra-op threads (default: all cores).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @click.option("--normalize", type=click.Choice(["imagenet", "none"]), default="imagenet", show_default=True)
+@click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
+              help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
 def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
          taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -61,7 +63,7 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
         index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-        on_error=on_error, illum=not no_illum, normalize=normalize, overwrite=overwrite,
+        on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
     )
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "

@@ -146,6 +146,7 @@ def extract_deep(
     illum: bool = True,
     percentiles: tuple[float, float] = (0.1, 99.9),
     normalize: str = "imagenet",
+    fuse_bn: bool = True,
     rows_per_part: int = 256,
     overwrite: bool = False,
     progress: bool = True,
@@ -184,6 +185,8 @@ def extract_deep(
     percentiles : (low, high)
         Per-channel-image rescale to [0, 1].
     normalize : {"imagenet", "none"}
+    fuse_bn : bool
+        Fold BatchNorm into convolutions for inference (faster; equal up to float rounding).
     rows_per_part : int
         Site rows buffered before a part is flushed to disk (bounds memory; the unit of resume).
     overwrite : bool
@@ -240,7 +243,7 @@ def extract_deep(
         "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
     }
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
-                 "illum": illum, "centers": str(centers) if centers else None}
+                 "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     _check_signature(out, signature, overwrite)
 
     writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part)
@@ -255,7 +258,7 @@ def extract_deep(
     names = feature_names(chans, net.feature_info)
     center_map = read_centers(centers) if (mode == "cells" and centers) else None
 
-    embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile)
+    embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn)
     embedder = try_compile_warmup(embedder, size)
     n_workers = default_workers(dev) if workers is None else int(workers)
     per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
@@ -307,7 +310,7 @@ def extract_deep(
         "cells_output": str(cells_path(out)) if mode == "cells" else None,
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
-            "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled,
+            "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
             "threads": torch.get_num_threads(), "rows_per_part": rows_per_part},
         "model_card": card,
         "packages": package_versions(),

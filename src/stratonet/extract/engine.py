@@ -49,10 +49,19 @@ class Embedder:
         Normalisation per stem channel (ImageNet by default); None for none.
     compile : bool
         ``torch.compile`` the tapped forward (batches are padded to a fixed size to avoid recompiles).
+    fuse_bn : bool
+        Fold BatchNorm into the preceding convolutions (on a copy of the model): ~1.2x faster on CPU, features
+        equal up to float rounding (~3e-7 relative).
     """
 
-    def __init__(self, model, device: torch.device, batch_size: int = 64, mean=None, std=None, compile: bool = False):
+    def __init__(self, model, device: torch.device, batch_size: int = 64, mean=None, std=None, compile: bool = False,
+                 fuse_bn: bool = True):
         self.device = device
+        if fuse_bn:
+            import copy
+
+            model = copy.deepcopy(model).eval().fuse_batchnorm()
+        self.fuse_bn = fuse_bn
         self.batch_size = int(batch_size)
         self.in_chans = int(model.in_chans)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
