@@ -8,26 +8,26 @@ Features are named ``<Channel>_<tap>_<iiii>`` (e.g. ``DNA_high_0123``). Output i
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
-from stratonet.errors import ConfigError, InputFileError, StratoNetError
+from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
-from stratonet.progress import console, get_logger, track
 from stratonet.extract.writer import WideTableWriter
+from stratonet.progress import console, get_logger, track
 from stratonet.resumable import ErrorLog, PartitionedWriter
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import PROVENANCE_KEY, SITE_KEYS, read_table
@@ -73,27 +73,15 @@ def build_model(model: str | None, weights: str | Path | None, seed: int, taps=N
     return net, model_card(net, weights=label), label
 
 
-def _restamp(path: Path, provenance: dict) -> None:
-    """Rewrite a Parquet file's schema metadata with the provenance, streaming row groups."""
-    pf = pq.ParquetFile(path)
-    meta = dict(pf.schema_arrow.metadata or {})
-    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
-    schema = pf.schema_arrow.with_metadata(meta)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for i in range(pf.num_row_groups):
-            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
-    tmp.replace(path)
-
-
 def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) -> None:
     """Remove per-cell rows of sites whose site row was never written (a run stopped between the two flushes)."""
     for part in writer._part_files():
-        df = pd.read_parquet(part)
-        keep = [tuple(map(str, k)) in done_sites for k in df[SITE_KEYS].itertuples(index=False, name=None)]
+        table = pq.read_table(part)
+        keys = table.select(SITE_KEYS).to_pandas().astype(str).itertuples(index=False, name=None)
+        keep = [tuple(k) in done_sites for k in keys]
         if not all(keep):
             tmp = part.with_suffix(".tmp")
-            df[keep].to_parquet(tmp, index=False)
+            pq.write_table(table.filter(pa.array(keep)), tmp)  # keeps the schema metadata (provenance)
             tmp.replace(part)
 
 
@@ -246,9 +234,11 @@ def extract_deep(
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     _check_signature(out, signature, overwrite)
 
-    writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part)
-    cell_writer = WideTableWriter(cells_path(out), key_columns=CELL_KEYS, rows_per_part=rows_per_part * 64) \
-        if mode == "cells" else None
+    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
+    cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
+    writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp)
+    cell_writer = WideTableWriter(cells_path(out), key_columns=CELL_KEYS, rows_per_part=rows_per_part * 64,
+                                  metadata=cell_stamp) if mode == "cells" else None
     done = writer.done_keys()
     if cell_writer is not None:
         _drop_unfinished_cells(cell_writer, {k[:3] for k in done})
@@ -297,11 +287,9 @@ def extract_deep(
     errors_file = errors.save()
     if not writer._part_files() and not out.exists():
         raise StratoNetError(f"no site could be processed ({len(errors)} error(s), see {errors_file})")
-    writer.finalize()
-    _restamp(out, provenance)
-    if cell_writer is not None and (cell_writer._part_files() or cells_path(out).exists()):
+    writer.finalize()  # parts carry the provenance, so the final file does too
+    if cell_writer is not None:
         cell_writer.finalize()
-        _restamp(cells_path(out), {**provenance, "level": "cell"})
 
     res = monitor.summary()
     channel_images = n_sites * len(chans)

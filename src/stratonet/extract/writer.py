@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stratonet.resumable import PartitionedWriter
+from stratonet.resumable import PartitionedWriter, _conform, _unified_schema
 
 
 def wide_frame_to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -34,10 +34,15 @@ def wide_frame_to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 class WideTableWriter(PartitionedWriter):
-    """Same contract as :class:`PartitionedWriter` (parts, resume, finalize), faster for wide tables."""
+    """Same contract as :class:`PartitionedWriter` (parts, resume, finalize), faster for wide tables.
 
-    def __init__(self, *args, **kwargs):
+    ``metadata`` (Parquet schema metadata, e.g. the provenance) is stamped on every part and on the final file, so
+    finalising a single part is a rename rather than a rewrite.
+    """
+
+    def __init__(self, *args, metadata: dict[bytes, bytes] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.metadata = metadata
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._pending: Future | None = None
         self._next = len(self._part_files())
@@ -58,17 +63,38 @@ class WideTableWriter(PartitionedWriter):
         self.wait()
         part = self.parts_dir / f"part-{self._next:05d}.parquet"
         self._next += 1
-        self._pending = self._pool.submit(_write_part, df, part)
+        self._pending = self._pool.submit(_write_part, df, part, self.metadata)
 
     def finalize(self):
+        """Merge the existing output and the parts into the final file (streamed) and remove the parts."""
         self.flush()
         self.wait()
-        out = super().finalize()
         self._pool.shutdown(wait=True)
-        return out
+        parts = self._part_files()
+        if not parts:
+            return self.out
+        if len(parts) == 1 and not self.out.exists():
+            parts[0].replace(self.out)  # already stamped: nothing to merge
+        else:
+            sources = ([self.out] if self.out.exists() else []) + parts
+            schema = _unified_schema(sources).with_metadata(self.metadata)
+            tmp = self.out.with_name(self.out.name + ".tmp")
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for src in sources:
+                    pf = pq.ParquetFile(src)
+                    for i in range(pf.num_row_groups):
+                        writer.write_table(_conform(pf.read_row_group(i), schema))
+            tmp.replace(self.out)
+            for p in parts:
+                p.unlink()
+        self.parts_dir.rmdir()
+        return self.out
 
 
-def _write_part(df: pd.DataFrame, part) -> None:
+def _write_part(df: pd.DataFrame, part, metadata: dict | None) -> None:
     tmp = part.with_suffix(".tmp")
-    pq.write_table(wide_frame_to_arrow(df), tmp)
+    table = wide_frame_to_arrow(df)
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
+    pq.write_table(table, tmp)
     tmp.replace(part)
