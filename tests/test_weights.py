@@ -123,3 +123,17 @@ def test_import_errors_are_one_line(tmp_path, capsys):
     assert "d.pth" in err and "plain-stem" in err and "Traceback" not in err
     assert run_cli(["weights", "import", tmp_path / "nope.pth", "-o", tmp_path / "z"]) != 0
     assert "nope.pth: file not found" in capsys.readouterr().err
+
+
+def test_checkpoint_retapped_for_extraction(tmp_path):
+    from stratonet.extract.deep import build_model
+    from stratonet.models import create_model, save_checkpoint
+
+    src = create_model("resnet18", seed=9, num_classes=5)
+    save_checkpoint(src, tmp_path / "r18", {"name": "r18-test"})
+    net, card, label = build_model(None, tmp_path / "r18", seed=0, taps=["layer2.1", "layer3.0.bn2"])
+    assert net.tap_names == ["layer2.1", "layer3.0.bn2"] and not hasattr(net, "layer4")
+    assert torch.equal(net.layer2[1].conv1.weight, src.layer2[1].conv1.weight)
+    assert label.startswith("r18-test (sha256 ")
+    with pytest.raises(Exception, match="differs from the checkpoint"):
+        build_model("resnet34", tmp_path / "r18", seed=0)
