@@ -1,0 +1,137 @@
+"""Import torchvision ResNet and timm ECA-ResNet state dicts into StratoNet models by key mapping.
+
+Our module names follow torchvision, so a torchvision ResNet maps one to one. The ECA gate of a block is called
+``se`` in timm's ECA-ResNets (``layer1.0.se.conv.weight``), ``attn`` in newer layouts and ``eca`` in the ECA-Net
+reference code; all become ``layerX.Y.attn.conv.weight``. Keys after the last tap of a truncated model (``layer4.*``,
+``fc.*`` for StratoNet) are dropped and listed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from stratonet.errors import InputFileError
+from stratonet.models.registry import DEPTHS, create_model
+from stratonet.models.resnet import BasicBlock
+
+_ECA_KEY = re.compile(r"^(layer\d+\.\d+)\.(se|eca|attn)\.conv\.weight$")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from .pth/.pt/.bin (``torch.load``, weights only) or .safetensors.
+
+    Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) and DataParallel ``module.`` prefixes are
+    unwrapped.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(str(p), "file not found")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputFileError(str(p), f"cannot read a state dict ({type(exc).__name__}: {exc})") from exc
+    for key in ("state_dict", "model", "model_state_dict", "state_dict_ema"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise InputFileError(str(p), "not a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def rename_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision / timm / ECA-Net key names -> ours."""
+    out = {}
+    for k, v in sd.items():
+        m = _ECA_KEY.match(k)
+        out[f"{m.group(1)}.attn.conv.weight" if m else k] = v
+    return out
+
+
+def detect_layout(sd: dict[str, torch.Tensor], source: str = "state dict") -> dict:
+    """Family (resnet / ecaresnet), depth, stem channels and classes of a (renamed) ResNet state dict."""
+    if "conv1.0.weight" in sd or "conv1.weight" not in sd:
+        raise InputFileError(source, "not a plain-stem ResNet state dict (no 'conv1.weight'; deep-stem 'd'/'t' "
+                                     "variants are not supported)")
+    blocks = []
+    for stage in range(1, 5):
+        idx = {int(k.split(".")[1]) for k in sd if k.startswith(f"layer{stage}.")}
+        blocks.append(max(idx) + 1 if idx else 0)
+    bottleneck = "layer1.0.conv3.weight" in sd
+    depth = next((d for d, (blk, layers) in DEPTHS.items()
+                  if tuple(blocks) == tuple(layers) and (blk is not BasicBlock) == bottleneck), None)
+    if depth is None:
+        raise InputFileError(source, f"unknown ResNet layout: blocks per stage {blocks}, "
+                                     f"{'bottleneck' if bottleneck else 'basic'} blocks")
+    eca = any(k.endswith(".attn.conv.weight") for k in sd)
+    return {
+        "family": "ecaresnet" if eca else "resnet",
+        "depth": depth,
+        "in_chans": int(sd["conv1.weight"].shape[1]),
+        "num_classes": int(sd["fc.weight"].shape[0]) if "fc.weight" in sd else None,
+    }
+
+
+def import_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None, in_chans: int | None = None,
+                      taps=None, source: str = "state dict"):
+    """Build a model and load a torchvision / timm ResNet state dict into it.
+
+    Parameters
+    ----------
+    sd : dict
+        The source state dict.
+    model_name : str, optional
+        Target model; default: ``resnet<N>`` or ``ecaresnet<N>`` as detected. A StratoNet target needs ECA gates
+        in the source, and its depth must match.
+    in_chans : int, optional
+        Target stem channels; a 3-channel stem is summed to 1 channel when 1 is asked for.
+    taps : optional
+        Target taps (default: the model's).
+
+    Returns
+    -------
+    (model, info)
+        ``info`` holds the detected layout and the list of dropped keys.
+    """
+    sd = rename_keys(sd)
+    layout = detect_layout(sd, source)
+    target = model_name or f"{layout['family']}{layout['depth']}"
+    from stratonet.models.registry import parse_name
+
+    fam, depth = parse_name(target)
+    if depth != layout["depth"]:
+        raise InputFileError(source, f"weights are a depth-{layout['depth']} ResNet, cannot load into {target}")
+    if fam in ("stratonet", "ecaresnet") and layout["family"] != "ecaresnet":
+        raise InputFileError(source, f"weights have no ECA gates, cannot load into {target} (use resnet{depth})")
+    if fam == "resnet" and layout["family"] == "ecaresnet":
+        raise InputFileError(source, f"weights have ECA gates, load them into ecaresnet{depth} or stratonet{depth}")
+    chans = in_chans or layout["in_chans"]
+    w = sd["conv1.weight"]
+    if chans != w.shape[1]:
+        if chans == 1:
+            sd["conv1.weight"] = w.sum(dim=1, keepdim=True)
+        else:
+            raise InputFileError(source, f"stem has {w.shape[1]} channel(s), cannot make {chans}")
+    num_classes = layout["num_classes"] if fam != "stratonet" else None
+    model = create_model(target, seed=0, in_chans=chans, num_classes=num_classes, taps=taps)
+    own = model.state_dict()
+    dropped = sorted(k for k in sd if k not in own)
+    kept = {k: v for k, v in sd.items() if k in own}
+    missing = [k for k in own if k not in kept and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise InputFileError(source, f"{len(missing)} weight(s) of {target} missing from the source, e.g. {missing[:3]}")
+    bad = [k for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise InputFileError(source, f"shape mismatch for {k}: {tuple(kept[k].shape)} vs {tuple(own[k].shape)}")
+    model.load_state_dict(kept, strict=False)
+    model.seed = None
+    return model.eval(), {"layout": layout, "dropped": dropped}

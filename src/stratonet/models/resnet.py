@@ -1,0 +1,232 @@
+"""ResNet / ECA-ResNet in plain PyTorch, with named global-average-pooled taps and truncation.
+
+Module names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``) so that
+state dicts map one to one; the ECA gate of a block is ``layerX.Y.attn``. Bottlenecks are v1.5 (stride on the 3x3).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from stratonet.errors import ConfigError
+from stratonet.models.eca import ECA
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (ResNet-18/34), optional ECA gate before the residual sum."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 eca: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.attn = ECA(planes) if eca else None
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.attn is not None:
+            out = self.attn(out)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (strided, v1.5) -> 1x1 bottleneck (ResNet-50/101/152), optional ECA gate."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 eca: bool = False):
+        super().__init__()
+        width = planes
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.attn = ECA(planes * self.expansion) if eca else None
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.attn is not None:
+            out = self.attn(out)
+        return self.relu(out + identity)
+
+
+STEM = ["conv1", "bn1", "relu", "maxpool"]
+STAGES = ["layer1", "layer2", "layer3", "layer4"]
+
+
+class TapResNet(nn.Module):
+    """A (ECA-)ResNet whose named modules can be tapped; truncated after its last tap.
+
+    Parameters
+    ----------
+    block : BasicBlock or Bottleneck
+    layers : sequence of 4 int
+        Blocks per stage (e.g. 3-4-6-3).
+    taps : dict or sequence
+        Tap name -> module name (e.g. ``{"high": "layer3.5"}``) or a list of module names (each its own tap name).
+        The output of each tapped module is global-average-pooled to ``(B, C)``.
+    in_chans : int
+        Stem input channels (1 for a grayscale stem, 3 for the usual RGB stem).
+    num_classes : int, optional
+        Adds a classification head. ``head="final"``: the usual ``fc`` on the pooled output of ``layer4``
+        (needs an untruncated network); ``head="taps"``: a linear layer on the concatenated pooled taps.
+    eca : bool
+        Put an ECA gate in every residual block.
+    truncate : bool
+        Drop every stage and block after the one holding the last tap.
+    """
+
+    def __init__(self, block: type, layers: Sequence[int], taps, in_chans: int = 3,
+                 num_classes: int | None = None, eca: bool = False, head: str = "taps", truncate: bool = True):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+            setattr(self, STAGES[i], self._make_layer(block, planes, n, 1 if i == 0 else 2, eca))
+        self._init_weights()
+        self.in_chans = in_chans
+        if isinstance(taps, dict):
+            tap_map = {str(k): str(v) for k, v in taps.items()}
+        else:
+            tap_map = {str(v): str(v) for v in taps}
+        if not tap_map:
+            raise ConfigError("a model needs at least one tap")
+        modules = dict(self.named_modules())
+        bad = [m for m in tap_map.values() if m not in modules or m == ""]
+        if bad:
+            raise ConfigError(f"unknown module(s) to tap: {bad} (e.g. 'layer3.3', 'layer3.3.bn3', 'layer4')")
+        self.tap_map = tap_map
+        self.tap_names = list(tap_map)
+        if truncate:
+            self._truncate(list(tap_map.values()))
+        self.feature_info = self._feature_info()
+        self.head_type = head
+        self.num_classes = num_classes
+        self.fc: nn.Module | None = None
+        if num_classes:
+            if head == "final":
+                if not hasattr(self, "layer4"):
+                    raise ConfigError("the 'final' head needs layer4; tap layer4 or use the taps head")
+                self.fc = nn.Linear(512 * block.expansion, num_classes)
+            else:
+                self.fc = nn.Linear(sum(f["channels"] for f in self.feature_info), num_classes)
+        self._pooled: dict[str, torch.Tensor] = {}
+        self._last: torch.Tensor | None = None
+        kept = dict(self.named_modules())
+        for tap, name in tap_map.items():
+            kept[name].register_forward_hook(self._make_hook(tap))
+
+    # --- construction -----------------------------------------------------------------------------------------
+    def _make_layer(self, block: type, planes: int, n: int, stride: int, eca: bool) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        blocks = [block(self.inplanes, planes, stride, downsample, eca)]
+        self.inplanes = planes * block.expansion
+        blocks += [block(self.inplanes, planes, eca=eca) for _ in range(1, n)]
+        return nn.Sequential(*blocks)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _truncate(self, module_names: list[str]) -> None:
+        """Drop stages after the last tapped stage and blocks after the last tapped block in it."""
+        def position(name: str) -> tuple[int, int]:
+            parts = name.split(".")
+            if parts[0] in STEM:
+                return (-1, 0)
+            stage = STAGES.index(parts[0])
+            block = int(parts[1]) if len(parts) > 1 else len(getattr(self, parts[0])) - 1
+            return (stage, block)
+
+        last_stage, last_block = max(position(n) for n in module_names)
+        for i, stage in enumerate(STAGES):
+            if i > last_stage and hasattr(self, stage):
+                delattr(self, stage)
+        if last_stage >= 0:
+            name = STAGES[last_stage]
+            layer = getattr(self, name)
+            setattr(self, name, nn.Sequential(*list(layer)[: last_block + 1]))
+
+    def _feature_info(self) -> list[dict]:
+        """Channels and reduction of each tap, from a tiny dry run."""
+        was_training = self.training
+        self.eval()
+        shapes = {}
+        hooks = []
+        modules = dict(self.named_modules())
+        for tap, name in self.tap_map.items():
+            hooks.append(modules[name].register_forward_hook(
+                lambda m, i, o, tap=tap: shapes.__setitem__(tap, tuple(o.shape))))
+        with torch.no_grad():
+            self._body(torch.zeros(1, self.in_chans, 64, 64))
+        for h in hooks:
+            h.remove()
+        self.train(was_training)
+        return [{"name": tap, "module": self.tap_map[tap], "channels": shapes[tap][1],
+                 "reduction": 64 // shapes[tap][2]} for tap in self.tap_map]
+
+    def _make_hook(self, tap: str):
+        def hook(module, inputs, output):
+            # pool at once (float32), so no feature map is kept and later in-place ops cannot alter it
+            self._pooled[tap] = output.float().mean((2, 3))
+        return hook
+
+    # --- forward ----------------------------------------------------------------------------------------------
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in STAGES:
+            layer = getattr(self, stage, None)
+            if layer is None:
+                break
+            x = layer(x)
+        return x
+
+    def forward_taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Tap name -> ``(B, C_tap)`` global-average-pooled features (float32), in tap order."""
+        self._pooled = {}
+        last = self._body(x)
+        out = {tap: self._pooled[tap] for tap in self.tap_names}
+        self._pooled = {}
+        self._last = last
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` with a head, else the concatenated pooled taps ``(B, sum C_tap)``."""
+        taps = self.forward_taps(x)
+        last, self._last = self._last, None
+        if self.fc is None:
+            return torch.cat(list(taps.values()), dim=1)
+        if self.head_type == "final":
+            return self.fc(torch.flatten(last.mean((2, 3)), 1))
+        return self.fc(torch.cat(list(taps.values()), dim=1))
