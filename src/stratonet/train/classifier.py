@@ -33,7 +33,7 @@ from stratonet.train.transforms import classifier_transforms
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CHECKPOINT = "best.safetensors"
+CHECKPOINT = "best.safetensors"  # + best.json, the model card
 
 
 @dataclass
@@ -154,6 +154,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
             mean, std = [0.0] * cfg.in_chans, [1.0] * cfg.in_chans
         else:
             raise ConfigError(f"unknown --norm '{cfg.norm}' (dataset, imagenet, none)")
+        described_channels = (f"{cfg.in_chans}-channel input, each image rescaled to [0, 1] (8-bit / 255, else "
+                              "0.1-99.9 percentiles); grayscale repeated to the stem")
         t_train, t_val = classifier_transforms(cfg.resize, cfg.crop, mean, std)
         train_ds.transform, val_ds.transform = t_train, t_val
         if d.main:
@@ -171,8 +173,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         plateau = make_plateau(optimizer, cfg.plateau_patience) if cfg.plateau_patience > 0 else None
         best = {"top1": -1.0, "epoch": 0}
         card = {
-            "architecture": cfg.model, "in_chans": cfg.in_chans, "num_classes": len(classes), "classes": classes,
-            "input_size": cfg.crop, "resize": cfg.resize, "normalization": {"mean": mean, "std": std},
+            "classes": classes, "input_size": cfg.crop, "resize": cfg.resize,
+            "normalization": {"mean": mean, "std": std, "name": cfg.norm},
+            "channel_handling": described_channels,
             "training_data": described, "seed": cfg.seed, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "scheduler": cfg.scheduler, "label_smoothing": cfg.label_smoothing,
         }

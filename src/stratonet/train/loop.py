@@ -34,6 +34,8 @@ def fit(
         st = load_state(state_path, model, optimizer, scheduler, plateau)
         history = list(st["history"])
         start = int(st["epoch"])
+        if hasattr(scheduler, "T_max"):  # a resumed cosine schedule stretches to the new --epochs
+            scheduler.T_max = max(1, epochs)
         if on_resume is not None:
             on_resume(st.get("extra") or {})
         if d.main:

@@ -67,16 +67,21 @@ def load_state(path: Path, model: nn.Module, optimizer, scheduler, plateau) -> d
 def save_weights(model: nn.Module, path: Path, card: dict) -> Path:
     """Weights of a network that is not in the model registry (e.g. the 3-block CNN) as safetensors + a card JSON.
 
-    The card (``<path>.card.json``) records the architecture, input size, normalisation, classes and the file's
+    Same layout as :func:`stratonet.models.save_checkpoint`: ``<stem>.safetensors`` plus the card ``<stem>.json``,
+    which records the architecture, input size, normalisation, classes and the file's
     sha256.
     """
     from safetensors.torch import save_file
 
     p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    p = p.with_name(p.name + ".safetensors")
     p.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     save_file(tensors, str(p))
     card = dict(card)
     card["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    Path(str(p) + ".card.json").write_text(json.dumps(card, indent=2, default=str))
+    card["weights_file"] = p.name
+    p.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str))
     return p

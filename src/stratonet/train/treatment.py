@@ -232,18 +232,20 @@ def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding
     plot_curves(epochs, run / "curves.png", f"{model_name} on {cfg.label}", ("train_acc", "val_acc"))
     final = run_epoch(model, val_loader, criterion, device, None, bf16=cfg.bf16, collect=True)
     card = {
-        "architecture": model_name, "in_chans": in_chans, "num_classes": len(enc), "classes": enc.classes,
+        "in_chans": in_chans, "num_classes": len(enc), "classes": enc.classes,
         "input_size": cfg.crop, "preload_size": cfg.size, "channels": cfg.channels or "all",
-        "grayscale": cfg.grayscale, "normalization": {"mean": mean, "std": std},
+        "grayscale": cfg.grayscale, "normalization": {"mean": mean, "std": std, "name": "dataset"},
         "intensity": "each channel divided by its dataset-level 99.9th percentile, then normalised",
         "training_data": str(cfg.index), "label": cfg.label, "epochs": len(history), "seed": cfg.seed,
     }
     weights_path = run / "model.safetensors"
     if model_name == "cnn3":
-        save_weights(model, weights_path, card)
+        save_weights(model, weights_path, {"model": model_name, **card})
     else:
         from stratonet.models import save_checkpoint
 
+        card.pop("in_chans")  # filled in from the model
+        card.pop("num_classes")
         save_checkpoint(unwrap(model), weights_path, card)
     return {"y_pred": final["y_pred"], "train_accuracy": history[-1]["train_acc"] if history else None,
             "epochs_run": len(history), "weights": weights_path.name, "device": str(device)}
