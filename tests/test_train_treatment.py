@@ -14,6 +14,17 @@ from train_fixtures import make_index
 FAST = ["--size", "32", "--crop", "28", "--batch-size", "8", "--plateau-patience", "0"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread on a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny_index(tmp_path_factory):
     """DMSO majority (8 wells) plus three treatments (3 wells each), 2 sites per well, 48 px TIFFs."""

@@ -1,0 +1,116 @@
+"""train classifier: one epoch on an ImageFolder and on an index, resume, checkpoints, transforms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run_cli
+from train_fixtures import make_image_folder, make_index
+
+FAST = ["--resize", "40", "--crop", "32", "--batch-size", "16", "--plateau-patience", "0"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """10 classes x 6 grayscale 48 px PNG shapes."""
+    return make_image_folder(tmp_path_factory.mktemp("shapes"), 6, size=48)
+
+
+def test_one_epoch_imagefolder_saves_loadable_checkpoint(shapes, tmp_path):
+    argv = ["train", "classifier", shapes, "-o", tmp_path, "--model", "stratonet18", "--epochs", "1",
+            "--val-fraction", "0.34", *FAST]
+    assert run_cli(argv) == 0
+    d = tmp_path / "train" / "classifier_stratonet18"
+    ep = pd.read_csv(d / "epochs.csv")
+    assert {"epoch", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5"} <= set(ep.columns)
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["best_epoch"] == 1 and m["top1"] == pytest.approx(ep["val_top1"].iloc[0])
+    assert m["top5"] >= m["top1"] and m["chance"] == pytest.approx(0.1)
+    for f in ("curves.png", "confusion.csv", "confusion.png", "classification_report.csv", "best.json"):
+        assert (d / f).exists(), f
+    from stratonet.models import load_checkpoint
+
+    model, card = load_checkpoint(d / "best")
+    assert card["input_size"] == 32 and card["num_classes"] == 10 and len(card["classes"]) == 10
+    assert card["normalization"]["name"] == "dataset" and len(card["normalization"]["mean"]) == 3
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_resume_continues_history(shapes, tmp_path):
+    base = ["train", "classifier", shapes, "-o", tmp_path, "--model", "resnet18", "--val-fraction", "0.34", *FAST]
+    assert run_cli(base + ["--epochs", "1"]) == 0
+    d = tmp_path / "train" / "classifier_resnet18"
+    first = pd.read_csv(d / "epochs.csv")
+    assert run_cli(base + ["--epochs", "2", "--resume"]) == 0
+    both = pd.read_csv(d / "epochs.csv")
+    assert list(both["epoch"]) == [1, 2]
+    # epoch 1 comes from the saved state, not from a retrain
+    assert both["train_loss"].iloc[0] == pytest.approx(first["train_loss"].iloc[0])
+    state = torch.load(d / "last_state.pt", weights_only=False)
+    assert state["epoch"] == 2
+
+
+def test_resume_without_state_is_one_line_error(shapes, tmp_path, capsys):
+    argv = ["train", "classifier", shapes, "-o", tmp_path, "--epochs", "1", "--resume", *FAST]
+    assert run_cli(argv) != 0
+    err = capsys.readouterr().err
+    assert "last_state.pt" in err and "Traceback" not in err
+
+
+def test_deterministic_runs_repeat(shapes, tmp_path):
+    argv = ["train", "classifier", shapes, "--model", "stratonet18", "--epochs", "1", "--deterministic",
+            "--val-fraction", "0.34", *FAST]
+    assert run_cli(argv + ["-o", tmp_path / "a"]) == 0
+    assert run_cli(argv + ["-o", tmp_path / "b"]) == 0
+    a = pd.read_csv(tmp_path / "a" / "train" / "classifier_stratonet18" / "epochs.csv")
+    b = pd.read_csv(tmp_path / "b" / "train" / "classifier_stratonet18" / "epochs.csv")
+    assert a["train_loss"].iloc[0] == b["train_loss"].iloc[0]
+    assert a["val_loss"].iloc[0] == b["val_loss"].iloc[0]
+
+
+def test_index_with_label(tmp_path):
+    index = make_index(tmp_path / "plate", {"DMSO": 5, "bright": 5}, sites=1, size=40)
+    argv = ["train", "classifier", index, "-o", tmp_path / "run", "--label", "Metadata_pert_iname",
+            "--channels", "DNA", "--in-chans", "1", "--model", "stratonet18", "--epochs", "1", "--val-fraction",
+            "0.2", *FAST]
+    assert run_cli(argv) == 0
+    m = json.loads((tmp_path / "run" / "train" / "classifier_stratonet18" / "metrics.json").read_text())
+    assert m["classes"] == ["DMSO", "bright"] and m["n_train"] + m["n_val"] == 10
+
+
+def test_missing_data_is_one_line_error(tmp_path, capsys):
+    assert run_cli(["train", "classifier", tmp_path / "nope", "-o", tmp_path]) != 0
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err
+
+
+def test_transforms_shapes_and_flip():
+    from stratonet.train.transforms import classifier_transforms, treatment_transforms
+
+    x = torch.rand(3, 60, 80)
+    tr, va = classifier_transforms(48, 40, [0.5] * 3, [0.25] * 3)
+    assert tr(x).shape == (3, 40, 40) and va(x).shape == (3, 40, 40)
+    # val is deterministic; normalisation uses the given statistics, not the image's own
+    assert torch.equal(va(x), va(x))
+    flat = torch.full((3, 60, 80), 0.5)
+    assert torch.allclose(va(flat), torch.zeros(3, 40, 40))
+    ttr, tva = treatment_transforms(24, [0.0], [1.0])
+    img = torch.arange(32 * 32, dtype=torch.float32).view(1, 32, 32)
+    outs = {tuple(ttr(img)[0, 0, :2].tolist()) for _ in range(30)}
+    assert len(outs) > 1  # random crops / flips / rotations vary
+    assert tva(img).shape == (1, 24, 24)
