@@ -42,9 +42,18 @@ def bundled_fov_dir() -> Path:
 
 # --- stages ---------------------------------------------------------------------------------------------------
 
+DEMO_SIZE = 540  # px; half a JUMP field: cells at 0.71x scale, ~75 cells per site, keeps later stages fast
+
+
 def stage_synth(ctx: DemoContext) -> None:
-    """Write the synthetic plate."""
-    raise NotAvailableError("synth")
+    """Write the synthetic plate: DEMO_WELLS x DEMO_SITES sites of DEMO_SIZE px into ``<out>/synth``."""
+    from stratonet.synth import make_plate
+
+    out = ctx.out / "synth"
+    make_plate(out, wells=DEMO_WELLS, sites=DEMO_SITES, seed=ctx.seed, size=DEMO_SIZE, plate="DEMO-SYNTH",
+               overwrite=True)
+    ctx.synth_dir = out
+    ctx.outputs["synthetic plate"] = out
 
 
 def stage_index(ctx: DemoContext) -> None:
