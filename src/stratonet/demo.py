@@ -56,9 +56,25 @@ def stage_synth(ctx: DemoContext) -> None:
     ctx.outputs["synthetic plate"] = out
 
 
+REAL_FOV_PLATE = "BR00117006"
+REAL_FOV_CHANNELS = "2=AGP,3=RNA,5=DNA"
+
+
 def stage_index(ctx: DemoContext) -> None:
-    """Index the synthetic plate and the bundled real FOV."""
-    raise NotAvailableError("index")
+    """Index the synthetic plate (its load_data.csv) and the bundled real FOV (Phenix names, plate BR00117006)."""
+    from stratonet.index import build_index
+    from stratonet.tables import write_table
+
+    folder = ctx.out / "index"
+    real = build_index(bundled_fov_dir(), "phenix", plate=REAL_FOV_PLATE, channel_map=REAL_FOV_CHANNELS)
+    ctx.real_index = write_table(real, folder / "real_fov.parquet")
+    ctx.outputs["index (real FOV)"] = ctx.real_index
+    if ctx.synth_dir is None or not (Path(ctx.synth_dir) / "load_data.csv").exists():
+        console.print("[yellow]index: no synthetic plate (synth stage skipped); indexed the real FOV only[/]")
+        return
+    synth = build_index(Path(ctx.synth_dir) / "load_data.csv", "loaddata")
+    ctx.synth_index = write_table(synth, folder / "synth.parquet")
+    ctx.outputs["index (synthetic)"] = ctx.synth_index
 
 
 def stage_extract_deep(ctx: DemoContext) -> None:
@@ -72,8 +88,15 @@ def stage_extract_classical(ctx: DemoContext) -> None:
 
 
 def stage_extract_pixel(ctx: DemoContext) -> None:
-    """Flattened-pixel baseline."""
-    raise NotAvailableError("extract pixel")
+    """Flattened-pixel baseline (16 x 16 per channel) of the synthetic plate, else of the real FOV."""
+    from stratonet.extract.pixel import extract_pixel
+
+    index = ctx.synth_index or ctx.real_index
+    if index is None:
+        raise NotAvailableError("extract pixel (no index)")
+    out = ctx.out / "features" / "pixel.parquet"
+    ctx.features["pixel"] = extract_pixel(index, out, size=16)
+    ctx.outputs["features (pixel)"] = ctx.features["pixel"]
 
 
 def stage_profile(ctx: DemoContext) -> None:

@@ -1,0 +1,186 @@
+"""The flattened-pixel baseline: per site and channel, percentile rescale, anti-aliased resize, flatten.
+
+Features are named ``<Channel>_px_<iiii>`` (row-major pixel index), so channels can be selected by name.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stratonet.errors import ConfigError, StratoNetError
+from stratonet.index.schema import STACK_PATH, channels_of, site_name, validate_index
+from stratonet.io import load_index_row
+from stratonet.preprocess import rescale_percentile, resize
+from stratonet.progress import get_logger, track
+from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.tables import SITE_KEYS, metadata_columns, read_table
+
+CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
+
+
+def pixel_feature_names(channels: Sequence[str], size: int) -> list[str]:
+    """``<Channel>_px_<iiii>`` for every channel and pixel."""
+    return [f"{ch}_px_{i:04d}" for ch in channels for i in range(size * size)]
+
+
+def block_downsample(image: np.ndarray, size: int, oversample: int = 4) -> np.ndarray:
+    """Average non-overlapping blocks so each side is still >= ``oversample * size`` pixels.
+
+    Block averaging is itself an anti-aliasing filter; it spares the final Gaussian-prefiltered resize a
+    very wide kernel (1080 -> 16 pixels would need sigma ~ 33), which makes it ~ 50x faster.
+    """
+    c, h, w = image.shape
+    factor = max(1, min(h, w) // (oversample * size))
+    if factor == 1:
+        return image
+    hh, ww = (h // factor) * factor, (w // factor) * factor
+    y0, x0 = (h - hh) // 2, (w - ww) // 2
+    crop = image[:, y0: y0 + hh, x0: x0 + ww]
+    return crop.reshape(c, hh // factor, factor, ww // factor, factor).mean(axis=(2, 4))
+
+
+def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """``(C, H, W)`` -> ``C * size * size`` features: per-channel percentile rescale, anti-aliased resize, flatten."""
+    x = rescale_percentile(image, low=low, high=high)
+    return resize(block_downsample(x, size), size).reshape(-1)
+
+
+def key_columns(index: pd.DataFrame) -> list[str]:
+    """Columns identifying a unit of work: plate, well, site, plus a cell id for single-cell stacks."""
+    return list(SITE_KEYS) + [c for c in CELL_KEYS if c in index.columns][:1]
+
+
+def extract_pixel(
+    index: pd.DataFrame | str | Path,
+    out: str | Path,
+    size: int = 16,
+    channels: Sequence[str] | None = None,
+    illum: bool = True,
+    on_error: str = "fail",
+    low: float = 0.1,
+    high: float = 99.9,
+) -> Path:
+    """Write the pixel-baseline feature table (resumable).
+
+    Parameters
+    ----------
+    index : DataFrame or path
+        Image index.
+    out : path
+        Output Parquet; parts go to ``<out>.parts`` and a rerun skips sites already written.
+    size : int
+        Side of the resized image.
+    channels : sequence of str, optional
+        Default: every channel of the index.
+    illum : bool
+        Divide by ``Illum_<Channel>`` functions when the index has them.
+    on_error : {"fail", "skip"}
+        ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``.
+
+    Returns
+    -------
+    Path
+        The feature table; a manifest ``<out>.manifest.json`` lies beside it.
+    """
+    if size < 1:
+        raise ConfigError(f"--size must be >= 1, got {size}")
+    index_path = None
+    if not isinstance(index, pd.DataFrame):
+        index_path = Path(index)
+        index = read_table(index_path)
+    validate_index(index, name=str(index_path or "index"))
+    available = channels_of(index)
+    channels = list(channels or available)
+    missing = [c for c in channels if c not in available]
+    if missing:
+        raise ConfigError(f"channel(s) {missing} not in the index (has {available})")
+    out = Path(out)
+    keys = key_columns(index)
+    if index.duplicated(keys).any():
+        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
+    writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256)
+    done = writer.done_keys()
+    todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
+    errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
+    meta_cols = metadata_columns(index)
+    names = pixel_feature_names(channels, size)
+    log = get_logger()
+    cpu0 = time.process_time()
+    with ResourceMonitor() as mon:
+        for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
+            try:
+                img = load_index_row(row, channels, illum=illum)
+                feats = pixel_features(img, size, low=low, high=high)
+            except StratoNetError as exc:
+                if on_error == "fail":
+                    writer.flush()
+                    raise
+                errors.add(site_name(row), "extract pixel", str(exc))
+                continue
+            rec = pd.DataFrame([feats], columns=names)
+            for c in reversed(meta_cols):
+                rec.insert(0, c, [row[c]])
+            writer.write(rec)
+        writer.finalize()
+    summary = mon.summary()
+    cpu_s = time.process_time() - cpu0
+    provenance = {"feature_set": "pixel", "size": int(size), "channels": channels,
+                  "illumination_corrected": bool(illum and any(c.startswith("Illum_") for c in index.columns))}
+    if out.exists():
+        stamp_provenance(out, provenance)
+    errors.save()
+    n_done = len(todo) - len(errors)
+    manifest = {
+        "feature_set": "pixel",
+        "output": str(out),
+        "index": str(index_path) if index_path else None,
+        "config": {"size": size, "channels": channels, "illum": illum, "percentiles": [low, high],
+                   "on_error": on_error, "resize": "skimage.transform.resize, bilinear, anti-aliased"},
+        "model_card": {"method": "flattened pixels", "untrained": False, "n_features": len(names)},
+        "provenance": provenance,
+        "packages": package_versions(),
+        "device": device_info(),
+        "resources": summary,
+        "n_sites": int(n_done),
+        "n_sites_skipped_as_done": int(len(index) - len(todo)),
+        "errors": len(errors),
+        "sites_per_s": n_done / summary["wall_s"] if summary["wall_s"] > 0 else None,
+        "core_s_per_site": cpu_s / n_done if n_done else None,
+        "process_cpu_s": cpu_s,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(manifest, out.with_name(out.name + ".manifest.json"))
+    log.info("pixel features: %d sites, %d errors -> %s", n_done, len(errors), out)
+    if not out.exists():
+        raise StratoNetError(f"no site could be processed; see {errors.path.with_suffix('.csv')}")
+    return out
+
+
+def stamp_provenance(path: Path, provenance: dict) -> None:
+    """Rewrite a Parquet file's schema metadata with ``provenance`` (streamed, row group by row group)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from stratonet.tables import PROVENANCE_KEY
+
+    pf = pq.ParquetFile(path)
+    meta = dict(pf.schema_arrow.metadata or {})
+    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
+    schema = pf.schema_arrow.with_metadata(meta)
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for i in range(pf.num_row_groups):
+            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
+    tmp.replace(path)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".parquet")] if name.lower().endswith(".parquet") else path.stem

@@ -1,0 +1,5 @@
+"""The image index: builders for each layout, metadata joins and checks (see :mod:`stratonet.index.schema`)."""
+
+from stratonet.index.build import LAYOUTS, build_index, default_layout
+
+__all__ = ["LAYOUTS", "build_index", "default_layout"]

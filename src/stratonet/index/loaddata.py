@@ -1,0 +1,95 @@
+"""CellProfiler LoadData CSVs, including JUMP's ``load_data_with_illum.csv``.
+
+Per channel ``FileName_Orig<Ch>`` + ``PathName_Orig<Ch>`` give ``Path_<Ch>``; ``FileName_Illum<Ch>`` +
+``PathName_Illum<Ch>`` give ``Illum_<Ch>``. Every ``Metadata_*`` column is kept. A PathName may be a local folder
+(relative ones are resolved against the CSV's folder) or an fsspec URL such as ``s3://...`` (joined with ``/``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stratonet.errors import InputFileError
+from stratonet.index.schema import ILLUM_PREFIX, PATH_PREFIX, normalise_well, well_from_row_col
+from stratonet.io import is_url
+from stratonet.tables import read_table
+
+_FILE_RE = re.compile(r"^(?:Image_)?FileName_(Orig|Illum)(\w+)$")
+
+
+def join_path(folder: object, name: object, base: Path) -> str | None:
+    """PathName + FileName -> one path or URL; ``None`` when either is empty."""
+    if _empty(name):
+        return None
+    name = str(name)
+    if is_url(name) or Path(name).is_absolute():
+        return name
+    if _empty(folder):
+        return str(base / name)
+    folder = str(folder)
+    if is_url(folder):
+        return folder.rstrip("/") + "/" + name
+    p = Path(folder)
+    return str((p if p.is_absolute() else base / p) / name)
+
+
+def _empty(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+
+
+def loaddata(source: str | Path) -> pd.DataFrame:
+    """Read a LoadData CSV into index rows.
+
+    Parameters
+    ----------
+    source : path
+        ``load_data.csv`` or ``load_data_with_illum.csv`` (``.csv.gz``/Parquet also read). ``Image_``-prefixed
+        column names (CellProfiler's Image table) are accepted too.
+
+    Raises
+    ------
+    InputFileError
+        If the table has no ``FileName_Orig<Ch>`` columns or lacks plate/well.
+    """
+    source = Path(source)
+    df = read_table(source)
+    df.columns = [c[len("Image_"):] if c.startswith("Image_") else c for c in df.columns]
+    base = source.parent.resolve()
+    files = {c: _FILE_RE.match(c) for c in df.columns}
+    orig = {m.group(2): c for c, m in files.items() if m and m.group(1) == "Orig"}
+    illum = {m.group(2): c for c, m in files.items() if m and m.group(1) == "Illum"}
+    if not orig:
+        raise InputFileError(str(source), "not a LoadData table: no FileName_Orig<Channel> columns")
+    out = pd.DataFrame(index=df.index)
+    meta = [c for c in df.columns if c.startswith("Metadata_")]
+    for c in meta:
+        out[c] = df[c]
+    if "Metadata_Plate" not in out:
+        raise InputFileError(str(source), "LoadData table has no Metadata_Plate column")
+    if "Metadata_Well" not in out:
+        if {"Metadata_Row", "Metadata_Col"} <= set(out.columns):
+            out["Metadata_Well"] = [well_from_row_col(r, c) for r, c in zip(out["Metadata_Row"], out["Metadata_Col"])]
+        else:
+            raise InputFileError(str(source), "LoadData table has no Metadata_Well (or Metadata_Row/Metadata_Col) column")
+    out["Metadata_Plate"] = out["Metadata_Plate"].astype(str)
+    out["Metadata_Well"] = [normalise_well(w) for w in out["Metadata_Well"]]
+    if "Metadata_Site" not in out:
+        site_col = "Metadata_FieldID" if "Metadata_FieldID" in out else None
+        out["Metadata_Site"] = out[site_col] if site_col else out.groupby(["Metadata_Plate", "Metadata_Well"]).cumcount() + 1
+    out["Metadata_Site"] = out["Metadata_Site"].astype(int)
+    for ch, col in orig.items():
+        pcol = f"PathName_Orig{ch}"
+        folders = df[pcol] if pcol in df else [None] * len(df)
+        out[f"{PATH_PREFIX}{ch}"] = [join_path(f, n, base) for f, n in zip(folders, df[col])]
+    for ch, col in illum.items():
+        if ch not in orig:
+            continue
+        pcol = f"PathName_Illum{ch}"
+        folders = df[pcol] if pcol in df else [None] * len(df)
+        out[f"{ILLUM_PREFIX}{ch}"] = [join_path(f, n, base) for f, n in zip(folders, df[col])]
+    first = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
