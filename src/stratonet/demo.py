@@ -115,8 +115,8 @@ DEMO_TRAIN_EPOCHS = 12
 def stage_train(ctx: DemoContext) -> None:
     """A brief treatment-CNN training run on the synthetic plate -> ``<out>/train/treatment_cnn3/``.
 
-    All five channels at 64 px (kept as channels; 64 rather than 128 keeps the stage under 60 s: the synthetic phenotypes are channel-specific), the 3-block CNN,
-    weighted loss against the DMSO majority, split by well.
+    All five channels kept as channels (the synthetic phenotypes are channel-specific), at 64 px rather than the
+    CLI's 128 to keep the stage under 60 s; the 3-block CNN, weighted loss against the DMSO majority, split by well.
     """
     from stratonet.train.treatment import TreatmentConfig, train_treatment
 
