@@ -115,3 +115,21 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "ck.safetensors").write_bytes((tmp_path / "ck.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(InputFileError, match="sha256"):
         load_checkpoint(tmp_path / "ck")
+
+
+def test_fused_batchnorm_keeps_taps_and_values():
+    import copy
+
+    m = create_model("stratonet18", seed=2)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for bn in (mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    f = copy.deepcopy(m).fuse_batchnorm()
+    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in f.modules())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        a, b = m.forward_taps(x), f.forward_taps(x)
+    assert list(b) == ["low", "medium", "high"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k

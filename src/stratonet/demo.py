@@ -77,9 +77,26 @@ def stage_index(ctx: DemoContext) -> None:
     ctx.outputs["index (synthetic)"] = ctx.synth_index
 
 
-def stage_extract_deep(ctx: DemoContext) -> None:
-    """StratoNet features, channel by channel."""
-    raise NotAvailableError("extract deep")
+def stage_extract_deep(ctx: DemoContext, model: str = "stratonet50", input_size: int = 224) -> None:
+    """StratoNet features, channel by channel: untrained StratoNet-50 (seed ``ctx.seed``; no weights ship with the
+    package), on the synthetic plate (``features/deep.parquet``) and on the real FOV (``features/deep_real.parquet``).
+    """
+    from stratonet.extract.deep import extract_deep
+
+    if ctx.synth_index is None and ctx.real_index is None:
+        raise NotAvailableError("extract deep needs the index stage")
+    feats = ctx.out / "features"
+    common = dict(model=model, seed=ctx.seed, input_size=input_size, overwrite=True, batch_size=64)
+    if ctx.synth_index is not None:
+        m = extract_deep(ctx.synth_index, feats / "deep.parquet", **common)
+        ctx.features["deep"] = feats / "deep.parquet"
+        ctx.outputs["deep features"] = feats / "deep.parquet"
+        console.print(f"  synthetic plate: {m['sites_processed']} sites, {m['channel_images_per_s']:.1f} "
+                      f"channel-images/s ({m['provenance']['weights']})")
+    if ctx.real_index is not None:
+        m = extract_deep(ctx.real_index, feats / "deep_real.parquet", **common)
+        ctx.outputs["deep features (real FOV)"] = feats / "deep_real.parquet"
+        console.print(f"  real JUMP FOV: {m['sites_processed']} site, channels {', '.join(m['provenance']['channels'])}")
 
 
 def stage_extract_classical(ctx: DemoContext) -> None:

@@ -101,12 +101,17 @@ def _unified_schema(files: Iterable[Path]) -> pa.Schema:
 
 
 def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
+    if tbl.schema.remove_metadata().equals(schema):  # common case: nothing to cast or add
+        return tbl.replace_schema_metadata(schema.metadata)
+    index = {name: i for i, name in enumerate(tbl.column_names)}  # name lookups on wide tables are O(columns)
     cols = []
     for field in schema:
-        if field.name in tbl.column_names:
-            cols.append(tbl[field.name].cast(field.type))
-        else:
+        i = index.get(field.name)
+        if i is None:
             cols.append(pa.nulls(len(tbl), type=field.type))
+        else:
+            col = tbl.column(i)
+            cols.append(col if col.type == field.type else col.cast(field.type))
     return pa.Table.from_arrays(cols, schema=schema)
 
 

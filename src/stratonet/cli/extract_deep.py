@@ -6,13 +6,67 @@ from pathlib import Path
 
 import click
 
-from stratonet.cli.common import not_available
+from stratonet.cli.common import on_error_option, start_run
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in str(value).replace("|", ",").split(",") if v.strip()]
 
 
 @click.command("deep")
 @click.argument("index", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("deep.parquet"), show_default=True,
-              help="Feature table to write.")
-def deep(index: Path, out: Path) -> None:
-    """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps."""
-    not_available("extract deep", "issue 3")
+              help="Feature table to write (Parquet); a manifest <stem>.manifest.json is written beside it.")
+@click.option("--channels", default=None, help="Comma-separated channels to use (default: all in the index).")
+@click.option("--model", default=None, help="Registered model (default stratonet50; taken from --weights if given).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint (<name>.safetensors + <name>.json). Without it the network is untrained (seeded).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation seed of an untrained network.")
+@click.option("--taps", default=None,
+              help="Comma-separated module names to tap (e.g. layer3.3.bn3,layer3.5); default: the model's taps.")
+@click.option("--mode", type=click.Choice(["whole", "tiles", "cells"]), default="whole", show_default=True,
+              help="whole: field resized to --input-size; tiles: native-resolution grid, averaged; "
+                   "cells: crops around nuclei, kept per cell and averaged per site.")
+@click.option("--input-size", type=int, default=None, help="Network input side (default: the checkpoint's, or 224).")
+@click.option("--tile-size", type=int, default=None, help="tiles mode: tile side in pixels (default: input size).")
+@click.option("--crop-size", type=int, default=128, show_default=True, help="cells mode: crop side in pixels.")
+@click.option("--centers", type=click.Path(path_type=Path), default=None,
+              help="cells mode: table of Nuclei_Location_Center_X/Y per Metadata_Plate/Well/Site (e.g. CellProfiler "
+                   "Nuclei.csv); default: Otsu nuclei on DNA.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Channel images per forward pass.")
+@click.option("--workers", type=int, default=None,
+              help="Decode/preprocess worker processes (default: cores/4 on CPU, cores-1 on CUDA; 0 = none).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
+@click.option("--threads", type=int, default=None, help="Model intra-op threads (default: all cores).")
+@click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
+@click.option("--normalize", type=click.Choice(["imagenet", "none"]), default="imagenet", show_default=True)
+@click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
+              help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
+@click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
+@on_error_option
+def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
+         taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
+         centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
+    """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
+
+    One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
+    """
+    from stratonet.extract.deep import extract_deep
+    from stratonet.progress import console
+
+    cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
+    manifest = extract_deep(
+        index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
+        mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
+        batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
+        on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+    )
+    console.print(
+        f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
+        f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
+        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})"
+    )

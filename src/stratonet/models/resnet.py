@@ -134,9 +134,35 @@ class TapResNet(nn.Module):
                 self.fc = nn.Linear(sum(f["channels"] for f in self.feature_info), num_classes)
         self._pooled: dict[str, torch.Tensor] = {}
         self._last: torch.Tensor | None = None
+        self._hooks: list = []
+        self._register_hooks()
+
+    def _register_hooks(self) -> None:
+        for h in self._hooks:
+            h.remove()
         kept = dict(self.named_modules())
-        for tap, name in tap_map.items():
-            kept[name].register_forward_hook(self._make_hook(tap))
+        self._hooks = [kept[name].register_forward_hook(self._make_hook(tap)) for tap, name in self.tap_map.items()]
+
+    def fuse_batchnorm(self) -> "TapResNet":
+        """Fold every BatchNorm into the convolution before it, for inference (eval mode only).
+
+        The folded BatchNorm becomes an identity with the same name, so taps on it (``layer3.3.bn3``) still read
+        the same tensor. Features change only by float rounding (~1e-6 relative). Not for training.
+        """
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        if self.training:
+            raise RuntimeError("fuse_batchnorm is for eval mode only")
+        pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1")]
+        for module in list(self.modules()):
+            for conv_name, bn_name in pairs:
+                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                    setattr(module, bn_name, nn.Identity())
+        self._register_hooks()
+        self.fused = True
+        return self
 
     # --- construction -----------------------------------------------------------------------------------------
     def _make_layer(self, block: type, planes: int, n: int, stride: int, eca: bool) -> nn.Sequential:

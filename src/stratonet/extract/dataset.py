@@ -1,0 +1,123 @@
+"""Sites as model-ready units: decode, illumination-correct, rescale and resize, inside DataLoader workers.
+
+Each item is one index row. It yields ``x`` of shape ``(N, C, S, S)`` float32 in [0, 1]: N = 1 for ``whole``, the
+number of tiles for ``tiles`` and the number of nuclei for ``cells``. Errors are returned, not raised, so the main
+process can apply the ``--on-error`` policy and name the site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stratonet.errors import SiteError, StratoNetError
+from stratonet.extract.cells import otsu_centers
+from stratonet.extract.transforms import rescale_to_unit, resize_batch
+from stratonet.index.schema import site_name
+from stratonet.io import load_index_row
+from stratonet.preprocess import crops_around, tile_grid
+
+MODES = ("whole", "tiles", "cells")
+
+
+@dataclass
+class Preprocess:
+    """How a site becomes model input."""
+
+    channels: list[str]
+    mode: str = "whole"
+    input_size: int = 224
+    tile_size: int | None = None  # tiles: native-resolution tile side (default: input_size)
+    crop_size: int = 128  # cells: native-resolution crop side around each nucleus
+    low: float = 0.1
+    high: float = 99.9
+    illum: bool = True
+    segment_channel: str = "DNA"  # cells without a centres table: Otsu on this channel
+
+
+class SiteDataset(Dataset):
+    """Index rows -> dicts ``{"i", "x", "centers", "error"}``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Index rows to process.
+    prep : Preprocess
+    centers : dict, optional
+        ``(plate, well, site)`` -> ``(N, 2)`` nucleus centres (y, x) for ``cells`` mode.
+    """
+
+    def __init__(self, rows: list[dict], prep: Preprocess, centers: dict | None = None):
+        self.rows = rows
+        self.prep = prep
+        self.centers = centers
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.rows[i]
+        try:
+            x, centers = self._load(row)
+            return {"i": i, "x": x, "centers": centers, "error": None}
+        except StratoNetError as exc:
+            return {"i": i, "x": None, "centers": None, "error": str(exc)}
+        except Exception as exc:  # an unexpected reader failure still names the site
+            return {"i": i, "x": None, "centers": None,
+                    "error": f"site {site_name(row)}: {type(exc).__name__}: {exc}"}
+
+    def _load(self, row: dict) -> tuple[torch.Tensor, np.ndarray | None]:
+        p = self.prep
+        read = list(p.channels)
+        seg_extra = p.mode == "cells" and self.centers is None and p.segment_channel not in read
+        if seg_extra:
+            read.append(p.segment_channel)
+        raw = load_index_row(row, read, illum=p.illum, dtype=np.float32)
+        centers = None
+        if p.mode == "cells":
+            centers = self._centers(row, raw, read)
+        if seg_extra:
+            raw = raw[: len(p.channels)]
+        unit = rescale_to_unit(raw, p.low, p.high)  # (C, H, W) in [0, 1]
+        if p.mode == "whole":
+            return resize_batch(unit[None], p.input_size), None
+        if p.mode == "tiles":
+            tile = p.tile_size or p.input_size
+            try:
+                tiles = torch.from_numpy(tile_grid(unit.numpy(), tile))
+            except ValueError as exc:
+                raise SiteError(site_name(row), str(exc)) from exc
+            return resize_batch(tiles, p.input_size), None
+        crops = torch.from_numpy(crops_around(unit.numpy(), centers, p.crop_size))
+        return resize_batch(crops, p.input_size), centers
+
+    def _centers(self, row: dict, raw: np.ndarray, read: list[str]) -> np.ndarray:
+        site = site_name(row)
+        if self.centers is not None:
+            key = tuple(str(row[k]) for k in ("Metadata_Plate", "Metadata_Well", "Metadata_Site"))
+            c = self.centers.get(key)
+            if c is None or len(c) == 0:
+                raise SiteError(site, "no nucleus centres for this site in the centres table")
+            return c
+        if self.prep.segment_channel not in read:
+            raise SiteError(site, f"cells mode without a centres table needs the '{self.prep.segment_channel}' channel")
+        c = otsu_centers(raw[read.index(self.prep.segment_channel)])
+        if len(c) == 0:
+            raise SiteError(site, "no nuclei found by the Otsu fallback")
+        return c
+
+
+def collate_sites(items: list[dict]) -> dict:
+    """Concatenate the units of several sites into one tensor (runs in the worker)."""
+    ok = [it for it in items if it["x"] is not None]
+    x = torch.cat([it["x"] for it in ok]) if ok else torch.zeros(0)
+    return {
+        "i": [it["i"] for it in ok],
+        "counts": [int(it["x"].shape[0]) for it in ok],
+        "centers": [it["centers"] for it in ok],
+        "x": x,
+        "errors": {it["i"]: it["error"] for it in items if it["x"] is None},
+    }

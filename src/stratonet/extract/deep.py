@@ -1,0 +1,354 @@
+"""Channel-specific deep features: index in, one Parquet row per site out (plus per-cell rows in ``cells`` mode).
+
+Features are named ``<Channel>_<tap>_<iiii>`` (e.g. ``DNA_high_0123``). Output is written incrementally through
+:class:`~stratonet.resumable.PartitionedWriter`; a rerun skips sites already written, and a manifest
+``<out stem>.manifest.json`` records configuration, model card, versions, device, resources and throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
+
+from stratonet.errors import ConfigError, StratoNetError
+from stratonet.extract.cells import read_centers
+from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
+from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
+from stratonet.index.schema import channels_of, site_name, validate_index
+from stratonet.models import create_model, load_checkpoint, model_card
+from stratonet.models.checkpoint import weights_label
+from stratonet.extract.writer import WideTableWriter
+from stratonet.progress import console, get_logger, track
+from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.tables import PROVENANCE_KEY, SITE_KEYS, read_table
+
+CELL_KEYS = SITE_KEYS + ["Metadata_ObjectNumber"]
+
+
+def feature_names(channels: Sequence[str], feature_info: list[dict]) -> list[str]:
+    """``<Channel>_<tap>_<iiii>`` for every channel, tap and tap dimension (channel-major)."""
+    return [f"{ch}_{f['name']}_{i:04d}" for ch in channels for f in feature_info for i in range(f["channels"])]
+
+
+def manifest_path(out: str | Path) -> Path:
+    """``deep.parquet`` -> ``deep.manifest.json``."""
+    p = Path(out)
+    return p.with_name(p.name.removesuffix(".parquet") + ".manifest.json")
+
+
+def cells_path(out: str | Path) -> Path:
+    """``deep.parquet`` -> ``deep_cells.parquet`` (per-cell rows of ``cells`` mode)."""
+    p = Path(out)
+    return p.with_name(p.name.removesuffix(".parquet") + "_cells.parquet")
+
+
+def build_model(model: str | None, weights: str | Path | None, seed: int, taps=None, in_chans: int = 3):
+    """The model, its card and its provenance label (``"untrained (seed N)"`` without weights)."""
+    if weights is not None:
+        net, card = load_checkpoint(weights)
+        if model is not None and model != card["model"]:
+            raise ConfigError(f"--model {model} differs from the checkpoint's model {card['model']} ({weights})")
+        if taps is not None:
+            retapped = create_model(card["model"], in_chans=int(card["in_chans"]), taps=taps)
+            state = net.state_dict()
+            missing = [k for k in retapped.state_dict() if k not in state]
+            if missing:
+                raise ConfigError(f"taps {taps} need layers the checkpoint lacks, e.g. {missing[:2]}")
+            retapped.load_state_dict({k: state[k] for k in retapped.state_dict()})
+            retapped.model_name = card["model"]
+            net = retapped
+        return net.eval(), card, weights_label(card, seed)
+    net = create_model(model or "stratonet50", seed=seed, in_chans=in_chans, taps=taps)
+    label = weights_label(None, seed)
+    return net, model_card(net, weights=label), label
+
+
+def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) -> None:
+    """Remove per-cell rows of sites whose site row was never written (a run stopped between the two flushes)."""
+    for part in writer._part_files():
+        table = pq.read_table(part)
+        keys = table.select(SITE_KEYS).to_pandas().astype(str).itertuples(index=False, name=None)
+        keep = [tuple(k) in done_sites for k in keys]
+        if not all(keep):
+            tmp = part.with_suffix(".tmp")
+            pq.write_table(table.filter(pa.array(keep)), tmp)  # keeps the schema metadata (provenance)
+            tmp.replace(part)
+
+
+def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
+    """Refuse to resume into output written with another configuration; ``overwrite`` starts afresh."""
+    sig_path = out.with_name(out.name + ".resume.json")
+    parts = out.with_name(out.name + ".parts")
+    cells = cells_path(out)
+    cparts = cells.with_name(cells.name + ".parts")
+    if overwrite:
+        for p in (out, cells, sig_path):
+            p.unlink(missing_ok=True)
+        for d in (parts, cparts):
+            if d.exists():
+                for f in d.iterdir():
+                    f.unlink()
+                d.rmdir()
+    existing = out.exists() or parts.exists()
+    if existing and sig_path.exists():
+        old = json.loads(sig_path.read_text())
+        if old != signature:
+            diff = sorted(k for k in set(old) | set(signature) if old.get(k) != signature.get(k))
+            raise ConfigError(f"{out} was started with a different configuration ({', '.join(diff)}); "
+                              "use another --out or --overwrite")
+    elif existing:
+        raise ConfigError(f"{out} exists and was not written by this extractor; use another --out or --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sig_path.write_text(json.dumps(signature, indent=2, default=str))
+
+
+def extract_deep(
+    index: str | Path | pd.DataFrame,
+    out: str | Path,
+    channels: Sequence[str] | None = None,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    seed: int = 0,
+    taps=None,
+    mode: str = "whole",
+    input_size: int | None = None,
+    tile_size: int | None = None,
+    crop_size: int = 128,
+    centers: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    device: str = "auto",
+    compile: bool = False,
+    threads: int | None = None,
+    on_error: str = "fail",
+    illum: bool = True,
+    percentiles: tuple[float, float] = (0.1, 99.9),
+    normalize: str = "imagenet",
+    fuse_bn: bool = True,
+    rows_per_part: int = 256,
+    overwrite: bool = False,
+    progress: bool = True,
+    config: dict | None = None,
+) -> dict:
+    """Extract channel-specific deep features for every site of an index.
+
+    Parameters
+    ----------
+    index : path or DataFrame
+        The image index (see :mod:`stratonet.index.schema`).
+    out : path
+        Feature table (.parquet). ``cells`` mode also writes ``<stem>_cells.parquet``.
+    channels : sequence of str, optional
+        Channels to use (default: all in the index). A channel absent from the index is an error.
+    model, weights, seed, taps
+        Registered model name (default ``stratonet50``), checkpoint (its card fixes the model), initialisation seed
+        of an untrained network, and taps (default: the model's).
+    mode : {"whole", "tiles", "cells"}
+        Whole field resized to ``input_size``; a grid of native-resolution ``tile_size`` tiles averaged per site;
+        or ``crop_size`` crops around nucleus centres (from ``centers`` or an Otsu fallback on DNA), kept per cell
+        and averaged per site.
+    batch_size : int
+        Channel images per forward pass.
+    workers : int, optional
+        DataLoader worker processes (default depends on the device; 0 = in the main process).
+    device : {"auto", "cpu", "cuda"}
+    compile : bool
+        ``torch.compile`` the model (falls back to eager with a warning if compilation fails).
+    threads : int, optional
+        Intra-op threads of the model (default: torch's, i.e. the core count).
+    on_error : {"fail", "skip"}
+        Stop at the first bad site, or record it in ``<stem>.errors.csv`` and go on.
+    illum : bool
+        Apply ``Illum_<Channel>`` functions when the index has them.
+    percentiles : (low, high)
+        Per-channel-image rescale to [0, 1].
+    normalize : {"imagenet", "none"}
+    fuse_bn : bool
+        Fold BatchNorm into convolutions for inference (faster; equal up to float rounding).
+    rows_per_part : int
+        Site rows buffered before a part is flushed to disk (bounds memory; the unit of resume).
+    overwrite : bool
+        Discard existing output instead of resuming.
+
+    Returns
+    -------
+    dict
+        The manifest (also written to ``<stem>.manifest.json``).
+    """
+    log = get_logger()
+    out = Path(out)
+    if not out.name.endswith(".parquet"):
+        raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
+    source = "index" if isinstance(index, pd.DataFrame) else str(index)
+    df = index if isinstance(index, pd.DataFrame) else read_table(index)
+    validate_index(df, source)
+    available = channels_of(df)
+    chans = list(channels) if channels else available
+    absent = [c for c in chans if c not in available]
+    if absent:
+        raise StratoNetError(f"{source}: channel(s) {absent} not in the index (it has {', '.join(available)})")
+    key_cols = SITE_KEYS + (["Metadata_ObjectNumber"] if "Metadata_ObjectNumber" in df.columns else [])
+    dup = df.duplicated(subset=key_cols)
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
+    if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
+        raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
+
+    dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(int(threads))
+    net, card, label = build_model(model, weights, seed, taps)
+    size = int(input_size or card.get("input_size") or 224)
+    if label.startswith("untrained"):
+        console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
+                      f"{net.model_name}; they are labelled so in the table, manifest and report.")
+        log.info("untrained network: %s", label)
+    norm = card.get("normalization") or {}
+    if normalize == "imagenet":
+        mean, std = norm.get("mean", [0.485, 0.456, 0.406]), norm.get("std", [0.229, 0.224, 0.225])
+    elif normalize == "none":
+        mean = std = None
+    else:
+        raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
+
+    prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
+                      low=percentiles[0], high=percentiles[1], illum=illum)
+    provenance = {
+        "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
+        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
+    }
+    signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
+                 "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
+    _check_signature(out, signature, overwrite)
+
+    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
+    cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
+    writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp)
+    cell_writer = WideTableWriter(cells_path(out), key_columns=CELL_KEYS, rows_per_part=rows_per_part * 64,
+                                  metadata=cell_stamp) if mode == "cells" else None
+    done = writer.done_keys()
+    if cell_writer is not None:
+        _drop_unfinished_cells(cell_writer, {k[:3] for k in done})
+    rows = df.to_dict("records")
+    todo = [r for r in rows if tuple(str(r[k]) for k in key_cols) not in done]
+    meta_cols = [c for c in df.columns if str(c).startswith("Metadata_")]
+    names = feature_names(chans, net.feature_info)
+    center_map = read_centers(centers) if (mode == "cells" and centers) else None
+
+    embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn)
+    embedder = try_compile_warmup(embedder, size)
+    n_workers = default_workers(dev) if workers is None else int(workers)
+    per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
+    sites_per_batch = max(1, batch_size // per_site)
+    loader = DataLoader(
+        SiteDataset(todo, prep, center_map), batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
+        collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
+        prefetch_factor=4 if n_workers else None, persistent_workers=False,
+    )
+    errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
+    n_sites = n_units = 0
+    t_start = time.perf_counter()
+    with ResourceMonitor() as monitor:
+        for batch in track(loader, f"deep features ({net.model_name}, {mode})", total=len(loader),
+                           disable=not progress):
+            if batch["i"]:
+                feats = embedder(batch["x"])  # (units, C, D)
+                site_df, cell_df = _tables(batch, feats, todo, meta_cols, names, mode)
+                if cell_df is not None:
+                    cell_writer.write(cell_df)
+                    cell_writer.flush()  # per-cell rows reach disk before their site row
+                    cell_writer.wait()
+                writer.write(site_df)
+                n_sites += len(batch["i"])
+                n_units += int(sum(batch["counts"]))
+            for i, msg in batch["errors"].items():
+                if on_error == "fail":
+                    writer.flush()
+                    writer.wait()
+                    raise StratoNetError(msg)
+                errors.add(site_name(todo[i]), "extract deep", msg)
+                log.warning(msg)
+        writer.flush()
+        writer.wait()
+    wall = time.perf_counter() - t_start
+    errors_file = errors.save()
+    if not writer._part_files() and not out.exists():
+        raise StratoNetError(f"no site could be processed ({len(errors)} error(s), see {errors_file})")
+    writer.finalize()  # parts carry the provenance, so the final file does too
+    if cell_writer is not None:
+        cell_writer.finalize()
+
+    res = monitor.summary()
+    channel_images = n_sites * len(chans)
+    manifest = {
+        "output": str(out),
+        "cells_output": str(cells_path(out)) if mode == "cells" else None,
+        "provenance": provenance,
+        "config": config or {k: v for k, v in signature.items()} | {
+            "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
+            "threads": torch.get_num_threads(), "rows_per_part": rows_per_part},
+        "model_card": card,
+        "packages": package_versions(),
+        "device": device_info(str(dev)),
+        "threads": torch.get_num_threads(),
+        "workers": n_workers,
+        "sites_total": len(rows),
+        "sites_resumed": len(rows) - len(todo),
+        "sites_processed": n_sites,
+        "errors": len(errors),
+        "errors_file": str(errors_file) if errors_file else None,
+        "channel_images": channel_images,
+        "model_images": n_units * len(chans),
+        "wall_s": wall,
+        "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
+        "model_images_per_s": n_units * len(chans) / wall if wall > 0 else float("nan"),
+        "resources": res,
+        "features": len(names),
+    }
+    write_json(manifest, manifest_path(out))
+    log.info("deep features: %d sites, %.1f channel-images/s -> %s", n_sites, manifest["channel_images_per_s"], out)
+    return manifest
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # decode/resize workers must not compete with the model's threads
+
+
+def _tables(batch: dict, feats: np.ndarray, rows: list[dict], meta_cols: list[str], names: list[str],
+            mode: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Site rows (unit features averaged per site) and, in cells mode, per-cell rows."""
+    n_units = feats.shape[0]
+    flat = feats.reshape(n_units, -1)
+    counts = batch["counts"]
+    bounds = np.cumsum([0] + counts)
+    site_feats = np.stack([flat[a:b].mean(axis=0) if b - a > 1 else flat[a] for a, b in zip(bounds[:-1], bounds[1:])])
+    meta = pd.DataFrame([{c: rows[i][c] for c in meta_cols} for i in batch["i"]], columns=meta_cols)
+    if mode == "tiles":
+        meta["Metadata_Tile_Count"] = counts
+    if mode == "cells":
+        meta["Metadata_Cell_Count"] = counts
+    site_df = pd.concat([meta, pd.DataFrame(site_feats.astype(np.float32), columns=names)], axis=1)
+    if mode != "cells":
+        return site_df, None
+    cell_meta = []
+    for i, n, ctr in zip(batch["i"], counts, batch["centers"]):
+        base = {c: rows[i][c] for c in meta_cols}
+        for j in range(n):
+            cell_meta.append({**base, "Metadata_ObjectNumber": j + 1,
+                              "Metadata_Location_Center_Y": float(ctr[j][0]),
+                              "Metadata_Location_Center_X": float(ctr[j][1])})
+    cell_df = pd.concat([pd.DataFrame(cell_meta), pd.DataFrame(flat.astype(np.float32), columns=names)], axis=1)
+    return site_df, cell_df

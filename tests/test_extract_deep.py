@@ -1,0 +1,222 @@
+"""`stratonet extract deep`: real JUMP FOV, channel errors, determinism, resume, modes, array stacks, preprocessing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from conftest import run_cli
+from stratonet.errors import ConfigError, StratoNetError
+from stratonet.extract.cells import otsu_centers
+from stratonet.extract.deep import extract_deep, manifest_path
+from stratonet.extract.transforms import channel_percentiles, rescale_to_unit
+from stratonet.preprocess import rescale_percentile
+from stratonet.tables import feature_columns, read_provenance
+
+FAST = dict(model="stratonet18", input_size=64, workers=0, progress=False)
+
+
+def blob_image(rng, size=96, n=6):
+    """uint16 plane with ``n`` bright Gaussian blobs; returns (image, centres yx)."""
+    yy, xx = np.mgrid[:size, :size]
+    img = rng.normal(300, 20, (size, size))
+    centres = rng.uniform(12, size - 12, (n, 2))
+    for cy, cx in centres:
+        img += 5000 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0 ** 2))
+    return np.clip(img, 0, 65535).astype(np.uint16), centres
+
+
+@pytest.fixture
+def small_index(tmp_path):
+    """4 sites x 2 channels (DNA, ER) of 96x96 uint16 TIFFs, with treatment metadata."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(4):
+        row = {"Metadata_Plate": "P1", "Metadata_Well": f"A0{s + 1}", "Metadata_Site": 1,
+               "Metadata_pert_iname": "DMSO" if s % 2 else "drugX", "Metadata_moa": "control" if s % 2 else "x"}
+        for ch in ("DNA", "ER"):
+            img, _ = blob_image(rng)
+            p = tmp_path / "img" / f"s{s}_{ch}.tiff"
+            p.parent.mkdir(exist_ok=True)
+            tifffile.imwrite(p, img)
+            row[f"Path_{ch}"] = str(p)
+        rows.append(row)
+    idx = pd.DataFrame(rows)
+    path = tmp_path / "index.parquet"
+    idx.to_parquet(path)
+    return path
+
+
+def jump_index(jump_fov):
+    orig = jump_fov / "images" / "orig"
+    return pd.DataFrame([{
+        "Metadata_Plate": "BR00117006", "Metadata_Well": "A01", "Metadata_Site": 1,
+        "Path_AGP": str(orig / "r01c01f01p01-ch2sk1fk1fl1.tiff"),
+        "Path_RNA": str(orig / "r01c01f01p01-ch3sk1fk1fl1.tiff"),
+        "Path_DNA": str(orig / "r01c01f01p01-ch5sk1fk1fl1.tiff"),
+    }])
+
+
+def test_real_jump_fov_cli(jump_fov, tmp_path, capsys):
+    idx = tmp_path / "jump.parquet"
+    jump_index(jump_fov).to_parquet(idx)
+    out = tmp_path / "feat" / "deep.parquet"
+    rc = run_cli(["extract", "deep", idx, "-o", out, "--model", "stratonet18", "--input-size", "64",
+                  "--workers", "0"])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(out)
+    feats = feature_columns(df)
+    assert len(df) == 1 and {c.split("_")[0] for c in feats} == {"DNA", "AGP", "RNA"}
+    assert len(feats) == 3 * (256 * 3) and "DNA_high_0255" in feats and "DNA_low_0000" in feats
+    assert np.isfinite(df[feats].to_numpy()).all() and df[feats].to_numpy().std() > 0
+    prov = read_provenance(out)
+    assert prov["feature_set"] == "deep" and prov["model"] == "stratonet18"
+    assert prov["weights"] == "untrained (seed 0)"
+    man = json.loads(manifest_path(out).read_text())
+    assert man["channel_images"] == 3 and man["channel_images_per_s"] > 0
+    assert {"cpu_pct_avg", "cpu_pct_max", "mem_pct_avg", "mem_pct_max"} <= set(man["resources"])
+    assert man["model_card"]["weights"] == "untrained (seed 0)" and man["packages"]["torch"]
+    assert (tmp_path / "feat" / "extract_deep.config.yaml").exists()
+    assert "untrained (seed 0)" in capsys.readouterr().err
+
+
+def test_missing_channel_is_one_line_error(small_index, tmp_path, capsys):
+    rc = run_cli(["extract", "deep", small_index, "-o", tmp_path / "d.parquet", "--channels", "DNA,Mito"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "['Mito'] not in the index" in err and "index.parquet" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_channel_subset_and_metadata(small_index, tmp_path):
+    out = tmp_path / "d.parquet"
+    extract_deep(small_index, out, channels=["ER"], **FAST)
+    df = pd.read_parquet(out)
+    assert {c.split("_")[0] for c in feature_columns(df)} == {"ER"}
+    assert {"Metadata_pert_iname", "Metadata_moa"} <= set(df.columns) and len(df) == 4
+
+
+def test_bit_identical_features(small_index, tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    extract_deep(small_index, a, **FAST)
+    extract_deep(small_index, b, **{**FAST, "workers": 1})  # worker processes do the preprocessing
+    fa, fb = pd.read_parquet(a), pd.read_parquet(b)
+    cols = feature_columns(fa)
+    assert np.array_equal(fa[cols].to_numpy(), fb[cols].to_numpy())
+    # another seed gives other features
+    c = tmp_path / "c.parquet"
+    extract_deep(small_index, c, **{**FAST, "seed": 1})
+    assert not np.array_equal(fa[cols].to_numpy(), pd.read_parquet(c)[cols].to_numpy())
+
+
+def test_resume_after_interrupted_run(small_index, tmp_path):
+    idx = pd.read_parquet(small_index)
+    broken = idx.copy()
+    broken.loc[2, "Path_DNA"] = str(tmp_path / "missing.tiff")
+    out = tmp_path / "r.parquet"
+    kw = {**FAST, "batch_size": 2, "rows_per_part": 1}  # one site per batch, one part per site
+    with pytest.raises(StratoNetError, match="missing.tiff"):
+        extract_deep(broken, out, **kw)
+    parts = sorted((tmp_path / "r.parquet.parts").glob("part-*.parquet"))
+    assert len(parts) == 2 and not out.exists()  # what was flushed before the failure is kept
+    # a rerun with another configuration is refused rather than mixed in
+    with pytest.raises(ConfigError, match="different configuration"):
+        extract_deep(idx, out, **{**kw, "seed": 7})
+    man = extract_deep(idx, out, **kw)
+    assert man["sites_resumed"] == 2 and man["sites_processed"] == 2
+    done = pd.read_parquet(out).sort_values("Metadata_Well")
+    assert list(done["Metadata_Well"]) == ["A01", "A02", "A03", "A04"]
+    assert read_provenance(out)["weights"] == "untrained (seed 0)"
+    fresh = tmp_path / "fresh.parquet"
+    extract_deep(idx, fresh, **kw)
+    cols = feature_columns(done)
+    ref = pd.read_parquet(fresh).sort_values("Metadata_Well")
+    assert np.allclose(done[cols].to_numpy(), ref[cols].to_numpy(), atol=1e-5)
+    # a finished run resumes to nothing
+    assert extract_deep(idx, out, **kw)["sites_processed"] == 0
+
+
+def test_skip_records_bad_sites(small_index, tmp_path):
+    idx = pd.read_parquet(small_index)
+    idx.loc[1, "Path_ER"] = str(tmp_path / "gone.tiff")
+    out = tmp_path / "s.parquet"
+    man = extract_deep(idx, out, on_error="skip", **FAST)
+    assert man["errors"] == 1 and len(pd.read_parquet(out)) == 3
+    errs = pd.read_csv(man["errors_file"])
+    assert errs["site"].tolist() == ["P1/A02/1"] and "gone.tiff" in errs["error"].iloc[0]
+
+
+def test_tiles_and_cells_modes(tmp_path):
+    rng = np.random.default_rng(1)
+    dna, centres = blob_image(rng, size=128, n=5)
+    er, _ = blob_image(rng, size=128, n=5)
+    tifffile.imwrite(tmp_path / "dna.tif", dna)
+    tifffile.imwrite(tmp_path / "er.tif", er)
+    idx = pd.DataFrame([{"Metadata_Plate": "P", "Metadata_Well": "B02", "Metadata_Site": 3,
+                         "Path_DNA": str(tmp_path / "dna.tif"), "Path_ER": str(tmp_path / "er.tif")}])
+    extract_deep(idx, tmp_path / "t.parquet", mode="tiles", tile_size=64, **FAST)
+    assert pd.read_parquet(tmp_path / "t.parquet")["Metadata_Tile_Count"].tolist() == [4]
+    table = pd.DataFrame({"Metadata_Plate": "P", "Metadata_Well": "B02", "Metadata_Site": 3,
+                          "Nuclei_Location_Center_X": centres[:, 1], "Nuclei_Location_Center_Y": centres[:, 0]})
+    table.to_csv(tmp_path / "Nuclei.csv", index=False)
+    man = extract_deep(idx, tmp_path / "c.parquet", mode="cells", crop_size=32, centers=tmp_path / "Nuclei.csv",
+                       **FAST)
+    site = pd.read_parquet(tmp_path / "c.parquet")
+    cells = pd.read_parquet(man["cells_output"])
+    cols = feature_columns(site)
+    assert len(cells) == 5 and site["Metadata_Cell_Count"].tolist() == [5]
+    assert np.allclose(cells[cols].mean().to_numpy(), site[cols].to_numpy()[0], atol=1e-5)
+    assert np.allclose(np.sort(cells["Metadata_Location_Center_X"]), np.sort(centres[:, 1]))
+    # without a table, the Otsu fallback finds the blobs on DNA
+    man2 = extract_deep(idx, tmp_path / "o.parquet", mode="cells", crop_size=32, channels=["ER"], **FAST)
+    assert 3 <= len(pd.read_parquet(man2["cells_output"])) <= 5
+
+
+def test_array_stack_index(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = []
+    for k in range(3):
+        p = tmp_path / f"crop{k}.npy"
+        np.save(p, rng.integers(0, 4000, (3, 48, 48)).astype(np.uint16))
+        rows.append({"Metadata_Plate": "P", "Metadata_Well": "C03", "Metadata_Site": 1, "Metadata_ObjectNumber": k,
+                     "Path_Stack": str(p), "Stack_Channels": "DNA|RNA|AGP"})
+    out = tmp_path / "stack.parquet"
+    extract_deep(pd.DataFrame(rows), out, channels=["AGP", "DNA"], **FAST)
+    df = pd.read_parquet(out)
+    assert len(df) == 3 and {c.split("_")[0] for c in feature_columns(df)} == {"AGP", "DNA"}
+
+
+def test_fast_percentiles_match_numpy():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 65535, (200, 300)).astype(np.uint16)
+    for q in [(0.1, 99.9), (0, 100), (2.5, 97.5)]:
+        assert np.allclose(channel_percentiles(img, *q), np.percentile(img, q), rtol=0, atol=1e-6)
+        assert np.allclose(channel_percentiles(img.astype(np.float32) + 0.25, *q),
+                           np.percentile(img.astype(np.float32) + 0.25, q), atol=1e-3)
+    stack = np.stack([img, np.full_like(img, 7)])
+    assert np.allclose(rescale_to_unit(stack).numpy(), rescale_percentile(stack.astype(np.float32)), atol=1e-6)
+
+
+def test_otsu_centers_finds_blobs():
+    img, centres = blob_image(np.random.default_rng(4), size=128, n=4)
+    found = otsu_centers(img)
+    assert 3 <= len(found) <= 4
+    d = np.min(np.linalg.norm(found[:, None] - centres[None], axis=2), axis=1)
+    assert (d < 2).all()
+
+
+def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
+    from stratonet.demo import DemoContext, stage_extract_deep
+
+    real = tmp_path / "real.parquet"
+    jump_index(jump_fov).to_parquet(real)
+    ctx = DemoContext(out=tmp_path / "demo", synth_index=small_index, real_index=real)
+    stage_extract_deep(ctx, model="stratonet18", input_size=64)  # the demo itself runs stratonet50 at 224
+    assert ctx.features["deep"] == tmp_path / "demo" / "features" / "deep.parquet"
+    assert len(pd.read_parquet(ctx.features["deep"])) == 4
+    real_feats = pd.read_parquet(tmp_path / "demo" / "features" / "deep_real.parquet")
+    assert {c.split("_")[0] for c in feature_columns(real_feats)} == {"AGP", "RNA", "DNA"}
+    assert read_provenance(ctx.features["deep"])["weights"] == "untrained (seed 0)"
