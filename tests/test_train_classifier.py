@@ -30,11 +30,18 @@ def shapes(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("shapes"), 6, size=48)
 
 
-def test_one_epoch_imagefolder_saves_loadable_checkpoint(shapes, tmp_path):
-    argv = ["train", "classifier", shapes, "-o", tmp_path, "--model", "stratonet18", "--epochs", "1",
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    """One epoch of StratoNet-18 on the shapes; the run folder."""
+    out = tmp_path_factory.mktemp("run")
+    argv = ["train", "classifier", shapes, "-o", out, "--model", "stratonet18", "--epochs", "1",
             "--val-fraction", "0.34", *FAST]
     assert run_cli(argv) == 0
-    d = tmp_path / "train" / "classifier_stratonet18"
+    return out / "train" / "classifier_stratonet18"
+
+
+def test_one_epoch_imagefolder_saves_loadable_checkpoint(trained):
+    d = trained
     ep = pd.read_csv(d / "epochs.csv")
     assert {"epoch", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5"} <= set(ep.columns)
     m = json.loads((d / "metrics.json").read_text())
@@ -49,6 +56,25 @@ def test_one_epoch_imagefolder_saves_loadable_checkpoint(shapes, tmp_path):
     assert card["normalization"]["name"] == "dataset" and len(card["normalization"]["mean"]) == 3
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_checkpoint_feeds_extract_deep(trained, tmp_path):
+    """The best checkpoint goes straight into `extract deep --weights`; features differ from the untrained net's."""
+    from stratonet.tables import is_untrained, read_provenance
+
+    index = make_index(tmp_path / "plate", {"DMSO": 2, "bright": 1}, sites=1, size=40)
+    common = ["extract", "deep", index, "--channels", "DNA", "--workers", "0", "--batch-size", "4"]
+    assert run_cli(common + ["-o", tmp_path / "trained.parquet", "--weights", trained / "best.safetensors"]) == 0
+    assert run_cli(common + ["-o", tmp_path / "untrained.parquet", "--model", "stratonet18",
+                             "--input-size", "32"]) == 0
+    prov = read_provenance(tmp_path / "trained.parquet")
+    assert prov["model"] == "stratonet18" and prov["input_size"] == 32 and not is_untrained(prov)
+    assert is_untrained(read_provenance(tmp_path / "untrained.parquet"))
+    a = pd.read_parquet(tmp_path / "trained.parquet")
+    b = pd.read_parquet(tmp_path / "untrained.parquet")
+    feats = [c for c in a.columns if c.startswith("DNA_")]
+    assert len(a) == 3 and feats and feats == [c for c in b.columns if c.startswith("DNA_")]
+    assert not np.allclose(a[feats].to_numpy(), b[feats].to_numpy())
 
 
 def test_resume_continues_history(shapes, tmp_path):
