@@ -75,7 +75,13 @@ def classifier(data: Path, out: Path, channels: str | None, **kw) -> None:
 
     cfg = ClassifierConfig(data=data, out=out, channels=_channels(channels), **kw)
     start_run(cfg.run_dir())
-    train_classifier(cfg)
+    try:
+        train_classifier(cfg)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @train.command("treatment")

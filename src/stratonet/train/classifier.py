@@ -173,7 +173,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         plateau = make_plateau(optimizer, cfg.plateau_patience) if cfg.plateau_patience > 0 else None
         best = {"top1": -1.0, "epoch": 0}
         card = {
-            "classes": classes, "input_size": cfg.crop, "resize": cfg.resize,
+            "name": f"{run.name}-best", "classes": classes, "input_size": cfg.crop, "resize": cfg.resize,
             "normalization": {"mean": mean, "std": std, "name": cfg.norm},
             "channel_handling": described_channels,
             "training_data": described, "seed": cfg.seed, "optimizer": cfg.optimizer, "lr": cfg.lr,

@@ -232,7 +232,7 @@ def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding
     plot_curves(epochs, run / "curves.png", f"{model_name} on {cfg.label}", ("train_acc", "val_acc"))
     final = run_epoch(model, val_loader, criterion, device, None, bf16=cfg.bf16, collect=True)
     card = {
-        "in_chans": in_chans, "num_classes": len(enc), "classes": enc.classes,
+        "name": run.name, "in_chans": in_chans, "num_classes": len(enc), "classes": enc.classes,
         "input_size": cfg.crop, "preload_size": cfg.size, "channels": cfg.channels or "all",
         "grayscale": cfg.grayscale, "normalization": {"mean": mean, "std": std, "name": "dataset"},
         "intensity": "each channel divided by its dataset-level 99.9th percentile, then normalised",
