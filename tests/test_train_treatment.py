@@ -170,3 +170,27 @@ def test_label_encoding_roundtrip(tmp_path):
     assert enc.classes == ["DMSO", "a", "b"]
     back = LabelEncoding.load(enc.save(tmp_path / "enc.json"))
     assert back.decode(back.encode(["a", "DMSO"])) == ["a", "DMSO"]
+
+
+def test_corrupt_site_fails_or_is_skipped(tiny_index, tmp_path, capsys):
+    index = pd.read_parquet(tiny_index)
+    bad = tmp_path / "corrupt.tif"
+    bad.write_bytes(b"not a tiff")
+    index.loc[0, "Path_DNA"] = str(bad)
+    path = tmp_path / "index.parquet"
+    index.to_parquet(path)
+    assert run_cli(["train", "treatment", path, "-o", tmp_path / "a", "--model", "rf", *FAST]) != 0
+    err = capsys.readouterr().err
+    assert "corrupt.tif" in err and "Traceback" not in err
+    assert run_cli(["train", "treatment", path, "-o", tmp_path / "b", "--model", "rf", "--on-error", "skip", *FAST]) == 0
+    d, m = _read(tmp_path / "b", "treatment_rf")
+    errors = pd.read_csv(d / "errors.csv")
+    assert len(errors) == 1 and m["n_train"] + m["n_val"] == len(index) - 1
+
+
+def test_treatment_resume(tiny_index, tmp_path):
+    base = ["train", "treatment", tiny_index, "-o", tmp_path, *FAST]
+    assert run_cli(base + ["--epochs", "1"]) == 0
+    assert run_cli(base + ["--epochs", "2", "--resume"]) == 0
+    ep = pd.read_csv(tmp_path / "train" / "treatment_cnn3" / "epochs.csv")
+    assert list(ep["epoch"]) == [1, 2]
