@@ -6,7 +6,40 @@ from pathlib import Path
 
 import click
 
-from stratonet.cli.common import not_available
+from stratonet.cli.common import on_error_option, start_run
+
+
+def _channels(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+def _common(f):
+    """Options shared by both trainers."""
+    opts = [
+        click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
+                     help="Run folder; outputs go to RUN/train/<name>/."),
+        click.option("--name", default=None, help="Sub-folder name under RUN/train/ (default: <kind>_<model>)."),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate."),
+        click.option("--weight-decay", type=float, default=1e-4, show_default=True),
+        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+                     help="sgd uses momentum (--momentum for train classifier)."),
+        click.option("--scheduler", type=click.Choice(["cosine", "step", "none"]), default="cosine",
+                     show_default=True, help="Per-epoch LR schedule; ReduceLROnPlateau runs on top of it."),
+        click.option("--plateau-patience", type=int, default=5, show_default=True,
+                     help="ReduceLROnPlateau patience in epochs on the val loss (0 disables it)."),
+        click.option("--label-smoothing", type=float, default=0.0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--deterministic/--no-deterministic", default=False, show_default=True,
+                     help="Seeded, deterministic kernels (slower)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bf16 autocast (CUDA only)."),
+        click.option("--num-workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--resume/--no-resume", default=False, show_default=True,
+                     help="Continue from RUN/train/<name>/last_state.pt up to --epochs."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
 
 
 @click.group("train")
@@ -16,13 +49,69 @@ def train() -> None:
 
 @train.command("classifier")
 @click.argument("data", type=click.Path(path_type=Path))
-def classifier(data: Path) -> None:
-    """Train a registered model on ImageNet-style folders."""
-    not_available("train classifier", "issue 6")
+@click.option("--model", default="stratonet18", show_default=True, help="A registered model (stratonet18/50, resnet18/50, eca_resnet50, ...).")
+@click.option("--label", default=None, help="Label column when DATA is an index table.")
+@click.option("--channels", default=None, help="Comma-separated channels of an index (default: all).")
+@click.option("--in-chans", type=int, default=3, show_default=True, help="Stem channels; grayscale images are repeated.")
+@click.option("--resize", type=int, default=256, show_default=True, help="Shorter side before cropping.")
+@click.option("--crop", type=int, default=224, show_default=True, help="Crop size (random for train, centre for val).")
+@click.option("--norm", type=click.Choice(["dataset", "imagenet", "none"]), default="dataset", show_default=True,
+              help="Normalisation: training-set mean/std, ImageNet's, or none.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Held-out fraction when DATA has no train/ and val/ folders.")
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--step-size", type=int, default=30, show_default=True, help="Epochs per step of --scheduler step.")
+@click.option("--gamma", type=float, default=0.1, show_default=True, help="LR factor per step.")
+@_common
+def classifier(data: Path, out: Path, channels: str | None, **kw) -> None:
+    """Train a registered model on an ImageFolder tree (one folder per class) or an index with --label.
+
+    The best validation top-1 checkpoint (RUN/train/<name>/best.safetensors, with its model card) feeds
+    `stratonet extract deep --weights`. Multi-GPU: `torchrun --nproc_per_node N -m stratonet train classifier ...`.
+    """
+    from stratonet.train.classifier import ClassifierConfig, train_classifier
+
+    cfg = ClassifierConfig(data=data, out=out, channels=_channels(channels), **kw)
+    start_run(cfg.run_dir())
+    try:
+        train_classifier(cfg)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @train.command("treatment")
 @click.argument("index", type=click.Path(path_type=Path))
-def treatment(index: Path) -> None:
+@click.option("--label", default="Metadata_pert_iname", show_default=True, help="Treatment column to predict.")
+@click.option("--model", default="cnn3", show_default=True,
+              help="cnn3, resnet18 (N-channel stem), stratonet (StratoNet-18 with a head) or any registered model, "
+                   "rf or svm (pixel baselines).")
+@click.option("--channels", default=None, help="Comma-separated channels (default: all).")
+@click.option("--grayscale/--no-grayscale", default=True, show_default=True,
+              help="Average the chosen channels into one grayscale image, or keep them as channels.")
+@click.option("--size", type=int, default=128, show_default=True, help="Images are downsampled to SIZE x SIZE once.")
+@click.option("--crop", type=int, default=112, show_default=True, help="Random (train) / centre (val) crop.")
+@click.option("--group-by", type=click.Choice(["well", "plate", "none"]), default="well", show_default=True,
+              help="Keep all sites of a well (or plate) on one side of the 80/20 split.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True)
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--imbalance", type=click.Choice(["weighted-loss", "balanced-sampler", "downsample", "none"]),
+              default="weighted-loss", show_default=True,
+              help="Class imbalance: inverse-frequency loss weights, class-balanced batches, or downsampling the "
+                   "majority class (e.g. DMSO) to the next-largest class.")
+@click.option("--collapse-threshold", type=float, default=0.9, show_default=True,
+              help="Warn (and set collapsed=true) when one class gets this share of validation predictions.")
+@on_error_option
+@_common
+def treatment(index: Path, out: Path, channels: str | None, **kw) -> None:
     """Image-level treatment classification (3-block CNN, ResNet-18, StratoNet head, pixel RF/SVM)."""
-    not_available("train treatment", "issue 6")
+    from stratonet.train.treatment import TreatmentConfig, train_treatment
+
+    cfg = TreatmentConfig(index=index, out=out, channels=_channels(channels), **kw)
+    start_run(cfg.run_dir())
+    train_treatment(cfg)

@@ -1,0 +1,152 @@
+"""Training outputs per the output contract: epoch tables, metrics, confusion matrix, classification report, plots,
+and the collapse check (a model that predicts one class for nearly every sample)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stratonet.progress import console, get_logger
+from stratonet.runinfo import write_json
+
+COLLAPSE_SHARE = 0.9
+
+
+def collapse_check(y_pred: np.ndarray, n_classes: int, threshold: float = COLLAPSE_SHARE) -> dict:
+    """Whether predictions pile onto one class.
+
+    Returns
+    -------
+    dict
+        ``collapsed`` (True when one class gets at least ``threshold`` of the predictions, or only one class is
+        ever predicted, while there are >= 2 classes), ``dominant_class`` (code), ``dominant_share``,
+        ``n_predicted_classes``.
+    """
+    y_pred = np.asarray(y_pred)
+    if len(y_pred) == 0 or n_classes < 2:
+        return {"collapsed": False, "dominant_class": None, "dominant_share": float("nan"), "n_predicted_classes": 0}
+    counts = np.bincount(y_pred, minlength=n_classes)
+    top = int(np.argmax(counts))
+    share = float(counts[top] / counts.sum())
+    n_pred = int(np.count_nonzero(counts))
+    return {"collapsed": bool(share >= threshold or n_pred == 1), "dominant_class": top, "dominant_share": share,
+            "n_predicted_classes": n_pred}
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy and macro F1 of a model and of the majority-class baseline (the most frequent training class).
+
+    Macro F1 averages over the classes present in the validation truth (a class absent from validation has no
+    F1 to average), the same set for model and baseline.
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    labels = sorted(np.unique(np.asarray(y_true)).tolist())
+    majority = int(np.bincount(np.asarray(y_train), minlength=len(classes)).argmax())
+    y_major = np.full_like(np.asarray(y_true), majority)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "majority_baseline": float(accuracy_score(y_true, y_major)),
+        "majority_baseline_macro_f1": float(f1_score(y_true, y_major, labels=labels, average="macro", zero_division=0)),
+        "majority_class": classes[majority],
+        "n_val": int(len(y_true)),
+    }
+
+
+def write_evaluation(out: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], title: str) -> None:
+    """``confusion.csv`` (true class rows, predicted columns), ``confusion.png`` and ``classification_report.csv``."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    labels = list(range(len(classes)))
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    cm_df = pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=list(classes))
+    cm_df.to_csv(out / "confusion.csv")
+    rep = classification_report(y_true, y_pred, labels=labels, target_names=list(classes), output_dict=True,
+                                zero_division=0)
+    rows = []
+    for name, vals in rep.items():
+        if isinstance(vals, dict):
+            rows.append({"class": name, **vals})
+        else:  # 'accuracy' is a scalar
+            rows.append({"class": name, "precision": np.nan, "recall": np.nan, "f1-score": vals,
+                         "support": len(y_true)})
+    pd.DataFrame(rows).to_csv(out / "classification_report.csv", index=False)
+    plot_confusion(cm, classes, out / "confusion.png", title)
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * k + 2), max(3.5, 0.5 * k + 1.5)))
+    rows = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(epochs: pd.DataFrame, path: Path, title: str, acc_cols: tuple[str, str]) -> None:
+    """Loss and accuracy per epoch, train and val."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a1.plot(epochs["epoch"], epochs["train_loss"], "o-", label="train")
+    a1.plot(epochs["epoch"], epochs["val_loss"], "o-", label="val")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss")
+    a1.legend()
+    tr, va = acc_cols
+    a2.plot(epochs["epoch"], epochs[tr], "o-", label="train")
+    a2.plot(epochs["epoch"], epochs[va], "o-", label="val")
+    if "val_top5" in epochs:
+        a2.plot(epochs["epoch"], epochs["val_top5"], "--", label="val top-5")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy")
+    a2.set_ylim(0, 1.02)
+    a2.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_epochs(out: Path, rows: list[dict]) -> pd.DataFrame:
+    """``epochs.csv`` and ``epochs.json`` from one dict per epoch."""
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "epochs.csv", index=False)
+    write_json(rows, out / "epochs.json")
+    return df
+
+
+def warn_collapse(check: dict, classes: Sequence[str], model: str) -> None:
+    """Print and log a loud warning when :func:`collapse_check` says collapsed."""
+    if not check["collapsed"]:
+        return
+    msg = (f"COLLAPSED: {model} predicts '{classes[check['dominant_class']]}' for "
+           f"{check['dominant_share']:.0%} of validation samples ({check['n_predicted_classes']} class(es) predicted); "
+           "its accuracy mostly reflects class imbalance")
+    console.print(f"[bold red]WARNING: {msg}[/]")
+    get_logger().warning(msg)
