@@ -1,0 +1,1 @@
+"""Evaluate profiles: classifiers, retrieval, embeddings, feature-set comparison and tap selection."""
