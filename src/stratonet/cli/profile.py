@@ -6,13 +6,61 @@ from pathlib import Path
 
 import click
 
-from stratonet.cli.common import not_available
+from stratonet.cli.common import start_run
+
+SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 
 
 @click.command("profile")
 @click.argument("features", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("profiles.parquet"), show_default=True,
-              help="Profile table to write.")
-def profile(features: Path, out: Path) -> None:
+              help="Profile table to write (.parquet, .csv or .csv.gz).")
+@click.option("--aggregate", "level", type=click.Choice(["site", "well", "treatment", "none"]), default="well",
+              show_default=True, help="Aggregate rows per site, well or treatment (compound + concentration).")
+@click.option("--operation", type=click.Choice(["median", "mean"]), default="median", show_default=True)
+@click.option("--normalize", "method", type=click.Choice(["standardize", "mad_robustize", "none"]),
+              default="mad_robustize", show_default=True)
+@click.option("--by-plate/--global", "by_plate", default=True, show_default=True,
+              help="Normalise each plate separately, or the whole table at once.")
+@click.option("--reference", type=click.Choice(["negcon", "all"]), default="negcon", show_default=True,
+              help="Rows the normalisation and spherizing are fitted on.")
+@click.option("--select", default=SELECT_DEFAULT, show_default=True,
+              help="Comma-separated feature-selection operations: variance_threshold, correlation_threshold, "
+                   "drop_na_columns, blocklist, drop_outliers; 'none' for none.")
+@click.option("--corr-threshold", type=float, default=0.9, show_default=True)
+@click.option("--blocklist", type=click.Path(path_type=Path), default=None,
+              help="Text file of feature names to drop (one per line) for 'blocklist'; default pycytominer's list.")
+@click.option("--spherize/--no-spherize", "do_spherize", default=False, show_default=True,
+              help="ZCA-whiten after selection, fitted on the reference rows.")
+@click.option("--spherize-epsilon", type=float, default=1e-6, show_default=True)
+@click.option("--platemap", type=click.Path(path_type=Path), default=None,
+              help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one).")
+def profile(features: Path, out: Path, level: str, operation: str, method: str, by_plate: bool, reference: str,
+            select: str, corr_threshold: float, blocklist: Path | None, do_spherize: bool, spherize_epsilon: float,
+            platemap: Path | None) -> None:
     """Turn a feature table into normalised, feature-selected profiles."""
-    not_available("profile", "issue 5")
+    from stratonet.errors import InputFileError
+    from stratonet.profile import run_profile
+    from stratonet.progress import console
+    from stratonet.tables import read_provenance, read_table, write_table
+
+    start_run(out.parent, f"{out.name.split('.')[0]}.profile")
+    df = read_table(features)
+    pm = read_table(platemap) if platemap else None
+    block = None
+    if blocklist is not None:
+        if not blocklist.exists():
+            raise InputFileError(str(blocklist), "file not found")
+        block = [ln.strip() for ln in blocklist.read_text().splitlines() if ln.strip() and ln.strip() != "blocklist"]
+    ops = "" if select.strip().lower() == "none" else select
+    prof = run_profile(df, aggregate_level=None if level == "none" else level, operation=operation, platemap=pm,
+                       normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
+                       corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
+                       spherize_epsilon=spherize_epsilon)
+    provenance = dict(read_provenance(features))
+    provenance.setdefault("feature_set", features.name.split(".")[0])
+    provenance["profile"] = {"source": str(features), "steps": prof.attrs.get("steps", [])}
+    write_table(prof, out, provenance=provenance)
+    for step in prof.attrs.get("steps", []):
+        console.print(f"  {step['step']}: {step['rows']} rows x {step['features']} features", highlight=False)
+    console.print(f"profiles: {out}", highlight=False)

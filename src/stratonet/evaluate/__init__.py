@@ -1,1 +1,7 @@
-"""Evaluate profiles: classifiers, retrieval, embeddings, feature-set comparison and tap selection."""
+"""Evaluate profiles: classifiers (classify), retrieval (mAP, NSC / NSCB), embeddings and comparisons.
+
+>>> from stratonet.evaluate.classify import evaluate_classifiers
+>>> from stratonet.evaluate.retrieval import map_scores, nsc_accuracy, evaluate_retrieval
+
+Submodules are imported on demand (scikit-learn and copairs are slow to import).
+"""

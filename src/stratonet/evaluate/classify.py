@@ -1,0 +1,298 @@
+"""The thesis's classifier protocol: split, balance the training set, fit SVM / RF / MLP / logistic regression.
+
+1. Split train / test first (stratified, or group-aware with ``group_by`` so whole plates or compounds stay on one
+   side).
+2. Draw a class-balanced training set from the training split only (default 3,000 rows; with replacement only for
+   classes that are too small).
+3. Score on the realistic, unbalanced test set, and on a balanced down-sample of it.
+4. Repeat 2-3 inside k-fold CV (default 10) for mean +- sd.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stratonet.errors import ConfigError, StratoNetError
+from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
+from stratonet.evaluate.sampling import balanced_sample, balanced_subset, kfold_indices, train_test_split_indices
+from stratonet.progress import get_logger, track
+from stratonet.tables import feature_columns
+
+CLASSIFIERS = ("svm", "rf", "mlp", "logreg")
+CLASSIFIER_NAMES = {
+    "svm": "SVM (RBF)", "rf": "random forest", "mlp": "MLP", "logreg": "logistic regression",
+}
+
+
+def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 100):
+    """A scikit-learn pipeline (standard scaling + classifier) for one of :data:`CLASSIFIERS`."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if name == "svm":
+        clf = SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed)
+    elif name == "rf":
+        clf = RandomForestClassifier(n_estimators=rf_trees, n_jobs=n_jobs, random_state=seed)
+    elif name == "mlp":
+        clf = MLPClassifier(hidden_layer_sizes=(256,), early_stopping=True, max_iter=300, random_state=seed)
+    elif name == "logreg":
+        clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
+    else:
+        raise ConfigError(f"unknown classifier '{name}' (use {', '.join(CLASSIFIERS)})")
+    return make_pipeline(StandardScaler(), clf)
+
+
+def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    if label not in df.columns:
+        raise StratoNetError(f"label column '{label}' not in profiles")
+    feats = feature_columns(df, features)
+    if not feats:
+        raise StratoNetError("no numeric feature columns in profiles")
+    data = df[df[label].notna()]
+    if exclude_class:
+        unknown = [c for c in exclude_class if c not in set(data[label].astype(str))]
+        if unknown:
+            raise StratoNetError(f"--exclude-class {unknown}: no such class in '{label}'")
+        data = data[~data[label].astype(str).isin(set(exclude_class))]
+    bad = data[feats].isna().any()
+    if bad.any():
+        raise StratoNetError(
+            f"{int(bad.sum())} feature column(s) contain missing values, e.g. {list(bad[bad].index[:3])} "
+            "(run 'stratonet profile' with --select drop_na_columns)"
+        )
+    if data[label].nunique() < 2:
+        raise StratoNetError(f"'{label}' needs at least two classes to classify")
+    return data.reset_index(drop=True), feats
+
+
+def _summary(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key in METRIC_KEYS:
+        vals = np.array([f[key] for f in folds], dtype=float)
+        out[key] = {"mean": float(vals.mean()), "sd": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+    return out
+
+
+def evaluate_classifiers(
+    df: pd.DataFrame,
+    label: str = "Metadata_moa",
+    features: Sequence[str] | None = None,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    n_train: int = 3000,
+    test_size: float = 0.2,
+    cv: int = 10,
+    group_by: str | None = None,
+    exclude_class: Sequence[str] = (),
+    seed: int = 0,
+    n_jobs: int = 1,
+    rf_trees: int = 100,
+    permutation_features: int = 100,
+    permutation_repeats: int = 5,
+    out_dir: str | Path | None = None,
+    name: str = "features",
+    provenance: dict | None = None,
+) -> dict:
+    """Fit and score the classifiers with the balanced-training protocol.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Profiles with a label column and numeric features.
+    label : str
+        Class column (e.g. ``Metadata_moa``).
+    features : list of str, optional
+        Feature columns (default: numeric non-Metadata columns).
+    classifiers : list of str
+        Any of ``svm``, ``rf``, ``mlp``, ``logreg``.
+    n_train : int
+        Size of the class-balanced training sample (split evenly over classes).
+    test_size : float
+        Held-out fraction (of rows, or of groups with ``group_by``).
+    cv : int
+        Folds of the cross-validation (0 or 1: none).
+    group_by : str, optional
+        Column whose groups never straddle train and test (e.g. ``Metadata_Plate`` or a compound column).
+    exclude_class : list of str
+        Classes removed before anything else (the thesis's filtered experiment).
+    seed, n_jobs, rf_trees : int
+    permutation_features : int
+        Permutation importance is computed for this many features with the highest RF impurity importance
+        (0: all features); it costs one RF prediction per feature and repeat.
+    permutation_repeats : int
+    out_dir : path, optional
+        Folder written directly (the CLI uses ``<run>/evaluate/classify/<name>``): ``metrics.json``,
+        ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
+        ``classification_report_<clf>.csv``, ``importance_rf_impurity.csv``, ``importance_permutation.csv``,
+        ``cv_folds.csv``.
+    name : str
+        Feature-set name stored as ``feature_set``.
+    provenance : dict, optional
+        The input table's provenance, copied into the result.
+
+    Returns
+    -------
+    dict
+        ``{"feature_set", "provenance", "label", "classes", "n_samples", "n_features", "protocol",
+        "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}}}}}``.
+    """
+    log = get_logger()
+    classifiers = list(classifiers)
+    for c in classifiers:
+        if c not in CLASSIFIERS:
+            raise ConfigError(f"unknown classifier '{c}' (use {', '.join(CLASSIFIERS)})")
+    if group_by is not None and group_by not in df.columns:
+        raise StratoNetError(f"--group-by column '{group_by}' not in profiles")
+    data, feats = _prepare(df, label, features, exclude_class)
+    X = data[feats].to_numpy(dtype=np.float32)
+    y = data[label].astype(str).to_numpy()
+    groups = data[group_by].astype(str).to_numpy() if group_by else None
+    classes = sorted(np.unique(y))
+
+    train_idx, test_idx = train_test_split_indices(y, test_size, groups, seed)
+    fit_idx = balanced_sample(y, train_idx, n_train, seed)
+    bal_test_idx = balanced_subset(y, test_idx, seed)
+    missing = sorted(set(classes) - set(y[train_idx]))
+    if missing:
+        log.warning("classes absent from the training split (group-aware split): %s", missing)
+
+    result: dict = {
+        "feature_set": name,
+        "provenance": provenance or {},
+        "label": label,
+        "classes": classes,
+        "n_samples": int(len(y)),
+        "n_features": len(feats),
+        "protocol": {
+            "test_size": test_size, "n_train_balanced": int(len(fit_idx)), "n_test": int(len(test_idx)),
+            "n_test_balanced": int(len(bal_test_idx)), "cv_folds": cv, "group_by": group_by,
+            "exclude_class": list(exclude_class), "seed": seed, "rf_trees": rf_trees,
+            "class_counts": {c: int(n) for c, n in zip(*np.unique(y, return_counts=True))},
+        },
+        "classifiers": {},
+    }
+    fitted = {}
+    predictions = {}
+    for clf_name in track(classifiers, description="classifiers (held-out test)", total=len(classifiers)):
+        model = make_classifier(clf_name, seed, n_jobs, rf_trees).fit(X[fit_idx], y[fit_idx])
+        pred = model.predict(X[test_idx])
+        pred_bal = model.predict(X[bal_test_idx])
+        scores = classification_metrics(y[test_idx], pred, classes)
+        scores["balanced_test"] = classification_metrics(y[bal_test_idx], pred_bal, classes)
+        result["classifiers"][clf_name] = scores
+        fitted[clf_name] = model
+        predictions[clf_name] = pred
+
+    fold_rows = []
+    if cv and cv > 1:
+        folds = list(kfold_indices(y, cv, groups, seed))
+        per_clf: dict[str, list] = {c: [] for c in classifiers}
+        for k, (tr, te) in enumerate(track(folds, description=f"{cv}-fold CV", total=len(folds))):
+            sample = balanced_sample(y, tr, n_train, seed + 1 + k)
+            for clf_name in classifiers:
+                model = make_classifier(clf_name, seed, n_jobs, rf_trees).fit(X[sample], y[sample])
+                m = classification_metrics(y[te], model.predict(X[te]), classes)
+                per_clf[clf_name].append(m)
+                fold_rows.append({"classifier": clf_name, "fold": k, **m})
+        for clf_name in classifiers:
+            result["classifiers"][clf_name]["cv"] = _summary(per_clf[clf_name])
+
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for clf_name in classifiers:
+            _write_confusion(out, clf_name, y[test_idx], predictions[clf_name], classes, name)
+            report_table(y[test_idx], predictions[clf_name], classes).to_csv(
+                out / f"classification_report_{clf_name}.csv", index=False)
+        if fold_rows:
+            pd.DataFrame(fold_rows).to_csv(out / "cv_folds.csv", index=False)
+        rf = fitted.get("rf") or make_classifier("rf", seed, n_jobs, rf_trees).fit(X[fit_idx], y[fit_idx])
+        imp, perm = importances(rf, X[test_idx], y[test_idx], feats, permutation_features,
+                                permutation_repeats, seed, n_jobs)
+        imp.to_csv(out / "importance_rf_impurity.csv", index=False)
+        perm.to_csv(out / "importance_permutation.csv", index=False)
+        from stratonet.runinfo import write_json
+
+        write_json(result, out / "metrics.json")
+    return result
+
+
+def importances(
+    rf_pipeline, X_test: np.ndarray, y_test: np.ndarray, features: list[str], top: int = 100, repeats: int = 5,
+    seed: int = 0, n_jobs: int = 1, max_rows: int = 2000,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RF impurity importance (all features) and permutation importance on the test set (top features).
+
+    Returns
+    -------
+    impurity, permutation : DataFrame
+        ``feature, importance, rank`` and ``feature, importance_mean, importance_sd, rank`` (accuracy drop).
+    """
+    forest = rf_pipeline[-1]
+    impurity = pd.DataFrame({"feature": features, "importance": forest.feature_importances_})
+    impurity = impurity.sort_values("importance", ascending=False, ignore_index=True)
+    impurity["rank"] = np.arange(1, len(impurity) + 1)
+    chosen = impurity["feature"].tolist()[: top] if top and top < len(features) else list(features)
+    cols = [features.index(f) for f in chosen]
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(y_test), size=min(max_rows, len(y_test)), replace=False)
+    Xs = X_test[rows].copy()
+    ys = y_test[rows]
+    baseline = float(np.mean(rf_pipeline.predict(Xs) == ys))
+    drops = np.zeros((len(cols), repeats))
+    # Same definition as sklearn.inspection.permutation_importance (accuracy drop when one column is shuffled),
+    # restricted to the chosen columns.
+    for i, col in enumerate(track(cols, description="permutation importance", total=len(cols))):
+        saved = Xs[:, col].copy()
+        for r in range(repeats):
+            Xs[:, col] = rng.permutation(saved)
+            drops[i, r] = baseline - float(np.mean(rf_pipeline.predict(Xs) == ys))
+        Xs[:, col] = saved
+    perm = pd.DataFrame({"feature": chosen, "importance_mean": drops.mean(axis=1),
+                         "importance_sd": drops.std(axis=1)})
+    perm = perm.sort_values("importance_mean", ascending=False, ignore_index=True)
+    perm["rank"] = np.arange(1, len(perm) + 1)
+    perm["n_rows"] = len(rows)
+    return impurity, perm
+
+
+def _write_confusion(out: Path, clf: str, y_true, y_pred, classes: list[str], name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = confusion(y_true, y_pred, classes)
+    counts = pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes)
+    counts.to_csv(out / f"confusion_{clf}.csv")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = cm / cm.sum(axis=1, keepdims=True)
+    norm = np.nan_to_num(norm)
+    pd.DataFrame(norm, index=pd.Index(classes, name="true"), columns=classes).to_csv(
+        out / f"confusion_{clf}_normalized.csv")
+    n = len(classes)
+    size = max(4.0, 0.45 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{name}: {CLASSIFIER_NAMES[clf]} (row-normalised)", fontsize=9)
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out / f"confusion_{clf}.png", dpi=110)
+    plt.close(fig)

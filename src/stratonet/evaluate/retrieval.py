@@ -1,0 +1,368 @@
+"""Retrieval metrics: mAP with copairs (phenotypic activity, consistency) and NSC / NSCB 1-NN accuracy.
+
+- Activity: each treatment's replicates should retrieve each other before the negative controls (replicate-level
+  profiles, e.g. per well).
+- Consistency: treatment-level profiles (median per compound and concentration, controls excluded) of the same
+  class (MoA, target) should retrieve each other before other classes; same-compound pairs do not count.
+- NSC: 1-nearest-neighbour class of each treatment profile, never matching a profile of the same compound; NSCB
+  also never matches a treatment imaged in the same batch (Ljosa et al. 2013; Ando et al. 2017).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stratonet.errors import ConfigError, StratoNetError
+from stratonet.profile.aggregate import aggregate
+from stratonet.profile.controls import compound_column, negcon_mask, treatment_columns
+from stratonet.progress import get_logger
+from stratonet.tables import feature_columns
+
+METRICS = ("cosine", "correlation", "euclidean")
+#: Up to this many profiles, pair similarities are read from one precomputed similarity matrix (n x n float32);
+#: above it copairs computes them pair by pair.
+DENSE_LIMIT = 20000
+
+
+def similarity_matrix(X: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """All-pairs similarity (float32): cosine, Pearson correlation, or 1 / (1 + Euclidean distance)."""
+    if metric not in METRICS:
+        raise ConfigError(f"unknown similarity '{metric}' (use {', '.join(METRICS)})")
+    X = np.asarray(X, dtype=np.float32)
+    if metric == "euclidean":
+        sq = np.einsum("ij,ij->i", X, X)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * (X @ X.T), 0)
+        return (1.0 / (1.0 + np.sqrt(d2))).astype(np.float32)
+    if metric == "correlation":
+        X = X - X.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    Xn = X / norms
+    return Xn @ Xn.T
+
+
+def treatment_key(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.Series:
+    """One string per row naming its treatment (compound and concentration joined with '@')."""
+    cols = list(columns) if columns else treatment_columns(df)
+    return df[cols].astype(str).agg("@".join, axis=1)
+
+
+def _copairs_ap(meta: pd.DataFrame, X: np.ndarray, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
+                metric: str, batch_size: int = 20000) -> pd.DataFrame:
+    """copairs average precision, with similarities from a dense matrix when it fits in memory."""
+    from copairs.map import average_precision
+
+    if len(X) <= DENSE_LIMIT and metric in METRICS:
+        sim = similarity_matrix(X, metric)
+        rows = np.arange(len(X), dtype=np.int64)[:, None]
+
+        def lookup(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return sim[a[:, 0], b[:, 0]]
+
+        return average_precision(meta, rows, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
+                                 batch_size=batch_size, distance=lookup, progress_bar=False)
+    return average_precision(meta, X, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
+                             batch_size=batch_size, distance=metric, progress_bar=False)
+
+
+def map_scores(
+    df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    kind: str = "activity",
+    label: str = "Metadata_moa",
+    treatment: Sequence[str] | None = None,
+    metric: str = "cosine",
+    null_size: int = 10000,
+    threshold: float = 0.05,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Average precision per profile and mAP per group with copairs, p-values and BH correction.
+
+    Parameters
+    ----------
+    df : DataFrame
+        ``activity``: replicate-level profiles (e.g. per well) including the negative controls.
+        ``consistency``: any level; profiles are first aggregated to treatment level (median), controls dropped.
+    features : list of str, optional
+    kind : {"activity", "consistency"}
+    label : str
+        Class column for consistency (MoA, target).
+    treatment : list of str, optional
+        Columns naming a treatment (default: compound + concentration, see :func:`treatment_columns`).
+    metric : {"cosine", "correlation", "euclidean"}
+    null_size : int
+        Size of copairs' null distribution per configuration.
+    threshold : float
+        Significance level for ``below_corrected_p`` (BH-corrected).
+    seed : int
+
+    Returns
+    -------
+    ap, map : DataFrame
+        Per-profile AP (copairs ``average_precision``) and per-group mAP with ``p_value``, ``corrected_p_value``
+        and ``below_corrected_p`` (copairs ``mean_average_precision``).
+    """
+    from copairs.map import mean_average_precision
+    from copairs.matching import UnpairedException
+
+    feats = feature_columns(df, features)
+    tcols = list(treatment) if treatment else treatment_columns(df)
+    if kind == "activity":
+        data = df.reset_index(drop=True)
+        meta = pd.DataFrame({"Metadata_treatment": treatment_key(data, tcols)})
+        neg = negcon_mask(data)
+        # copairs' reference-index idiom: controls get unique indices, so they pair with treatments only as negatives.
+        meta["Metadata_reference_index"] = np.where(neg, np.arange(len(data)), -1)
+        pos_sameby, pos_diffby = ["Metadata_treatment", "Metadata_reference_index"], []
+        neg_sameby, neg_diffby = [], ["Metadata_treatment", "Metadata_reference_index"]
+        group = ["Metadata_treatment"]
+        for c in tcols:
+            meta[c] = data[c].to_numpy()
+    elif kind == "consistency":
+        if label not in df.columns:
+            raise StratoNetError(f"label column '{label}' not in profiles")
+        data = treatment_level(df, feats, tcols)
+        data = data[data[label].notna()].reset_index(drop=True)
+        comp = compound_column(data) or tcols[0]
+        meta = pd.DataFrame({label: data[label].astype(str).to_numpy(), "Metadata_compound_key": data[comp].astype(str)})
+        pos_sameby, pos_diffby = [label], ["Metadata_compound_key"]
+        neg_sameby, neg_diffby = [], [label]
+        group = [label]
+    else:
+        raise ConfigError(f"unknown mAP kind '{kind}' (use activity or consistency)")
+    X = data[feats].to_numpy(dtype=np.float32)
+    if np.isnan(X).any():
+        raise StratoNetError("features contain missing values (run 'stratonet profile' with --select drop_na_columns)")
+    try:
+        ap = _copairs_ap(meta, X, pos_sameby, pos_diffby, neg_sameby, neg_diffby, metric)
+    except UnpairedException as exc:
+        raise StratoNetError(f"mAP {kind}: {exc} (need replicates and {'controls' if kind == 'activity' else 'two compounds per class'})") from exc
+    ap = ap[ap["n_pos_pairs"] > 0].reset_index(drop=True)
+    if ap.empty:
+        raise StratoNetError(f"mAP {kind}: no profile has a positive pair")
+    m = mean_average_precision(ap, group, null_size=null_size, threshold=threshold, seed=seed, progress_bar=False)
+    m = m.drop(columns=["indices"], errors="ignore")
+    if kind == "activity":
+        first = meta.drop_duplicates("Metadata_treatment").set_index("Metadata_treatment")[tcols]
+        m = m.join(first, on="Metadata_treatment")
+    return ap, m
+
+
+def treatment_level(df: pd.DataFrame, features: Sequence[str] | None = None,
+                    treatment: Sequence[str] | None = None, operation: str = "median",
+                    batch: str | None = None) -> pd.DataFrame:
+    """Treatment profiles: median per treatment (compound, concentration) with negative controls dropped.
+
+    With ``batch``, ``Metadata_batches`` lists the batches ('|'-joined) the treatment's replicates came from.
+    """
+    feats = feature_columns(df, features)
+    tcols = list(treatment) if treatment else treatment_columns(df)
+    data = df[~negcon_mask(df, required=False)]
+    if data.empty:
+        raise StratoNetError("no treated profiles (every row is a negative control)")
+    out = aggregate(data, tcols, feats, operation)
+    if batch:
+        if batch not in df.columns:
+            raise StratoNetError(f"batch column '{batch}' not in profiles")
+        b = data.groupby(tcols, sort=True, dropna=False, observed=True)[batch].agg(
+            lambda s: "|".join(sorted(set(s.astype(str)))))
+        out = out.join(b.rename("Metadata_batches"), on=tcols)
+    return out
+
+
+def nsc_predictions(
+    df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    label: str = "Metadata_moa",
+    treatment: Sequence[str] | None = None,
+    batch: str | None = None,
+    metric: str = "cosine",
+    aggregate_first: bool = True,
+) -> pd.DataFrame:
+    """1-NN class predictions for every treatment profile, not-same-compound (and not-same-batch).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Profiles at any level; with ``aggregate_first`` they are reduced to treatment level (median per compound
+        and concentration) and negative controls are dropped.
+    label : str
+        Class column (MoA).
+    treatment : list of str, optional
+        Treatment columns; the first is the compound.
+    batch : str, optional
+        Batch column; when given, the ``nscb_*`` columns are filled too.
+    metric : {"cosine", "correlation", "euclidean"}
+
+    Returns
+    -------
+    DataFrame
+        One row per treatment: its metadata, ``nsc_neighbor`` (index of the match), ``nsc_prediction``,
+        ``nsc_correct``, and with ``batch`` the ``nscb_*`` equivalents. A query whose class has no eligible
+        candidate (e.g. the only compound of its MoA, or a MoA confined to one batch for NSCB) is marked
+        ``*_evaluable = False`` and left out of the accuracy, as in the literature.
+    """
+    feats = feature_columns(df, features)
+    tcols = list(treatment) if treatment else treatment_columns(df)
+    if label not in df.columns:
+        raise StratoNetError(f"label column '{label}' not in profiles")
+    if aggregate_first:
+        prof = treatment_level(df, feats, tcols, batch=batch)
+    else:
+        prof = df[~negcon_mask(df, required=False)].copy()
+        if batch:
+            prof["Metadata_batches"] = prof[batch].astype(str)
+    prof = prof[prof[label].notna()].reset_index(drop=True)
+    if len(prof) < 2:
+        raise StratoNetError("NSC needs at least two treatment profiles")
+    X = prof[feats].to_numpy(dtype=np.float32)
+    if np.isnan(X).any():
+        raise StratoNetError("features contain missing values (run 'stratonet profile' with --select drop_na_columns)")
+    sim = similarity_matrix(X, metric)
+    compound = prof[tcols[0]].astype(str).to_numpy()
+    y = prof[label].astype(str).to_numpy()
+    allowed = compound[:, None] != compound[None, :]
+    out = prof[[c for c in prof.columns if c.startswith("Metadata_")]].copy()
+    _predict(out, "nsc", sim, allowed, y)
+    if batch:
+        sets = [set(s.split("|")) for s in prof["Metadata_batches"]]
+        codes = {b: i for i, b in enumerate(sorted(set().union(*sets)))}
+        member = np.zeros((len(prof), len(codes)), dtype=bool)
+        for i, s in enumerate(sets):
+            member[i, [codes[b] for b in s]] = True
+        shared = (member.astype(np.int32) @ member.T.astype(np.int32)) > 0
+        _predict(out, "nscb", sim, allowed & ~shared, y)
+    return out
+
+
+def _predict(out: pd.DataFrame, prefix: str, sim: np.ndarray, allowed: np.ndarray, y: np.ndarray) -> None:
+    s = np.where(allowed, sim, -np.inf)
+    nn = s.argmax(axis=1)
+    has = np.isfinite(s[np.arange(len(s)), nn])
+    same = y[:, None] == y[None, :]
+    evaluable = (allowed & same).any(axis=1) & has
+    out[f"{prefix}_neighbor"] = np.where(has, nn, -1)
+    out[f"{prefix}_prediction"] = np.where(has, y[nn], None)
+    out[f"{prefix}_similarity"] = np.where(has, s[np.arange(len(s)), nn], np.nan)
+    out[f"{prefix}_correct"] = has & (y[nn] == y)
+    out[f"{prefix}_evaluable"] = evaluable
+
+
+def nsc_accuracy(
+    df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    label: str = "Metadata_moa",
+    treatment: Sequence[str] | None = None,
+    batch: str | None = None,
+    metric: str = "cosine",
+    aggregate_first: bool = True,
+) -> float:
+    """NSC 1-NN accuracy (or NSCB when ``batch`` is given) over the evaluable treatment profiles.
+
+    See :func:`nsc_predictions` for the parameters.
+    """
+    pred = nsc_predictions(df, features, label, treatment, batch, metric, aggregate_first)
+    prefix = "nscb" if batch else "nsc"
+    ok = pred[f"{prefix}_evaluable"]
+    if not ok.any():
+        raise StratoNetError(f"{prefix.upper()}: no treatment has an eligible neighbour of its own class")
+    return float(pred.loc[ok, f"{prefix}_correct"].mean())
+
+
+def default_batch_column(df: pd.DataFrame) -> str | None:
+    """``Metadata_Batch`` when present, else ``Metadata_Plate``, else None."""
+    for c in ("Metadata_Batch", "Metadata_Plate"):
+        if c in df.columns:
+            return c
+    return None
+
+
+def evaluate_retrieval(
+    df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    label: str = "Metadata_moa",
+    treatment: Sequence[str] | None = None,
+    batch: str | None = None,
+    metric: str = "cosine",
+    null_size: int = 10000,
+    threshold: float = 0.05,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    name: str = "features",
+    provenance: dict | None = None,
+) -> dict:
+    """mAP activity and consistency, NSC and NSCB; writes the output-contract files when ``out_dir`` is given.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Replicate-level profiles (e.g. per well) with negative controls, a treatment column and ``label``.
+    batch : str, optional
+        Batch column for NSCB (default ``Metadata_Batch``, else ``Metadata_Plate``).
+    out_dir : path, optional
+        Folder written directly (the CLI uses ``<run>/evaluate/retrieval/<name>``): ``metrics.json``,
+        ``map_activity.csv``, ``map_consistency.csv``, ``nsc_predictions.csv``, ``ap_activity.csv``,
+        ``ap_consistency.csv``.
+
+    Returns
+    -------
+    dict
+        ``{"feature_set", "provenance", "map_activity": {"mean_map", "fraction_retrieved", ...},
+        "map_consistency": {...}, "nsc_accuracy", "nscb_accuracy", ...}``; a part that cannot be computed
+        (e.g. no replicates) holds ``None`` and its reason under ``"skipped"``.
+    """
+    log = get_logger()
+    feats = feature_columns(df, features)
+    tcols = list(treatment) if treatment else treatment_columns(df)
+    batch = batch or default_batch_column(df)
+    result: dict = {"feature_set": name, "provenance": provenance or {}, "label": label, "metric": metric,
+                    "treatment": tcols, "batch": batch, "n_profiles": int(len(df)), "n_features": len(feats),
+                    "null_size": null_size, "threshold": threshold, "skipped": {}}
+    tables: dict[str, pd.DataFrame] = {}
+    for kind in ("activity", "consistency"):
+        if kind == "consistency" and label not in df.columns:
+            result[f"map_{kind}"] = None
+            result["skipped"][kind] = f"no '{label}' column"
+            continue
+        try:
+            ap, m = map_scores(df, feats, kind, label, tcols, metric, null_size, threshold, seed)
+        except StratoNetError as exc:
+            log.warning("mAP %s skipped: %s", kind, exc)
+            result[f"map_{kind}"] = None
+            result["skipped"][kind] = str(exc)
+            continue
+        tables[f"map_{kind}"] = m
+        tables[f"ap_{kind}"] = ap
+        result[f"map_{kind}"] = {
+            "mean_map": float(m["mean_average_precision"].mean()),
+            "fraction_retrieved": float(m["below_corrected_p"].mean()),
+            "n_groups": int(len(m)),
+            "n_retrieved": int(m["below_corrected_p"].sum()),
+        }
+    if label in df.columns:
+        pred = nsc_predictions(df, feats, label, tcols, batch, metric)
+        tables["nsc_predictions"] = pred
+        for prefix in ("nsc", "nscb"):
+            if f"{prefix}_evaluable" not in pred:
+                result[f"{prefix}_accuracy"] = None
+                continue
+            ok = pred[f"{prefix}_evaluable"]
+            result[f"{prefix}_accuracy"] = float(pred.loc[ok, f"{prefix}_correct"].mean()) if ok.any() else None
+            result[f"{prefix}_n"] = int(ok.sum())
+            result[f"{prefix}_not_evaluable"] = int((~ok).sum())
+    else:
+        result["nsc_accuracy"] = result["nscb_accuracy"] = None
+        result["skipped"]["nsc"] = f"no '{label}' column"
+    if out_dir is not None:
+        from stratonet.runinfo import write_json
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for key, table in tables.items():
+            table.to_csv(out / f"{key}.csv", index=False)
+        write_json(result, out / "metrics.json")
+    return result

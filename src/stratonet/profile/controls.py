@@ -1,0 +1,70 @@
+"""Which rows are negative controls, and which columns name a treatment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stratonet.errors import StratoNetError
+
+#: Compound-identity columns, most specific first.
+COMPOUND_COLUMNS = [
+    "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_pert_iname", "Metadata_Compound", "Metadata_compound",
+    "Metadata_Treatment", "Metadata_treatment",
+]
+#: Dose columns.
+CONCENTRATION_COLUMNS = ["Metadata_concentration", "Metadata_Concentration", "Metadata_mmoles_per_liter", "Metadata_dose"]
+#: Values that mark a negative control in a compound column.
+NEGCON_NAMES = {"dmso", "negcon", "empty"}
+
+
+def compound_column(df: pd.DataFrame) -> str | None:
+    """The first compound-identity column present (see :data:`COMPOUND_COLUMNS`), or None."""
+    return next((c for c in COMPOUND_COLUMNS if c in df.columns), None)
+
+
+def concentration_column(df: pd.DataFrame) -> str | None:
+    """The first dose column present, or None."""
+    return next((c for c in CONCENTRATION_COLUMNS if c in df.columns), None)
+
+
+def treatment_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that define a treatment: compound (+ concentration when present).
+
+    Raises
+    ------
+    StratoNetError
+        If the table has no compound column.
+    """
+    comp = compound_column(df)
+    if comp is None:
+        raise StratoNetError(
+            f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)})"
+        )
+    conc = concentration_column(df)
+    return [comp] + ([conc] if conc else [])
+
+
+def negcon_mask(df: pd.DataFrame, required: bool = True) -> np.ndarray:
+    """Boolean mask of negative-control rows.
+
+    ``Metadata_control_type == "negcon"`` when that column exists; otherwise a compound column equal to DMSO
+    (case-insensitive).
+
+    Parameters
+    ----------
+    df : DataFrame
+    required : bool
+        Raise if no negative control is found.
+    """
+    if "Metadata_control_type" in df.columns:
+        mask = df["Metadata_control_type"].astype(str).str.lower().eq("negcon").to_numpy()
+    else:
+        mask = np.zeros(len(df), dtype=bool)
+        for col in [c for c in COMPOUND_COLUMNS + ["Metadata_moa"] if c in df.columns]:
+            mask |= df[col].astype(str).str.strip().str.lower().isin(NEGCON_NAMES).to_numpy()
+    if required and not mask.any():
+        raise StratoNetError(
+            "no negative controls found (need Metadata_control_type == 'negcon' or a compound column equal to DMSO)"
+        )
+    return mask
