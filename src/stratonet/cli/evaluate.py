@@ -154,14 +154,16 @@ def compare(a: Path, b: Path, run_dir: Path, label: str, name_a: str | None, nam
 @click.option("--positive", default="poscon", show_default=True, help="Positive-control value of the control column.")
 @click.option("--negative", default="negcon", show_default=True, help="Negative-control value of the control column.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fold shuffling seed.")
+@click.option("--null-size", type=click.IntRange(100), default=2000, show_default=True,
+              help="copairs null distribution size for the mAP p-values.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fold shuffling and null seed.")
 def taps(features: Path, run_dir: Path, model: str | None, label: str, positive: str, negative: str, folds: int,
-         seed: int) -> None:
+         null_size: int, seed: int) -> None:
     """Tap selection: per tap of a deep feature table, CV accuracy and mAP separating the classes."""
     from stratonet.evaluate.taps import run_taps
     from stratonet.progress import console
 
     start_run(run_dir, "evaluate_taps")
     out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
-                   seed=seed)
+                   seed=seed, null_size=null_size)
     console.print(f"tap selection written to {out}")

@@ -4,7 +4,9 @@ A deep feature table carries columns ``<Channel>_<tap>_<i>`` (e.g. ``DNA_low_001
 tap, all channels' features of that tap are scored by
 
 * cross-validated accuracy of a standardised logistic regression (stratified k-fold), and
-* mean average precision (mAP) of retrieving same-class profiles by cosine similarity.
+* mean average precision (mAP, copairs via :func:`stratonet.evaluate.retrieval.map_scores`, cosine): with the
+  control column, the phenotypic activity of each treatment's replicates against the negative controls; with
+  another label, the consistency of treatments of the same class.
 
 By default the classes are ``Metadata_control_type`` poscon vs negcon; a plate without positive controls falls back
 to all treated profiles vs negcon; with ``label`` set to another column every class of that column is used.
@@ -40,29 +42,19 @@ def taps_of(columns: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def mean_average_precision(x: np.ndarray, labels: np.ndarray, query_mask: np.ndarray | None = None) -> float:
-    """Mean over queries of the average precision of retrieving same-label profiles by cosine similarity.
+def tap_map(meta: pd.DataFrame, x: np.ndarray, kind: str, label: str, null_size: int = 2000,
+            seed: int = 0) -> tuple[float, float]:
+    """mAP and fraction retrieved (BH-corrected p < 0.05) of one tap's features, with copairs.
 
-    Each query ranks all other profiles; positives are those with the query's label. Queries without any
-    positive are skipped. ``query_mask`` restricts which profiles act as queries (default: all).
+    ``kind="activity"``: each treatment's replicates against the negative controls (phenotypic activity);
+    ``kind="consistency"``: treatments of the same ``label`` class against other classes.
     """
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    norm[norm == 0] = 1.0
-    u = x / norm
-    sim = u @ u.T
-    n = len(labels)
-    np.fill_diagonal(sim, -np.inf)
-    queries = np.arange(n) if query_mask is None else np.flatnonzero(query_mask)
-    aps = []
-    for q in queries:
-        order = np.argsort(-sim[q], kind="stable")[: n - 1]  # the query itself sorts last
-        hits = labels[order] == labels[q]
-        n_pos = hits.sum()
-        if n_pos == 0:
-            continue
-        precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
-        aps.append(precision_at_hit.mean())
-    return float(np.mean(aps)) if aps else float("nan")
+    from stratonet.evaluate.retrieval import map_scores
+
+    names = [f"f{i}" for i in range(x.shape[1])]
+    df = pd.concat([meta.reset_index(drop=True), pd.DataFrame(x, columns=names)], axis=1)
+    _, m = map_scores(df, names, kind=kind, label=label, null_size=null_size, seed=seed)
+    return float(m["mean_average_precision"].mean()), float(m["below_corrected_p"].mean())
 
 
 def cv_accuracy(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[float, float, int]:
@@ -127,12 +119,14 @@ def plot_taps(table: pd.DataFrame, path: Path, title: str) -> Path:
 
 
 def score_taps(df: pd.DataFrame, features: list[str], label: str = CONTROL_COLUMN, positive: str = "poscon",
-               negative: str = "negcon", folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, str]:
+               negative: str = "negcon", folds: int = 5, seed: int = 0,
+               null_size: int = 2000) -> tuple[pd.DataFrame, str]:
     """Accuracy and mAP of every tap in a deep feature table.
 
     Returns
     -------
-    (table, comparison) where table has columns tap, accuracy, accuracy_sd, mAP, n_features, channels,
+    (table, comparison) where table has columns tap, accuracy, accuracy_sd, mAP, fraction_retrieved, n_features,
+    channels,
     n_profiles, folds; and comparison describes the classes scored.
     """
     groups = taps_of(features)
@@ -142,25 +136,27 @@ def score_taps(df: pd.DataFrame, features: list[str], label: str = CONTROL_COLUM
     y = sub["_class"].astype(str).to_numpy()
     if len(np.unique(y)) < 2:
         raise StratoNetError(f"only one class ({y[0] if len(y) else 'none'}) to separate in {label}")
-    query_mask = (y == positive) if comparison.startswith(f"{positive} vs") else None
+    kind = "activity" if label == CONTROL_COLUMN else "consistency"
+    meta = sub[[c for c in sub.columns if str(c).startswith("Metadata_")]]
     rows = []
     for tap, cols in groups.items():
         x, used = clean_matrix(sub, cols)
         if not used:
             rows.append({"tap": tap, "accuracy": np.nan, "accuracy_sd": np.nan, "mAP": np.nan,
-                         "n_features": 0, "channels": "", "n_profiles": len(sub), "folds": 0})
+                         "fraction_retrieved": np.nan, "n_features": 0, "channels": "", "n_profiles": len(sub), "folds": 0})
             continue
         acc, sd, k = cv_accuracy(x, y, folds=folds, seed=seed)
-        ap = mean_average_precision(standardize(x), y, query_mask)
+        ap, retrieved = tap_map(meta, standardize(x), kind, label, null_size=null_size, seed=seed)
         channels = sorted({TAP_COLUMN.match(c).group("channel") for c in used})
-        rows.append({"tap": tap, "accuracy": acc, "accuracy_sd": sd, "mAP": ap, "n_features": len(used),
+        rows.append({"tap": tap, "accuracy": acc, "accuracy_sd": sd, "mAP": ap, "fraction_retrieved": retrieved,
+                     "n_features": len(used),
                      "channels": "|".join(channels), "n_profiles": len(sub), "folds": k})
     return pd.DataFrame(rows), comparison
 
 
 def run_taps(features_path: str | Path, run_dir: str | Path, model: str | None = None,
              label: str = CONTROL_COLUMN, positive: str = "poscon", negative: str = "negcon", folds: int = 5,
-             seed: int = 0) -> Path:
+             seed: int = 0, null_size: int = 2000) -> Path:
     """Score every tap of a deep feature table and write ``<run>/evaluate/taps/<model>/``.
 
     Returns
@@ -171,7 +167,7 @@ def run_taps(features_path: str | Path, run_dir: str | Path, model: str | None =
     require_column(df, label, features_path)
     model = model or str(prov.get("model") or Path(features_path).name.split(".")[0])
     table, comparison = score_taps(df, feats, label=label, positive=positive, negative=negative, folds=folds,
-                                   seed=seed)
+                                   seed=seed, null_size=null_size)
     out = Path(run_dir) / "evaluate" / "taps" / safe_name(model)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "tap_selection.csv", index=False)
@@ -184,7 +180,9 @@ def run_taps(features_path: str | Path, run_dir: str | Path, model: str | None =
         "label": label,
         "comparison": comparison,
         "classifier": "logistic regression (standardised), stratified k-fold",
-        "map_method": "cosine similarity, same-class positives, mean over queries",
+        "map_method": ("copairs mAP (stratonet.evaluate.retrieval.map_scores, cosine): "
+                       + ("phenotypic activity of each treatment vs negative controls" if label == CONTROL_COLUMN
+                          else f"consistency of treatments within {label} classes")),
         "taps": table.to_dict(orient="records"),
         "best_tap": str(best["tap"]),
     }, out / "metrics.json")
