@@ -64,3 +64,20 @@ def classical_table(meta: pd.DataFrame, n: int = 30, informative: int = 10, seed
 def write(df: pd.DataFrame, path: Path, **provenance) -> Path:
     """Write a fixture table with provenance."""
     return write_table(df, path, provenance=provenance or None)
+
+
+def demo_plate_sites(wells: int = 24, sites: int = 2) -> pd.DataFrame:
+    """Site-level metadata shaped like the demo's synthetic plate: 6 DMSO wells, 3 MoAs x 2 compounds x 3 wells."""
+    rows = []
+    layout = ["control"] * 6 + [m for m in MOAS[1:] for _ in range(6)]
+    for w in range(wells):
+        moa = layout[w % len(layout)]
+        cpd = "DMSO" if moa == "control" else f"{moa}_cpd{(w % 6) // 3}"
+        for s in range(1, sites + 1):
+            rows.append({
+                "Metadata_Plate": "SYNTH1", "Metadata_Well": f"{'ABCD'[w // 6]}{w % 6 + 1:02d}", "Metadata_Site": s,
+                "Metadata_broad_sample": cpd, "Metadata_pert_iname": cpd, "Metadata_moa": moa,
+                "Metadata_concentration": 0.0 if moa == "control" else 1.0,
+                "Metadata_control_type": "negcon" if moa == "control" else "trt",
+            })
+    return pd.DataFrame(rows)

@@ -176,12 +176,14 @@ def _config_section(data: RunData) -> str:
 
 
 def _overview(data: RunData, status: dict[str, str]) -> str:
-    prov_rows = [{"source": k, **{kk: str(vv) for kk, vv in v.items()}} for k, v in data.table_provenance.items()]
+    prov_rows = [{"table": k, **data.table_shapes.get(k, {}),
+                  **{kk: str(vv) for kk, vv in v.items() if kk != "profile"}}
+                 for k, v in data.table_provenance.items()]
     sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
     st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in SECTIONS if sid != "overview"])
     return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
             f"{H.esc(', '.join(sets) or 'none')}.</p>" + H.table(st, text_columns=2)
-            + ("<h3>Table provenance</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
+            + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
 
 
 def _banner(labels: list[str]) -> str:
@@ -230,6 +232,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
     write_json({
         "run": str(run.resolve()), "generated": now, "stratonet_version": __version__,
         "untrained": labels, "sections": status,
+        "tables": data.table_shapes,
         "provenance": {**data.table_provenance,
                        **{f"classify/{k}": v.get("provenance") for k, v in data.classify.items()}},
         "classify": data.classify, "retrieval": data.retrieval, "embed": data.embed, "compare": data.compare,

@@ -31,6 +31,7 @@ class RunData:
     manifests: dict[str, dict] = field(default_factory=dict)
     configs: dict[str, str] = field(default_factory=dict)
     table_provenance: dict[str, dict] = field(default_factory=dict)
+    table_shapes: dict[str, dict] = field(default_factory=dict)  # rows, features, plates per feature/profile table
     dirs: dict[str, dict[str, Path]] = field(default_factory=dict)  # kind -> name -> folder with its files
 
 
@@ -94,11 +95,26 @@ def collect_run(run: str | Path, exclude: Path | None = None) -> RunData:
         for p in sorted((root / sub).glob("*.parquet")) if (root / sub).is_dir() else []:
             from stratonet.tables import read_provenance
 
+            key = f"{sub}/{p.name}"
             try:
-                data.table_provenance[f"{sub}/{p.name}"] = read_provenance(p)
+                data.table_provenance[key] = read_provenance(p)
+                data.table_shapes[key] = table_shape(p)
             except Exception as exc:  # a corrupt table must not stop the report; it is listed as unreadable
-                data.table_provenance[f"{sub}/{p.name}"] = {"error": f"unreadable ({type(exc).__name__})"}
+                data.table_provenance[key] = {"error": f"unreadable ({type(exc).__name__})"}
     return data
+
+
+def table_shape(path: Path) -> dict:
+    """Rows, feature columns, plates and wells of a Parquet table (reads only two metadata columns)."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    shape = {"rows": pf.metadata.num_rows, "features": sum(1 for n in names if not n.startswith("Metadata_"))}
+    for col, key in (("Metadata_Plate", "plates"), ("Metadata_Well", "wells")):
+        if col in names:
+            shape[key] = int(pq.read_table(path, columns=[col]).column(0).to_pandas().nunique())
+    return shape
 
 
 # --- tables -------------------------------------------------------------------------------------------------
