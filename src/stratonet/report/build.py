@@ -86,7 +86,7 @@ def _confusion_section(data: RunData) -> str:
     for fs, d in data.dirs.get("classify", {}).items():
         for png in sorted(d.glob("confusion_*.png")):
             clf = png.stem.removeprefix("confusion_")
-            items.append(H.figure(png, f"{fs}: {clf}", 420))
+            items.append(H.figure(png, f"{fs}: {clf}", 320))
     return H.figures(items) if items else H.not_run("not run: no confusion matrices (evaluate classify)")
 
 

@@ -20,7 +20,7 @@ DEMO_EVAL = {
     "profile": {"aggregate": "well (median)", "normalize": "mad_robustize vs negcon (DMSO) per plate",
                 "select": ["variance_threshold", "correlation_threshold", "drop_na_columns"]},
     "classify": {"classifiers": ["svm", "rf", "mlp", "logreg"], "cv_folds": 3, "rf_trees": 50, "n_train": 240,
-                 "test_size": 0.25, "permutation_features": 20},
+                 "test_size": 0.25, "permutation_features": 10},
     "retrieval": {"metric": "cosine", "null_size": 1000},
     "embed": {"color_by": "Metadata_moa", "seed": 0},
     "compare": {"top": 50, "trees": 100},
@@ -108,14 +108,13 @@ def evaluate_stage(ctx) -> None:
         except StratoNetError as exc:
             _warn(f"embed {name}", exc)
         console.print(f"  {name}: classify, retrieval, embed done", highlight=False)
-    sets = list(ctx.profiles)
-    pairs = [(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
-    for a, b in pairs:
+    if "deep" in ctx.profiles and "classical" in ctx.profiles:
         try:
-            run_compare(ctx.profiles[a], ctx.profiles[b], out, label=label, name_a=a, name_b=b,
-                        top=DEMO_EVAL["compare"]["top"], n_estimators=DEMO_EVAL["compare"]["trees"], seed=ctx.seed)
+            run_compare(ctx.profiles["deep"], ctx.profiles["classical"], out, label=label, name_a="deep",
+                        name_b="classical", top=DEMO_EVAL["compare"]["top"],
+                        n_estimators=DEMO_EVAL["compare"]["trees"], seed=ctx.seed)
         except StratoNetError as exc:
-            _warn(f"compare {a} vs {b}", exc)
+            _warn("compare deep vs classical", exc)
     deep = ctx.profiles.get("deep")
     if deep is not None and len(taps_of(feature_columns(read_table(deep)))) > 0:
         try:
