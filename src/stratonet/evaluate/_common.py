@@ -20,12 +20,20 @@ def load_profiles(path: str | Path) -> tuple[pd.DataFrame, list[str], dict]:
         If the table has no numeric feature column or fewer than 3 rows.
     """
     df = read_table(path)
+    drop_attrs(df)
     feats = feature_columns(df)
     if not feats:
         raise StratoNetError(f"{path}: no numeric feature columns (only Metadata_* columns?)")
     if len(df) < 3:
         raise StratoNetError(f"{path}: {len(df)} row(s); at least 3 profiles are needed")
     return df, feats, read_provenance(path)
+
+
+def drop_attrs(df: pd.DataFrame) -> pd.DataFrame:
+    """Empty ``df.attrs`` in place (pandas restores them from Parquet and deep-copies them on every operation,
+    which is very slow when a profile's attrs hold long feature lists)."""
+    df.attrs.clear()
+    return df
 
 
 def require_column(df: pd.DataFrame, column: str, path: str | Path) -> None:

@@ -1,7 +1,9 @@
 """The demo's profile, evaluate and report stages (called from :mod:`stratonet.demo`).
 
 Settings are deliberately small so the three stages stay within ~90 s on 2 cores for the 24-well demo plate:
-3-fold CV, 50-tree forests, a 240-profile balanced training sample, a 1,000-draw copairs null. They are written
+3-fold CV, 50-tree forests, a 48-profile balanced training sample, a 1,000-draw copairs null, and no correlation
+threshold for sets of more than 2,000 features (pycytominer's pairwise step alone takes minutes at ~9,000 deep
+features on 2 shared cores). They are written
 to ``<out>/demo_evaluate.config.yaml`` so the report's configuration section shows them.
 """
 
@@ -18,8 +20,9 @@ from stratonet.progress import console, get_logger
 DEMO_EVAL = {
     "label": "Metadata_moa",
     "profile": {"aggregate": "well (median)", "normalize": "mad_robustize vs negcon (DMSO) per plate",
-                "select": ["variance_threshold", "correlation_threshold", "drop_na_columns"]},
-    "classify": {"classifiers": ["svm", "rf", "mlp", "logreg"], "cv_folds": 3, "rf_trees": 50, "n_train": 240,
+                "select": ["variance_threshold", "correlation_threshold", "drop_na_columns"],
+                "correlation_threshold_max_features": 2000},
+    "classify": {"classifiers": ["svm", "rf", "mlp", "logreg"], "cv_folds": 3, "rf_trees": 50, "n_train": 48,
                  "test_size": 0.25, "permutation_features": 10},
     "retrieval": {"metric": "cosine", "null_size": 1000},
     "embed": {"color_by": "Metadata_moa", "seed": 0},
@@ -50,6 +53,7 @@ def _usable_for_profiles(df) -> str | None:
 
 def profile_stage(ctx) -> None:
     """Aggregate each feature set to wells, MAD-robustize against DMSO per plate, select features."""
+    from stratonet.evaluate._common import drop_attrs
     from stratonet.profile import run_profile
     from stratonet.tables import read_provenance, read_table, write_table
 
@@ -61,11 +65,16 @@ def profile_stage(ctx) -> None:
         if why:  # e.g. the single real field of view: shown in the report's overview, not profiled
             console.print(f"  {name}: not profiled ({why}); listed in the report overview", highlight=False)
             continue
+        select = list(DEMO_EVAL["profile"]["select"])
+        n_in = sum(1 for c in df.columns if not str(c).startswith("Metadata_"))
+        if n_in > DEMO_EVAL["profile"]["correlation_threshold_max_features"]:
+            select.remove("correlation_threshold")  # pycytominer's pairwise step takes minutes at ~10k features
         prof = run_profile(df, aggregate_level="well", operation="median", normalize_method="mad_robustize",
-                           by_plate=True, reference="negcon", select=DEMO_EVAL["profile"]["select"])
+                           by_plate=True, reference="negcon", select=select)
         prov = dict(read_provenance(path))
         prov.setdefault("feature_set", name)
         prov["profile"] = {"source": str(path), "steps": prof.attrs.get("steps", [])}
+        drop_attrs(prof)  # the steps travel in the provenance; attrs would slow every later pandas operation
         out = write_table(prof, Path(ctx.out) / "profiles" / f"{name}.parquet", provenance=prov)
         ctx.profiles[name] = out
         n_feat = sum(1 for c in prof.columns if not str(c).startswith("Metadata_"))
@@ -74,12 +83,15 @@ def profile_stage(ctx) -> None:
 
 def evaluate_stage(ctx) -> None:
     """Classifiers, retrieval and embeddings per feature set; deep vs classical comparison; tap selection."""
+    from stratonet.evaluate._common import drop_attrs
     from stratonet.evaluate.classify import evaluate_classifiers
     from stratonet.evaluate.compare import run_compare
     from stratonet.evaluate.embed import run_embed
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.evaluate.taps import run_taps, taps_of
-    from stratonet.tables import feature_columns, read_provenance, read_table
+    import pyarrow.parquet as pq
+
+    from stratonet.tables import read_provenance, read_table
 
     if not ctx.profiles:
         raise NotAvailableError("evaluate: no profiles in the demo context (the profile stage did not run)")
@@ -90,7 +102,7 @@ def evaluate_stage(ctx) -> None:
     label = DEMO_EVAL["label"]
     c, r = DEMO_EVAL["classify"], DEMO_EVAL["retrieval"]
     for name, path in ctx.profiles.items():
-        df, prov = read_table(path), read_provenance(path)
+        df, prov = drop_attrs(read_table(path)), read_provenance(path)
         try:
             evaluate_classifiers(df, label=label, classifiers=c["classifiers"], n_train=c["n_train"],
                                  test_size=c["test_size"], cv=c["cv_folds"], rf_trees=c["rf_trees"],
@@ -116,7 +128,7 @@ def evaluate_stage(ctx) -> None:
         except StratoNetError as exc:
             _warn("compare deep vs classical", exc)
     deep = ctx.profiles.get("deep")
-    if deep is not None and len(taps_of(feature_columns(read_table(deep)))) > 0:
+    if deep is not None and taps_of(pq.read_schema(deep).names):
         try:
             run_taps(deep, out, folds=DEMO_EVAL["taps"]["folds"], null_size=DEMO_EVAL["taps"]["null_size"],
                      seed=ctx.seed)
