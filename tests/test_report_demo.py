@@ -12,6 +12,8 @@ from stratonet.demo import DemoContext, stage_evaluate, stage_profile, stage_rep
 
 def test_demo_stages_end_to_end(tmp_path):
     sites = rf.demo_plate_sites()
+    # one MoA in a single well (as in the synthetic plate): classified without it, and the config says so
+    sites.loc[sites["Metadata_Well"] == "D06", ["Metadata_moa", "Metadata_pert_iname", "Metadata_broad_sample"]] = "rare"
     ctx = DemoContext(out=tmp_path / "demo")
     feats = tmp_path / "demo" / "features"
     ctx.features["deep"] = rf.write(rf.deep_table(sites, {"low": 0.3, "high": 2.0}, per_tap=6, seed=1),
@@ -40,10 +42,14 @@ def test_demo_stages_end_to_end(tmp_path):
     for fs in ("deep", "classical", "pixel"):
         m = json.loads((ev / "classify" / fs / "metrics.json").read_text())
         assert set(m["classifiers"]) == {"svm", "rf", "mlp", "logreg"}
+        assert "rare" not in m["classes"]
         assert (ev / "retrieval" / fs / "metrics.json").exists()
         assert (ev / "embed" / fs / "umap.png").exists()
     assert (ev / "compare" / "deep_vs_classical" / "correlation.csv").exists()
-    assert (ev / "taps" / "stratonet50" / "tap_selection.csv").exists()
+    taps = pd.read_csv(ev / "taps" / "stratonet50" / "tap_selection.csv").set_index("tap")
+    assert taps.loc["high", "mAP"] > taps.loc["low", "mAP"]
+    cfg = (ctx.out / "demo_evaluate.config.yaml").read_text()
+    assert "excluded_classes" in cfg and "- rare" in cfg
     # signal is in deep/classical, none in pixel: the classifiers must see the difference
     f1 = {fs: json.loads((ev / "classify" / fs / "metrics.json").read_text())["classifiers"]["logreg"]["macro_f1"]
           for fs in ("deep", "pixel")}

@@ -37,6 +37,17 @@ def test_informative_tap_wins(deep_table):
     assert t.loc["high", "accuracy"] > t.loc["low", "accuracy"] + 0.2
     assert t.loc["high", "mAP"] > t.loc["low", "mAP"] + 0.2
     assert set(t["n_features"]) == {16} and set(t["channels"]) == {"AGP|DNA"}
+    # compounds have replicate wells: activity mAP is per treatment (compound + dose)
+    assert set(t["map_grouping"]) == {"Metadata_pert_iname+Metadata_concentration"}
+
+
+def test_single_well_treatments_group_by_class(deep_table):
+    df = deep_table.copy()
+    df["Metadata_pert_iname"] = [f"c{i}" if t == "trt" else "DMSO" for i, t in enumerate(df["Metadata_control_type"])]
+    feats = [c for c in df.columns if not c.startswith("Metadata_")]
+    table, _ = score_taps(df, feats, null_size=200)
+    assert set(table["map_grouping"]) == {"Metadata_tap_class"}
+    assert table["mAP"].notna().all()
 
 
 def test_poscon_vs_negcon_subset(deep_table):

@@ -5,7 +5,8 @@ tap, all channels' features of that tap are scored by
 
 * cross-validated accuracy of a standardised logistic regression (stratified k-fold), and
 * mean average precision (mAP, copairs via :func:`stratonet.evaluate.retrieval.map_scores`, cosine): with the
-  control column, the phenotypic activity of each treatment's replicates against the negative controls; with
+  control column, the phenotypic activity of each treatment's replicates against the negative controls (or, when
+  no treatment has a replicate, of the scored class as a whole); with
   another label, the consistency of treatments of the same class.
 
 By default the classes are ``Metadata_control_type`` poscon vs negcon; a plate without positive controls falls back
@@ -30,6 +31,7 @@ from stratonet.runinfo import write_json
 
 TAP_COLUMN = re.compile(r"^(?P<channel>[A-Za-z0-9]+)_(?P<tap>[A-Za-z0-9_]+?)_(?P<index>\d+)$")
 CONTROL_COLUMN = "Metadata_control_type"
+CLASS_COLUMN = "Metadata_tap_class"  # the classes being scored, added to the metadata handed to copairs
 
 
 def taps_of(columns: list[str]) -> dict[str, list[str]]:
@@ -42,18 +44,34 @@ def taps_of(columns: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def activity_grouping(meta: pd.DataFrame) -> list[str]:
+    """Columns that group profiles for activity mAP: the treatment (compound + dose) when some treated profile has
+    a replicate, else the scored class (e.g. all positive controls together)."""
+    from stratonet.evaluate.retrieval import treatment_key
+    from stratonet.profile.controls import negcon_mask, treatment_columns
+
+    try:
+        tcols = treatment_columns(meta)
+    except StratoNetError:
+        return [CLASS_COLUMN]
+    treated = treatment_key(meta, tcols)[~negcon_mask(meta, required=False)]
+    return tcols if treated.duplicated().any() else [CLASS_COLUMN]
+
+
 def tap_map(meta: pd.DataFrame, x: np.ndarray, kind: str, label: str, null_size: int = 2000,
-            seed: int = 0) -> tuple[float, float]:
+            seed: int = 0, grouping: list[str] | None = None) -> tuple[float, float]:
     """mAP and fraction retrieved (BH-corrected p < 0.05) of one tap's features, with copairs.
 
-    ``kind="activity"``: each treatment's replicates against the negative controls (phenotypic activity);
+    ``kind="activity"``: replicates of each group (``grouping`` columns, see :func:`activity_grouping`) retrieve
+    each other against the negative controls (phenotypic activity);
     ``kind="consistency"``: treatments of the same ``label`` class against other classes.
     """
     from stratonet.evaluate.retrieval import map_scores
 
     names = [f"f{i}" for i in range(x.shape[1])]
     df = pd.concat([meta.reset_index(drop=True), pd.DataFrame(x, columns=names)], axis=1)
-    _, m = map_scores(df, names, kind=kind, label=label, null_size=null_size, seed=seed)
+    _, m = map_scores(df, names, kind=kind, label=label, treatment=grouping if kind == "activity" else None,
+                      null_size=null_size, seed=seed)
     return float(m["mean_average_precision"].mean()), float(m["below_corrected_p"].mean())
 
 
@@ -137,7 +155,8 @@ def score_taps(df: pd.DataFrame, features: list[str], label: str = CONTROL_COLUM
     if len(np.unique(y)) < 2:
         raise StratoNetError(f"only one class ({y[0] if len(y) else 'none'}) to separate in {label}")
     kind = "activity" if label == CONTROL_COLUMN else "consistency"
-    meta = sub[[c for c in sub.columns if str(c).startswith("Metadata_")]]
+    meta = sub[[c for c in sub.columns if str(c).startswith("Metadata_")]].assign(**{CLASS_COLUMN: y})
+    grouping = activity_grouping(meta) if kind == "activity" else None
     rows = []
     for tap, cols in groups.items():
         x, used = clean_matrix(sub, cols)
@@ -146,11 +165,12 @@ def score_taps(df: pd.DataFrame, features: list[str], label: str = CONTROL_COLUM
                          "fraction_retrieved": np.nan, "n_features": 0, "channels": "", "n_profiles": len(sub), "folds": 0})
             continue
         acc, sd, k = cv_accuracy(x, y, folds=folds, seed=seed)
-        ap, retrieved = tap_map(meta, standardize(x), kind, label, null_size=null_size, seed=seed)
+        ap, retrieved = tap_map(meta, standardize(x), kind, label, null_size=null_size, seed=seed,
+                                grouping=grouping)
         channels = sorted({TAP_COLUMN.match(c).group("channel") for c in used})
         rows.append({"tap": tap, "accuracy": acc, "accuracy_sd": sd, "mAP": ap, "fraction_retrieved": retrieved,
-                     "n_features": len(used),
-                     "channels": "|".join(channels), "n_profiles": len(sub), "folds": k})
+                     "n_features": len(used), "channels": "|".join(channels), "n_profiles": len(sub), "folds": k,
+                     "map_grouping": "+".join(grouping) if grouping else label})
     return pd.DataFrame(rows), comparison
 
 

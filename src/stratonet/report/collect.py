@@ -169,7 +169,7 @@ RESOURCE_FIELDS = {
     "model": ["model", "architecture", "name"],
     "weights": ["weights"],
     "device": ["device"],
-    "n_sites": ["n_sites", "sites", "num_sites"],
+    "n_sites": ["n_sites", "sites_processed", "sites", "num_sites"],
     "wall_s": ["wall_s", "wall_time_s", "wall_seconds"],
     "channel_images_per_s": ["channel_images_per_s"],
     "sites_per_s": ["sites_per_s"],
@@ -183,8 +183,11 @@ RESOURCE_FIELDS = {
 
 def resources_table(manifests: dict[str, dict]) -> pd.DataFrame:
     """Timing and resources from extract manifests (thesis Appendix C style), one row per manifest."""
-    rows = []
+    rows, seen = [], []
     for rel, m in manifests.items():
+        if m in seen:  # the same manifest copied to a second place
+            continue
+        seen.append(m)
         flat = _flatten(m)
         row: dict[str, Any] = {"manifest": rel}
         for col, aliases in RESOURCE_FIELDS.items():
@@ -196,7 +199,7 @@ def resources_table(manifests: dict[str, dict]) -> pd.DataFrame:
             if col == "errors" and isinstance(m.get("errors"), list):
                 row[col] = len(m["errors"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
 def training_table(training: dict[str, dict]) -> pd.DataFrame:

@@ -97,14 +97,19 @@ def evaluate_stage(ctx) -> None:
         raise NotAvailableError("evaluate: no profiles in the demo context (the profile stage did not run)")
     out = Path(ctx.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_evaluate.config.yaml").write_text(yaml.safe_dump({"command": "stratonet demo (evaluate stage)",
-                                                                  "options": DEMO_EVAL}, sort_keys=False))
     label = DEMO_EVAL["label"]
     c, r = DEMO_EVAL["classify"], DEMO_EVAL["retrieval"]
+    excluded: dict[str, list[str]] = {}
     for name, path in ctx.profiles.items():
         df, prov = drop_attrs(read_table(path)), read_provenance(path)
+        counts = df[label].astype(str).value_counts()
+        small = sorted(counts[counts < 2].index)  # a stratified train/test split needs 2 profiles per class
+        if small:
+            excluded[name] = small
+            console.print(f"  {name}: classify without {', '.join(small)} (fewer than 2 wells)", highlight=False)
         try:
             evaluate_classifiers(df, label=label, classifiers=c["classifiers"], n_train=c["n_train"],
+                                 exclude_class=small,
                                  test_size=c["test_size"], cv=c["cv_folds"], rf_trees=c["rf_trees"],
                                  permutation_features=c["permutation_features"], seed=ctx.seed,
                                  out_dir=out / "evaluate" / "classify" / name, name=name, provenance=prov)
@@ -127,6 +132,9 @@ def evaluate_stage(ctx) -> None:
                         n_estimators=DEMO_EVAL["compare"]["trees"], seed=ctx.seed)
         except StratoNetError as exc:
             _warn("compare deep vs classical", exc)
+    options = dict(DEMO_EVAL, classify=dict(c, excluded_classes=excluded))
+    (out / "demo_evaluate.config.yaml").write_text(yaml.safe_dump({"command": "stratonet demo (evaluate stage)",
+                                                                  "options": options}, sort_keys=False))
     deep = ctx.profiles.get("deep")
     if deep is not None and taps_of(pq.read_schema(deep).names):
         try:
