@@ -174,3 +174,21 @@ def test_chromium_check_catches_errors(tmp_path, chromium):
     assert any("notDefined" in e for e in res.errors)
     assert any("image not decoded" in e for e in res.errors)
     assert res.screenshot_std < 10.0  # nearly white
+
+
+def test_retrieval_reasons_and_table_provenance_shown(tmp_path):
+    from stratonet.tables import write_table
+
+    run = make_run(tmp_path / "run")
+    p = run / "evaluate" / "retrieval" / "deep" / "metrics.json"
+    m = json.loads(p.read_text())
+    m.update(nsc_accuracy=None, skipped={"nsc": "one compound per MoA"})
+    p.write_text(json.dumps(m))
+    write_table(pd.DataFrame({"Metadata_Plate": ["P"], "Metadata_Well": ["A01"], "DNA_high_0000": [1.0]}),
+                run / "features" / "deep_real.parquet",
+                provenance={"feature_set": "deep", "weights": "untrained (seed 7)", "table": "site"})
+    html = build_report(run).read_text()
+    assert "nsc: one compound per MoA" in html
+    overview = re.search(r'<section id="overview">(.*?)</section>', html, re.S).group(1)
+    assert "features/deep_real.parquet" in overview  # e.g. the real FOV's features, listed with their shape
+    assert "features/deep_real.parquet: untrained (seed 7)" in html

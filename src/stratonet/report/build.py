@@ -176,8 +176,10 @@ def _config_section(data: RunData) -> str:
 
 
 def _overview(data: RunData, status: dict[str, str]) -> str:
-    prov_rows = [{"table": k, **data.table_shapes.get(k, {}),
-                  **{kk: str(vv) for kk, vv in v.items() if kk != "profile"}}
+    shown = ("feature_set", "model", "weights", "channels", "error")
+    prov_rows = [{"file": k, **data.table_shapes.get(k, {}),
+                  **{kk: (", ".join(map(str, v[kk])) if isinstance(v[kk], list) else str(v[kk]))
+                     for kk in shown if kk in v}}
                  for k, v in data.table_provenance.items()]
     sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
     st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in SECTIONS if sid != "overview"])

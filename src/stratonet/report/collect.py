@@ -149,6 +149,7 @@ def retrieval_table(retrieval: dict[str, dict]) -> pd.DataFrame:
             "map_activity": act.get("mean_map"), "fraction_retrieved_activity": act.get("fraction_retrieved"),
             "map_consistency": con.get("mean_map"), "fraction_retrieved_consistency": con.get("fraction_retrieved"),
             "nsc_accuracy": m.get("nsc_accuracy"), "nscb_accuracy": m.get("nscb_accuracy"),
+            "not computed": "; ".join(f"{k}: {v}" for k, v in (m.get("skipped") or {}).items()),
         })
     return pd.DataFrame(rows)
 

@@ -24,7 +24,8 @@ DEMO_EVAL = {
                 "correlation_threshold_max_features": 2000},
     "classify": {"classifiers": ["svm", "rf", "mlp", "logreg"], "cv_folds": 3, "rf_trees": 50, "n_train": 48,
                  "test_size": 0.25, "permutation_features": 10},
-    "retrieval": {"metric": "cosine", "null_size": 1000},
+    "retrieval": {"metric": "cosine", "null_size": 1000,
+                  "treatment": "compound column only: the plate's doses of a compound act as its replicates"},
     "embed": {"color_by": "Metadata_moa", "seed": 0},
     "compare": {"top": 50, "trees": 100},
     "taps": {"folds": 3, "null_size": 500},
@@ -89,6 +90,7 @@ def evaluate_stage(ctx) -> None:
     from stratonet.evaluate.embed import run_embed
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.evaluate.taps import run_taps, taps_of
+    from stratonet.profile.controls import compound_column
     import pyarrow.parquet as pq
 
     from stratonet.tables import read_provenance, read_table
@@ -116,7 +118,9 @@ def evaluate_stage(ctx) -> None:
         except StratoNetError as exc:
             _warn(f"classify {name}", exc)
         try:
-            evaluate_retrieval(df, label=label, metric=r["metric"], null_size=r["null_size"], seed=ctx.seed,
+            compound = compound_column(df)
+            evaluate_retrieval(df, label=label, treatment=[compound] if compound else None, metric=r["metric"],
+                               null_size=r["null_size"], seed=ctx.seed,
                                out_dir=out / "evaluate" / "retrieval" / name, name=name, provenance=prov)
         except StratoNetError as exc:
             _warn(f"retrieval {name}", exc)
