@@ -150,12 +150,16 @@ def stage_extract_pixel(ctx: DemoContext) -> None:
 
 def stage_profile(ctx: DemoContext) -> None:
     """Normalise and select features for each feature set."""
-    raise NotAvailableError("profile")
+    from stratonet.report.demo_stages import profile_stage
+
+    profile_stage(ctx)
 
 
 def stage_evaluate(ctx: DemoContext) -> None:
     """Classifiers, retrieval and embeddings for each feature set."""
-    raise NotAvailableError("evaluate")
+    from stratonet.report.demo_stages import evaluate_stage
+
+    evaluate_stage(ctx)
 
 
 DEMO_TRAIN_EPOCHS = 8
@@ -192,7 +196,9 @@ def stage_train(ctx: DemoContext) -> None:
 
 def stage_report(ctx: DemoContext) -> None:
     """The HTML report."""
-    raise NotAvailableError("report")
+    from stratonet.report.demo_stages import report_stage
+
+    report_stage(ctx)
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [

@@ -6,13 +6,23 @@ from pathlib import Path
 
 import click
 
-from stratonet.cli.common import not_available
+from stratonet.cli.common import start_run
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True,
-              help="HTML file to write.")
-def report(run_dir: Path, out: Path) -> None:
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="HTML file to write [default: RUN_DIR/report/report.html].")
+@click.option("--title", default=None, help="Page title [default: 'StratoNet report: <run folder name>'].")
+def report(run_dir: Path, out: Path | None, title: str | None) -> None:
     """Write one self-contained HTML report with embedded figures, metrics.json and CSV tables."""
-    not_available("report", "issue 5")
+    from stratonet.errors import InputFileError
+    from stratonet.progress import console
+    from stratonet.report import build_report
+
+    if not run_dir.is_dir():
+        raise InputFileError(str(run_dir), "run folder not found")
+    out = out or run_dir / "report" / "report.html"
+    start_run(out.parent, "report")
+    path = build_report(run_dir, out, title=title)
+    console.print(f"report written to {path.resolve()}")

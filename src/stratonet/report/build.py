@@ -1,0 +1,244 @@
+"""Build the report of a run folder: ``report.html`` (self-contained), ``metrics.json`` and CSV tables.
+
+Section ids are stable (see :data:`SECTIONS`); a part of the run that is absent shows "not run".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stratonet import __version__
+from stratonet.report import html as H
+from stratonet.report.collect import (
+    RunData, classifier_table, collect_run, resources_table, retrieval_table, training_table, untrained_labels,
+)
+from stratonet.runinfo import write_json
+
+SECTIONS = [
+    ("overview", "Overview"),
+    ("classifiers", "Classifiers x feature sets"),
+    ("confusion", "Confusion matrices"),
+    ("embeddings", "UMAP and PCA variance"),
+    ("correlation", "Feature-set correlation"),
+    ("retrieval", "Retrieval"),
+    ("taps", "Tap selection"),
+    ("resources", "Timing and resources"),
+    ("training", "Training"),
+    ("config", "Run configuration"),
+]
+
+
+def classifier_figure(table: pd.DataFrame, path: Path) -> Path:
+    """Grouped bars of macro F1 and accuracy per classifier and feature set (thesis Fig. 7 / Fig. 9 style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(table["feature_set"]))
+    clfs = list(dict.fromkeys(table["classifier"]))
+    width = 0.8 / max(1, len(sets))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for ax, metric, title in ((axes[0], "macro_f1", "macro F1 (test)"), (axes[1], "accuracy", "accuracy (test)")):
+        for j, fs in enumerate(sets):
+            vals = [table[(table.feature_set == fs) & (table.classifier == c)][metric].astype(float).mean()
+                    for c in clfs]
+            ax.bar(np.arange(len(clfs)) + (j - (len(sets) - 1) / 2) * width, vals, width, label=fs, color=cmap(j))
+        ax.set_xticks(np.arange(len(clfs)))
+        ax.set_xticklabels(clfs)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("score")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="feature set")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """Classifier rows x feature-set columns, each cell 'F1 x / acc y'."""
+    cell = table.assign(cell=[f"F1 {H.fmt(f)} / acc {H.fmt(a)}"
+                              for f, a in zip(table["macro_f1"].astype(float), table["accuracy"].astype(float))])
+    return cell.pivot_table(index="classifier", columns="feature_set", values="cell", aggfunc="first").reset_index()
+
+
+def _classifiers_section(data: RunData, out_dir: Path, metrics: dict) -> str:
+    tab = classifier_table(data.classify)
+    if tab.empty:
+        return H.not_run("not run: no evaluate/classify/<feature_set>/metrics.json in this run")
+    tab.to_csv(out_dir / "classifiers.csv", index=False)
+    fig = classifier_figure(tab, out_dir / "classifiers.png")
+    labels = sorted({str(m.get("label")) for m in data.classify.values() if m.get("label")})
+    return (f'<p>Test-set macro F1 and accuracy per classifier and feature set'
+            f'{" (label: " + H.esc(", ".join(labels)) + ")" if labels else ""}.</p>'
+            + H.table(_pivot(tab)) + H.figure(fig, "macro F1 and accuracy per classifier and feature set", 1000)
+            + "<h3>All metrics</h3>" + H.table(tab, text_columns=2))
+
+
+def _confusion_section(data: RunData) -> str:
+    items = []
+    for fs, d in data.dirs.get("classify", {}).items():
+        for png in sorted(d.glob("confusion_*.png")):
+            clf = png.stem.removeprefix("confusion_")
+            items.append(H.figure(png, f"{fs}: {clf}", 320))
+    return H.figures(items) if items else H.not_run("not run: no confusion matrices (evaluate classify)")
+
+
+def _embeddings_section(data: RunData) -> str:
+    if not data.dirs.get("embed"):
+        return H.not_run("not run: no evaluate/embed/<feature_set>/ in this run")
+    rows, parts = [], []
+    for fs, d in data.dirs["embed"].items():
+        m = data.embed.get(fs, {})
+        rows.append({"feature_set": fs, "profiles": m.get("n_profiles"), "features": m.get("n_features"),
+                     "colour": m.get("color_by"), "PC1 variance": (m.get("pca") or {}).get("explained_pc1"),
+                     "PCs for 90%": (m.get("pca") or {}).get("components_for_90pct"),
+                     "silhouette (features)": m.get("silhouette_features"),
+                     "silhouette (UMAP)": m.get("silhouette_umap")})
+        parts.append(f"<h3>{H.esc(fs)}</h3>" + H.figures([H.figure(d / "umap.png", f"UMAP: {fs}", 520),
+                                                          H.figure(d / "pca_variance.png", f"PCA variance: {fs}",
+                                                                   480)]))
+    return H.table(pd.DataFrame(rows)) + "".join(parts)
+
+
+def _correlation_section(data: RunData) -> str:
+    if not data.dirs.get("compare"):
+        return H.not_run("not run: no evaluate/compare/<A>_vs_<B>/ in this run")
+    rows, figs = [], []
+    for name, d in data.dirs["compare"].items():
+        m = data.compare.get(name, {})
+        rows.append({"comparison": name, "label": m.get("label"), "samples": m.get("n_samples"), "top": m.get("top"),
+                     "mean |r|": m.get("mean_abs_r"), "median best |r| (A)": m.get("median_best_abs_r_a"),
+                     "median best |r| (B)": m.get("median_best_abs_r_b")})
+        figs.append(H.figure(d / "correlation.png", f"correlation of top features: {name}", 760))
+    return H.table(pd.DataFrame(rows)) + H.figures(figs)
+
+
+def _retrieval_section(data: RunData, out_dir: Path) -> str:
+    tab = retrieval_table(data.retrieval)
+    if tab.empty:
+        return H.not_run("not run: no evaluate/retrieval/<feature_set>/metrics.json in this run")
+    tab.to_csv(out_dir / "retrieval.csv", index=False)
+    return ("<p>mAP of phenotypic activity (replicates vs negative controls) and consistency (same MoA), fraction "
+            "retrieved at BH-corrected p &lt; 0.05; not-same-compound (NSC) and not-same-compound-or-batch (NSCB) "
+            "1-NN MoA accuracy.</p>" + H.table(tab))
+
+
+def _taps_section(data: RunData, out_dir: Path) -> str:
+    if not data.dirs.get("taps"):
+        return H.not_run("not run: no evaluate/taps/<model>/ in this run")
+    parts, tables = [], []
+    for model, d in data.dirs["taps"].items():
+        t = pd.read_csv(d / "tap_selection.csv")
+        tables.append(t.assign(model=model))
+        comp = data.taps.get(model, {}).get("comparison", "")
+        parts.append(f"<h3>{H.esc(model)}</h3><p class=\"muted\">{H.esc(comp)}</p>" + H.table(t)
+                     + H.figure(d / "tap_selection.png", f"tap selection: {model}", 520))
+    pd.concat(tables).to_csv(out_dir / "taps.csv", index=False)
+    return "".join(parts)
+
+
+def _resources_section(data: RunData, out_dir: Path) -> str:
+    tab = resources_table(data.manifests)
+    if tab.empty:
+        return H.not_run("not run: no *.manifest.json (extract) in this run")
+    tab.to_csv(out_dir / "resources.csv", index=False)
+    return "<p>From the extraction manifests (wall time, throughput, CPU % and memory % of the machine).</p>" + \
+        H.table(tab, digits=2)
+
+
+def _training_section(data: RunData, out_dir: Path) -> str:
+    if not data.dirs.get("training"):
+        return H.not_run("not run: no train/<name>/ in this run")
+    tab = training_table(data.training)
+    tab.to_csv(out_dir / "training.csv", index=False)
+    parts = [H.table(tab)]
+    for name, d in data.dirs["training"].items():
+        parts.append(f"<h3>{H.esc(name)}</h3>")
+        if (d / "epochs.csv").exists():
+            parts.append(H.table(pd.read_csv(d / "epochs.csv"), text_columns=0))
+        figs = [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png") if (d / f).exists()]
+        parts.append(H.figures(figs))
+    return "".join(parts)
+
+
+def _config_section(data: RunData) -> str:
+    if not data.configs:
+        return H.not_run("not run: no *.config.yaml in this run")
+    return "".join(f"<details open><summary>{H.esc(rel)}</summary><pre>{H.esc(text)}</pre></details>"
+                   for rel, text in data.configs.items())
+
+
+def _overview(data: RunData, status: dict[str, str]) -> str:
+    shown = ("feature_set", "model", "weights", "channels", "error")
+    prov_rows = [{"file": k, **data.table_shapes.get(k, {}),
+                  **{kk: (", ".join(map(str, v[kk])) if isinstance(v[kk], list) else str(v[kk]))
+                     for kk in shown if kk in v}}
+                 for k, v in data.table_provenance.items()]
+    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
+    st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in SECTIONS if sid != "overview"])
+    return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
+            f"{H.esc(', '.join(sets) or 'none')}.</p>" + H.table(st, text_columns=2)
+            + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
+
+
+def _banner(labels: list[str]) -> str:
+    if not labels:
+        return ""
+    items = "".join(f"<li>{H.esc(x)}</li>" for x in labels)
+    return ('<div id="untrained-warning" class="banner" role="alert">Warning: some features come from an '
+            f"untrained network (random weights); their results are a baseline, not a trained model's.<ul>{items}</ul>"
+            "</div>")
+
+
+def build_report(run: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
+    """Write the HTML report of ``run`` to ``out`` (default ``<run>/report/report.html``) with metrics.json and CSVs.
+
+    Returns
+    -------
+    Path of the HTML file.
+    """
+    run = Path(run)
+    out = Path(out) if out else run / "report" / "report.html"
+    out_dir = out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = collect_run(run, exclude=out_dir)
+    labels = untrained_labels(data)
+    metrics: dict = {}
+    bodies = {
+        "classifiers": _classifiers_section(data, out_dir, metrics),
+        "confusion": _confusion_section(data),
+        "embeddings": _embeddings_section(data),
+        "correlation": _correlation_section(data),
+        "retrieval": _retrieval_section(data, out_dir),
+        "taps": _taps_section(data, out_dir),
+        "resources": _resources_section(data, out_dir),
+        "training": _training_section(data, out_dir),
+        "config": _config_section(data),
+    }
+    status = {sid: ("not run" if body.startswith('<p class="notrun">') else "ok") for sid, body in bodies.items()}
+    bodies["overview"] = _overview(data, status)
+    sections = [H.section(sid, t, bodies[sid]) for sid, t in SECTIONS]
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    doc = H.page(title or f"StratoNet report: {run.resolve().name}",
+                 f"stratonet {__version__}, generated {now}", _banner(labels), SECTIONS, sections)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out)
+    write_json({
+        "run": str(run.resolve()), "generated": now, "stratonet_version": __version__,
+        "untrained": labels, "sections": status,
+        "tables": data.table_shapes,
+        "provenance": {**data.table_provenance,
+                       **{f"classify/{k}": v.get("provenance") for k, v in data.classify.items()}},
+        "classify": data.classify, "retrieval": data.retrieval, "embed": data.embed, "compare": data.compare,
+        "taps": data.taps, "training": data.training,
+        "resources": resources_table(data.manifests).to_dict(orient="records"),
+    }, out_dir / "metrics.json")
+    return out

@@ -1,0 +1,112 @@
+"""HTML building blocks for the self-contained report: escaped tables, base64 images, sections, the page.
+
+No external CSS, JavaScript, fonts or images: the page opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#fff}
+header{background:#1f3b57;color:#fff;padding:18px 28px}
+header h1{margin:0 0 4px 0;font-size:24px} header p{margin:0;opacity:.85;font-size:13px}
+nav{background:#eef2f6;padding:8px 28px;font-size:13px;border-bottom:1px solid #d5dce3}
+nav a{margin-right:14px;color:#1f3b57;text-decoration:none} nav a:hover{text-decoration:underline}
+main{padding:8px 28px 40px 28px;max-width:1400px}
+section{border-bottom:1px solid #e3e7eb;padding:10px 0 18px 0}
+h2{font-size:19px;color:#1f3b57;margin:14px 0 8px 0} h3{font-size:15px;margin:12px 0 6px 0}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px 0}
+th,td{border:1px solid #d5dce3;padding:3px 8px;text-align:right} th{background:#f3f5f8}
+td.t,th.t{text-align:left}
+.banner{background:#b3261e;color:#fff;padding:14px 28px;font-size:16px;font-weight:600}
+.banner ul{margin:6px 0 0 18px;font-weight:400;font-size:13px}
+.notrun{color:#8a5a00;background:#fff6e0;border:1px solid #f0d9a0;padding:6px 10px;display:inline-block}
+.figs{display:flex;flex-wrap:wrap;gap:14px} figure{margin:0} figcaption{font-size:12px;color:#555}
+img{max-width:100%;height:auto;border:1px solid #e3e7eb}
+pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overflow-x:auto}
+.muted{color:#666;font-size:12px}
+"""
+
+
+def esc(x: object) -> str:
+    """HTML-escape any value."""
+    return html.escape(str(x), quote=True)
+
+
+def fmt(v: object, digits: int = 3) -> str:
+    """A cell value: floats rounded, NaN/None as an en dash."""
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: int = 200) -> str:
+    """An escaped HTML table; the first ``text_columns`` columns are left-aligned."""
+    if df is None or df.empty:
+        return not_run("no rows")
+    d = df.head(max_rows)
+    head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(d.columns))
+    body = []
+    for row in d.itertuples(index=False):
+        cells = "".join(f'<td class="{"t" if i < text_columns else ""}">{esc(fmt(v, digits))}</td>'
+                        for i, v in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    more = f'<p class="muted">{len(df) - max_rows} more rows in the CSV.</p>' if len(df) > max_rows else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def png_bytes_tag(data: bytes, alt: str, width: int | None = None) -> str:
+    """An <img> with the PNG embedded as base64."""
+    b64 = base64.b64encode(data).decode("ascii")
+    w = f' width="{int(width)}"' if width else ""
+    return f'<img alt="{esc(alt)}"{w} src="data:image/png;base64,{b64}">'
+
+
+def figure(path: Path, caption: str, width: int | None = 560) -> str:
+    """A <figure> embedding a PNG file; a 'not run' note when the file is missing or not a PNG."""
+    p = Path(path)
+    if not p.exists():
+        return not_run(f"{caption}: figure not found")
+    data = p.read_bytes()
+    if not data.startswith(PNG_MAGIC):
+        return not_run(f"{caption}: {p.name} is not a PNG")
+    return f"<figure>{png_bytes_tag(data, caption, width)}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def figures(items: list[str]) -> str:
+    """A wrapping row of figures."""
+    return f'<div class="figs">{"".join(items)}</div>' if items else ""
+
+
+def not_run(what: str = "not run") -> str:
+    """The visible note for an absent part of the run."""
+    return f'<p class="notrun">{esc(what)}</p>'
+
+
+def section(sid: str, title: str, body: str) -> str:
+    """A <section> with a stable id."""
+    return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def page(title: str, subtitle: str, banner: str, nav: list[tuple[str, str]], sections: list[str]) -> str:
+    """The whole document."""
+    links = "".join(f'<a href="#{esc(sid)}">{esc(t)}</a>' for sid, t in nav)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+        f"<style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>{banner}<nav>{links}</nav>"
+        f"<main>{''.join(sections)}</main></body></html>\n"
+    )
