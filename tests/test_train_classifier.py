@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from conftest import run_cli
-from train_fixtures import make_image_folder, make_index
+from train_fixtures import make_image_folder, make_index, one_torch_thread  # noqa: F401 (autouse fixture)
 
 FAST = ["--resize", "40", "--crop", "32", "--batch-size", "16", "--plateau-patience", "0"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train faster on one thread on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

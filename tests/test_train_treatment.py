@@ -9,20 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from train_fixtures import make_index
+from train_fixtures import make_index, one_torch_thread  # noqa: F401 (autouse fixture)
 
 FAST = ["--size", "32", "--crop", "28", "--batch-size", "8", "--plateau-patience", "0"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train faster on one thread on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

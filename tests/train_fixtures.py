@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+import pytest
 import pandas as pd
 import tifffile
 from PIL import Image
@@ -87,3 +89,12 @@ def make_image_folder(root: Path, n_per_class: int, size: int = 64, classes=SHAP
         for i in range(n_per_class):
             Image.fromarray(_shape(kind, rng, size)).save(d / f"{i:04d}.png")
     return root
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

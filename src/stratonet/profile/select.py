@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from stratonet.errors import ConfigError
@@ -55,14 +56,24 @@ def feature_select(
     pcm_ops = [o for o in ops if o != "blocklist" or blocklist is None]
     if pcm_ops:
         # pycytominer >= 1.7 splits the old variance filter into a frequency cut and a minimum variance.
-        sel = pcm_select(
-            profiles=df[feats], features=feats, operation=[
-                "frequency_threshold" if o == "variance_threshold" else o for o in pcm_ops
-            ] + (["variance_threshold"] if "variance_threshold" in pcm_ops else []),
-            corr_threshold=corr_threshold, na_cutoff=na_cutoff, outlier_cutoff=outlier_cutoff,
-            freq_cut=freq_cut, unique_cut=unique_cut,
-        )
-        kept = set(sel.columns)
+        steps = ["frequency_threshold" if o == "variance_threshold" else o for o in pcm_ops]
+        steps += ["variance_threshold"] if "variance_threshold" in pcm_ops else []
+        options = dict(corr_threshold=corr_threshold, na_cutoff=na_cutoff, outlier_cutoff=outlier_cutoff,
+                       freq_cut=freq_cut, unique_cut=unique_cut)
+        remaining = list(feats)
+        values = df[feats].to_numpy(dtype=np.float64, na_value=np.nan)
+        if "correlation_threshold" in steps and np.isfinite(values).all():
+            # pycytominer applies the steps in order on the shrinking feature list; only its correlation step is
+            # replaced, by a blockwise version of the same rule that scales to deep feature widths.
+            k = steps.index("correlation_threshold")
+            remaining = _pycytominer_steps(df, remaining, steps[:k], options)
+            pos = {f: i for i, f in enumerate(feats)}
+            drop = set(correlated_features(values[:, [pos[f] for f in remaining]], remaining, corr_threshold))
+            remaining = [f for f in remaining if f not in drop]
+            remaining = _pycytominer_steps(df, remaining, steps[k + 1:], options)
+        else:
+            remaining = _pycytominer_steps(df, remaining, steps, options)
+        kept = set(remaining)
         dropped = [f for f in feats if f not in kept]
     if "blocklist" in ops and blocklist is not None:
         block = set(blocklist)
@@ -70,3 +81,65 @@ def feature_select(
     out = df.drop(columns=dropped)
     out.attrs["dropped_features"] = dropped
     return out
+
+
+def _pycytominer_steps(df: pd.DataFrame, features: list[str], steps: list[str], options: dict) -> list[str]:
+    """Features left after pycytominer's ``feature_select`` runs ``steps`` (in order) on ``features``."""
+    if not steps or not features:
+        return list(features)
+    from pycytominer import feature_select as pcm_select
+
+    sel = pcm_select(profiles=df[features], features=list(features), operation=list(steps), **options)
+    kept = set(sel.columns)
+    return [f for f in features if f in kept]
+
+
+def correlated_features(values: np.ndarray, names: Sequence[str], threshold: float = 0.9,
+                        block: int = 1024) -> list[str]:
+    """Features to drop so that no pair keeps a Pearson correlation above ``threshold``.
+
+    The rule is pycytominer's ``correlation_threshold``: for every pair with (signed) r > ``threshold``, drop the
+    member whose summed |r| with all features is larger. The correlation matrix is built in row blocks, so memory
+    stays at ``block`` x n_features instead of n_features^2 (15,000 deep features would need 1.8 GB at once).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples, n_features)
+        Finite values.
+    names : sequence of str
+        Feature names, one per column.
+    threshold : float
+        In [0, 1].
+    block : int
+        Rows of the correlation matrix computed at a time.
+    """
+    if not 0 <= threshold <= 1:
+        raise ConfigError(f"correlation threshold must be in [0, 1], got {threshold}")
+    x = np.asarray(values, dtype=np.float64)
+    n, p = x.shape
+    if p < 2 or n < 2:
+        return []
+    z = x - x.mean(axis=0)
+    norm = np.sqrt((z * z).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = z / norm  # constant features become NaN columns: no correlation, as in np.corrcoef
+    abs_sum = np.empty(p)
+    pairs_i, pairs_j = [], []
+    for r0 in range(0, p, block):
+        r1 = min(p, r0 + block)
+        c = z[:, r0:r1].T @ z  # (r1 - r0, p)
+        abs_sum[r0:r1] = np.nansum(np.abs(c), axis=1)
+        rows = np.arange(r0, r1)[:, None]
+        with np.errstate(invalid="ignore"):
+            hit = (c > threshold) & (np.arange(p)[None, :] < rows)  # lower triangle, as pycytominer
+        i, j = np.nonzero(hit)
+        pairs_i.append(i + r0)
+        pairs_j.append(j)
+    i = np.concatenate(pairs_i)
+    j = np.concatenate(pairs_j)
+    if i.size == 0:
+        return []
+    rank = np.empty(p, dtype=np.int64)
+    rank[np.argsort(abs_sum, kind="quicksort")] = np.arange(p)
+    drop = np.unique(np.where(rank[i] > rank[j], i, j))
+    return [names[k] for k in drop]
