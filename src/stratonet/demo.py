@@ -233,8 +233,9 @@ def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     for name, t in timings:
         console.print(f"  {name:<20} {t}")
     console.print(f"\nOutputs in [bold]{ctx.out.resolve()}[/]")
+    width = max((len(w) for w in ctx.outputs), default=20)
     for what, p in ctx.outputs.items():
-        console.print(f"  {what:<20} {Path(p).resolve()}")
+        console.print(f"  {what:<{width}} {Path(p).resolve()}", soft_wrap=True, highlight=False)
     if ctx.report is not None:
-        console.print(f"\n[bold green]Report:[/] {Path(ctx.report).resolve()}")
+        console.print(f"\n[bold green]Report:[/] {Path(ctx.report).resolve()}", soft_wrap=True, highlight=False)
     return ctx
