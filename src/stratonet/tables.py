@@ -107,6 +107,24 @@ def read_provenance(path: str | Path) -> dict:
     return {}
 
 
+def stamp_provenance(path: str | Path, provenance: dict) -> None:
+    """Rewrite an existing Parquet file's provenance metadata, streamed row group by row group (no-op if absent)."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.exists():
+        return
+    pf = pq.ParquetFile(p)
+    meta = dict(pf.schema_arrow.metadata or {})
+    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
+    schema = pf.schema_arrow.with_metadata(meta)
+    tmp = p.with_name(p.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for i in range(pf.num_row_groups):
+            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
+    tmp.replace(p)
+
+
 def is_untrained(provenance: dict) -> str | None:
     """The 'untrained (seed N)' label if the provenance says the features came from an untrained network."""
     label = str(provenance.get("weights", ""))

@@ -24,7 +24,7 @@ import pandas as pd
 from stratonet.classical.measure import GROUPS, MeasureParams
 from stratonet.classical.segment import SegmentParams
 from stratonet.errors import SiteError, StratoNetError
-from stratonet.tables import SITE_KEYS
+from stratonet.tables import SITE_KEYS, stamp_provenance
 
 LABEL_COLUMNS = {"Nuclei": "Labels_Nuclei", "Cells": "Labels_Cells"}
 
@@ -213,27 +213,6 @@ def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
         return
     have = [c for c in channels if isinstance(row.get(f"Path_{c}"), str) and row.get(f"Path_{c}")]
     raise SiteError(site_name(row), f"no {cfg.dna_channel} channel, needed to find nuclei (channels: {have or channels})")
-
-
-def stamp_provenance(path: Path, provenance: dict) -> None:
-    """Rewrite a Parquet file's provenance metadata, streamed row group by row group."""
-    import json
-
-    import pyarrow.parquet as pq
-
-    from stratonet.tables import PROVENANCE_KEY
-
-    if not path.exists():
-        return
-    pf = pq.ParquetFile(path)
-    meta = dict(pf.schema_arrow.metadata or {})
-    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
-    schema = pf.schema_arrow.with_metadata(meta)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as w:
-        for i in range(pf.num_row_groups):
-            w.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
-    tmp.replace(path)
 
 
 def aggregate_wells(out_dir: Path, provenance: dict) -> None:

@@ -19,7 +19,7 @@ from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
 from stratonet.resumable import ErrorLog, PartitionedWriter
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
-from stratonet.tables import SITE_KEYS, metadata_columns, read_table
+from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
 
 CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
 
@@ -162,23 +162,6 @@ def extract_pixel(
     return out
 
 
-def stamp_provenance(path: Path, provenance: dict) -> None:
-    """Rewrite a Parquet file's schema metadata with ``provenance`` (streamed, row group by row group)."""
-    import json
-
-    import pyarrow.parquet as pq
-
-    from stratonet.tables import PROVENANCE_KEY
-
-    pf = pq.ParquetFile(path)
-    meta = dict(pf.schema_arrow.metadata or {})
-    meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
-    schema = pf.schema_arrow.with_metadata(meta)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for i in range(pf.num_row_groups):
-            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
-    tmp.replace(path)
 
 
 def _stem(path: Path) -> str:
