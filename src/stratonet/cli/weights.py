@@ -38,7 +38,7 @@ def import_(src: Path, out: Path, model: str | None, in_chans: str | None, input
                                          input_size=input_size)
     card = json.loads(card_path.read_text())
     layout = info["layout"]
-    source = layout.get("variant") or f"{layout['family']}{layout['depth']}"
+    source = layout.get("variant") or f"{layout['family']}{layout['depth']}{'d' if layout.get('deep_stem') else ''}"
     dropped = f", dropped {len(info['dropped'])} key(s) after the last tap" if info["dropped"] else ""
     console.print(f"{src} ({source}, sha256 {card['source_sha256'][:12]}) -> {card['model']}{dropped}; "
                   f"weights sha256 {card['sha256'][:12]}; card {card_path}")
