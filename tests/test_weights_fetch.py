@@ -137,6 +137,14 @@ def test_no_network_is_one_line_within_seconds(cache, tmp_path, monkeypatch, cap
     assert f"cannot reach 127.0.0.1:{port}" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) <= 2  # one message (rich may wrap it once)
 
+    # a host name that never resolves (RFC 2606 .invalid)
+    _registry(tmp_path, monkeypatch, [{"name": "r18.dns", "model": "resnet18", "url": "https://weights.invalid/x.pth",
+                                       "filename": "x.pth", "sha256": "0" * 64}])
+    t0 = time.perf_counter()
+    assert run_cli(["weights", "fetch", "r18.dns", "--timeout", "2"]) != 0
+    assert time.perf_counter() - t0 < 5
+    assert "cannot reach weights.invalid" in capsys.readouterr().err
+
     # a server that accepts the connection but never answers: the read timeout ends it
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

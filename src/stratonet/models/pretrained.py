@@ -276,6 +276,7 @@ def _download(url: str, dest: Path, entry: WeightsEntry, timeout: float, progres
     from stratonet.progress import console
 
     host = urlsplit(url).netloc or url
+    _check_name_lookup(url, timeout)
     tmp = dest.with_name(dest.name + f".part{os.getpid()}")
     h = hashlib.sha256()
     try:
@@ -317,6 +318,27 @@ def _download(url: str, dest: Path, entry: WeightsEntry, timeout: float, progres
         raise DownloadError(f"{url}: sha256 {digest} does not match the published {want}; nothing was kept")
     tmp.replace(dest)  # atomic on one file system: a half-written file never carries the final name
     return digest
+
+
+def _check_name_lookup(url: str, timeout: float) -> None:
+    """Resolve the URL's host within ``timeout`` (requests' timeouts do not cover DNS, which can hang offline)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise DownloadError(f"{url}: not a URL")
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(socket.getaddrinfo, parts.hostname, parts.port or 443)
+    try:
+        future.result(timeout=timeout)
+    except FutureTimeout as exc:
+        raise DownloadError(f"cannot reach {parts.netloc}: name lookup took over {timeout:g} s (offline?)") from exc
+    except socket.gaierror as exc:
+        raise DownloadError(f"cannot reach {parts.netloc} ({exc.strerror or exc}); offline? use a mirror with "
+                            f"${BASE_URL_ENV}, or bundled weights: {DEFAULT_BUNDLED}") from exc
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _short_reason(exc: Exception) -> str:
