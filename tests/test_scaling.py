@@ -198,3 +198,26 @@ def test_deep_cells_center_object(tmp_path):
     assert man["provenance"]["center_object"] is True and man["sites_processed"] == 1
     with pytest.raises(ConfigError, match="center-object"):
         extract_deep(idx, tmp_path / "d2.parquet", mode="tiles", center_object=True, **FAST)
+
+
+def test_classical_center_object_measures_one_cell(tmp_path):
+    """A single-cell crop with a neighbour cut by its edge: --center-object measures the central cell only."""
+    from stratonet.extract.classical import ClassicalConfig, process_site
+
+    yy, xx = np.mgrid[:80, :80]
+    dna = np.full((80, 80), 300.0)
+    dna[((yy - 40) ** 2 + (xx - 40) ** 2) < 10 ** 2] = 20000  # the centre cell's nucleus
+    dna[((yy - 40) ** 2 + (xx - 76) ** 2) < 10 ** 2] = 20000  # a neighbour's nucleus, cut by the right edge
+    stack = np.stack([dna, dna * 0.5]).astype(np.uint16)
+    path = tmp_path / "crop.npy"
+    np.save(path, stack)
+    row = {"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Metadata_ObjectNumber": 7,
+           "Path_Stack": str(path), "Stack_Channels": "DNA|ER"}
+    both = process_site(row, ["DNA", "ER"], ClassicalConfig(groups=["areashape"], cell_channels=["ER"]))
+    one = process_site(row, ["DNA", "ER"], ClassicalConfig(groups=["areashape"], cell_channels=["ER"],
+                                                            center_object=True))
+    assert len(both["cells"]) == 2 and len(one["cells"]) == 1
+    assert int(one["median"]["Count_Nuclei"].iloc[0]) == 1
+    x = float(one["cells"]["Nuclei_AreaShape_Center_X"].iloc[0]) if "Nuclei_AreaShape_Center_X" in one["cells"] \
+        else float(one["cells"].filter(like="Location_Center_X").iloc[0, 0])
+    assert abs(x - 40) < 3
