@@ -56,7 +56,9 @@ def cells_path(out: str | Path) -> Path:
 def build_model(model: str | None, weights: str | Path | None, seed: int, taps=None, in_chans: int = 3):
     """The model, its card and its provenance label (``"untrained (seed N)"`` without weights)."""
     if weights is not None:
-        net, card = load_checkpoint(weights)
+        from stratonet.models.pretrained import resolve_weights
+
+        net, card = load_checkpoint(resolve_weights(weights))  # a path, or a cached / installed weights name
         if model is not None and model != card["model"]:
             raise ConfigError(f"--model {model} differs from the checkpoint's model {card['model']} ({weights})")
         if taps is not None:

@@ -1,4 +1,4 @@
-"""Import torchvision ResNet and timm ECA-ResNet state dicts into StratoNet models by key mapping.
+"""Import torchvision ResNet, timm ECA-ResNet and EfficientNet-Lite state dicts into StratoNet models by key mapping.
 
 Our module names follow torchvision, so a torchvision ResNet maps one to one. The ECA gate of a block is called
 ``se`` in timm's ECA-ResNets (``layer1.0.se.conv.weight``), ``attn`` in newer layouts and ``eca`` in the ECA-Net
@@ -135,3 +135,45 @@ def import_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None
     model.load_state_dict(kept, strict=False)
     model.seed = None
     return model.eval(), {"layout": layout, "dropped": dropped}
+
+
+def import_any_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None, in_chans: int | None = None,
+                          taps=None, source: str = "state dict"):
+    """Dispatch on the key layout: EfficientNet-PyTorch style (``_conv_stem``) or torchvision / timm ResNet.
+
+    Returns ``(model, info)`` as :func:`import_state_dict`.
+    """
+    from stratonet.models.efficientnet import import_efficientnet_state_dict, is_efficientnet_state_dict
+
+    if is_efficientnet_state_dict(sd):
+        return import_efficientnet_state_dict(sd, model_name=model_name, in_chans=in_chans, taps=taps, source=source)
+    return import_state_dict(sd, model_name=model_name, in_chans=in_chans, taps=taps, source=source)
+
+
+def convert_checkpoint(src: str | Path, out: str | Path, model_name: str | None = None, in_chans: int | None = None,
+                       name: str | None = None, training_data: str = "unknown", epochs: int | None = None,
+                       input_size: int | None = None, card: dict | None = None) -> tuple[Path, dict]:
+    """Read a state dict file, import it (:func:`import_any_state_dict`) and save a StratoNet checkpoint.
+
+    The card names the source file and its sha256 (``source_file``, ``source_sha256``) next to the sha256 of the
+    written weights, plus whatever ``card`` adds (``source_url``, ``license``, ``normalization`` ...).
+
+    Returns
+    -------
+    (card path, info)
+        ``info`` as from :func:`import_any_state_dict`.
+    """
+    from stratonet.models.checkpoint import save_checkpoint, sha256_file
+
+    sd = read_state_dict(src)
+    net, info = import_any_state_dict(sd, model_name=model_name, in_chans=in_chans, source=str(src))
+    fields = {
+        "name": name or Path(out).name.removesuffix(".safetensors").removesuffix(".json"),
+        "training_data": training_data, "epochs": epochs, "imported_from": str(src),
+        "source_file": Path(src).name, "source_sha256": sha256_file(src), "source_layout": info["layout"],
+        "dropped_keys": len(info["dropped"]),
+    }
+    if input_size:
+        fields["input_size"] = int(input_size)
+    fields.update(card or {})
+    return save_checkpoint(net, out, fields), info

@@ -16,6 +16,10 @@ StratoNet-152 ``layer3.23.bn3``, ``layer3.23``, ``layer3.35``.
 
 resnet<N> / ecaresnet<N>: the four stage outputs ``layer1`` ... ``layer4`` (nothing truncated); with ``num_classes``
 they get the usual ``fc`` on the pooled ``layer4`` output (ResNet-50 with a 1000-class head: 25.6 M parameters).
+
+efficientnet_lite0/1/2 (:mod:`stratonet.models.efficientnet`): ``low`` = end of stage 3 (stride 8), ``medium`` = end
+of stage 5 (stride 16), ``high`` = the 1280-channel head (``head_act``); lite0 with its 1000-class head: 4.65 M
+parameters.
 """
 
 from __future__ import annotations
@@ -39,7 +43,16 @@ FAMILIES = {"stratonet": True, "resnet": False, "ecaresnet": True}  # family -> 
 
 def list_models() -> list[str]:
     """All registered model names."""
-    return [f"{fam}{d}" for fam in FAMILIES for d in DEPTHS]
+    from stratonet.models.efficientnet import VARIANTS
+
+    return [f"{fam}{d}" for fam in FAMILIES for d in DEPTHS] + list(VARIANTS)
+
+
+def is_efficientnet(name: str) -> bool:
+    """True for the EfficientNet-Lite names (``efficientnet_lite0`` ...)."""
+    from stratonet.models.efficientnet import VARIANTS
+
+    return name in VARIANTS
 
 
 def parse_name(name: str) -> tuple[str, int]:
@@ -52,6 +65,10 @@ def parse_name(name: str) -> tuple[str, int]:
 
 def default_taps(name: str) -> dict[str, str]:
     """Default tap name -> module name of a registered model (see the module docstring)."""
+    if is_efficientnet(name):
+        from stratonet.models import efficientnet
+
+        return efficientnet.default_taps(name)
     fam, depth = parse_name(name)
     block, layers = DEPTHS[depth]
     if fam != "stratonet":
@@ -82,9 +99,13 @@ def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int |
 
     Returns
     -------
-    TapResNet
+    TapResNet or TapEfficientNet
         In eval mode, with ``model_name``, ``seed``, ``tap_names`` and ``feature_info``.
     """
+    if is_efficientnet(name):
+        from stratonet.models.efficientnet import create_efficientnet
+
+        return create_efficientnet(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
     fam, depth = parse_name(name)
     block, layers = DEPTHS[depth]
     tap_spec = default_taps(name) if taps is None else taps
