@@ -47,8 +47,10 @@ def moa_f1(table: pd.DataFrame, treated_only: bool, seeds: int = 5) -> tuple[flo
     from sklearn.preprocessing import StandardScaler
 
     feats = [c for c in table.columns if not str(c).startswith("Metadata_")]
-    wells = table.groupby(["Metadata_Plate", "Metadata_Well"], as_index=False).agg(
-        {**{c: "mean" for c in feats}, "Metadata_moa": "first", "Metadata_control_type": "first"})
+    keys = ["Metadata_Plate", "Metadata_Well"]
+    means = table.groupby(keys)[feats].mean()
+    labels = table.groupby(keys)[["Metadata_moa", "Metadata_control_type"]].first()
+    wells = labels.join(means).reset_index()
     label = wells["Metadata_moa"].fillna("DMSO").astype(str).to_numpy()
     keep = (wells["Metadata_control_type"] != "negcon").to_numpy() if treated_only else np.ones(len(wells), bool)
     x, y = feature_matrix(wells[keep]), label[keep]
