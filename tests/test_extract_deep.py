@@ -117,7 +117,8 @@ def test_resume_after_interrupted_run(small_index, tmp_path):
     broken = idx.copy()
     broken.loc[2, "Path_DNA"] = str(tmp_path / "missing.tiff")
     out = tmp_path / "r.parquet"
-    kw = {**FAST, "batch_size": 2, "rows_per_part": 1}  # one site per batch, one part per site
+    # one site per batch, one part per site; per-image scaling (plate scaling would read the missing file first)
+    kw = {**FAST, "batch_size": 2, "rows_per_part": 1, "scaling": "image"}
     with pytest.raises(StratoNetError, match="missing.tiff"):
         extract_deep(broken, out, **kw)
     parts = sorted((tmp_path / "r.parquet.parts").glob("part-*.parquet"))

@@ -253,7 +253,7 @@ def extract_deep(
     rows = df.to_dict("records")
     scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
-                            illum=illum, log=log)
+                            illum=illum, log=log, on_error=on_error)
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
                       low=percentiles[0], high=percentiles[1], illum=illum,
                       scaling=None if scaling == "image" else scale, center_object=center_object)

@@ -124,7 +124,7 @@ def extract_pixel(
         raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
     scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
-                            illum=illum, log=get_logger())
+                            illum=illum, log=get_logger(), on_error=on_error)
     _check_resume(out, {"size": int(size), "channels": channels, "illum": illum, "scaling": scale.describe()})
     writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256)
     done = writer.done_keys()

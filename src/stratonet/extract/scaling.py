@@ -53,7 +53,8 @@ def sample_sites(rows: Sequence[dict], n: int, seed: int = 0) -> dict[str, list[
 
 
 def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: float = 0.1, high: float = 99.9,
-                          n_sites: int = 24, seed: int = 0, illum: bool = True, stride: int = 2) -> dict:
+                          n_sites: int = 24, seed: int = 0, illum: bool = True, stride: int = 2,
+                          on_error: str = "fail") -> dict:
     """Per plate and channel ``low``/``high`` percentiles of the pooled pixels of a seeded sample of sites.
 
     Parameters
@@ -71,6 +72,9 @@ def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: fl
         Apply ``Illum_<Channel>`` functions before estimating, as extraction does.
     stride : int
         Every ``stride``-th pixel in each direction is pooled (bounds memory; the percentiles barely move).
+    on_error : {"fail", "skip"}
+        A sampled site that cannot be read stops the run, or is left out of the sample (extraction then records
+        it as an error).
 
     Returns
     -------
@@ -87,10 +91,21 @@ def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: fl
     sampled = {}
     for plate, picked in sample_sites(rows, n_sites, seed).items():
         pooled: list[list[np.ndarray]] = [[] for _ in channels]
+        used = []
         for r in picked:
-            img = load_index_row(r, list(channels), illum=illum, dtype=np.float32)
+            try:
+                img = load_index_row(r, list(channels), illum=illum, dtype=np.float32)
+            except StratoNetError:
+                if on_error == "fail":
+                    raise
+                continue
+            used.append(r)
             for i in range(len(channels)):
                 pooled[i].append(img[i, ::stride, ::stride].ravel())
+        if not used:
+            raise StratoNetError(f"plate {plate}: none of the {len(picked)} sampled site(s) could be read to "
+                                 "estimate its scaling percentiles")
+        picked = used
         bounds = {}
         for ch, parts in zip(channels, pooled):
             lo, hi = np.percentile(np.concatenate(parts), [low, high])
@@ -222,7 +237,7 @@ class Scaling:
 def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
                     low: float = 0.1, high: float = 99.9, scaling_file: str | Path | None = None,
                     bit_depth: int | None = None, n_sites: int = 24, seed: int = 0, illum: bool = True,
-                    log=None) -> Scaling:
+                    log=None, on_error: str = "fail") -> Scaling:
     """Turn a scaling option into numbers.
 
     ``plate`` mode reads ``scaling_file`` when given, else reuses ``<out stem>.scaling.json`` when it exists (a
@@ -264,7 +279,8 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
             if log is not None:
                 log.info("plate scaling reused from %s", path)
             return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec)
-    rec = estimate_plate_bounds(rows, channels, low, high, n_sites=n_sites, seed=seed, illum=illum)
+    rec = estimate_plate_bounds(rows, channels, low, high, n_sites=n_sites, seed=seed, illum=illum,
+                                on_error=on_error)
     save_scaling(rec, path)
     if log is not None:
         log.info("plate scaling estimated from %s site(s) per plate -> %s", n_sites, path)
