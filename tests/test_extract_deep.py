@@ -117,7 +117,8 @@ def test_resume_after_interrupted_run(small_index, tmp_path):
     broken = idx.copy()
     broken.loc[2, "Path_DNA"] = str(tmp_path / "missing.tiff")
     out = tmp_path / "r.parquet"
-    kw = {**FAST, "batch_size": 2, "rows_per_part": 1}  # one site per batch, one part per site
+    # one site per batch, one part per site; per-image scaling (plate scaling would read the missing file first)
+    kw = {**FAST, "batch_size": 2, "rows_per_part": 1, "scaling": "image"}
     with pytest.raises(StratoNetError, match="missing.tiff"):
         extract_deep(broken, out, **kw)
     parts = sorted((tmp_path / "r.parquet.parts").glob("part-*.parquet"))
@@ -214,9 +215,12 @@ def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
     real = tmp_path / "real.parquet"
     jump_index(jump_fov).to_parquet(real)
     ctx = DemoContext(out=tmp_path / "demo", synth_index=small_index, real_index=real)
-    stage_extract_deep(ctx, model="stratonet18", input_size=64)  # the demo itself runs stratonet50 at 224
+    stage_extract_deep(ctx, input_size=64, baseline_model="stratonet18")  # the demo runs 224 px, stratonet50
     assert ctx.features["deep"] == tmp_path / "demo" / "features" / "deep.parquet"
     assert len(pd.read_parquet(ctx.features["deep"])) == 4
     real_feats = pd.read_parquet(tmp_path / "demo" / "features" / "deep_real.parquet")
     assert {c.split("_")[0] for c in feature_columns(real_feats)} == {"AGP", "RNA", "DNA"}
-    assert read_provenance(ctx.features["deep"])["weights"] == "untrained (seed 0)"
+    assert read_provenance(ctx.features["deep"])["weights"].startswith("efficientnet_lite0.in1k (sha256 ")
+    assert read_provenance(ctx.features["deep"])["scaling"]["mode"] == "plate"
+    assert read_provenance(ctx.features["deep_untrained"])["weights"] == "untrained (seed 0)"
+    assert len(pd.read_parquet(ctx.features["deep_untrained"])) == 4

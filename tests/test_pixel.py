@@ -44,8 +44,9 @@ def test_pixel_cli_features_manifest_provenance(indexed, tmp_path):
     x = df[feats].to_numpy()
     assert x.min() >= 0 and x.max() <= 1
     assert (x[:, :32].mean(axis=1) > x[:, 32:].mean(axis=1)).all()  # the brighter top half survives
-    assert read_provenance(out) == {"feature_set": "pixel", "size": 8, "channels": ["AGP"],
-                                    "illumination_corrected": False}
+    prov = read_provenance(out)
+    assert prov.pop("scaling")["mode"] == "plate"  # the default intensity scaling (tests/test_scaling.py)
+    assert prov == {"feature_set": "pixel", "size": 8, "channels": ["AGP"], "illumination_corrected": False}
     man = json.loads((tmp_path / "feat" / "pixel.parquet.manifest.json").read_text())
     assert man["n_sites"] == 6 and man["errors"] == 0 and man["sites_per_s"] > 0
     assert {"wall_s", "cpu_pct_avg", "mem_pct_max"} <= set(man["resources"]) and "numpy" in man["packages"]

@@ -77,22 +77,34 @@ def stage_index(ctx: DemoContext) -> None:
     ctx.outputs["index (synthetic)"] = ctx.synth_index
 
 
-def stage_extract_deep(ctx: DemoContext, model: str = "stratonet50", input_size: int = 224) -> None:
-    """StratoNet features, channel by channel: untrained StratoNet-50 (seed ``ctx.seed``; no weights ship with the
-    package), on the synthetic plate (``features/deep.parquet``) and on the real FOV (``features/deep_real.parquet``).
+DEMO_WEIGHTS = "efficientnet_lite0.in1k"  # ImageNet EfficientNet-Lite0, installed with stratonet[pretrained]
+BASELINE_MODEL = "stratonet50"  # untrained (seeded) baseline row
+
+
+def stage_extract_deep(ctx: DemoContext, weights: str = DEMO_WEIGHTS, input_size: int = 224,
+                       baseline_model: str = BASELINE_MODEL) -> None:
+    """Deep features, channel by channel, from pretrained ImageNet EfficientNet-Lite0 (``features/deep.parquet``
+    on the synthetic plate, ``features/deep_real.parquet`` on the real FOV), plus the untrained StratoNet-50 (seed
+    ``ctx.seed``) on the synthetic plate as a named baseline (``features/deep_untrained.parquet``).
     """
     from stratonet.extract.deep import extract_deep
 
     if ctx.synth_index is None and ctx.real_index is None:
         raise NotAvailableError("extract deep needs the index stage")
     feats = ctx.out / "features"
-    common = dict(model=model, seed=ctx.seed, input_size=input_size, overwrite=True, batch_size=64)
+    common = dict(weights=weights, seed=ctx.seed, input_size=input_size, overwrite=True, batch_size=64)
     if ctx.synth_index is not None:
         m = extract_deep(ctx.synth_index, feats / "deep.parquet", **common)
         ctx.features["deep"] = feats / "deep.parquet"
         ctx.outputs["deep features"] = feats / "deep.parquet"
         console.print(f"  synthetic plate: {m['sites_processed']} sites, {m['channel_images_per_s']:.1f} "
-                      f"channel-images/s ({m['provenance']['weights']})")
+                      f"channel-images/s ({m['provenance']['weights']}, scaling {m['provenance']['scaling']['mode']})")
+        base = extract_deep(ctx.synth_index, feats / "deep_untrained.parquet", model=baseline_model, seed=ctx.seed,
+                            input_size=input_size, overwrite=True, batch_size=64)
+        ctx.features["deep_untrained"] = feats / "deep_untrained.parquet"
+        ctx.outputs["deep features (untrained baseline)"] = feats / "deep_untrained.parquet"
+        console.print(f"  baseline: {baseline_model} {base['provenance']['weights']}, "
+                      f"{base['channel_images_per_s']:.1f} channel-images/s")
     if ctx.real_index is not None:
         m = extract_deep(ctx.real_index, feats / "deep_real.parquet", **common)
         ctx.outputs["deep features (real FOV)"] = feats / "deep_real.parquet"

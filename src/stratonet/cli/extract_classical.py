@@ -41,6 +41,9 @@ def _ints(value: str) -> tuple[int, ...]:
               help="Also measure Costes colocalisation (slow).")
 @click.option("--drop-border/--keep-border", default=False, show_default=True,
               help="Drop cells touching the image border (they are always flagged in *_TouchesBorder).")
+@click.option("--center-object", is_flag=True, default=False,
+              help="Single-cell crops (arrays layout): measure only the cell at the image centre; neighbours cut "
+                   "by the crop edge are dropped.")
 @click.option("--save-masks/--no-save-masks", default=False, show_default=True,
               help="Save label images as OUT/masks/<plate>_<well>_<site>_{Nuclei,Cells}.tiff.")
 @click.option("--labels-dir", type=click.Path(path_type=Path), default=None,
@@ -52,7 +55,8 @@ def _ints(value: str) -> tuple[int, ...]:
 @on_error_option
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
-              texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, save_masks: bool,
+              texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, center_object: bool,
+              save_masks: bool,
               labels_dir: Path | None, illum: bool, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
@@ -74,6 +78,7 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         cell_channels=[c.strip() for c in cell_channels.split(",") if c.strip()],
         segmentation=segmentation,
         drop_border=drop_border,
+        center_object=center_object,
         save_masks=save_masks,
         labels_dir=str(labels_dir) if labels_dir else None,
         illum=illum,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.scaling import scaling_options
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -43,6 +44,9 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--threads", type=int, default=None, help="Model intra-op threads (default: all cores).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
+@scaling_options
+@click.option("--center-object", is_flag=True, default=False,
+              help="cells mode / single-cell stacks: keep only the cell at the crop centre (others set to 0).")
 @click.option("--normalize", type=click.Choice(["imagenet", "none"]), default="imagenet", show_default=True)
 @click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
               help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
@@ -51,7 +55,9 @@ def _split(value: str | None) -> list[str] | None:
 def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
          taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
+         scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
+         on_error: str) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -64,7 +70,8 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
         index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-        on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+        on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
+        scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
     )
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "

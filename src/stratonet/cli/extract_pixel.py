@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.scaling import scaling_options
 
 
 @click.command("pixel")
@@ -18,11 +19,14 @@ from stratonet.cli.common import on_error_option, start_run
 @click.option("--channels", default=None, help="Comma-separated channels, e.g. DNA,AGP [default: all in the index].")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Divide by the index's Illum_<Channel> functions when present.")
+@scaling_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the plate-scaling site sample.")
 @on_error_option
-def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, on_error: str) -> None:
+def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, scaling: str,
+          scaling_file: Path | None, bit_depth: int | None, scaling_sites: int, seed: int, on_error: str) -> None:
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
-    Per site and channel: percentile rescale (0.1-99.9) to [0, 1], anti-aliased resize to SIZE x SIZE, flatten
+    Per site and channel: rescale to [0, 1] (--scaling), anti-aliased resize to SIZE x SIZE, flatten
     into features <Channel>_px_<iiii>. Writes OUT, OUT.manifest.json and, with --on-error skip, an errors table.
     """
     from stratonet.extract.pixel import extract_pixel
@@ -30,5 +34,6 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
 
     start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
-    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error)
+    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
+                         scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed)
     console.print(f"pixel features -> {path} (manifest {path.name}.manifest.json)", highlight=False)

@@ -38,6 +38,7 @@ class ClassicalConfig:
     cell_channels: list[str] = field(default_factory=lambda: ["AGP", "ER"])
     segmentation: str = "classic"  # classic | cellpose
     drop_border: bool = False
+    center_object: bool = False  # single-cell crops: measure only the cell at the image centre
     save_masks: bool = False
     labels_dir: str | None = None
     illum: bool = True
@@ -139,6 +140,24 @@ def _drop_border(masks: dict) -> dict:
     return {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
 
 
+def _keep_center_object(masks: dict, site: str) -> dict:
+    """Keep only the cell under the image centre (or nearest to it) and its nucleus; neighbours cut by the crop
+    edge are removed, so they are neither measured nor counted."""
+    from stratonet.classical.segment import cytoplasm
+    from stratonet.extract.center import label_at
+
+    cells, nuclei = masks["Cells"], masks["Nuclei"]
+    h, w = cells.shape
+    keep = label_at(cells, (h - 1) / 2, (w - 1) / 2, radius=max(h, w) // 8)
+    if keep == 0:
+        raise SiteError(site, "center-object: no segmented cell lies at the image centre")
+    inside = cells == keep
+    own = np.unique(nuclei[inside])
+    cells = np.where(inside, cells, 0)
+    nuclei = np.where(np.isin(nuclei, own[own > 0]) & inside, nuclei, 0)
+    return {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
+
+
 def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: str | None = None) -> dict:
     """Segment and measure one site.
 
@@ -160,6 +179,8 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
         masks, notes = segment_row(row, img, channels, cfg)
         if cfg.drop_border:
             masks = _drop_border(masks)
+        if cfg.center_object:
+            masks = _keep_center_object(masks, site)
         cells = measure_site(img, channels, masks, cfg.groups, cfg.measure)
     except StratoNetError:
         raise

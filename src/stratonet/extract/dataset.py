@@ -15,6 +15,8 @@ from torch.utils.data import Dataset
 
 from stratonet.errors import SiteError, StratoNetError
 from stratonet.extract.cells import otsu_centers
+from stratonet.extract.center import center_object_crops, require_found, segment_cells_for_masks
+from stratonet.extract.scaling import Scaling
 from stratonet.extract.transforms import rescale_to_unit, resize_batch
 from stratonet.index.schema import site_name
 from stratonet.io import load_index_row
@@ -36,6 +38,8 @@ class Preprocess:
     high: float = 99.9
     illum: bool = True
     segment_channel: str = "DNA"  # cells without a centres table: Otsu on this channel
+    scaling: "Scaling | None" = None  # fixed per-plate / bit-depth bounds; None = per-image percentiles
+    center_object: bool = False  # cells / single-cell stacks: zero all but the object at the crop centre
 
 
 class SiteDataset(Dataset):
@@ -72,18 +76,29 @@ class SiteDataset(Dataset):
     def _load(self, row: dict) -> tuple[torch.Tensor, np.ndarray | None]:
         p = self.prep
         read = list(p.channels)
-        seg_extra = p.mode == "cells" and self.centers is None and p.segment_channel not in read
+        needs_dna = (p.mode == "cells" and self.centers is None) or p.center_object
+        seg_extra = needs_dna and p.segment_channel not in read
         if seg_extra:
             read.append(p.segment_channel)
         raw = load_index_row(row, read, illum=p.illum, dtype=np.float32)
         centers = None
         if p.mode == "cells":
             centers = self._centers(row, raw, read)
+        labels = None
+        if p.center_object:  # segmentation sees per-image percentiles whatever the scaling mode
+            labels = segment_cells_for_masks(rescale_to_unit(raw).numpy(), read, p.segment_channel)
         if seg_extra:
             raw = raw[: len(p.channels)]
-        unit = rescale_to_unit(raw, p.low, p.high)  # (C, H, W) in [0, 1]
+        bounds = p.scaling.bounds(row) if p.scaling is not None else None
+        unit = rescale_to_unit(raw, p.low, p.high, bounds=bounds)  # (C, H, W) in [0, 1]
         if p.mode == "whole":
-            return resize_batch(unit[None], p.input_size), None
+            whole = unit[None]
+            if labels is not None:
+                masked, found = center_object_crops(whole.numpy(), labels[None])
+                if not found[0]:
+                    raise SiteError(site_name(row), "center-object: no segmented cell lies at the crop centre")
+                whole = torch.from_numpy(masked)
+            return resize_batch(whole, p.input_size), None
         if p.mode == "tiles":
             tile = p.tile_size or p.input_size
             try:
@@ -91,8 +106,12 @@ class SiteDataset(Dataset):
             except ValueError as exc:
                 raise SiteError(site_name(row), str(exc)) from exc
             return resize_batch(tiles, p.input_size), None
-        crops = torch.from_numpy(crops_around(unit.numpy(), centers, p.crop_size))
-        return resize_batch(crops, p.input_size), centers
+        crops = crops_around(unit.numpy(), centers, p.crop_size)
+        if labels is not None:
+            crops, found = center_object_crops(crops, crops_around(labels[None], centers, p.crop_size)[:, 0])
+            require_found(found, site_name(row))
+            crops, centers = crops[found], centers[found]  # a crop with nothing at its centre is not a cell
+        return resize_batch(torch.from_numpy(np.ascontiguousarray(crops)), p.input_size), centers
 
     def _centers(self, row: dict, raw: np.ndarray, read: list[str]) -> np.ndarray:
         site = site_name(row)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
+from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
@@ -135,6 +136,11 @@ def extract_deep(
     on_error: str = "fail",
     illum: bool = True,
     percentiles: tuple[float, float] = (0.1, 99.9),
+    scaling: str = DEFAULT_SCALING,
+    scaling_file: str | Path | None = None,
+    bit_depth: int | None = None,
+    scaling_sites: int = 24,
+    center_object: bool = False,
     normalize: str = "imagenet",
     fuse_bn: bool = True,
     rows_per_part: int = 256,
@@ -173,7 +179,19 @@ def extract_deep(
     illum : bool
         Apply ``Illum_<Channel>`` functions when the index has them.
     percentiles : (low, high)
-        Per-channel-image rescale to [0, 1].
+        Percentiles rescaled to [0, 1] (per image in ``image`` scaling, per plate and channel in ``plate``).
+    scaling : {"plate", "image", "bitdepth"}
+        Intensity scaling (see :mod:`stratonet.extract.scaling`). ``plate`` keeps intensity differences between
+        wells; ``image`` rescales every channel image on its own and erases them.
+    scaling_file : path, optional
+        ``plate`` scaling: use these percentiles (a ``.scaling.json`` of another run) instead of estimating them.
+    bit_depth : int, optional
+        ``bitdepth`` scaling: divide by ``2**bit_depth - 1`` instead of the stored dtype's maximum.
+    scaling_sites : int
+        ``plate`` scaling: sites sampled per plate to estimate the percentiles.
+    center_object : bool
+        ``cells`` mode and single-cell array stacks: keep only the object at the crop's centre; pixels of other
+        objects (neighbours cut by the crop edge) and background are set to 0.
     normalize : {"imagenet", "none"}
     fuse_bn : bool
         Fold BatchNorm into convolutions for inference (faster; equal up to float rounding).
@@ -208,6 +226,12 @@ def extract_deep(
         raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
     if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
         raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
+    if center_object and not (mode == "cells" or (mode == "whole" and "Metadata_ObjectNumber" in key_cols)):
+        raise ConfigError("--center-object applies to --mode cells or to single-cell array stacks "
+                          f"(an index with Metadata_ObjectNumber), not to mode '{mode}' on whole sites")
+    if center_object and "DNA" not in available:
+        raise ConfigError(f"--center-object segments cells from the DNA channel; {source} has none "
+                          f"(channels: {', '.join(available)})")
 
     dev = resolve_device(device)
     if threads:
@@ -226,17 +250,24 @@ def extract_deep(
     else:
         raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
 
+    rows = df.to_dict("records")
+    scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
+                            scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
+                            illum=illum, log=log, on_error=on_error)
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
-                      low=percentiles[0], high=percentiles[1], illum=illum)
+                      low=percentiles[0], high=percentiles[1], illum=illum,
+                      scaling=None if scaling == "image" else scale, center_object=center_object)
     provenance = {
         "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
-        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
+        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize, "scaling": scale.describe(),
     }
     if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
         provenance.update({"weights_sha256": card.get("sha256"),
                            "weights_source": card.get("source") or card.get("imported_from"),
                            "weights_source_sha256": card.get("source_sha256"),
                            "weights_normalization": (card.get("normalization") or {}).get("name")})
+    if center_object:
+        provenance["center_object"] = True
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     _check_signature(out, signature, overwrite)
@@ -249,7 +280,6 @@ def extract_deep(
     done = writer.done_keys()
     if cell_writer is not None:
         _drop_unfinished_cells(cell_writer, {k[:3] for k in done})
-    rows = df.to_dict("records")
     todo = [r for r in rows if tuple(str(r[k]) for k in key_cols) not in done]
     meta_cols = [c for c in df.columns if str(c).startswith("Metadata_")]
     names = feature_names(chans, net.feature_info)

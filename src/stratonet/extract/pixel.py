@@ -15,6 +15,8 @@ import pandas as pd
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.index.schema import STACK_PATH, channels_of, site_name, validate_index
 from stratonet.io import load_index_row
+from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
+from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
 from stratonet.resumable import ErrorLog, PartitionedWriter
@@ -45,9 +47,17 @@ def block_downsample(image: np.ndarray, size: int, oversample: int = 4) -> np.nd
     return crop.reshape(c, hh // factor, factor, ww // factor, factor).mean(axis=(2, 4))
 
 
-def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float = 99.9) -> np.ndarray:
-    """``(C, H, W)`` -> ``C * size * size`` features: per-channel percentile rescale, anti-aliased resize, flatten."""
-    x = rescale_percentile(image, low=low, high=high)
+def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float = 99.9,
+                   bounds: np.ndarray | None = None) -> np.ndarray:
+    """``(C, H, W)`` -> ``C * size * size`` features: rescale to [0, 1], anti-aliased resize, flatten.
+
+    Without ``bounds`` each channel is rescaled between its own ``low``/``high`` percentiles; ``bounds``
+    (``(C, 2)``, e.g. plate percentiles or ``[0, dtype max]``) fixes the values mapped to 0 and 1.
+    """
+    if bounds is None:
+        x = rescale_percentile(image, low=low, high=high)
+    else:
+        x = rescale_to_unit(image, bounds=np.asarray(bounds, dtype=np.float32)).numpy()
     return resize(block_downsample(x, size), size).reshape(-1)
 
 
@@ -65,6 +75,11 @@ def extract_pixel(
     on_error: str = "fail",
     low: float = 0.1,
     high: float = 99.9,
+    scaling: str = DEFAULT_SCALING,
+    scaling_file: str | Path | None = None,
+    bit_depth: int | None = None,
+    scaling_sites: int = 24,
+    seed: int = 0,
 ) -> Path:
     """Write the pixel-baseline feature table (resumable).
 
@@ -82,6 +97,9 @@ def extract_pixel(
         Divide by ``Illum_<Channel>`` functions when the index has them.
     on_error : {"fail", "skip"}
         ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``.
+    scaling, scaling_file, bit_depth, scaling_sites, seed
+        Intensity scaling, as for ``extract deep`` (see :mod:`stratonet.extract.scaling`); ``seed`` draws the
+        sites that estimate plate percentiles. A rerun with another scaling is refused.
 
     Returns
     -------
@@ -104,6 +122,10 @@ def extract_pixel(
     keys = key_columns(index)
     if index.duplicated(keys).any():
         raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
+    scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
+                            scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
+                            illum=illum, log=get_logger(), on_error=on_error)
+    _check_resume(out, {"size": int(size), "channels": channels, "illum": illum, "scaling": scale.describe()})
     writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256)
     done = writer.done_keys()
     todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
@@ -116,7 +138,8 @@ def extract_pixel(
         for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
             try:
                 img = load_index_row(row, channels, illum=illum)
-                feats = pixel_features(img, size, low=low, high=high)
+                feats = pixel_features(img, size, low=low, high=high,
+                                       bounds=None if scale.mode == "image" else scale.bounds(row))
             except StratoNetError as exc:
                 if on_error == "fail":
                     writer.flush()
@@ -130,7 +153,7 @@ def extract_pixel(
         writer.finalize()
     summary = mon.summary()
     cpu_s = time.process_time() - cpu0
-    provenance = {"feature_set": "pixel", "size": int(size), "channels": channels,
+    provenance = {"feature_set": "pixel", "size": int(size), "channels": channels, "scaling": scale.describe(),
                   "illumination_corrected": bool(illum and any(c.startswith("Illum_") for c in index.columns))}
     if out.exists():
         stamp_provenance(out, provenance)
@@ -141,6 +164,7 @@ def extract_pixel(
         "output": str(out),
         "index": str(index_path) if index_path else None,
         "config": {"size": size, "channels": channels, "illum": illum, "percentiles": [low, high],
+                   "scaling": scale.describe(),
                    "on_error": on_error, "resize": "skimage.transform.resize, bilinear, anti-aliased"},
         "model_card": {"method": "flattened pixels", "untrained": False, "n_features": len(names)},
         "provenance": provenance,
@@ -162,6 +186,22 @@ def extract_pixel(
     return out
 
 
+
+
+def _check_resume(out: Path, signature: dict) -> None:
+    """Refuse to resume into a table written with another configuration (e.g. another scaling)."""
+    import json
+
+    sig_path = out.with_name(out.name + ".resume.json")
+    started = out.exists() or out.with_name(out.name + ".parts").exists()
+    if started and sig_path.exists():
+        old = json.loads(sig_path.read_text())
+        if old != json.loads(json.dumps(signature)):
+            diff = sorted(k for k in set(old) | set(signature) if old.get(k) != signature.get(k))
+            raise ConfigError(f"{out} was started with a different configuration ({', '.join(diff)}); "
+                              "use another --out or delete it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sig_path.write_text(json.dumps(signature, indent=2))
 
 
 def _stem(path: Path) -> str:

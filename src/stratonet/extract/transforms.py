@@ -44,15 +44,18 @@ def channel_percentiles(plane: np.ndarray, low: float, high: float) -> tuple[flo
     return float(lo), float(hi)
 
 
-def rescale_to_unit(img: np.ndarray, low: float = 0.1, high: float = 99.9) -> torch.Tensor:
+def rescale_to_unit(img: np.ndarray, low: float = 0.1, high: float = 99.9,
+                    bounds: np.ndarray | None = None) -> torch.Tensor:
     """``(C, H, W)`` array -> float32 tensor rescaled per channel to [0, 1] between percentiles, clipped.
 
-    A flat channel (``high <= low`` percentile) becomes all zeros.
+    ``bounds`` (``(C, 2)``: low and high value per channel, e.g. plate percentiles or ``[0, 65535]``) replaces the
+    image's own percentiles. A flat channel (``high <= low``) becomes all zeros.
     """
     x = np.asarray(img)
     if x.ndim == 2:
         x = x[None]
-    bounds = [channel_percentiles(p, low, high) for p in x]
+    if bounds is None:
+        bounds = [channel_percentiles(p, low, high) for p in x]
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     lo = torch.tensor([b[0] for b in bounds], dtype=torch.float32)[:, None, None]
     hi = torch.tensor([b[1] for b in bounds], dtype=torch.float32)[:, None, None]

@@ -1,0 +1,50 @@
+"""Pretrained deep features on real images: BBBC013 assay figures and JUMP FOV separation (can fail).
+
+The helpers live in the benchmarks (``benchmarks/bbbc013_targets.py``, ``benchmarks/jump_fov_separation.py``), which
+report every mode x scaling x weights; these tests pin the default configuration.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SHARED_DATA, need
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+LITE0 = "efficientnet_lite0.in1k"
+
+
+def test_bbbc013_default_pretrained_deep(tmp_path):
+    """`extract deep --weights efficientnet_lite0.in1k` with default mode and scaling: Z' and dose Spearman."""
+    need(SHARED_DATA / "bbbc013_translocation")
+    from bbbc013_targets import assay_figures, bbbc013_index
+
+    from stratonet.extract.deep import extract_deep
+
+    index = bbbc013_index()
+    out = tmp_path / "deep.parquet"
+    man = extract_deep(index, out, weights=LITE0, progress=False)
+    assert man["provenance"]["scaling"]["mode"] == "plate" and man["provenance"]["mode"] == "whole"
+    fig = assay_figures(pd.read_parquet(out), index)
+    # pinned at the measured figures (benchmarks/RESULTS.md, "Input scaling and pretrained features"); they are
+    # below the issue's target (Z' >= 0.5, Spearman >= 0.9), which this whole-field default does not reach
+    assert fig["z_prime"] == pytest.approx(-0.11, abs=0.05)
+    assert fig["spearman"] == pytest.approx(0.756, abs=0.03)
+
+
+def test_jump_fovs_pretrained_separates_more_than_untrained(tmp_path):
+    """Tiles of two real JUMP FOVs: a tile's nearest neighbour lies in its own FOV more often with ImageNet
+    EfficientNet-Lite0 than with untrained StratoNet-50 (default plate scaling)."""
+    need(SHARED_DATA / "cytodataframe_fov")
+    from jump_fov_separation import fov_index, separation, tile_features
+
+    index = fov_index()
+    pre = separation(*tile_features(index, LITE0, None, "plate", tmp_path))
+    raw = separation(*tile_features(index, None, "stratonet50", "plate", tmp_path))
+    # the issue's measure: nearest neighbours within vs across the FOVs (measured 1.00 vs 0.88 of 32 tiles; the
+    # silhouette is about equal, 0.21 vs 0.22, see benchmarks/RESULTS.md)
+    assert pre["nn_same_fov"] > raw["nn_same_fov"], (pre, raw)
