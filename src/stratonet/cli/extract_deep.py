@@ -45,12 +45,17 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--normalize", type=click.Choice(["imagenet", "none"]), default="imagenet", show_default=True)
 @click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
               help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32; int8: static "
+                   "quantisation calibrated on --calibration-sites of your sites (CPU).")
+@click.option("--calibration-sites", type=int, default=8, show_default=True, help="int8: sites to calibrate on.")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
 def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
          taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, precision: str, calibration_sites: int,
+         overwrite: bool, on_error: str) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -64,9 +69,11 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
         on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+        precision=precision, calibration_sites=calibration_sites,
     )
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
         f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
-        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})"
+        f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
+        f"(config {cfg.name})"
     )
