@@ -82,6 +82,15 @@ def test_auto_on_cuda_is_bf16_and_explicit_choices_are_kept(monkeypatch):
         resolve_precision("fp16", CPU)
 
 
+@pytest.mark.parametrize("cores", [1, 2, 4, 16, 64])
+def test_default_threads_and_workers_never_oversubscribe(cores):
+    for prec in ("fp32", "bf16", "int8"):
+        threads, workers = precision_mod.default_threads_workers(prec, CPU, cores=cores)
+        assert threads >= 1 and workers >= 1
+        # one thread per decode worker: together they fit the cores, except that on 1-2 cores the model keeps all
+        assert threads + workers <= cores or (cores <= 2 and threads == cores and workers == 1)
+
+
 @pytest.mark.parametrize("flags, expected", [(NO_BF16 | {"avx512_bf16"}, "bf16"), (NO_BF16, "fp32")])
 def test_manifest_and_provenance_record_the_precision(monkeypatch, tmp_path, flags, expected):
     mock_flags(monkeypatch, flags)
