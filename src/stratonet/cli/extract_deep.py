@@ -51,11 +51,11 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--calibration-sites", type=int, default=8, show_default=True, help="int8: sites to calibrate on.")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
-def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
-         taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
+def deep(index: Path, out: Path, precision: str, calibration_sites: int, channels: str | None, model: str | None,
+         weights: Path | None, seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None,
+         crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, precision: str, calibration_sites: int,
-         overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -66,10 +66,10 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
     cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
     manifest = extract_deep(
         index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
+        precision=precision, calibration_sites=calibration_sites,
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
         on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
-        precision=precision, calibration_sites=calibration_sites,
     )
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
-from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
+from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
 from stratonet.extract.precision import calibration_images, default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
@@ -219,8 +219,7 @@ def extract_deep(
     prec = resolve_precision(precision, dev)
     if prec.name == "int8" and int(calibration_sites) < 1:
         raise ConfigError(f"--calibration-sites must be at least 1 for int8 (got {calibration_sites})")
-    default_threads, default_workers = default_threads_workers(prec.name, dev)
-    torch.set_num_threads(int(threads or default_threads))
+    torch.set_num_threads(int(threads or default_threads_workers(prec.name, dev)[0]))
     net, card, label = build_model(model, weights, seed, taps)
     size = int(input_size or card.get("input_size") or 224)
     if label.startswith("untrained"):
@@ -239,10 +238,11 @@ def extract_deep(
                       low=percentiles[0], high=percentiles[1], illum=illum)
     provenance = {
         "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
-        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize, "precision": prec.name,
+        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
     }
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
+    provenance["precision"] = signature["precision"] = prec.name
     _check_signature(out, signature, overwrite)
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
@@ -274,7 +274,7 @@ def extract_deep(
                        "seconds": round(time.perf_counter() - t_cal, 2)}
         console.print(f"int8: calibrated on {images.shape[0]} channel images from {cal_sites} site(s) "
                       f"in {calibration['seconds']:.1f} s")
-    n_workers = default_workers if workers is None else int(workers)
+    n_workers = default_workers(dev) if workers is None else int(workers)
     per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
     sites_per_batch = max(1, batch_size // per_site)
     loader = DataLoader(
