@@ -151,8 +151,8 @@ def _median(xs: list[float]) -> float:
     return float(np.median(xs))
 
 
-def gemm_peaks(n: int = 2048, rounds: int = 5) -> dict:
-    """GFLOP/s of an n x n x n matmul in fp32 and bf16 (interleaved, median) and of an int8 quantised linear layer."""
+def gemm_kernels(n: int = 2048) -> dict:
+    """Callables running an n x n x n matmul in fp32 and bf16 and an int8 quantised linear layer; their FLOPs."""
     a32, b32 = torch.rand(n, n), torch.rand(n, n)
     a16, b16 = a32.bfloat16(), b32.bfloat16()
     flops = 2 * n ** 3
@@ -166,26 +166,20 @@ def gemm_peaks(n: int = 2048, rounds: int = 5) -> dict:
         qx = torch.quantize_per_tensor(a32, 0.01, 0, torch.quint8)
     except Exception as exc:  # no quantised engine: report fp32/bf16 only
         print(f"int8 GEMM peak not measurable: {exc}")
-    times: dict[str, list[float]] = {"fp32": [], "bf16": [], "int8": []}
+    kernels = {"fp32": lambda: torch.mm(a32, b32), "bf16": lambda: torch.mm(a16, b16)}
+    if qlin is not None:
+        kernels["int8"] = lambda: qlin(qx)
     with torch.inference_mode():
-        torch.mm(a32, b32), torch.mm(a16, b16)
-        if qlin is not None:
-            qlin(qx)
-        for _ in range(rounds):
-            for key, fn in (("fp32", lambda: torch.mm(a32, b32)), ("bf16", lambda: torch.mm(a16, b16)),
-                            ("int8", (lambda: qlin(qx)) if qlin is not None else None)):
-                if fn is None:
-                    continue
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-    return {k: flops / _median(v) / 1e9 for k, v in times.items() if v}
+        for fn in kernels.values():
+            fn()  # warm-up
+    return {"flops": flops, "kernels": kernels}
 
 
 def model_only_study(model_name: str, precisions: list[str], batch_sizes: list[int], size: int, rounds: int,
                      calibration: torch.Tensor) -> tuple[dict, dict]:
-    """Channel-images/s of the Embedder per (precision, batch size): one warm-up, then ``rounds`` interleaved
-    passes of one batch each; medians. Also the int8 quantisation time."""
+    """Channel-images/s of the Embedder per (precision, batch size) and GEMM GFLOP/s per precision: one warm-up,
+    then ``rounds`` rounds, each timing the GEMMs and one batch of every setting in turn (so that peak and model
+    see the same contention); medians. Also the int8 quantisation time."""
     from stratonet.extract.engine import Embedder
     from stratonet.models import create_model
 
@@ -193,21 +187,32 @@ def model_only_study(model_name: str, precisions: list[str], batch_sizes: list[i
     norm = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     embedders, extra = {}, {}
     for prec in precisions:
+        emb = Embedder(net, torch.device("cpu"), batch_size=max(batch_sizes), precision=prec, **norm)
+        if prec == "int8":
+            t0 = time.perf_counter()
+            emb.calibrate(calibration)
+            extra["int8_calibration_s"] = time.perf_counter() - t0
         for bs in batch_sizes:
-            emb = Embedder(net, torch.device("cpu"), batch_size=bs, precision=prec, **norm)
-            if prec == "int8":
-                t0 = time.perf_counter()
-                emb.calibrate(calibration)
-                extra[f"int8_calibration_s_bs{bs}"] = time.perf_counter() - t0
+            emb.batch_size = bs
             emb(torch.rand(1, bs, size, size))  # warm-up at the timed shape
-            embedders[(prec, bs)] = emb
-    times: dict = {k: [] for k in embedders}
+        embedders[prec] = emb
+    gemm = gemm_kernels()
+    times: dict = {(p, bs): [] for p in precisions for bs in batch_sizes}
+    gemm_times: dict = {k: [] for k in gemm["kernels"]}
     x = {bs: torch.rand(1, bs, size, size) for bs in batch_sizes}  # one site of bs channels = bs channel images
     for _ in range(rounds):
-        for (prec, bs), emb in embedders.items():
+        with torch.inference_mode():
+            for key, fn in gemm["kernels"].items():
+                t0 = time.perf_counter()
+                fn()
+                gemm_times[key].append(gemm["flops"] / (time.perf_counter() - t0) / 1e9)
+        for (prec, bs) in times:
+            emb = embedders[prec]
+            emb.batch_size = bs
             t0 = time.perf_counter()
             emb(x[bs])
             times[(prec, bs)].append(bs / (time.perf_counter() - t0))
+    extra["gemm_gflops"] = {k: _median(v) for k, v in gemm_times.items()}
     return {f"{p}@{bs}": _median(v) for (p, bs), v in times.items()}, extra
 
 
@@ -221,9 +226,15 @@ def roofline(argv_args) -> dict:
     res: dict = {"torch": torch.__version__, "cpu_count": cores, "native_bf16": cpu_native_bf16(cpu_flags()),
                  "load_avg_1m_start": os.getloadavg()[0], "model": args.model, "size": args.size}
     t_all = time.perf_counter()
-    res["flops"] = flop_table(args.size)
-    gflop = next(r["gflop"] for r in res["flops"] if r["model"] == args.model)
-    res["gemm_gflops"] = gemm_peaks()
+    res["flops"] = flop_table(args.size) if not args.no_flops else []
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stratonet.models import create_model
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        create_model(args.model, seed=0).forward_taps(torch.zeros(1, 3, args.size, args.size))
+    gflop = counter.get_total_flops() / 1e9
     index = write_sites(args.out / "sites", args.sites)
     from stratonet.extract.dataset import Preprocess, SiteDataset
 
@@ -234,19 +245,20 @@ def roofline(argv_args) -> dict:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     res["model_only"], res["int8_quantise"] = model_only_study(args.model, precisions, batch_sizes, args.size,
                                                                args.rounds, calib)
+    res["gemm_gflops"] = res["int8_quantise"].pop("gemm_gflops")
     res["roofline_images_per_s"] = {p: res["gemm_gflops"][p] / gflop for p in res["gemm_gflops"]}
     res["fraction_of_roofline"] = {k: v / res["roofline_images_per_s"][k.split("@")[0]]
                                    for k, v in res["model_only"].items() if k.split("@")[0] in res["gemm_gflops"]}
     # end to end: each precision at its defaults, then the threads/workers variants of bf16
     threads0, workers0 = default_threads_workers("bf16", torch.device("cpu"))
-    variants = [(p, None, None) for p in precisions]
-    variants += [("bf16", t, w) for t, w in ((1, 1), (cores, 0), (cores, 2)) if (t, w) != (threads0, workers0)]
+    variants = [(p, None, None) for p in precisions if p != "int8"]  # int8 is not offered by extract_deep
+    variants += [("bf16", t, w) for t, w in ((1, 1), (cores, 1), (cores, 0)) if (t, w) != (threads0, workers0)]
     e2e: dict = {}
     for prec, threads, workers in variants * args.e2e_rounds:
         key = f"{prec} threads={threads or 'default'} workers={'default' if workers is None else workers}"
         t0 = time.perf_counter()
         man = extract_deep(index, args.out / "deep.parquet", model=args.model, batch_size=64, precision=prec,
-                           threads=threads, workers=workers, overwrite=True, progress=False, calibration_sites=4)
+                           threads=threads, workers=workers, overwrite=True, progress=False)
         e2e.setdefault(key, []).append(man["channel_images"] / (time.perf_counter() - t0))
     torch.set_num_threads(threads0)
     res["end_to_end"] = {k: _median(v) for k, v in e2e.items()}
@@ -259,7 +271,7 @@ def roofline(argv_args) -> dict:
     print("\n| model | taps | GFLOP / channel image | params (M) |\n|---|---|---|---|")
     for r in res["flops"]:
         print(f"| {r['model']} | {r['taps']} | {r['gflop']:.2f} | {r['params_m']:.1f} |")
-    print("\nGEMM 2048^3 peak (GFLOP/s, median of 5): " +
+    print(f"\nGEMM 2048^3 peak (GFLOP/s, median of {args.rounds}, interleaved with the model-only rounds): " +
           ", ".join(f"{k} {v:.0f}" for k, v in res["gemm_gflops"].items()))
     print(f"\n| precision @ batch | model only (ch-img/s) | roofline (ch-img/s) | fraction |\n|---|---|---|---|")
     for k, v in res["model_only"].items():
@@ -294,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-sizes", default="16,64", help="--roofline: model-only batch sizes")
     ap.add_argument("--rounds", type=int, default=3, help="--roofline: interleaved model-only rounds")
     ap.add_argument("--e2e-rounds", type=int, default=1, help="--roofline: interleaved end-to-end rounds")
+    ap.add_argument("--no-flops", action="store_true", help="--roofline: skip the FLOP table of all models")
     ap.add_argument("--model", default="stratonet50")
     ap.add_argument("--sites", type=int, default=16, help="sites for (a) and (c); 5 channel images each")
     ap.add_argument("--naive-sites", type=int, default=4, help="sites for (d)")

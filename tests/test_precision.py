@@ -14,7 +14,8 @@ feature (STRONG = 3 %, min 0.9998); the 99 features below 0.999 are near zero at
 largest; worst 0.82 at a norm 2e5 times below the largest, two go to exactly 0 in bf16). int8: per-image cosine
 >= 0.9996; per-feature cosine >= 0.99 for only 85 % of all features (181 small features become exactly 0), but for
 every feature above 10 % of the largest norm. So the per-feature targets hold for the strong features only, and the
-tests below say so rather than claim more.
+tests below say so rather than claim more. int8 is not offered by ``extract deep`` (too inaccurate here and only
+about 1.1x faster than bf16); its test pins down the measured accuracy of the experimental path the benchmark uses.
 """
 
 from __future__ import annotations
@@ -73,11 +74,10 @@ def test_auto_on_cuda_is_bf16_and_explicit_choices_are_kept(monkeypatch):
     mock_flags(monkeypatch, NO_BF16)
     assert resolve_precision("auto", torch.device("cuda")).name == "bf16"
     assert resolve_precision("fp32", CPU).name == "fp32"
-    assert resolve_precision("int8", CPU).name == "int8"
     emulated = resolve_precision("bf16", CPU)
     assert emulated.name == "bf16" and "emulated" in emulated.reason
-    with pytest.raises(ConfigError, match="int8 runs on CPU only"):
-        resolve_precision("int8", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="int8 is not offered"):
+        resolve_precision("int8", CPU)
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", CPU)
 
@@ -87,8 +87,8 @@ def test_default_threads_and_workers_never_oversubscribe(cores):
     for prec in ("fp32", "bf16", "int8"):
         threads, workers = precision_mod.default_threads_workers(prec, CPU, cores=cores)
         assert threads >= 1 and workers >= 1
-        # one thread per decode worker: together they fit the cores, except that on 1-2 cores the model keeps all
-        assert threads + workers <= cores or (cores <= 2 and threads == cores and workers == 1)
+        # one thread per decode worker: together they fit the cores (a 1-core machine still needs one of each)
+        assert threads + workers <= max(cores, 2)
 
 
 @pytest.mark.parametrize("flags, expected", [(NO_BF16 | {"avx512_bf16"}, "bf16"), (NO_BF16, "fp32")])
@@ -165,7 +165,7 @@ def test_bf16_within_tolerance_on_real_fov(fov_features):
     assert agree["per_feature_fraction_ok"] >= 0.95, agree  # not all: the weakest features are noise-level
 
 
-def test_int8_within_tolerance_on_real_fov(fov_features):
+def test_int8_measured_accuracy_on_real_fov(fov_features):
     agree = agreement(fov_features["fp32"], fov_features["int8"], strong=0.10, bound=0.99)
     assert agree["strong_features"] > 1500, agree
     assert agree["per_image_min"] >= 0.99, agree
@@ -173,17 +173,7 @@ def test_int8_within_tolerance_on_real_fov(fov_features):
     assert agree["per_feature_fraction_ok"] >= 0.80, agree  # 85 % measured: int8 zeroes small features
 
 
-def test_int8_cli_on_real_fov(jump_fov, tmp_path, capsys):
-    idx = tmp_path / "jump.parquet"
-    orig = jump_fov / "images" / "orig"
-    pd.DataFrame([{"Metadata_Plate": "BR00117006", "Metadata_Well": "A01", "Metadata_Site": 1,
-                   "Path_DNA": str(orig / "r01c01f01p01-ch5sk1fk1fl1.tiff"),
-                   "Path_RNA": str(orig / "r01c01f01p01-ch3sk1fk1fl1.tiff")}]).to_parquet(idx)
-    out = tmp_path / "deep.parquet"
-    rc = run_cli(["extract", "deep", idx, "-o", out, "--model", "stratonet18", "--input-size", "64",
-                  "--workers", "0", "--precision", "int8", "--calibration-sites", "1"])
-    assert rc == 0, capsys.readouterr().err
-    man = json.loads(manifest_path(out).read_text())
-    assert man["precision"]["precision"] == "int8" and man["precision"]["calibration"]["channel_images"] == 2
-    assert read_provenance(out)["precision"] == "int8"
-    assert np.isfinite(pd.read_parquet(out).filter(like="DNA_").to_numpy()).all()
+def test_int8_is_refused_by_the_cli(tmp_path, capsys):
+    rc = run_cli(["extract", "deep", tmp_path / "index.parquet", "-o", tmp_path / "deep.parquet",
+                  "--precision", "int8"])
+    assert rc != 0 and "int8" in capsys.readouterr().err

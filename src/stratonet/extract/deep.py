@@ -23,7 +23,7 @@ from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
-from stratonet.extract.precision import calibration_images, default_threads_workers, resolve_precision
+from stratonet.extract.precision import default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
@@ -141,7 +141,6 @@ def extract_deep(
     progress: bool = True,
     config: dict | None = None,
     precision: str = "auto",
-    calibration_sites: int = 8,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -182,11 +181,9 @@ def extract_deep(
         Site rows buffered before a part is flushed to disk (bounds memory; the unit of resume).
     overwrite : bool
         Discard existing output instead of resuming.
-    precision : {"auto", "fp32", "bf16", "int8"}
+    precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
-    calibration_sites : int
-        int8: sites (a seeded sample of those to extract) whose images calibrate the quantisation.
 
     Returns
     -------
@@ -217,9 +214,7 @@ def extract_deep(
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    if prec.name == "int8" and int(calibration_sites) < 1:
-        raise ConfigError(f"--calibration-sites must be at least 1 for int8 (got {calibration_sites})")
-    torch.set_num_threads(int(threads or default_threads_workers(prec.name, dev)[0]))
+    torch.set_num_threads(int(threads or default_threads_workers(prec.name, dev, workers=workers)[0]))
     net, card, label = build_model(model, weights, seed, taps)
     size = int(input_size or card.get("input_size") or 224)
     if label.startswith("untrained"):
@@ -262,18 +257,6 @@ def extract_deep(
     embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn,
                         precision=prec.name)
     embedder = try_compile_warmup(embedder, size)
-    calibration = None
-    if prec.name == "int8" and todo:
-        t_cal = time.perf_counter()
-        images, cal_sites = calibration_images(SiteDataset(todo, prep, center_map), calibration_sites, seed=seed)
-        if images is None:
-            raise StratoNetError(f"{source}: --precision int8 found no readable site among {cal_sites} sampled "
-                                 "to calibrate on")
-        embedder.calibrate(images)
-        calibration = {"sites": cal_sites, "channel_images": int(images.shape[0]),
-                       "seconds": round(time.perf_counter() - t_cal, 2)}
-        console.print(f"int8: calibrated on {images.shape[0]} channel images from {cal_sites} site(s) "
-                      f"in {calibration['seconds']:.1f} s")
     n_workers = default_workers(dev) if workers is None else int(workers)
     per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
     sites_per_batch = max(1, batch_size // per_site)
@@ -323,9 +306,8 @@ def extract_deep(
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
             "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
-            "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision,
-            "calibration_sites": calibration_sites},
-        "precision": prec.as_dict() | {"calibration": calibration},
+            "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
+        "precision": prec.as_dict(),
         "model_card": card,
         "packages": package_versions(),
         "device": device_info(str(dev)),

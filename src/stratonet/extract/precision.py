@@ -2,8 +2,11 @@
 
 ``auto`` picks bf16 on CUDA and on CPUs with native bf16 arithmetic (the ``avx512_bf16`` or ``amx_bf16`` flags of
 ``/proc/cpuinfo``), else fp32. bf16 runs through torch's own autocast (oneDNN kernels on CPU); int8 is PyTorch's FX
-graph-mode static quantisation (``x86`` backend: fbgemm + oneDNN), calibrated on a sample of the user's own images.
-int8 is never chosen by ``auto``: it is asked for explicitly.
+graph-mode static quantisation (``x86`` backend: fbgemm + oneDNN), calibrated on a sample of images.
+
+int8 is **not offered** by ``extract deep``: measured here it ran only 1.1x faster than bf16 (target 1.5x), and
+only 85 % of the features kept a per-feature cosine >= 0.99 to fp32 (benchmarks/RESULTS.md, tests/test_precision.py).
+:func:`quantize_int8` and ``Embedder(precision="int8").calibrate(...)`` stay for the benchmark and for that test.
 
 The CPU-feature probe is a plain function (:func:`cpu_flags`) so that tests can replace it.
 """
@@ -20,7 +23,7 @@ from torch import fx, nn
 
 from stratonet.errors import ConfigError
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -62,7 +65,7 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
 
     Parameters
     ----------
-    requested : {"auto", "fp32", "bf16", "int8"}
+    requested : {"auto", "fp32", "bf16"}
     device : torch.device
 
     Returns
@@ -72,8 +75,11 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
     Raises
     ------
     ConfigError
-        An unknown precision, or int8 on CUDA (the quantised kernels are CPU kernels).
+        An unknown precision, or int8 (measured, not offered: see the module docstring).
     """
+    if requested == "int8":
+        raise ConfigError("--precision int8 is not offered: measured only 1.1x faster than bf16 on CPU and less "
+                          "accurate than the tolerance (see benchmarks/RESULTS.md); use bf16")
     if requested not in PRECISIONS:
         raise ConfigError(f"unknown precision '{requested}' (use {', '.join(PRECISIONS)})")
     flag = None if device.type == "cuda" else cpu_native_bf16(cpu_flags())
@@ -83,27 +89,27 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
         if flag:
             return Precision("bf16", requested, f"auto: CPU has native bf16 ({flag})")
         return Precision("fp32", requested, "auto: CPU lacks native bf16 (no avx512_bf16 or amx_bf16 flag)")
-    if requested == "int8" and device.type == "cuda":
-        raise ConfigError("--precision int8 runs on CPU only (PyTorch's quantised kernels); use bf16 on CUDA")
     if requested == "bf16" and device.type == "cpu" and not flag:
         return Precision("bf16", requested, "asked for; this CPU lacks native bf16, so it is emulated (slow)")
     return Precision(requested, requested, "asked for")
 
 
-def default_threads_workers(precision: str, device: torch.device, cores: int | None = None) -> tuple[int, int]:
-    """Model intra-op threads and DataLoader decode workers for a precision (CPU defaults measured, see RESULTS.md).
+def default_threads_workers(precision: str, device: torch.device, cores: int | None = None,
+                            workers: int | None = None) -> tuple[int, int]:
+    """Model intra-op threads and DataLoader decode workers (CPU defaults from measurements, see RESULTS.md).
 
     On CUDA all but one core decode and the model keeps torch's threads. On CPU one decode worker per 4 cores
-    (at least 1) with one thread each, and the model gets the remaining cores, so that the two never ask for more
-    threads than there are cores; on a 2-core machine the model keeps both cores (the worker runs in its idle
-    time), which measured fastest end to end at every precision.
+    (at least 1), one thread each, and the model gets the cores left (at least 1), so that workers and model never
+    ask for more threads than there are cores. On the 2-core machine of benchmarks/RESULTS.md, 1 model thread + 1
+    worker ran bf16 end to end about 2x faster than 2 threads + 1 worker (two runs, both on a machine shared with
+    other jobs); fp32, bf16 and int8 follow the same rule, as none measured differently. ``workers`` given: the
+    model gets the other cores.
     """
     cores = cores or os.cpu_count() or 1
     if device.type == "cuda":
         return torch.get_num_threads(), max(1, min(16, cores - 1))
-    workers = max(1, cores // 4)
-    threads = cores if cores <= 2 else max(1, cores - workers)
-    return threads, workers
+    workers = max(1, cores // 4) if workers is None else int(workers)
+    return max(1, cores - workers), workers
 
 
 # --- int8 ------------------------------------------------------------------------------------------------------------
@@ -184,21 +190,3 @@ def quantize_int8(net, calibration: list[torch.Tensor]) -> fx.GraphModule:
                 prepared(batch)
         return convert_fx(prepared)
 
-
-def calibration_images(dataset, n_sites: int, seed: int = 0, max_images: int = 256):
-    """A seeded sample of up to ``n_sites`` sites of a SiteDataset as ``(N, 1, S, S)`` channel images in [0, 1].
-
-    Unreadable sites are passed over here (the extraction loop reports them). Returns ``(images or None, sites
-    tried)``; at most ``max_images`` channel images are kept (tiles and cells modes give many per site).
-    """
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(len(dataset))[: max(1, int(n_sites))]
-    units = []
-    for i in order:
-        item = dataset[int(i)]
-        if item["x"] is not None:
-            units.append(item["x"].reshape(-1, 1, *item["x"].shape[-2:]))
-    if not units:
-        return None, len(order)
-    return torch.cat(units)[:max_images], len(order)
