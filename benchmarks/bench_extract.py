@@ -8,6 +8,13 @@
 All figures are channel-images/s. Prints a table and writes JSON. Example::
 
     PYTHONPATH=src python benchmarks/bench_extract.py --model stratonet50 --sites 16 --out /tmp/bench
+
+``--roofline`` runs the precision study instead (issue 13): FLOPs per channel image of every registered model and
+tap set, the large-GEMM peak in fp32, bf16 (and int8 through a quantised linear layer), model-only throughput per
+precision and batch size (interleaved rounds, medians) as a fraction of that peak, end to end per precision and per
+threads/workers setting, and a projection for one JUMP source::
+
+    PYTHONPATH=src python benchmarks/bench_extract.py --roofline --sites 24 --rounds 3 --out /tmp/bench
 """
 
 from __future__ import annotations
@@ -117,8 +124,189 @@ def naive(index: Path, model_name: str, n_sites: int, size: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+JUMP_SOURCE_CHANNEL_IMAGES = 3.73e6
+THESIS_HOURS = 117.8
+
+
+def flop_table(size: int = 224) -> list[dict]:
+    """FLOPs (torch's FlopCounterMode: 2 per multiply-add) per channel image for every registered model, default taps."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stratonet.models import create_model
+    from stratonet.models.registry import list_models
+
+    rows = []
+    for name in list_models():
+        net = create_model(name, seed=0)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net.forward_taps(torch.zeros(1, net.in_chans, size, size))
+        rows.append({"model": name, "taps": ",".join(net.tap_map.values()),
+                     "gflop": counter.get_total_flops() / 1e9,
+                     "params_m": sum(p.numel() for p in net.parameters()) / 1e6})
+    return rows
+
+
+def _median(xs: list[float]) -> float:
+    return float(np.median(xs))
+
+
+def gemm_kernels(n: int = 2048) -> dict:
+    """Callables running an n x n x n matmul in fp32 and bf16 and an int8 quantised linear layer; their FLOPs."""
+    a32, b32 = torch.rand(n, n), torch.rand(n, n)
+    a16, b16 = a32.bfloat16(), b32.bfloat16()
+    flops = 2 * n ** 3
+    qlin = None
+    try:
+        from torch.ao.nn.quantized import Linear as QLinear
+
+        torch.backends.quantized.engine = "x86"
+        qlin = QLinear(n, n)
+        qlin.set_weight_bias(torch.quantize_per_tensor(b32 - 0.5, 0.01, 0, torch.qint8), None)
+        qx = torch.quantize_per_tensor(a32, 0.01, 0, torch.quint8)
+    except Exception as exc:  # no quantised engine: report fp32/bf16 only
+        print(f"int8 GEMM peak not measurable: {exc}")
+    kernels = {"fp32": lambda: torch.mm(a32, b32), "bf16": lambda: torch.mm(a16, b16)}
+    if qlin is not None:
+        kernels["int8"] = lambda: qlin(qx)
+    with torch.inference_mode():
+        for fn in kernels.values():
+            fn()  # warm-up
+    return {"flops": flops, "kernels": kernels}
+
+
+def model_only_study(model_name: str, precisions: list[str], batch_sizes: list[int], size: int, rounds: int,
+                     calibration: torch.Tensor) -> tuple[dict, dict]:
+    """Channel-images/s of the Embedder per (precision, batch size) and GEMM GFLOP/s per precision: one warm-up,
+    then ``rounds`` rounds, each timing the GEMMs and one batch of every setting in turn (so that peak and model
+    see the same contention); medians. Also the int8 quantisation time."""
+    from stratonet.extract.engine import Embedder
+    from stratonet.models import create_model
+
+    net = create_model(model_name, seed=0)
+    norm = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    embedders, extra = {}, {}
+    for prec in precisions:
+        emb = Embedder(net, torch.device("cpu"), batch_size=max(batch_sizes), precision=prec, **norm)
+        if prec == "int8":
+            t0 = time.perf_counter()
+            emb.calibrate(calibration)
+            extra["int8_calibration_s"] = time.perf_counter() - t0
+        for bs in batch_sizes:
+            emb.batch_size = bs
+            emb(torch.rand(1, bs, size, size))  # warm-up at the timed shape
+        embedders[prec] = emb
+    gemm = gemm_kernels()
+    times: dict = {(p, bs): [] for p in precisions for bs in batch_sizes}
+    gemm_times: dict = {k: [] for k in gemm["kernels"]}
+    x = {bs: torch.rand(1, bs, size, size) for bs in batch_sizes}  # one site of bs channels = bs channel images
+    for _ in range(rounds):
+        with torch.inference_mode():
+            for key, fn in gemm["kernels"].items():
+                t0 = time.perf_counter()
+                fn()
+                gemm_times[key].append(gemm["flops"] / (time.perf_counter() - t0) / 1e9)
+        for (prec, bs) in times:
+            emb = embedders[prec]
+            emb.batch_size = bs
+            t0 = time.perf_counter()
+            emb(x[bs])
+            times[(prec, bs)].append(bs / (time.perf_counter() - t0))
+    extra["gemm_gflops"] = {k: _median(v) for k, v in gemm_times.items()}
+    return {f"{p}@{bs}": _median(v) for (p, bs), v in times.items()}, extra
+
+
+def roofline(argv_args) -> dict:
+    """The precision study (see the module docstring)."""
+    from stratonet.extract.deep import extract_deep
+    from stratonet.extract.precision import cpu_flags, cpu_native_bf16, default_threads_workers
+
+    args = argv_args
+    cores = os.cpu_count() or 1
+    res: dict = {"torch": torch.__version__, "cpu_count": cores, "native_bf16": cpu_native_bf16(cpu_flags()),
+                 "load_avg_1m_start": os.getloadavg()[0], "model": args.model, "size": args.size}
+    t_all = time.perf_counter()
+    res["flops"] = flop_table(args.size) if not args.no_flops else []
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stratonet.models import create_model
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        create_model(args.model, seed=0).forward_taps(torch.zeros(1, 3, args.size, args.size))
+    gflop = counter.get_total_flops() / 1e9
+    index = write_sites(args.out / "sites", args.sites)
+    from stratonet.extract.dataset import Preprocess, SiteDataset
+
+    rows = pd.read_parquet(index).to_dict("records")
+    calib = torch.cat([SiteDataset(rows[:4], Preprocess(CHANNELS, input_size=args.size))[i]["x"].reshape(-1, 1, args.size, args.size)
+                       for i in range(min(4, len(rows)))])
+    precisions = args.precisions.split(",")
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    res["model_only"], res["int8_quantise"] = model_only_study(args.model, precisions, batch_sizes, args.size,
+                                                               args.rounds, calib)
+    res["gemm_gflops"] = res["int8_quantise"].pop("gemm_gflops")
+    res["roofline_images_per_s"] = {p: res["gemm_gflops"][p] / gflop for p in res["gemm_gflops"]}
+    res["fraction_of_roofline"] = {k: v / res["roofline_images_per_s"][k.split("@")[0]]
+                                   for k, v in res["model_only"].items() if k.split("@")[0] in res["gemm_gflops"]}
+    # end to end: each precision at its defaults, then the threads/workers variants of bf16
+    threads0, workers0 = default_threads_workers("bf16", torch.device("cpu"))
+    variants = [(p, None, None) for p in precisions if p != "int8"]  # int8 is not offered by extract_deep
+    variants += [("bf16", t, w) for t, w in ((1, 1), (cores, 1), (cores, 0)) if (t, w) != (threads0, workers0)]
+    e2e: dict = {}
+    for prec, threads, workers in variants * args.e2e_rounds:
+        key = f"{prec} threads={threads or 'default'} workers={'default' if workers is None else workers}"
+        t0 = time.perf_counter()
+        man = extract_deep(index, args.out / "deep.parquet", model=args.model, batch_size=64, precision=prec,
+                           threads=threads, workers=workers, overwrite=True, progress=False)
+        e2e.setdefault(key, []).append(man["channel_images"] / (time.perf_counter() - t0))
+    torch.set_num_threads(threads0)
+    res["end_to_end"] = {k: _median(v) for k, v in e2e.items()}
+    res["io_ceiling"] = {w: io_ceiling(index, w, 64, args.size) for w in (1, 2)}
+    res["wall_s"] = time.perf_counter() - t_all
+    res["load_avg_1m_end"] = os.getloadavg()[0]
+
+    print(f"roofline study: {args.model} at {args.size}, {cores} cores, native bf16: {res['native_bf16']}, "
+          f"torch {torch.__version__}; load average {res['load_avg_1m_start']:.1f} -> {res['load_avg_1m_end']:.1f}")
+    print("\n| model | taps | GFLOP / channel image | params (M) |\n|---|---|---|---|")
+    for r in res["flops"]:
+        print(f"| {r['model']} | {r['taps']} | {r['gflop']:.2f} | {r['params_m']:.1f} |")
+    print(f"\nGEMM 2048^3 peak (GFLOP/s, median of {args.rounds}, interleaved with the model-only rounds): " +
+          ", ".join(f"{k} {v:.0f}" for k, v in res["gemm_gflops"].items()))
+    print(f"\n| precision @ batch | model only (ch-img/s) | roofline (ch-img/s) | fraction |\n|---|---|---|---|")
+    for k, v in res["model_only"].items():
+        p = k.split("@")[0]
+        roof = res["roofline_images_per_s"].get(p, float("nan"))
+        print(f"| {k} | {v:.1f} | {roof:.1f} | {v / roof:.2f} |")
+    print("\nint8 quantisation (calibration) time: " +
+          ", ".join(f"{k} {v:.1f} s" for k, v in res["int8_quantise"].items()))
+    print(f"I/O ceiling (decode + preprocess): " + ", ".join(f"{w} worker(s) {v:.1f}" for w, v in res["io_ceiling"].items()))
+    big = max(batch_sizes)
+    print(f"\n| end to end (median of {args.e2e_rounds}) | ch-img/s | / min(I/O, model-only@{big}) |\n|---|---|---|")
+    for k, v in res["end_to_end"].items():
+        p = k.split()[0]
+        bound = min(res["io_ceiling"][1], res["model_only"].get(f"{p}@{big}", float("nan")))
+        print(f"| {k} | {v:.1f} | {v / bound:.2f} |")
+    best = max(res["end_to_end"].items(), key=lambda kv: kv[1])
+    hours = JUMP_SOURCE_CHANNEL_IMAGES / (best[1] * 32 / cores) / 3600
+    res["projection"] = {"setting": best[0], "hours_32_cores": hours}
+    print(f"\nprojected: one JUMP source ({JUMP_SOURCE_CHANNEL_IMAGES / 1e6:.2f} M channel images) on 32 such cores "
+          f"at {best[0]} ({best[1]:.1f} ch-img/s per {cores} cores, linear scaling assumed): {hours:.1f} h "
+          f"(thesis: {THESIS_HOURS} h)")
+    print(f"study wall time {res['wall_s']:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"bench_roofline_{args.model}.json").write_text(json.dumps(res, indent=2, default=str))
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--roofline", action="store_true", help="run the precision / roofline study instead")
+    ap.add_argument("--precisions", default="fp32,bf16,int8", help="--roofline: precisions to compare")
+    ap.add_argument("--batch-sizes", default="16,64", help="--roofline: model-only batch sizes")
+    ap.add_argument("--rounds", type=int, default=3, help="--roofline: interleaved model-only rounds")
+    ap.add_argument("--e2e-rounds", type=int, default=1, help="--roofline: interleaved end-to-end rounds")
+    ap.add_argument("--no-flops", action="store_true", help="--roofline: skip the FLOP table of all models")
     ap.add_argument("--model", default="stratonet50")
     ap.add_argument("--sites", type=int, default=16, help="sites for (a) and (c); 5 channel images each")
     ap.add_argument("--naive-sites", type=int, default=4, help="sites for (d)")
@@ -127,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--out", type=Path, default=Path("/tmp/stratonet-bench"))
     args = ap.parse_args(argv)
+    if args.roofline:
+        return roofline(args)
 
     from stratonet.extract.engine import default_workers
 

@@ -42,7 +42,7 @@ def _split(value: str | None) -> list[str] | None:
               help="Decode/preprocess worker processes (default: cores/4 on CPU, cores-1 on CUDA; 0 = none).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
-@click.option("--threads", type=int, default=None, help="Model intra-op threads (default: all cores).")
+@click.option("--threads", type=int, default=None, help="Model intra-op threads (default: the cores the workers leave).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,
@@ -50,10 +50,12 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--normalize", type=click.Choice(["imagenet", "none"]), default="imagenet", show_default=True)
 @click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
               help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32.")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
-def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
-         taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
+def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
+         seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
@@ -68,6 +70,7 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
     cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
     manifest = extract_deep(
         index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
+        precision=precision,
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
         on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
@@ -76,5 +79,6 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
         f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
-        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})"
+        f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
+        f"(config {cfg.name})"
     )

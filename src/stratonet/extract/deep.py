@@ -24,6 +24,7 @@ from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
 from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
+from stratonet.extract.precision import default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
@@ -147,6 +148,7 @@ def extract_deep(
     overwrite: bool = False,
     progress: bool = True,
     config: dict | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -199,6 +201,9 @@ def extract_deep(
         Site rows buffered before a part is flushed to disk (bounds memory; the unit of resume).
     overwrite : bool
         Discard existing output instead of resuming.
+    precision : {"auto", "fp32", "bf16"}
+        ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
+        The precision that ran is recorded in the table provenance and the manifest.
 
     Returns
     -------
@@ -234,8 +239,8 @@ def extract_deep(
                           f"(channels: {', '.join(available)})")
 
     dev = resolve_device(device)
-    if threads:
-        torch.set_num_threads(int(threads))
+    prec = resolve_precision(precision, dev)
+    torch.set_num_threads(int(threads or default_threads_workers(prec.name, dev, workers=workers)[0]))
     net, card, label = build_model(model, weights, seed, taps)
     size = int(input_size or card.get("input_size") or 224)
     if label.startswith("untrained"):
@@ -270,6 +275,7 @@ def extract_deep(
         provenance["center_object"] = True
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
+    provenance["precision"] = signature["precision"] = prec.name
     _check_signature(out, signature, overwrite)
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
@@ -285,7 +291,8 @@ def extract_deep(
     names = feature_names(chans, net.feature_info)
     center_map = read_centers(centers) if (mode == "cells" and centers) else None
 
-    embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn)
+    embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn,
+                        precision=prec.name)
     embedder = try_compile_warmup(embedder, size)
     n_workers = default_workers(dev) if workers is None else int(workers)
     per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
@@ -336,7 +343,8 @@ def extract_deep(
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
             "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
-            "threads": torch.get_num_threads(), "rows_per_part": rows_per_part},
+            "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
+        "precision": prec.as_dict(),
         "model_card": card,
         "packages": package_versions(),
         "device": device_info(str(dev)),

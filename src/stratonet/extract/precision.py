@@ -1,0 +1,192 @@
+"""Numeric precision of deep extraction: fp32, bf16 (autocast) or int8 (static quantisation), and how ``auto`` picks.
+
+``auto`` picks bf16 on CUDA and on CPUs with native bf16 arithmetic (the ``avx512_bf16`` or ``amx_bf16`` flags of
+``/proc/cpuinfo``), else fp32. bf16 runs through torch's own autocast (oneDNN kernels on CPU); int8 is PyTorch's FX
+graph-mode static quantisation (``x86`` backend: fbgemm + oneDNN), calibrated on a sample of images.
+
+int8 is **not offered** by ``extract deep``: measured here it ran only 1.1x faster than bf16 (target 1.5x), and
+only 85 % of the features kept a per-feature cosine >= 0.99 to fp32 (benchmarks/RESULTS.md, tests/test_precision.py).
+:func:`quantize_int8` and ``Embedder(precision="int8").calibrate(...)`` stay for the benchmark and for that test.
+
+The CPU-feature probe is a plain function (:func:`cpu_flags`) so that tests can replace it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+from stratonet.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags of the first processor in ``/proc/cpuinfo`` (empty where the file is absent)."""
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_native_bf16(flags: set[str] | None = None) -> str | None:
+    """The flag that gives this CPU native bf16 arithmetic (``avx512_bf16`` or ``amx_bf16``), or None."""
+    flags = cpu_flags() if flags is None else flags
+    for flag in NATIVE_BF16_FLAGS:
+        if flag in flags:
+            return flag
+    return None
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision: what runs (``fp32``/``bf16``/``int8``), what was asked for, and why."""
+
+    name: str
+    requested: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"precision": self.name, "requested": self.requested, "reason": self.reason}
+
+
+def resolve_precision(requested: str, device: torch.device) -> Precision:
+    """Turn ``--precision`` into the precision that runs on ``device``.
+
+    Parameters
+    ----------
+    requested : {"auto", "fp32", "bf16"}
+    device : torch.device
+
+    Returns
+    -------
+    Precision
+
+    Raises
+    ------
+    ConfigError
+        An unknown precision, or int8 (measured, not offered: see the module docstring).
+    """
+    if requested == "int8":
+        raise ConfigError("--precision int8 is not offered: measured only 1.1x faster than bf16 on CPU and less "
+                          "accurate than the tolerance (see benchmarks/RESULTS.md); use bf16")
+    if requested not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{requested}' (use {', '.join(PRECISIONS)})")
+    flag = None if device.type == "cuda" else cpu_native_bf16(cpu_flags())
+    if requested == "auto":
+        if device.type == "cuda":
+            return Precision("bf16", requested, "auto: CUDA device")
+        if flag:
+            return Precision("bf16", requested, f"auto: CPU has native bf16 ({flag})")
+        return Precision("fp32", requested, "auto: CPU lacks native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    if requested == "bf16" and device.type == "cpu" and not flag:
+        return Precision("bf16", requested, "asked for; this CPU lacks native bf16, so it is emulated (slow)")
+    return Precision(requested, requested, "asked for")
+
+
+def default_threads_workers(precision: str, device: torch.device, cores: int | None = None,
+                            workers: int | None = None) -> tuple[int, int]:
+    """Model intra-op threads and DataLoader decode workers (CPU defaults from measurements, see RESULTS.md).
+
+    On CUDA all but one core decode and the model keeps torch's threads. On CPU one decode worker per 4 cores
+    (at least 1), one thread each, and the model gets the cores left (at least 1), so that workers and model never
+    ask for more threads than there are cores. On the 2-core machine of benchmarks/RESULTS.md, 1 model thread + 1
+    worker ran bf16 end to end about 2x faster than 2 threads + 1 worker (two runs, both on a machine shared with
+    other jobs); fp32, bf16 and int8 follow the same rule, as none measured differently. ``workers`` given: the
+    model gets the other cores.
+    """
+    cores = cores or os.cpu_count() or 1
+    if device.type == "cuda":
+        return torch.get_num_threads(), max(1, min(16, cores - 1))
+    workers = max(1, cores // 4) if workers is None else int(workers)
+    return max(1, cores - workers), workers
+
+
+# --- int8 ------------------------------------------------------------------------------------------------------------
+class _TapTracer(fx.Tracer):
+    """Traces ``forward_taps`` of a TapResNet without its hooks: a tapped module's output is pooled in the graph."""
+
+    def __init__(self, net, prefix: str):
+        super().__init__()
+        self.net = net
+        self.prefix = prefix
+        self.by_module = {module: tap for tap, module in net.tap_map.items()}
+
+    def call_module(self, mod, forward, args, kwargs):
+        out = super().call_module(mod, forward, args, kwargs)
+        tap = self.by_module.get(self.path_of_module(mod).removeprefix(self.prefix))
+        if tap is not None:
+            self.net._pooled[tap] = out.float().mean((2, 3))
+        return out
+
+
+class _Taps(nn.Module):
+    """``forward(x)`` -> tuple of pooled taps in tap order (an FX-traceable wrapper of a TapResNet)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        taps = self.net.forward_taps(x)
+        return tuple(taps[t] for t in self.net.tap_names)
+
+
+def tap_graph(net) -> fx.GraphModule:
+    """A hook-free FX graph of a (BN-folded) TapResNet: ``x`` -> tuple of ``(B, C_tap)`` pooled taps."""
+    net = copy.deepcopy(net).eval()
+    for hook in net._hooks:
+        hook.remove()
+    net._hooks = []
+    wrapper = _Taps(net).eval()
+    graph = _TapTracer(net, "net.").trace(wrapper)
+    return fx.GraphModule(wrapper, graph)
+
+
+def quantize_int8(net, calibration: list[torch.Tensor]) -> fx.GraphModule:
+    """Static int8 quantisation of a TapResNet (FX graph mode, ``x86`` backend), calibrated on ``calibration``.
+
+    Parameters
+    ----------
+    net : TapResNet
+        BN-folded, eval mode.
+    calibration : list of Tensor
+        Normalised model-ready batches ``(B, in_chans, S, S)`` from the user's images.
+
+    Returns
+    -------
+    GraphModule
+        ``x`` -> tuple of pooled taps (float32), in tap order. The ECA gates stay in float (their 1-D convolution
+        over a handful of channels gains nothing from int8 and costs accuracy).
+    """
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if not calibration:
+        raise ConfigError("int8 needs calibration images, and none could be read")
+    if "x86" not in torch.backends.quantized.supported_engines:
+        raise ConfigError("--precision int8 needs PyTorch's x86 quantised engine, which this build lacks")
+    torch.backends.quantized.engine = "x86"
+    graph = tap_graph(net)
+    qconfig = get_default_qconfig_mapping("x86")
+    for name, module in graph.named_modules():
+        if name.endswith(".attn"):
+            qconfig = qconfig.set_module_name(name, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FX quantisation's deprecation notice
+        prepared = prepare_fx(graph, qconfig, example_inputs=(calibration[0][:1],))
+        with torch.inference_mode():
+            for batch in calibration:
+                prepared(batch)
+        return convert_fx(prepared)
+
