@@ -11,7 +11,7 @@ Usage::
     PYTHONPATH=src python benchmarks/bbbc013_assay.py [--work /tmp/assay_bbbc013] [--readouts ...]
 
 Prints one row per readout and writes ``<work>/assay_benchmark.csv``/``.json``. With ``--save-test-table PATH`` it
-also writes the feature-selected well-level profile table (float32) used by tests/test_assay_bbbc013.py.
+also writes the well-level table used by tests/test_assay_bbbc013.py (non-texture features, float32).
 """
 
 from __future__ import annotations
@@ -125,14 +125,18 @@ def main() -> None:
     ap.add_argument("--save-test-table", type=Path, default=None)
     args = ap.parse_args()
     profiles = build_profiles(args.work)
-    if args.save_test_table:
+    if args.save_test_table:  # every non-texture feature of the 'all' profiles, float32, no schema metadata
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         from stratonet.tables import read_table
 
-        df = read_table(profiles["selected"])
-        feats = [c for c in df.columns if not c.startswith("Metadata_")]
-        df[feats] = df[feats].astype(np.float32)
-        df.attrs.clear()
-        df.to_parquet(args.save_test_table, index=False, compression="zstd")
+        df = read_table(profiles["all"])
+        meta = [c for c in df.columns if c.startswith("Metadata_")]
+        feats = [c for c in df.columns if not c.startswith("Metadata_") and "_Texture_" not in c]
+        df = df[meta + feats].astype({f: np.float32 for f in feats})
+        table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+        pq.write_table(table, args.save_test_table, compression="zstd", compression_level=19)
         print(f"test table: {args.save_test_table} ({args.save_test_table.stat().st_size / 1024:.0f} KB, "
               f"{len(df)} wells x {len(feats)} features)")
     readouts = [r for r in args.readouts.split(";") if r]

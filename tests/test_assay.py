@@ -214,7 +214,7 @@ def test_cli_assay_writes_its_folder(tmp_path, capsys):
     assert rc == 0
     out = tmp_path / "run" / "evaluate" / "assay" / "toy"
     m = json.loads((out / "metrics.json").read_text())
-    assert m["readouts"] == ["diff", "mahalanobis"] and m["controls"]["column"] == "Metadata_kind"
+    assert m["readouts"] == ["diff[top25]", "mahalanobis"] and m["controls"]["column"] == "Metadata_kind"
     assert (out / "assay.config.yaml").exists() or any(out.glob("*.yaml"))
     printed = capsys.readouterr()
     assert "Z'" in printed.out + printed.err

@@ -174,13 +174,13 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
 @click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
               help="Run folder; results go to <RUN>/evaluate/assay/<NAME>/.")
 @click.option("--name", default=None, help="Feature-set name (default: the table's feature_set, else its file stem).")
-@click.option("--readout", default="diff", show_default=True,
+@click.option("--readout", default="logistic", show_default=True,
               help="Comma list of readouts; the first drives the dose curves and hits: feature, diff, lda, logistic, "
                    "mahalanobis, cosine.")
 @click.option("--feature", default=None, help="The feature of the 'feature' readout.")
-@click.option("--top-k", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--top-k", type=click.IntRange(0), default=25, show_default=True,
               help="Axis readouts: keep the K features with the largest |Welch t| between the controls, chosen "
-                   "inside each leave-one-out fold (0: all).")
+                   "inside each leave-one-out fold (0: all). Default chosen on BBBC013 (benchmarks/RESULTS.md).")
 @click.option("--pca", type=click.IntRange(0), default=0, show_default=True,
               help="Axis readouts: fit on this many principal components of the controls (0: none).")
 @click.option("--control-column", default="Metadata_control_type", show_default=True, help="Control column.")

@@ -24,6 +24,8 @@ from stratonet.progress import get_logger
 
 #: Fewer control wells of either kind than this is an error.
 MIN_CONTROLS = 3
+#: Features kept by the default readout (ranked inside each fold).
+DEFAULT_TOP_K = 25
 #: Below this many wells in all, a statistic is flagged as coming from a small sample.
 SMALL_N = 30
 
@@ -136,7 +138,8 @@ def evaluate_assay(
         Feature columns (default: every non-``Metadata_`` numeric column).
     readouts : list of ReadoutSpec, optional
         Readouts whose control statistics are reported; the first one is the primary readout used for the dose
-        curves and hits (default: one ``diff`` axis).
+        curves and hits (default: an L2 logistic axis on the 25 features with the largest |Welch t| between the
+        controls, chosen inside each fold: the best of the readouts measured on BBBC013, see benchmarks/RESULTS.md).
     controls : Controls, optional
         Control column and its negcon / poscon values (default ``Metadata_control_type`` negcon / poscon).
     plate_column : str
@@ -174,7 +177,7 @@ def evaluate_assay(
     log = get_logger()
     drop_attrs(df)
     controls = controls or Controls()
-    readouts = list(readouts) if readouts else [ReadoutSpec("diff")]
+    readouts = list(readouts) if readouts else [ReadoutSpec("logistic", top_k=DEFAULT_TOP_K)]
     feats = feature_columns(df, features)
     if not feats:
         raise StratoNetError("no numeric feature columns in the profiles")

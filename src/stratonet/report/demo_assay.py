@@ -20,7 +20,7 @@ DEMO_ASSAY = {
               "negcon_wells": 16, "poscon_wells": 6, "poscon": "thapsigargin 30 uM", "size_px": 256},
     "features": {"groups": ["areashape", "intensity"], "cell_channels": ["AGP", "ER"]},
     "profile": {"normalize": "mad_robustize vs negcon", "select": ["variance_threshold", "drop_na_columns"]},
-    "assay": {"readouts": ["diff", "feature:Cells_Intensity_MeanIntensity_ER"], "dose_column": "Metadata_concentration (log10)",
+    "assay": {"readouts": ["logistic[top25]", "diff", "feature:Cells_Intensity_MeanIntensity_ER"], "dose_column": "Metadata_concentration (log10)",
               "p_value": "gaussian (16 negcon wells: the empirical floor 1/17 is above the FDR)", "fdr": 0.05,
               "n_boot": 200, "null_size": 1000},
 }
@@ -54,19 +54,19 @@ def assay_stage(ctx) -> None:
                                provenance={"feature_set": "classical_assay"})
     a = DEMO_ASSAY["assay"]
     run_dir = out / "evaluate" / "assay" / "classical_assay"
-    res = evaluate_assay(prof, readouts=[ReadoutSpec(k) if ":" not in k else ReadoutSpec(*k.split(":"))
-                                             for k in a["readouts"]], fdr=a["fdr"],
+    res = evaluate_assay(prof, readouts=[ReadoutSpec("logistic", top_k=25), ReadoutSpec("diff"),
+                                             ReadoutSpec("feature", feature="Cells_Intensity_MeanIntensity_ER")], fdr=a["fdr"],
                          p_method="gaussian", n_boot=a["n_boot"], null_size=a["null_size"], seed=ctx.seed,
                          compound_column="Metadata_pert_iname",
                          out_dir=run_dir, name="classical_assay", provenance={"feature_set": "classical_assay"})
     (run_dir / "demo_assay.config.yaml").write_text(yaml.safe_dump(
         {"command": "stratonet demo (evaluate assay stage)", "options": DEMO_ASSAY}, sort_keys=False))
     p = next(iter(res["plates"].values()))
-    st = p["readouts"]["diff"]
+    st = p["readouts"]["logistic[top25]"]
     d = p["dose"].get("thapsigargin", {})
     ec50 = (f"EC50 {d['ec50']:.3g} uM [{d['ec50_ci95'][0]:.3g}, {d['ec50_ci95'][1]:.3g}] (true 0.3)"
             if d.get("status") == "ok" else f"dose fit {d.get('status')}: {d.get('note')}")
-    console.print(f"  assay plate: Z' {st['z_prime']:.2f} (diff axis, n_pos {st['n_pos']}, n_neg {st['n_neg']}), "
+    console.print(f"  assay plate: Z' {st['z_prime']:.2f} (logistic axis on 25 features, n_pos {st['n_pos']}, n_neg {st['n_neg']}), "
                   f"{ec50}, {p['hits']['n_hits']} hits of {p['hits']['n_tested']} wells", highlight=False)
     ctx.outputs["assay (profiles)"] = profile_path
     ctx.outputs["assay results"] = run_dir
