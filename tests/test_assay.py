@@ -218,3 +218,18 @@ def test_cli_assay_writes_its_folder(tmp_path, capsys):
     assert (out / "assay.config.yaml").exists() or any(out.glob("*.yaml"))
     printed = capsys.readouterr()
     assert "Z'" in printed.out + printed.err
+
+
+def test_report_shows_the_assay_section(tmp_path):
+    from stratonet.report import build_report
+
+    run = tmp_path / "run"
+    evaluate_assay(_profiles(), readouts=[ReadoutSpec("diff")], n_boot=40, null_size=200, p_method="gaussian",
+                   out_dir=run / "evaluate" / "assay" / "toy", name="toy")
+    html = build_report(run).read_text()
+    body = html.split('<section id="assay">')[1].split("</section>")[0]
+    assert "Z&#x27;" in body or "Z'" in body
+    assert "toy" in body and "data:image/png;base64" in body and "Dose-response fits" in body
+    assert "not run" not in body
+    m = json.loads((run / "report" / "metrics.json").read_text())
+    assert m["sections"]["assay"] == "ok" and m["assay"]["toy"]["plates"]["P1"]["n_pos"] == 8

@@ -253,6 +253,7 @@ def evaluate_assay(
         dist_data.append((plate, scores, neg, pos))
         # dose-response per compound (sample wells only; controls give the reference lines)
         plate_res["dose"] = {}
+        too_few: list[str] = []
         if dose_col and comp_col:
             samples = ~neg & ~pos
             for comp, idx in sub[samples].groupby(sub.loc[samples, comp_col].astype(str)).groups.items():
@@ -267,12 +268,17 @@ def evaluate_assay(
                                            "hill": _num(fit.hill), "top": _num(fit.top), "bottom": _num(fit.bottom),
                                            "n_wells": fit.n_wells, "n_doses": fit.n_doses,
                                            "spearman_dose": _num(rho)}
-                if fit.status != "ok":
+                if fit.status == "failed" and fit.n_doses < 4:
+                    too_few.append(comp)
+                elif fit.status != "ok":
                     warnings.append(f"plate {plate}, compound {comp}: dose fit {fit.status} ({fit.note})")
                 curves.append({"name": f"{comp} ({plate})" if len(plates) > 1 else str(comp), "x": x, "y": y,
                                "fit": fit, "log_dose": log_dose, "dose_label": dose_col,
                                "reference": {"negcon median": float(np.median(scores[neg])),
                                              "poscon median": float(np.median(scores[pos]))}})
+            if too_few:
+                warnings.append(f"plate {plate}: no dose curve for {len(too_few)} compound(s) with fewer than 4 "
+                                f"doses ({', '.join(too_few[:5])}{', ...' if len(too_few) > 5 else ''})")
         elif not dose_col:
             plate_res["dose_skipped"] = "no dose column (set --dose-column)"
         else:
