@@ -233,3 +233,16 @@ def test_report_shows_the_assay_section(tmp_path):
     assert "not run" not in body
     m = json.loads((run / "report" / "metrics.json").read_text())
     assert m["sections"]["assay"] == "ok" and m["assay"]["toy"]["plates"]["P1"]["n_pos"] == 8
+
+
+def test_demo_assay_plate_layout(tmp_path):
+    from stratonet.index import build_index
+    from stratonet.synth.assay_plate import make_assay_plate
+
+    csv = make_assay_plate(tmp_path, doses=(0.1, 1.0), replicates=2, n_negcon=3, n_poscon=3, size=96)
+    ld = pd.read_csv(csv)
+    assert ld["Metadata_control_type"].value_counts().to_dict() == {"negcon": 3, "poscon": 3, "trt": 4}
+    assert set(ld.loc[ld.Metadata_control_type == "trt", "Metadata_concentration"]) == {0.1, 1.0}
+    assert (ld.Metadata_true_ec50_um == 0.3).all()
+    index = build_index(csv, "loaddata")
+    assert len(index) == 10 and {"Path_ER", "Path_DNA"} <= set(index.columns)
