@@ -56,7 +56,7 @@ def ssmd(pos, neg) -> float:
 
 
 def signal_to_background(pos, neg) -> float:
-    """``mean_pos / mean_neg``; NaN when the negative mean is 0 or the two means differ in sign.
+    """``mean_pos / mean_neg``; NaN when the negative mean is within one SD of 0 or the means differ in sign.
 
     Only meaningful for a readout on a ratio scale (an intensity, a count); for centred or signed readouts
     (z-scores, projections) it is reported as NaN rather than as a misleading number.
@@ -65,7 +65,8 @@ def signal_to_background(pos, neg) -> float:
     if not p.size or not n.size:
         return float("nan")
     mp, mn = p.mean(), n.mean()
-    if mn == 0 or np.sign(mp) != np.sign(mn):
+    sd_n = n.std(ddof=1) if n.size > 1 else 0.0
+    if mn == 0 or np.sign(mp) != np.sign(mn) or abs(mn) <= sd_n:  # background not clearly away from 0: centred
         return float("nan")
     return float(mp / mn)
 
