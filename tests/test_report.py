@@ -72,6 +72,17 @@ def make_run(root, untrained=True):
     _png(tp / "tap_selection.png", 6)
     _json(tp / "metrics.json", {"model": "stratonet50", "comparison": "poscon vs negcon",
                                 "provenance": {"weights": weights}})
+    a = root / "evaluate" / "assay" / "classical"  # evaluate assay outputs (see test_assay for the real thing)
+    _json(a / "metrics.json", {"feature_set": "classical", "primary_readout": "diff", "fdr": 0.05,
+                               "p_method": "empirical", "warnings": [], "plates": {"P1": {
+                                   "n_pos": 8, "n_neg": 16, "best_feature": {"feature": "Cells_F0", "z_prime": 0.6},
+                                   "hits": {"n_hits": 1, "n_tested": 10},
+                                   "readouts": {"diff": {"n_pos": 8, "n_neg": 16, "z_prime": 0.55,
+                                                         "z_prime_ci95": [0.4, 0.7], "robust_z_prime": 0.6}}}}})
+    pd.DataFrame({"plate": ["P1"], "Metadata_Well": ["A03"], "role": ["sample"], "activity": [4.0],
+                  "q_value": [0.01], "hit": [True]}).to_csv(a / "hits.csv", index=False)
+    _png(a / "control_distributions.png", 7)
+    _png(a / "dose_curves.png", 8)
     t = root / "train" / "treatment_cnn"
     t.mkdir(parents=True)
     pd.DataFrame({"epoch": [1, 2], "train_loss": [1.2, 0.9], "train_acc": [0.4, 0.6], "val_loss": [1.3, 1.0],

@@ -206,6 +206,13 @@ def stage_train(ctx: DemoContext) -> None:
         console.print("[yellow]train: the demo CNN collapsed onto one class (see metrics.json)[/]")
 
 
+def stage_assay(ctx: DemoContext) -> None:
+    """Z', dose-response and hits on a small synthetic dose-series plate (see :mod:`stratonet.report.demo_assay`)."""
+    from stratonet.report.demo_assay import assay_stage
+
+    assay_stage(ctx)
+
+
 def stage_report(ctx: DemoContext) -> None:
     """The HTML report."""
     from stratonet.report.demo_stages import report_stage
@@ -222,6 +229,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("profile", stage_profile),
     ("evaluate", stage_evaluate),
     ("train", stage_train),
+    ("evaluate assay", stage_assay),
     ("report", stage_report),
 ]
 

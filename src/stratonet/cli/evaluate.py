@@ -11,7 +11,7 @@ from stratonet.cli.common import not_available, start_run
 
 @click.group("evaluate")
 def evaluate() -> None:
-    """Evaluate profiles: classify, retrieval, embed, compare, taps."""
+    """Evaluate profiles: classify, retrieval, embed, compare, taps, assay."""
 
 
 def _load(profiles: Path):
@@ -167,3 +167,82 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
     out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
                    seed=seed, null_size=null_size)
     console.print(f"tap selection written to {out}")
+
+
+@evaluate.command("assay")
+@click.argument("profiles", type=click.Path(path_type=Path))
+@click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
+              help="Run folder; results go to <RUN>/evaluate/assay/<NAME>/.")
+@click.option("--name", default=None, help="Feature-set name (default: the table's feature_set, else its file stem).")
+@click.option("--readout", default="logistic", show_default=True,
+              help="Comma list of readouts; the first drives the dose curves and hits: feature, diff, lda, logistic, "
+                   "mahalanobis, cosine.")
+@click.option("--feature", default=None, help="The feature of the 'feature' readout.")
+@click.option("--top-k", type=click.IntRange(0), default=25, show_default=True,
+              help="Axis readouts: keep the K features with the largest |Welch t| between the controls, chosen "
+                   "inside each leave-one-out fold (0: all). Default chosen on BBBC013 (benchmarks/RESULTS.md).")
+@click.option("--pca", type=click.IntRange(0), default=0, show_default=True,
+              help="Axis readouts: fit on this many principal components of the controls (0: none).")
+@click.option("--control-column", default="Metadata_control_type", show_default=True, help="Control column.")
+@click.option("--negcon", default="negcon", show_default=True, help="Negative-control value of the control column.")
+@click.option("--poscon", default="poscon", show_default=True, help="Positive-control value of the control column.")
+@click.option("--plate-column", default="Metadata_Plate", show_default=True, help="Statistics are per plate.")
+@click.option("--compound-column", default=None, help="Compound column of the dose curves [default: found].")
+@click.option("--dose-column", default=None,
+              help="Dose column [default: Metadata_concentration or another concentration column].")
+@click.option("--dose-scale", type=click.Choice(["auto", "log", "linear"]), default="auto", show_default=True,
+              help="Fit the 4PL on log10 dose, or on the dose as it is (a dose index); auto: linear for *index* "
+                   "columns, else log.")
+@click.option("--treatment", multiple=True, help="Treatment column(s) for the hits-vs-mAP table (repeatable; "
+              "default compound + dose columns).")
+@click.option("--fdr", type=float, default=0.05, show_default=True, help="BH false-discovery rate of the hits.")
+@click.option("--p-value", "p_method", type=click.Choice(["empirical", "gaussian"]), default="empirical",
+              show_default=True, help="p-value of a well's activity against the negcon wells' activities.")
+@click.option("--n-boot", type=click.IntRange(20), default=200, show_default=True,
+              help="Bootstrap resamples per dose-response fit.")
+@click.option("--map/--no-map", "with_map", default=True, show_default=True,
+              help="Also compute copairs' phenotypic-activity mAP beside the hits.")
+@click.option("--null-size", type=click.IntRange(100), default=10000, show_default=True,
+              help="copairs null distribution size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: str | None, top_k: int, pca: int,
+          control_column: str, negcon: str, poscon: str, plate_column: str, compound_column: str | None,
+          dose_column: str | None, dose_scale: str, treatment: tuple[str, ...], fdr: float, p_method: str,
+          n_boot: int, with_map: bool, null_size: int, seed: int) -> None:
+    """Z'-factor, robust Z', SSMD, S/B and CV of the controls; dose-response 4PL fits; hits against negcon."""
+    from stratonet.evaluate._common import default_set_name
+    from stratonet.evaluate.assay import Controls, evaluate_assay
+    from stratonet.evaluate.readouts import ReadoutSpec
+    from stratonet.progress import console
+
+    df, prov = _load(profiles)
+    name = name or default_set_name(profiles, prov)
+    specs = [ReadoutSpec(kind.strip(), feature=feature, top_k=top_k, pca=pca)
+             for kind in readout.split(",") if kind.strip()]
+    out = run / "evaluate" / "assay" / name
+    start_run(out, "assay")
+    res = evaluate_assay(df, readouts=specs, controls=Controls(control_column, negcon, poscon),
+                         plate_column=plate_column, compound_column=compound_column, dose_column=dose_column,
+                         dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr, p_method=p_method,
+                         n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed, out_dir=out, name=name,
+                         provenance=prov)
+    for plate, p in res["plates"].items():
+        for label, st in p["readouts"].items():
+            lo, hi = st["z_prime_ci95"]
+            console.print(f"  {plate} {label}: Z' {st['z_prime']:.3f} [{lo:.2f}, {hi:.2f}], robust Z' "
+                          f"{st['robust_z_prime']:.3f}, SSMD {st['ssmd']:.2f} (n_pos {st['n_pos']}, "
+                          f"n_neg {st['n_neg']})", highlight=False)
+        bf = p["best_feature"]
+        console.print(f"  {plate} best single feature (in-sample): {bf['feature']} Z' {bf['z_prime']:.3f}",
+                      highlight=False)
+        for comp, d in p["dose"].items():
+            if d["status"] == "ok":
+                console.print(f"  {plate} {comp}: EC50 {d['ec50']:.3g} [{d['ec50_ci95'][0]:.3g}, "
+                              f"{d['ec50_ci95'][1]:.3g}], Hill {d['hill']:.2g}, Spearman {d['spearman_dose']:.2f}",
+                              highlight=False)
+        h = p["hits"]
+        console.print(f"  {plate}: {h['n_hits']} hits of {h['n_tested']} wells at FDR {h['fdr']} "
+                      f"({h['p_method']} p vs {h['n_null']} negcon)", highlight=False)
+    for w in res["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"assay results: {out}", highlight=False)

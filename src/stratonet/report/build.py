@@ -13,6 +13,7 @@ import pandas as pd
 
 from stratonet import __version__
 from stratonet.report import html as H
+from stratonet.report.assay_section import SECTION as ASSAY_SECTION, assay_metrics, assay_section
 from stratonet.report.collect import (
     RunData, classifier_table, collect_run, resources_table, retrieval_table, training_table, untrained_labels,
 )
@@ -26,6 +27,7 @@ SECTIONS = [
     ("correlation", "Feature-set correlation"),
     ("retrieval", "Retrieval"),
     ("taps", "Tap selection"),
+    ASSAY_SECTION,
     ("resources", "Timing and resources"),
     ("training", "Training"),
     ("config", "Run configuration"),
@@ -218,6 +220,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "correlation": _correlation_section(data),
         "retrieval": _retrieval_section(data, out_dir),
         "taps": _taps_section(data, out_dir),
+        "assay": assay_section(run, out_dir),
         "resources": _resources_section(data, out_dir),
         "training": _training_section(data, out_dir),
         "config": _config_section(data),
@@ -238,7 +241,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "provenance": {**data.table_provenance,
                        **{f"classify/{k}": v.get("provenance") for k, v in data.classify.items()}},
         "classify": data.classify, "retrieval": data.retrieval, "embed": data.embed, "compare": data.compare,
-        "taps": data.taps, "training": data.training,
+        "taps": data.taps, "training": data.training, "assay": assay_metrics(run),
         "resources": resources_table(data.manifests).to_dict(orient="records"),
     }, out_dir / "metrics.json")
     return out
