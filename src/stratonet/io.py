@@ -13,25 +13,12 @@ import numpy as np
 
 from stratonet.errors import InputFileError, SiteError
 
-_URL_SCHEMES = ("s3://", "gs://", "http://", "https://", "memory://", "file://", "az://", "abfs://")
-
-
-def is_url(path: str | Path) -> bool:
-    """True when ``path`` is an fsspec URL rather than a local path."""
-    return isinstance(path, str) and path.startswith(_URL_SCHEMES)
+from stratonet.remote import is_url, read_bytes
 
 
 def _open_bytes(path: str) -> bytes:
-    import fsspec
-
-    kwargs = {"anon": True} if path.startswith("s3://") else {}
-    try:
-        with fsspec.open(path, "rb", **kwargs) as fh:
-            return fh.read()
-    except FileNotFoundError as exc:
-        raise InputFileError(path, "file not found") from exc
-    except Exception as exc:
-        raise InputFileError(path, f"cannot open ({type(exc).__name__}: {exc})") from exc
+    """A remote file's bytes; network errors are retried and reported as "cannot reach HOST", 404 as "not found"."""
+    return read_bytes(path)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -6,6 +6,7 @@ Never rely on column order.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -25,7 +26,8 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
     Parameters
     ----------
     path : str or Path
-        Table file. The format is taken from the suffix.
+        Table file, or an fsspec URL (``s3://``, ``https://``; read whole, see :mod:`stratonet.remote`). The format
+        is taken from the suffix.
     columns : sequence of str, optional
         Only read these columns (Parquet reads are then column-pruned).
 
@@ -33,20 +35,26 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
     -------
     pandas.DataFrame
     """
+    from stratonet.remote import is_url, read_bytes
+
+    remote = is_url(path)
     p = Path(path)
-    if not p.exists():
+    if not remote and not p.exists():
         raise InputFileError(str(p), "file not found")
-    name = p.name.lower()
+    name = (str(path).split("?")[0].rsplit("/", 1)[-1] if remote else p.name).lower()
+    src = io.BytesIO(read_bytes(str(path))) if remote else p  # a URL is read whole, with retries
     try:
-        if name.endswith(".parquet") or name.endswith(".pq") or p.is_dir():
-            return pd.read_parquet(p, columns=list(columns) if columns else None)
+        if name.endswith(".parquet") or name.endswith(".pq") or (not remote and p.is_dir()):
+            return pd.read_parquet(src, columns=list(columns) if columns else None)
         sep = "\t" if (name.endswith(".tsv") or name.endswith(".tsv.gz") or name.endswith(".txt")) else ","
-        df = pd.read_csv(p, sep=sep, usecols=list(columns) if columns else None, low_memory=False)
+        compression = "gzip" if remote and name.endswith(".gz") else "infer"
+        df = pd.read_csv(src, sep=sep, usecols=list(columns) if columns else None, low_memory=False,
+                         compression=compression)
         return df
     except StratoNetError:
         raise
     except Exception as exc:  # pyarrow / pandas parse errors
-        raise InputFileError(str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
+        raise InputFileError(str(path) if remote else str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
 
 
 def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = None) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 from stratonet.classical.measure import GROUPS
 
 
@@ -18,7 +19,7 @@ def _ints(value: str) -> tuple[int, ...]:
 
 
 @click.command("classical")
-@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("index", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("classical"), show_default=True,
               help="Output folder (single_cell.parquet, site.parquet, well.parquet, *_mean.parquet, manifest).")
 @click.option("--features", default="all", show_default=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -16,7 +17,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @click.command("deep")
-@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("index", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("deep.parquet"), show_default=True,
               help="Feature table to write (Parquet); a manifest <stem>.manifest.json is written beside it.")
 @click.option("--channels", default=None, help="Comma-separated channels to use (default: all in the index).")

@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 
 
 @click.command("index")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("index.parquet"), show_default=True,
               help="Index table to write (.parquet, .csv or .csv.gz).")
 @click.option("--layout", type=click.Choice(["loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays"]),

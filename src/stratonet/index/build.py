@@ -15,13 +15,14 @@ from stratonet.index import loaddata as _loaddata
 from stratonet.index.checks import check_index
 from stratonet.index.metadata import join_compounds, join_platemaps
 from stratonet.index.schema import PATH_PREFIX, STACK_PATH, validate_index
+from stratonet.remote import is_url
 
 LAYOUTS = ("loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays")
 
 
 def default_layout(source: str | Path) -> str:
     """``loaddata`` for a .csv(.gz) file, else ``phenix``."""
-    name = Path(source).name.lower()
+    name = str(source).rstrip("/").rsplit("/", 1)[-1].lower() if is_url(source) else Path(source).name.lower()
     return "loaddata" if name.endswith((".csv", ".csv.gz")) else "phenix"
 
 
@@ -80,11 +81,14 @@ def build_index(
     -------
     DataFrame
     """
-    source = Path(source)
+    remote = is_url(source)
+    source = str(source) if remote else Path(source)  # Path() would turn s3://b/k into s3:/b/k
     layout = layout or default_layout(source)
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
-    if not Path(source).exists():
+    if remote and layout != "loaddata":
+        raise ConfigError(f"{source}: only a LoadData table can be indexed from a URL ('{layout}' needs a local folder)")
+    if not remote and not Path(source).exists():
         raise InputFileError(str(source), "not found")
     if layout == "loaddata":
         df = _loaddata.loaddata(source)

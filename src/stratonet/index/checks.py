@@ -26,15 +26,10 @@ def _is_missing(value: object) -> bool:
 
 
 def url_exists(url: str) -> bool:
-    """True when an fsspec URL exists (``s3://`` is asked anonymously)."""
-    import fsspec
+    """True when an fsspec URL exists; network errors raise "cannot reach HOST" (see :mod:`stratonet.remote`)."""
+    from stratonet.remote import exists
 
-    kwargs = {"anon": True} if url.startswith("s3://") else {}
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **kwargs)
-        return bool(fs.exists(path))
-    except Exception as exc:
-        raise InputFileError(url, f"cannot reach ({type(exc).__name__}: {exc})") from exc
+    return exists(url)
 
 
 def image_shape(path: str) -> tuple[int, ...] | None:
@@ -48,7 +43,7 @@ def image_shape(path: str) -> tuple[int, ...] | None:
     spath = str(path)
     if is_url(spath):
         if not url_exists(spath):
-            raise InputFileError(spath, "file not found")
+            raise InputFileError(spath, "not found")
         return None
     if not os.path.isfile(spath):
         raise InputFileError(spath, "file not found")
