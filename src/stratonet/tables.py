@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -73,26 +74,50 @@ def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = No
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     name = p.name.lower()
-    if name.endswith(".parquet"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if provenance:
-            meta = dict(table.schema.metadata or {})
-            meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
-            table = table.replace_schema_metadata(meta)
-        pq.write_table(table, tmp)
-    elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
-        df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
-    elif name.endswith(".csv") or name.endswith(".csv.gz"):
-        df.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
-    else:
+    if not name.endswith((".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")):
         raise StratoNetError(f"{p}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
-    tmp.replace(p)
+    with discard_on_error(tmp, p):
+        if name.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if provenance:
+                meta = dict(table.schema.metadata or {})
+                meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+                table = table.replace_schema_metadata(meta)
+            pq.write_table(table, tmp)
+        elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
+            df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+        tmp.replace(p)
     if provenance and not name.endswith(".parquet"):
         p.with_name(p.name + ".provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
     return p
+
+
+@contextmanager
+def discard_on_error(tmp: str | Path, final: str | Path | None = None) -> Iterator[Path]:
+    """Remove the temporary file ``tmp`` if the block fails, so no half-written part is left behind.
+
+    A full disk, a read-only or a permission error becomes a one-line :class:`~stratonet.errors.OutputError`
+    naming ``final`` (the file being written); other errors pass through unchanged.
+    """
+    from stratonet.errors import OutputError, storage_reason
+
+    tmp = Path(tmp)
+    try:
+        yield tmp
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = storage_reason(exc)
+        if reason is not None:
+            raise OutputError(str(final or tmp), reason) from exc
+        raise
 
 
 def read_provenance(path: str | Path) -> dict:
@@ -127,10 +152,11 @@ def stamp_provenance(path: str | Path, provenance: dict) -> None:
     meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
     schema = pf.schema_arrow.with_metadata(meta)
     tmp = p.with_name(p.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for i in range(pf.num_row_groups):
-            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
-    tmp.replace(p)
+    with discard_on_error(tmp, p):
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for i in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
+        tmp.replace(p)
 
 
 def is_untrained(provenance: dict) -> str | None:

@@ -1,0 +1,237 @@
+"""Issue 15, items 8 and 9: silent data problems made loud, and one-line errors instead of "internal error".
+
+Each test is the regression test of one defect; plates are a few 32x32 TIFFs so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from conftest import run_cli
+from stratonet.errors import StratoNetError
+
+
+def one_line_error(capsys, *needles):
+    """The captured stderr ends in one 'error:' line holding every needle; no traceback, no 'internal error'."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("error:"), err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def blobs(rng, size=32, n=3, peak=3000, base=200, dtype=np.uint16):
+    """A plane with ``n`` bright round nuclei on a dim background."""
+    yy, xx = np.mgrid[:size, :size]
+    img = np.full((size, size), float(base)) + rng.normal(0, base * 0.02, (size, size))
+    for cy, cx in rng.uniform(7, size - 7, (n, 2)):
+        img += peak * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.5 ** 2))
+    return np.clip(img, 0, np.iinfo(dtype).max).astype(dtype)
+
+
+def write_plate(folder: Path, wells=("A01", "A02", "B01", "B02"), channels=("DNA", "AGP"), size=32,
+                labels=None) -> Path:
+    """An index (Parquet) of tiny uint16 sites; ``labels`` (one per well) fills Metadata_pert_iname."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, w in enumerate(wells):
+        row = {"Metadata_Plate": "P1", "Metadata_Well": w, "Metadata_Site": 1,
+               "Metadata_pert_iname": labels[i] if labels else ("DMSO" if i % 2 else "drugX")}
+        for ch in channels:
+            p = folder / f"{w}_{ch}.tiff"
+            tifffile.imwrite(p, blobs(rng, size))
+            row[f"Path_{ch}"] = str(p)
+        rows.append(row)
+    out = folder / "index.parquet"
+    pd.DataFrame(rows).to_parquet(out)
+    return out
+
+
+# --- item 9: wrong labels on errors ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder(tmp_path, capsys):
+    idx = write_plate(tmp_path / "plate")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert run_cli(["extract", "pixel", idx, "-o", ro / "sub" / "pixel.parquet", "--size", 4]) == 2
+    finally:
+        ro.chmod(0o700)
+    one_line_error(capsys, str(ro / "sub"), "permission denied")
+
+
+def test_read_only_file_system(tmp_path, capsys, monkeypatch):
+    """EROFS (a read-only mount), simulated for every mkdir below the output folder (root ignores chmod)."""
+    idx = write_plate(tmp_path / "plate")
+    ro = tmp_path / "ro"
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if str(self).startswith(str(ro)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert run_cli(["extract", "pixel", idx, "-o", ro / "pixel.parquet", "--size", 4]) == 2
+    one_line_error(capsys, str(ro), "read-only file system")
+
+
+def _full_disk(monkeypatch):
+    """Fault hook: every DataFrame.to_parquet writes a few bytes, then fails with ENOSPC (as a full disk does)."""
+    def write_then_fail(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1 half a part")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", write_then_fail)
+
+
+@pytest.mark.parametrize("kind", ["pixel", "classical"])
+def test_full_disk_one_line_no_tmp_left_and_rerun_works(kind, tmp_path, capsys, monkeypatch):
+    idx = write_plate(tmp_path / "plate")
+    out = tmp_path / "full" / ("pixel.parquet" if kind == "pixel" else "classical")
+    argv = ["extract", kind, idx, "-o", out] + (["--size", 4] if kind == "pixel" else ["--features", "intensity",
+                                                                                        "--nuclei-diameter", "2,20"])
+    with monkeypatch.context() as m:
+        _full_disk(m)
+        assert run_cli(argv) == 2
+    err = one_line_error(capsys, "no space left on device", str(tmp_path / "full"))
+    assert "Logging error" not in err
+    left = [p for p in (tmp_path / "full").rglob("*") if p.name.endswith(".tmp")]
+    assert left == [], left
+    assert run_cli(argv) == 0  # the disk has room again: the rerun completes
+    table = out if kind == "pixel" else out / "site.parquet"
+    assert len(pd.read_parquet(table)) == 4
+
+
+def test_full_disk_in_run_log_is_one_warning(tmp_path, capsys):
+    from stratonet.progress import get_logger, log_to_file
+
+    path = log_to_file(tmp_path / "stratonet.log")
+    logger = get_logger()
+    handler = next(h for h in logger.handlers if getattr(h, "baseFilename", None) == str(path.resolve()))
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def flush(self):
+            pass
+
+    handler.stream = Full()
+    try:
+        for i in range(5):
+            logger.warning("record %d", i)
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err
+    assert err.count("cannot write the run log") == 1, err
+
+
+def test_yaml_wrong_type(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("synth:\n  wells: [1, 2]\n")
+    assert run_cli(["--config", cfg, "synth", tmp_path / "p"]) == 2
+    one_line_error(capsys, str(cfg), "'wells'", "got a list")
+    cfg.write_text("synth:\n  wells: {a: 1}\n")
+    assert run_cli(["--config", cfg, "synth", tmp_path / "p"]) == 2
+    one_line_error(capsys, "'wells'", "got a mapping")
+
+
+def test_yaml_not_utf8(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"synth:\n  plate: \xff\xfeP1\n")
+    assert run_cli(["--config", cfg, "synth", tmp_path / "p"]) == 2
+    one_line_error(capsys, str(cfg), "not UTF-8", "0xff")
+
+
+def test_yaml_accepts_cli_option_names():
+    import click
+
+    from stratonet.cli import cli
+    from stratonet.config import to_default_map
+
+    data = {"profile": {"aggregate": "site", "normalize": "standardize", "spherize": True, "corr-threshold": 0.8},
+            "extract": {"deep": {"batch-size": 8, "compile": False}, "classical": {"workers": 2}},
+            "index": {"source": "jump"}}
+    dm = to_default_map(cli, data, "c.yaml")
+    assert dm["profile"] == {"level": "site", "method": "standardize", "do_spherize": True, "corr_threshold": 0.8}
+    assert dm["extract"]["deep"] == {"batch_size": 8, "compile_": False}
+    assert dm["index"] == {"source_name": "jump"}
+    # internal names keep working; giving both spellings of one option is refused
+    assert to_default_map(cli, {"profile": {"level": "well"}}, "c.yaml")["profile"] == {"level": "well"}
+    with pytest.raises(StratoNetError, match="given twice"):
+        to_default_map(cli, {"profile": {"level": "well", "aggregate": "site"}}, "c.yaml")
+    with pytest.raises(StratoNetError, match="unknown option 'aggregat'.*aggregate"):
+        to_default_map(cli, {"profile": {"aggregat": "site"}}, "c.yaml")
+    assert isinstance(cli, click.Group)
+
+
+def test_yaml_cli_names_reach_the_command(tmp_path):
+    """--aggregate given as 'aggregate' in YAML changes what profile does."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": ["A01", "A01", "A02", "A02"],
+                       "Metadata_Site": [1, 2, 1, 2], "f1": rng.normal(size=4), "f2": rng.normal(size=4)})
+    df.to_parquet(tmp_path / "f.parquet")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("profile:\n  aggregate: well\n  normalize: none\n  select: none\n")
+    assert run_cli(["--config", cfg, "profile", tmp_path / "f.parquet", "-o", tmp_path / "p.parquet"]) == 0
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 2
+
+
+def test_batch_size_zero(tmp_path, capsys):
+    idx = write_plate(tmp_path / "plate")
+    assert run_cli(["extract", "deep", idx, "-o", tmp_path / "d.parquet", "--batch-size", 0]) == 2
+    assert "--batch-size" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("extract:\n  deep:\n    batch-size: 0\n")
+    assert run_cli(["--config", cfg, "extract", "deep", idx, "-o", tmp_path / "d.parquet"]) == 2
+    one_line_error(capsys, "'batch-size'", "0 is not in the range")
+    from stratonet.extract.deep import extract_deep
+
+    with pytest.raises(StratoNetError, match="batch-size must be >= 1"):
+        extract_deep(idx, tmp_path / "d.parquet", batch_size=0, workers=0, progress=False)
+
+
+def test_train_treatment_on_tiny_data(tmp_path, capsys):
+    idx = write_plate(tmp_path / "plate", wells=("A01", "A02", "A03", "A04", "A05", "A06"),
+                      labels=["DMSO"] * 4 + ["drugX", "drugY"])
+    common = ["--model", "cnn3", "--size", 16, "--crop", 12, "--epochs", 1]
+    assert run_cli(["train", "treatment", idx, "-o", tmp_path / "run"] + common) == 2
+    one_line_error(capsys, "too little data for a group-aware split", "--group-by none")
+    two = write_plate(tmp_path / "two", wells=("A01", "A02"), labels=["DMSO", "drugX"])
+    assert run_cli(["train", "treatment", two, "-o", tmp_path / "run2", "--group-by", "none"] + common) == 2
+    one_line_error(capsys, "every class has a single sample")
+
+
+def test_deep_errors_csv_is_updated_after_a_successful_retry(tmp_path):
+    from stratonet.extract.deep import extract_deep
+
+    idx = pd.read_parquet(write_plate(tmp_path / "plate"))
+    gone = Path(idx.loc[1, "Path_AGP"])
+    saved = gone.read_bytes()
+    gone.unlink()
+    out = tmp_path / "deep.parquet"
+    fast = dict(model="stratonet18", input_size=32, workers=0, progress=False, on_error="skip")
+    man = extract_deep(idx, out, **fast)
+    errors_csv = Path(man["errors_file"])
+    assert errors_csv.name == "deep_errors.csv" and len(pd.read_csv(errors_csv)) == 1
+    gone.write_bytes(saved)
+    man = extract_deep(idx, out, **fast)
+    assert man["sites_processed"] == 1 and man["errors"] == 0
+    assert not errors_csv.exists() and not errors_csv.with_suffix(".parquet").exists()
+    assert len(pd.read_parquet(out)) == 4
