@@ -235,3 +235,64 @@ def test_deep_errors_csv_is_updated_after_a_successful_retry(tmp_path):
     assert man["sites_processed"] == 1 and man["errors"] == 0
     assert not errors_csv.exists() and not errors_csv.with_suffix(".parquet").exists()
     assert len(pd.read_parquet(out)) == 4
+
+
+# --- item 8: silent data problems ----------------------------------------------------------------------------
+
+def _site_row(folder: Path, well: str, planes: dict) -> dict:
+    row = {"Metadata_Plate": "P1", "Metadata_Well": well, "Metadata_Site": 1}
+    for ch, img in planes.items():
+        p = folder / f"{well}_{ch}.tiff"
+        tifffile.imwrite(p, img)
+        row[f"Path_{ch}"] = str(p)
+    return row
+
+
+def test_classical_scales_by_file_dtype_not_by_the_sites_brightest_pixel(tmp_path):
+    """A dim uint16 site (max < 256) and a uint8 site, and a site mixing both: each plane / its dtype's maximum."""
+    from stratonet.classical.segment import SegmentParams
+    from stratonet.extract.classical import ClassicalConfig, process_site
+
+    rng = np.random.default_rng(1)
+    dim16 = blobs(rng, 48, peak=180, base=20, dtype=np.uint16)
+    bright8 = blobs(rng, 48, peak=200, base=10, dtype=np.uint8)
+    rows = [_site_row(tmp_path, "A01", {"DNA": dim16, "AGP": dim16}),
+            _site_row(tmp_path, "A02", {"DNA": bright8, "AGP": bright8}),
+            _site_row(tmp_path, "A03", {"DNA": bright8, "AGP": dim16})]
+    cfg = ClassicalConfig(groups=["intensity"], segment=SegmentParams(nuclei_min_diameter=2, nuclei_max_diameter=30))
+    got = [process_site(r, ["DNA", "AGP"], cfg) for r in rows]
+    for res, dna, agp in zip(got, (dim16, bright8, bright8), (dim16, bright8, dim16)):
+        med = res["median"]
+        assert res["median"]["Count_Nuclei"].iloc[0] >= 1
+        top_dna = med["Nuclei_Intensity_MaxIntensity_DNA"].iloc[0]
+        assert 0 < top_dna <= dna.max() / np.iinfo(dna.dtype).max + 1e-6
+        assert top_dna > 0.5 * dna.max() / np.iinfo(dna.dtype).max
+        top_agp = med["Nuclei_Intensity_MaxIntensity_AGP"].iloc[0]
+        assert 0.5 * agp.max() / np.iinfo(agp.dtype).max < top_agp <= agp.max() / np.iinfo(agp.dtype).max + 1e-6
+    assert got[0]["dtypes"] == ["uint16"] and got[2]["dtypes"] == ["uint16", "uint8"]
+    # an explicit bit depth is applied to every file alike
+    res12 = process_site(rows[0], ["DNA", "AGP"], ClassicalConfig(groups=["intensity"], bit_depth=12,
+                                                                  segment=cfg.segment))
+    ratio = res12["median"]["Nuclei_Intensity_MaxIntensity_DNA"].iloc[0] / \
+        got[0]["median"]["Nuclei_Intensity_MaxIntensity_DNA"].iloc[0]
+    assert ratio == pytest.approx(65535 / 4095, rel=1e-4)
+
+
+def test_classical_records_intensity_scale_in_provenance(tmp_path):
+    from stratonet.tables import read_provenance
+
+    idx = write_plate(tmp_path / "plate", wells=("A01", "A02"))
+    out = tmp_path / "cl"
+    assert run_cli(["extract", "classical", idx, "-o", out, "--features", "intensity", "--nuclei-diameter", "2,20",
+                    "--bit-depth", "16"]) == 0
+    prov = read_provenance(out / "site.parquet")
+    assert prov["intensity_scale"]["bit_depth"] == 16 and prov["intensity_scale"]["file_dtypes"] == ["uint16"]
+
+
+def test_float_images_with_unknown_scale_are_refused(tmp_path):
+    from stratonet.io import load_index_row
+
+    row = _site_row(tmp_path, "A01", {"DNA": np.full((8, 8), 300.0, np.float32)})
+    with pytest.raises(StratoNetError, match="A01_DNA.tiff.*bit depth"):
+        load_index_row(row, ["DNA"], bit_depth="auto")
+    assert load_index_row(row, ["DNA"], bit_depth=16).max() == pytest.approx(300 / 65535)
