@@ -296,3 +296,65 @@ def test_float_images_with_unknown_scale_are_refused(tmp_path):
     with pytest.raises(StratoNetError, match="A01_DNA.tiff.*bit depth"):
         load_index_row(row, ["DNA"], bit_depth="auto")
     assert load_index_row(row, ["DNA"], bit_depth=16).max() == pytest.approx(300 / 65535)
+
+
+def _loaddata(folder: Path, wells=("A01", "A02"), drop=(), stack=None) -> Path:
+    """A LoadData CSV over tiny uint16 TIFFs; ``drop`` removes columns; ``stack`` replaces A02's DNA file."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for w in wells:
+        row = {"Metadata_Plate": "P1", "Metadata_Well": w, "Metadata_Site": 1}
+        for ch in ("DNA", "AGP"):
+            name = f"{w}_{ch}.tiff"
+            img = stack if (stack is not None and w == wells[-1] and ch == "DNA") else blobs(rng, 16)
+            rgb = img.ndim == 3 and img.shape[-1] in (3, 4)
+            tifffile.imwrite(folder / name, img, photometric="rgb" if rgb else "minisblack")
+            row[f"FileName_Orig{ch}"] = name
+            row[f"PathName_Orig{ch}"] = str(folder)
+        rows.append(row)
+    path = folder / "load_data.csv"
+    pd.DataFrame(rows).drop(columns=list(drop)).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("well,fmt,needle", [("Z99", "auto", "outside every plate format"),
+                                             ("A13", "96", "not on a 96-well plate"),
+                                             ("Q01", "384", "not on a 384-well plate")])
+def test_wells_outside_the_plate_format_are_refused(tmp_path, capsys, well, fmt, needle):
+    ld = _loaddata(tmp_path / "p", wells=("A01", well))
+    assert run_cli(["index", ld, "-o", tmp_path / "i.parquet", "--plate-format", fmt]) == 2
+    one_line_error(capsys, "plate P1", f"well {well}", needle)
+
+
+def test_plate_format_inferred_per_plate():
+    from stratonet.index.plate_format import check_wells
+
+    df = pd.DataFrame({"Metadata_Plate": ["a", "a", "b", "c"], "Metadata_Well": ["A01", "H12", "A13", "AF48"]})
+    assert check_wells(df) == {"a": 96, "b": 384, "c": 1536}
+    with pytest.raises(StratoNetError, match="well 'A00' is not a well name"):
+        check_wells(pd.DataFrame({"Metadata_Plate": ["a"], "Metadata_Well": ["A00"]}))
+
+
+def test_loaddata_missing_filename_column_is_said(tmp_path, capsys):
+    ld = _loaddata(tmp_path / "p", drop=["FileName_OrigAGP"])
+    assert run_cli(["index", ld, "-o", tmp_path / "i.parquet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "FileName_OrigAGP" in err and "AGP left out" in err, err
+    assert "Path_AGP" not in pd.read_parquet(tmp_path / "i.parquet").columns
+
+
+def test_loaddata_missing_site_column_is_said(tmp_path, capsys):
+    ld = _loaddata(tmp_path / "p", drop=["Metadata_Site"])
+    assert run_cli(["index", ld, "-o", tmp_path / "i.parquet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "no Metadata_Site column" in err and "numbered 1, 2" in err, err
+
+
+@pytest.mark.parametrize("kind", ["zstack", "rgb"])
+def test_index_refuses_stack_or_rgb_files(tmp_path, capsys, kind):
+    img = np.zeros((3, 16, 16), np.uint16) if kind == "zstack" else np.zeros((16, 16, 3), np.uint8)
+    ld = _loaddata(tmp_path / "p", stack=img)
+    assert run_cli(["index", ld, "-o", tmp_path / "i.parquet"]) == 2
+    err = one_line_error(capsys, "site P1/A02/1", "A02_DNA.tiff", "one 2-D plane")
+    assert ("RGB" in err) == (kind == "rgb")

@@ -77,3 +77,9 @@ def track(iterable: Iterable[T], description: str, total: int | None = None, dis
         for item in iterable:
             yield item
             progress.advance(task)
+
+
+def warn(message: str) -> None:
+    """Say something the user must know (a column left out, a value assumed) on stderr and in the run log."""
+    get_logger().warning(message)
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, markup=True, soft_wrap=True)

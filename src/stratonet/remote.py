@@ -145,7 +145,7 @@ def with_retries(url: str, action: Callable[[], T], what: str = "read") -> T:
                 raise InputFileError(url, f"cannot reach {host_of(url)} after {attempts} attempt(s) "
                                           f"({_short(exc)})") from exc
             if kind == "not_found":
-                raise InputFileError(url, "not found") from exc
+                raise InputFileError(url, "file not found") from exc
             if kind == "denied":
                 raise InputFileError(url, "access denied (for public s3 data no credentials are needed; "
                                           "STRATONET_S3_ANON=0 uses yours)") from exc
@@ -183,7 +183,7 @@ def exists(url: str) -> bool:
     try:
         return with_retries(url, action, "check")
     except InputFileError as exc:
-        if exc.reason == "not found":
+        if exc.reason == "file not found":
             return False
         raise
 

@@ -16,6 +16,7 @@ import pandas as pd
 from stratonet.errors import InputFileError
 from stratonet.index.schema import ILLUM_PREFIX, PATH_PREFIX, normalise_well, well_from_row_col
 from stratonet.io import is_url
+from stratonet.progress import warn
 from stratonet.remote import parent_url
 from stratonet.tables import read_table
 
@@ -77,6 +78,11 @@ def loaddata(source: str | Path) -> pd.DataFrame:
     illum = {m.group(2): c for c, m in files.items() if m and m.group(1) == "Illum"}
     if not orig:
         raise InputFileError(str(source), "not a LoadData table: no FileName_Orig<Channel> columns")
+    named = {m.group(1) for c in df.columns if (m := re.match(r"^PathName_Orig(\w+)$", c))} | set(illum)
+    pathless = sorted(named - set(orig))
+    if pathless:
+        warn(f"{source}: no column(s) {', '.join('FileName_Orig' + ch for ch in pathless)} (only their PathName_ or "
+             f"Illum columns); channel(s) {', '.join(pathless)} left out of the index")
     out = pd.DataFrame(index=df.index)
     meta = [c for c in df.columns if c.startswith("Metadata_")]
     for c in meta:
@@ -93,6 +99,8 @@ def loaddata(source: str | Path) -> pd.DataFrame:
     if "Metadata_Site" not in out:
         site_col = "Metadata_FieldID" if "Metadata_FieldID" in out else None
         out["Metadata_Site"] = out[site_col] if site_col else out.groupby(["Metadata_Plate", "Metadata_Well"]).cumcount() + 1
+        warn(f"{source}: no Metadata_Site column; " + ("sites taken from Metadata_FieldID" if site_col else
+             "sites numbered 1, 2, ... within each well in file order"))
     out["Metadata_Site"] = out["Metadata_Site"].astype(int)
     for ch, col in orig.items():
         pcol = f"PathName_Orig{ch}"
