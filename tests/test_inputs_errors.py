@@ -358,3 +358,53 @@ def test_index_refuses_stack_or_rgb_files(tmp_path, capsys, kind):
     assert run_cli(["index", ld, "-o", tmp_path / "i.parquet"]) == 2
     err = one_line_error(capsys, "site P1/A02/1", "A02_DNA.tiff", "one 2-D plane")
     assert ("RGB" in err) == (kind == "rgb")
+
+
+def _profiles(n=24, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": [f"A{i % 12 + 1:02d}" for i in range(n)],
+                       "Metadata_Site": [i // 12 + 1 for i in range(n)],
+                       "Metadata_control_type": ["negcon" if i % 4 == 0 else "trt" for i in range(n)],
+                       "Metadata_moa": [f"m{i % 3}" for i in range(n)]})
+    for j in range(4):
+        df[f"f{j}"] = rng.normal(size=n)
+    return df
+
+
+def test_profile_warns_about_text_columns_and_refuses_zero_features(tmp_path, capsys):
+    df = _profiles()
+    df["Plate_Barcode"] = "BR1"
+    df["Note"] = "x"
+    df.to_parquet(tmp_path / "f.parquet")
+    assert run_cli(["profile", tmp_path / "f.parquet", "-o", tmp_path / "p.parquet", "--aggregate", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 2 non-numeric column(s) left out" in err and "Plate_Barcode, Note" in err, err
+    for j in range(4):
+        df[f"f{j}"] = 1.0
+    df.to_parquet(tmp_path / "const.parquet")
+    assert run_cli(["profile", tmp_path / "const.parquet", "-o", tmp_path / "c.parquet", "--aggregate", "none"]) == 2
+    one_line_error(capsys, "left 0 of 4 features")
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_inf_in_profile_and_classify_names_the_column(tmp_path, capsys):
+    df = _profiles()
+    df.loc[3, "f2"] = np.inf
+    df.loc[[4, 5], "f0"] = -np.inf
+    df.to_parquet(tmp_path / "inf.parquet")
+    assert run_cli(["profile", tmp_path / "inf.parquet", "-o", tmp_path / "p.parquet", "--aggregate", "none"]) == 2
+    one_line_error(capsys, "±inf in 2 feature column(s)", "f0 (2 rows)", "f2 (1 row)")
+    assert run_cli(["evaluate", "classify", tmp_path / "inf.parquet", "-o", tmp_path / "run", "--label",
+                    "Metadata_moa", "--cv", 2, "--classifiers", "logreg"]) == 2
+    one_line_error(capsys, "f0 (2 rows)", "f2 (1 row)")
+
+
+def test_check_finite_helper():
+    from stratonet.tables import check_finite
+
+    df = pd.DataFrame({"a": [1.0, np.nan], "b": [1e39, 0.0], "c": ["x", "y"]})
+    check_finite(df, ["a", "b"], "t")  # NaN allowed, 1e39 is finite in float64
+    with pytest.raises(StratoNetError, match="t: ±inf or NaN in 1 feature column.*a \\(1 row\\)"):
+        check_finite(df, ["a"], "t", allow_nan=False)
+    with pytest.raises(StratoNetError, match="beyond float32.*b \\(1 row\\)"):
+        check_finite(df, ["a", "b"], "t", dtype=np.float32)

@@ -206,6 +206,53 @@ def feature_columns(
     return cols
 
 
+def non_numeric_columns(df: pd.DataFrame) -> list[str]:
+    """Non-``Metadata_`` columns that are not numeric: they cannot be features and are left out of every profile."""
+    return [c for c in df.columns
+            if not str(c).startswith(METADATA_PREFIX) and not pd.api.types.is_numeric_dtype(df[c])]
+
+
+def check_finite(df: pd.DataFrame, features: Sequence[str], where: str, allow_nan: bool = True,
+                 dtype: type | None = None) -> None:
+    """Raise a one-line error naming the feature columns that hold ±inf (and NaN unless ``allow_nan``).
+
+    Parameters
+    ----------
+    df : DataFrame
+    features : sequence of str
+        Columns to check.
+    where : str
+        The table or step, named first in the message (e.g. the input file).
+    allow_nan : bool
+        NaN is accepted (most steps handle it) unless False.
+    dtype : numpy dtype, optional
+        Also refuse finite values that overflow this dtype (e.g. ``np.float32``, which turns 1e39 into inf).
+
+    Raises
+    ------
+    StratoNetError
+        ``<where>: ±inf in 2 feature column(s): f1 (3 rows), f7 (1 row)`` (at most 5 named).
+    """
+    import numpy as np
+
+    bad: list[tuple[str, int]] = []
+    limit = float(np.finfo(dtype).max) if dtype is not None else np.inf
+    for c in features:
+        x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        n = int(np.count_nonzero(np.isinf(x) | (np.abs(x) > limit)))
+        if not allow_nan:
+            n += int(np.count_nonzero(np.isnan(x)))
+        if n:
+            bad.append((str(c), n))
+    if bad:
+        what = "±inf" + ("" if allow_nan else " or NaN") + (f" (or beyond {np.dtype(dtype).name})" if dtype else "")
+        named = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise StratoNetError(f"{where}: {what} in {len(bad)} feature column(s): {named}{more}; "
+                             "replace or drop those values (NaN is handled)" if allow_nan else
+                             f"{where}: {what} in {len(bad)} feature column(s): {named}{more}")
+
+
 def site_id(plate: object, well: object, site: object) -> str:
     """A site's printable name, ``plate/well/site``."""
     return f"{plate}/{well}/{site}"
