@@ -192,3 +192,29 @@ def test_s3_endpoint_via_moto_server(tmp_path, monkeypatch):
             read_image("s3://gallery/plate/none.tiff")
     finally:
         srv.stop()
+
+
+def test_extract_pixel_from_an_index_served_over_http(http_root, tmp_path):
+    base, folder = http_root
+    write_loaddata(folder)
+    assert run_cli(["index", f"{base}/load_data.csv", "-o", folder / "index.parquet"]) == 0
+    out = tmp_path / "pixel.parquet"
+    assert run_cli(["extract", "pixel", f"{base}/index.parquet", "-o", out, "--size", 4]) == 0
+    feats = pd.read_parquet(out)
+    assert len(feats) == 2 and "DNA_px_0015" in feats.columns
+
+
+@pytest.mark.parametrize("kind", ["deep", "classical"])
+def test_extract_cli_keeps_index_url_intact(kind, monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_read_table(path, columns=None):
+        seen["path"] = path
+        raise InputFileError(str(path), "stop here")
+
+    monkeypatch.setattr("stratonet.tables.read_table", fake_read_table)
+    monkeypatch.setattr("stratonet.extract.deep.read_table", fake_read_table)
+    url = "s3://bucket/run/index.parquet"
+    out = tmp_path / ("d.parquet" if kind == "deep" else "cl")
+    assert run_cli(["extract", kind, url, "-o", out]) != 0
+    assert seen["path"] == url
