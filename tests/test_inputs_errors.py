@@ -99,12 +99,13 @@ def _full_disk(monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_parquet", write_then_fail)
 
 
-@pytest.mark.parametrize("kind", ["pixel", "classical"])
-def test_full_disk_one_line_no_tmp_left_and_rerun_works(kind, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("kind,on_error", [("pixel", "fail"), ("classical", "fail")])
+def test_full_disk_one_line_no_tmp_left_and_rerun_works(kind, on_error, tmp_path, capsys, monkeypatch):
+    """ENOSPC stops the run with one line (even with --on-error skip: a full disk is not a bad site)."""
     idx = write_plate(tmp_path / "plate")
     out = tmp_path / "full" / ("pixel.parquet" if kind == "pixel" else "classical")
-    argv = ["extract", kind, idx, "-o", out] + (["--size", 4] if kind == "pixel" else ["--features", "intensity",
-                                                                                        "--nuclei-diameter", "2,20"])
+    argv = ["extract", kind, idx, "-o", out, "--on-error", on_error] + (
+        ["--size", 4] if kind == "pixel" else ["--features", "intensity", "--nuclei-diameter", "2,20"])
     with monkeypatch.context() as m:
         _full_disk(m)
         assert run_cli(argv) == 2
@@ -115,6 +116,27 @@ def test_full_disk_one_line_no_tmp_left_and_rerun_works(kind, tmp_path, capsys, 
     assert run_cli(argv) == 0  # the disk has room again: the rerun completes
     table = out if kind == "pixel" else out / "site.parquet"
     assert len(pd.read_parquet(table)) == 4
+
+
+def test_full_disk_is_not_recorded_as_a_bad_site(tmp_path, monkeypatch):
+    """With --on-error skip, ENOSPC while flushing stops the run at once; it is not filed as a failed site while
+    the remaining sites are processed for nothing."""
+    import stratonet.extract.classical as classical
+    from stratonet.classical.segment import SegmentParams
+    from stratonet.errors import OutputError
+
+    idx = pd.read_parquet(write_plate(tmp_path / "plate", wells=("A01", "A02", "A03")))
+    cfg = classical.ClassicalConfig(groups=["intensity"],
+                                    segment=SegmentParams(nuclei_min_diameter=2, nuclei_max_diameter=20))
+    processed = []
+    real_process_site = classical.process_site
+    monkeypatch.setattr(classical, "process_site", lambda row, *a, **k: processed.append(row["Metadata_Well"])
+                        or real_process_site(row, *a, **k))
+    _full_disk(monkeypatch)
+    with pytest.raises(OutputError, match="no space left"):
+        classical.extract_classical(idx, tmp_path / "cl", cfg, on_error="skip", flush_every=1, progress=False)
+    assert processed == ["A01"]
+    assert not (tmp_path / "cl" / "errors.csv").exists()
 
 
 def test_full_disk_in_run_log_is_one_warning(tmp_path, capsys):

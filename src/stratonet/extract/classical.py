@@ -342,9 +342,10 @@ def extract_classical(
             if workers <= 1:
                 for r in track(rows, "classical features", total=len(rows), disable=not progress):
                     try:
-                        handle(process_site(r, channels, cfg, str(out)))
+                        res = process_site(r, channels, cfg, str(out))
                     except StratoNetError as exc:
-                        handle({"error": str(exc), "site": site_name(r), "row": r})
+                        res = {"error": str(exc), "site": site_name(r), "row": r}
+                    handle(res)  # outside the try: a full disk while writing is not a bad site
             else:
                 import multiprocessing as mp
 
