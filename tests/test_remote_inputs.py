@@ -218,3 +218,18 @@ def test_extract_cli_keeps_index_url_intact(kind, monkeypatch, tmp_path):
     out = tmp_path / ("d.parquet" if kind == "deep" else "cl")
     assert run_cli(["extract", kind, url, "-o", out]) != 0
     assert seen["path"] == url
+
+
+def test_silent_server_times_out_as_cannot_reach(monkeypatch):
+    """A server that accepts the connection and never answers: a timeout, reported as a network error."""
+    monkeypatch.setenv("STRATONET_NET_TIMEOUT", "0.5")
+    monkeypatch.setenv("STRATONET_RETRIES", "1")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections queue in the backlog; nothing is ever read or written
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/slow.csv"
+        with pytest.raises(InputFileError, match="cannot reach 127.0.0.1"):
+            read_table(url)
+    finally:
+        silent.close()
