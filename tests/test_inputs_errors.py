@@ -430,3 +430,9 @@ def test_check_finite_helper():
         check_finite(df, ["a"], "t", allow_nan=False)
     with pytest.raises(StratoNetError, match="beyond float32.*b \\(1 row\\)"):
         check_finite(df, ["a", "b"], "t", dtype=np.float32)
+
+
+def test_unparseable_well_names_the_loaddata_file(tmp_path, capsys):
+    ld = _loaddata(tmp_path / "p", wells=("A01", "well-7"))
+    assert run_cli(["index", ld, "-o", tmp_path / "i.parquet"]) == 2
+    one_line_error(capsys, str(ld), "Metadata_Well", "well-7")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import InputFileError
+from stratonet.errors import InputFileError, StratoNetError
 from stratonet.index.schema import ILLUM_PREFIX, PATH_PREFIX, normalise_well, well_from_row_col
 from stratonet.io import is_url
 from stratonet.progress import warn
@@ -95,7 +95,10 @@ def loaddata(source: str | Path) -> pd.DataFrame:
         else:
             raise InputFileError(str(source), "LoadData table has no Metadata_Well (or Metadata_Row/Metadata_Col) column")
     out["Metadata_Plate"] = out["Metadata_Plate"].astype(str)
-    out["Metadata_Well"] = [normalise_well(w) for w in out["Metadata_Well"]]
+    try:
+        out["Metadata_Well"] = [normalise_well(w) for w in out["Metadata_Well"]]
+    except StratoNetError as exc:  # name the table, not only the well
+        raise InputFileError(str(source), f"Metadata_Well: {exc}") from exc
     if "Metadata_Site" not in out:
         site_col = "Metadata_FieldID" if "Metadata_FieldID" in out else None
         out["Metadata_Site"] = out[site_col] if site_col else out.groupby(["Metadata_Plate", "Metadata_Well"]).cumcount() + 1
