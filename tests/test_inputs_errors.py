@@ -409,6 +409,15 @@ def test_profile_warns_about_text_columns_and_refuses_zero_features(tmp_path, ca
     assert not (tmp_path / "c.parquet").exists()
 
 
+def test_classify_warns_about_text_columns(tmp_path, capsys):
+    df = _profiles()
+    df["Comment"] = "x"
+    df.to_parquet(tmp_path / "f.parquet")
+    assert run_cli(["evaluate", "classify", tmp_path / "f.parquet", "-o", tmp_path / "run", "--label",
+                    "Metadata_moa", "--cv", 0, "--classifiers", "logreg"]) == 0
+    assert "warning: 1 non-numeric column(s) left out of the features: Comment" in capsys.readouterr().err
+
+
 def test_inf_in_profile_and_classify_names_the_column(tmp_path, capsys):
     df = _profiles()
     df.loc[3, "f2"] = np.inf
