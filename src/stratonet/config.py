@@ -30,7 +30,10 @@ def load_yaml(path: str | Path) -> dict:
     if not p.exists():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the file as UTF-8") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -66,24 +69,61 @@ def to_default_map(command: click.Command, data: dict, source: str, path: str = 
                 valid = sorted(list(subs) + list(params))
                 raise ConfigError(f"{source}: unknown key '{name}' at {where} (valid: {', '.join(valid)})")
         return out
-    params = {p.name: p for p in command.params if p.name and isinstance(p, click.Option)}
+    params = _option_keys(command)
     for key, value in data.items():
-        k = str(key).replace("-", "_")
+        k = str(key).lstrip("-").replace("-", "_")
         if k not in params:
-            valid = ", ".join(sorted(n for n in params if n not in ("config", "help")))
+            shown = {n for n, p in params.items() if p.name not in ("config", "help")}
+            valid = ", ".join(sorted(n for n in shown if not _is_internal_alias(n, params)))
             raise ConfigError(f"{source}: unknown option '{key}' for '{where}' (valid: {valid})")
-        out[k] = _convert(params[k], value, source, where)
+        param = params[k]
+        if param.name in out:
+            raise ConfigError(f"{source}: option '{key}' given twice for '{where}'")
+        out[param.name] = _convert(param, value, source, where)
     return out
 
 
+def _option_keys(command: click.Command) -> dict[str, click.Option]:
+    """YAML key -> option: the CLI spelling (``batch_size`` for ``--batch-size``, ``aggregate`` for ``--aggregate``
+    even when its parameter is called ``level``) and the internal parameter name both work."""
+    options = [p for p in command.params if p.name and isinstance(p, click.Option)]
+    keys: dict[str, click.Option] = {p.name: p for p in options}
+    for p in options:  # the CLI spelling wins where it equals another option's internal name
+        for opt in p.opts:
+            if opt.startswith("--"):
+                keys[opt[2:].replace("-", "_")] = p
+    return keys
+
+
+def _is_internal_alias(key: str, params: dict[str, click.Option]) -> bool:
+    """True for an internal parameter name that differs from the option's CLI spelling (kept out of help lists)."""
+    p = params[key]
+    cli_names = [o[2:].replace("-", "_") for o in p.opts if o.startswith("--")]
+    return key == p.name and bool(cli_names) and key not in cli_names
+
+
 def _convert(param: click.Parameter, value: Any, source: str, where: str) -> Any:
+    key = _cli_name(param)
     try:
         if param.multiple or (param.nargs != 1):
             values = value if isinstance(value, (list, tuple)) else [value]
             return [param.type.convert(v, param, None) for v in values]
+        if isinstance(value, (list, tuple, dict)):
+            kind = "list" if isinstance(value, (list, tuple)) else "mapping"
+            raise ConfigError(f"{source}: bad value for '{key}' in '{where}': expected one {param.type.name} "
+                              f"value, got a {kind}")
         return param.type.convert(value, param, None)
     except click.BadParameter as exc:
-        raise ConfigError(f"{source}: bad value for '{param.name}' in '{where}': {exc.message}") from exc
+        raise ConfigError(f"{source}: bad value for '{key}' in '{where}': {exc.message}") from exc
+    except (TypeError, ValueError) as exc:  # click's converters let some wrong YAML types through
+        raise ConfigError(f"{source}: bad value for '{key}' in '{where}': {value!r} is not a valid "
+                          f"{param.type.name}") from exc
+
+
+def _cli_name(param: click.Parameter) -> str:
+    """``batch-size`` for ``--batch-size``: the spelling a user wrote."""
+    longs = [o[2:] for o in getattr(param, "opts", []) if o.startswith("--")]
+    return longs[0] if longs else str(param.name)
 
 
 def resolved_config(ctx: click.Context) -> dict:

@@ -13,25 +13,12 @@ import numpy as np
 
 from stratonet.errors import InputFileError, SiteError
 
-_URL_SCHEMES = ("s3://", "gs://", "http://", "https://", "memory://", "file://", "az://", "abfs://")
-
-
-def is_url(path: str | Path) -> bool:
-    """True when ``path`` is an fsspec URL rather than a local path."""
-    return isinstance(path, str) and path.startswith(_URL_SCHEMES)
+from stratonet.remote import is_url, read_bytes
 
 
 def _open_bytes(path: str) -> bytes:
-    import fsspec
-
-    kwargs = {"anon": True} if path.startswith("s3://") else {}
-    try:
-        with fsspec.open(path, "rb", **kwargs) as fh:
-            return fh.read()
-    except FileNotFoundError as exc:
-        raise InputFileError(path, "file not found") from exc
-    except Exception as exc:
-        raise InputFileError(path, f"cannot open ({type(exc).__name__}: {exc})") from exc
+    """A remote file's bytes; network errors are retried and reported as "cannot reach HOST", 404 as "not found"."""
+    return read_bytes(path)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -81,11 +68,44 @@ def read_image(path: str | Path) -> np.ndarray:
     raise InputFileError(spath, "unknown image type (expected .tif, .tiff, .png, .jpg or .npy)")
 
 
+def full_scale(image: np.ndarray, bit_depth: int | str = "auto", where: str = "image") -> float:
+    """The raw value that maps to 1.0 when an image is scaled to [0, 1], as CellProfiler's NamesAndTypes does.
+
+    Parameters
+    ----------
+    image : ndarray
+        The image as stored in its file (its dtype matters, not its content).
+    bit_depth : "auto" or int
+        ``"auto"``: the dtype's maximum (255 for uint8, 65535 for uint16); float images are taken to be in [0, 1]
+        already. An int ``b`` uses ``2**b - 1`` for every image (e.g. 12 for 12-bit data stored as uint16).
+    where : str
+        The file, named in errors.
+
+    Raises
+    ------
+    InputFileError
+        For a float image with values above 1 under ``"auto"`` (its scale cannot be known; give a bit depth).
+    """
+    if bit_depth != "auto":
+        return float(2 ** int(bit_depth) - 1)
+    if image.dtype == bool:
+        return 1.0
+    if np.issubdtype(image.dtype, np.integer):
+        return float(np.iinfo(image.dtype).max)
+    peak = float(np.nanmax(image)) if image.size else 0.0
+    if peak > 1.0:
+        raise InputFileError(where, f"float image with values up to {peak:g}: its intensity scale is unknown; "
+                                    "give the bit depth (e.g. --bit-depth 16)")
+    return 1.0
+
+
 def load_site(
     paths: Mapping[str, str],
     channels: Sequence[str],
     site: str = "?",
     dtype: type = np.float32,
+    bit_depth: int | str | None = None,
+    dtypes: set | None = None,
 ) -> np.ndarray:
     """Read the channels of one site into a ``(C, H, W)`` array.
 
@@ -98,7 +118,12 @@ def load_site(
     site : str
         Site name for error messages (``plate/well/site``).
     dtype : numpy dtype
-        Output dtype; values are not rescaled.
+        Output dtype.
+    bit_depth : "auto", int or None
+        None: values are not rescaled. Otherwise each plane is divided by :func:`full_scale` of its stored dtype
+        (``"auto"``) or by ``2**bit_depth - 1``: the same rule for every site, never the site's own brightest pixel.
+    dtypes : set, optional
+        Receives the stored dtype name of every plane read (for provenance).
 
     Raises
     ------
@@ -117,6 +142,10 @@ def load_site(
             img = img.squeeze()
         if img.ndim != 2:
             raise SiteError(site, f"channel '{ch}' image {p} has shape {img.shape}, expected a 2-D plane")
+        if dtypes is not None:
+            dtypes.add(str(img.dtype))
+        if bit_depth is not None:
+            img = img.astype(np.float32) / np.float32(full_scale(img, bit_depth, where=str(p)))
         planes.append(img)
     shapes = {pl.shape for pl in planes}
     if len(shapes) > 1:
@@ -125,12 +154,13 @@ def load_site(
     return np.stack(planes).astype(dtype, copy=False)
 
 
-def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type = np.float32) -> np.ndarray:
+def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type = np.float32,
+                   bit_depth: int | str | None = None, dtypes: set | None = None) -> np.ndarray:
     """Read one index row (see :mod:`stratonet.index.schema`) as ``(C, H, W)``.
 
     If ``illum`` and the row has ``Illum_<Channel>`` paths (.npy illumination functions), each channel is divided
     by its function (CellProfiler's CorrectIlluminationApply, divide mode). Array-stack rows (``Path_Stack``)
-    are read whole and their channels picked by name.
+    are read whole and their channels picked by name. ``bit_depth`` and ``dtypes``: see :func:`load_site`.
     """
     from stratonet.index.schema import ILLUM_PREFIX, STACK_CHANNELS, STACK_PATH, site_name, site_paths
 
@@ -143,8 +173,15 @@ def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type
             raise SiteError(site, f"channel(s) {missing} not in stack {row[STACK_PATH]} (has {order})")
         if stack.ndim != 3 or stack.shape[0] != len(order):
             raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W)")
-        return stack[[order.index(c) for c in channels]].astype(dtype, copy=False)
-    img = load_site(site_paths(row, list(channels)), channels, site=site, dtype=dtype)
+        picked = stack[[order.index(c) for c in channels]]
+        if dtypes is not None:
+            dtypes.add(str(stack.dtype))
+        if bit_depth is not None:
+            scale = full_scale(stack, bit_depth, where=str(row[STACK_PATH]))
+            return (picked.astype(np.float32) / np.float32(scale)).astype(dtype, copy=False)
+        return picked.astype(dtype, copy=False)
+    img = load_site(site_paths(row, list(channels)), channels, site=site, dtype=dtype, bit_depth=bit_depth,
+                    dtypes=dtypes)
     if illum:
         for i, ch in enumerate(channels):
             ip = row.get(f"{ILLUM_PREFIX}{ch}") if hasattr(row, "get") else None

@@ -33,10 +33,29 @@ def log_to_file(path: str | Path) -> Path:
     for h in list(logger.handlers):
         if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == p.resolve():
             return p
-    fh = logging.FileHandler(p)
+    fh = _RunLogHandler(p)
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(fh)
     return p
+
+
+class _RunLogHandler(logging.FileHandler):
+    """A run-log file handler that, when the log cannot be written (full disk), says so once and stops,
+    instead of printing logging's traceback for every record."""
+
+    broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.broken:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys as _sys
+
+        self.broken = True
+        exc = _sys.exc_info()[1]
+        console.print(f"[yellow]warning:[/] cannot write the run log {self.baseFilename} ({exc}); it stops here",
+                      highlight=False, soft_wrap=True)
 
 
 def track(iterable: Iterable[T], description: str, total: int | None = None, disable: bool | None = None) -> Iterator[T]:
@@ -58,3 +77,9 @@ def track(iterable: Iterable[T], description: str, total: int | None = None, dis
         for item in iterable:
             yield item
             progress.advance(task)
+
+
+def warn(message: str) -> None:
+    """Say something the user must know (a column left out, a value assumed) on stderr and in the run log."""
+    get_logger().warning(message)
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, markup=True, soft_wrap=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stratonet.tables import SITE_KEYS
+from stratonet.tables import SITE_KEYS, discard_on_error
 
 
 class PartitionedWriter:
@@ -69,8 +69,9 @@ class PartitionedWriter:
         df = pd.concat(self._buffer, ignore_index=True)
         part = self.parts_dir / f"part-{n:05d}.parquet"
         tmp = part.with_suffix(".tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(part)
+        with discard_on_error(tmp, part):  # a full disk leaves no half-written part behind
+            df.to_parquet(tmp, index=False)
+            tmp.replace(part)
         self._buffer, self._buffered = [], 0
 
     def finalize(self) -> Path:
@@ -82,13 +83,14 @@ class PartitionedWriter:
         sources = ([self.out] if self.out.exists() else []) + parts
         schema = _unified_schema(sources)
         tmp = self.out.with_name(self.out.name + ".tmp")
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for src in sources:
-                pf = pq.ParquetFile(src)
-                for i in range(pf.num_row_groups):
-                    tbl = pf.read_row_group(i)
-                    writer.write_table(_conform(tbl, schema))
-        tmp.replace(self.out)
+        with discard_on_error(tmp, self.out):
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for src in sources:
+                    pf = pq.ParquetFile(src)
+                    for i in range(pf.num_row_groups):
+                        tbl = pf.read_row_group(i)
+                        writer.write_table(_conform(tbl, schema))
+            tmp.replace(self.out)
         for p in parts:
             p.unlink()
         self.parts_dir.rmdir()
@@ -129,8 +131,11 @@ class ErrorLog:
         return len(self.rows)
 
     def save(self) -> Path | None:
-        """Write the errors table (Parquet + CSV for a quick look); nothing if there were no errors."""
+        """Write the errors table (Parquet + CSV for a quick look); with no errors, remove a table left by an
+        earlier run (its sites were retried and succeeded, so it would be stale)."""
         if not self.rows:
+            for stale in (self.path.with_suffix(".csv"), self.path.with_suffix(".parquet")):
+                stale.unlink(missing_ok=True)
             return None
         df = pd.DataFrame(self.rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)

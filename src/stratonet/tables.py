@@ -6,9 +6,11 @@ Never rely on column order.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -25,7 +27,8 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
     Parameters
     ----------
     path : str or Path
-        Table file. The format is taken from the suffix.
+        Table file, or an fsspec URL (``s3://``, ``https://``; read whole, see :mod:`stratonet.remote`). The format
+        is taken from the suffix.
     columns : sequence of str, optional
         Only read these columns (Parquet reads are then column-pruned).
 
@@ -33,20 +36,26 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
     -------
     pandas.DataFrame
     """
+    from stratonet.remote import is_url, read_bytes
+
+    remote = is_url(path)
     p = Path(path)
-    if not p.exists():
+    if not remote and not p.exists():
         raise InputFileError(str(p), "file not found")
-    name = p.name.lower()
+    name = (str(path).split("?")[0].rsplit("/", 1)[-1] if remote else p.name).lower()
+    src = io.BytesIO(read_bytes(str(path))) if remote else p  # a URL is read whole, with retries
     try:
-        if name.endswith(".parquet") or name.endswith(".pq") or p.is_dir():
-            return pd.read_parquet(p, columns=list(columns) if columns else None)
+        if name.endswith(".parquet") or name.endswith(".pq") or (not remote and p.is_dir()):
+            return pd.read_parquet(src, columns=list(columns) if columns else None)
         sep = "\t" if (name.endswith(".tsv") or name.endswith(".tsv.gz") or name.endswith(".txt")) else ","
-        df = pd.read_csv(p, sep=sep, usecols=list(columns) if columns else None, low_memory=False)
+        compression = "gzip" if remote and name.endswith(".gz") else "infer"
+        df = pd.read_csv(src, sep=sep, usecols=list(columns) if columns else None, low_memory=False,
+                         compression=compression)
         return df
     except StratoNetError:
         raise
     except Exception as exc:  # pyarrow / pandas parse errors
-        raise InputFileError(str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
+        raise InputFileError(str(path) if remote else str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
 
 
 def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = None) -> Path:
@@ -65,26 +74,50 @@ def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = No
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     name = p.name.lower()
-    if name.endswith(".parquet"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if provenance:
-            meta = dict(table.schema.metadata or {})
-            meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
-            table = table.replace_schema_metadata(meta)
-        pq.write_table(table, tmp)
-    elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
-        df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
-    elif name.endswith(".csv") or name.endswith(".csv.gz"):
-        df.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
-    else:
+    if not name.endswith((".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")):
         raise StratoNetError(f"{p}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
-    tmp.replace(p)
+    with discard_on_error(tmp, p):
+        if name.endswith(".parquet"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if provenance:
+                meta = dict(table.schema.metadata or {})
+                meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+                table = table.replace_schema_metadata(meta)
+            pq.write_table(table, tmp)
+        elif name.endswith(".tsv") or name.endswith(".tsv.gz"):
+            df.to_csv(tmp, sep="\t", index=False, compression="gzip" if name.endswith(".gz") else None)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+        tmp.replace(p)
     if provenance and not name.endswith(".parquet"):
         p.with_name(p.name + ".provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
     return p
+
+
+@contextmanager
+def discard_on_error(tmp: str | Path, final: str | Path | None = None) -> Iterator[Path]:
+    """Remove the temporary file ``tmp`` if the block fails, so no half-written part is left behind.
+
+    A full disk, a read-only or a permission error becomes a one-line :class:`~stratonet.errors.OutputError`
+    naming ``final`` (the file being written); other errors pass through unchanged.
+    """
+    from stratonet.errors import OutputError, storage_reason
+
+    tmp = Path(tmp)
+    try:
+        yield tmp
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = storage_reason(exc)
+        if reason is not None:
+            raise OutputError(str(final or tmp), reason) from exc
+        raise
 
 
 def read_provenance(path: str | Path) -> dict:
@@ -119,10 +152,11 @@ def stamp_provenance(path: str | Path, provenance: dict) -> None:
     meta[PROVENANCE_KEY.encode()] = json.dumps(provenance, default=str).encode()
     schema = pf.schema_arrow.with_metadata(meta)
     tmp = p.with_name(p.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for i in range(pf.num_row_groups):
-            writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
-    tmp.replace(p)
+    with discard_on_error(tmp, p):
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for i in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(i).replace_schema_metadata(meta))
+        tmp.replace(p)
 
 
 def is_untrained(provenance: dict) -> str | None:
@@ -170,6 +204,53 @@ def feature_columns(
     if prefixes:
         cols = [c for c in cols if any(str(c).startswith(p) for p in prefixes)]
     return cols
+
+
+def non_numeric_columns(df: pd.DataFrame) -> list[str]:
+    """Non-``Metadata_`` columns that are not numeric: they cannot be features and are left out of every profile."""
+    return [c for c in df.columns
+            if not str(c).startswith(METADATA_PREFIX) and not pd.api.types.is_numeric_dtype(df[c])]
+
+
+def check_finite(df: pd.DataFrame, features: Sequence[str], where: str, allow_nan: bool = True,
+                 dtype: type | None = None) -> None:
+    """Raise a one-line error naming the feature columns that hold ±inf (and NaN unless ``allow_nan``).
+
+    Parameters
+    ----------
+    df : DataFrame
+    features : sequence of str
+        Columns to check.
+    where : str
+        The table or step, named first in the message (e.g. the input file).
+    allow_nan : bool
+        NaN is accepted (most steps handle it) unless False.
+    dtype : numpy dtype, optional
+        Also refuse finite values that overflow this dtype (e.g. ``np.float32``, which turns 1e39 into inf).
+
+    Raises
+    ------
+    StratoNetError
+        ``<where>: ±inf in 2 feature column(s): f1 (3 rows), f7 (1 row)`` (at most 5 named).
+    """
+    import numpy as np
+
+    bad: list[tuple[str, int]] = []
+    limit = float(np.finfo(dtype).max) if dtype is not None else np.inf
+    for c in features:
+        x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        n = int(np.count_nonzero(np.isinf(x) | (np.abs(x) > limit)))
+        if not allow_nan:
+            n += int(np.count_nonzero(np.isnan(x)))
+        if n:
+            bad.append((str(c), n))
+    if bad:
+        what = "±inf" + ("" if allow_nan else " or NaN") + (f" (or beyond {np.dtype(dtype).name})" if dtype else "")
+        named = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise StratoNetError(f"{where}: {what} in {len(bad)} feature column(s): {named}{more}; "
+                             "replace or drop those values (NaN is handled)" if allow_nan else
+                             f"{where}: {what} in {len(bad)} feature column(s): {named}{more}")
 
 
 def site_id(plate: object, well: object, site: object) -> str:

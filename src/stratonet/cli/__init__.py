@@ -79,13 +79,26 @@ def main(argv: list[str] | None = None) -> None:
     except StratoNetError as exc:
         _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # full disk, read-only output, permissions: the user's to fix, not a bug
+        from stratonet.errors import storage_reason
+
+        reason = storage_reason(exc)
+        if reason is None:
+            _internal_error(exc)
+        where = exc.filename or "writing output"
+        _error(f"{where}: {reason}")
+        sys.exit(2)
     except KeyboardInterrupt:
         _error("interrupted; what was written is kept and a rerun resumes")
         sys.exit(130)
     except Exception as exc:  # a bug, not bad input: one line, traceback on request
-        if os.environ.get("STRATONET_DEBUG"):
-            raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (set STRATONET_DEBUG=1 for the traceback)")
-        sys.exit(1)
+        _internal_error(exc)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
+
+
+def _internal_error(exc: BaseException) -> None:
+    if os.environ.get("STRATONET_DEBUG"):
+        raise exc
+    _error(f"internal error: {type(exc).__name__}: {exc} (set STRATONET_DEBUG=1 for the traceback)")
+    sys.exit(1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 from stratonet.classical.measure import GROUPS
 
 
@@ -18,7 +19,7 @@ def _ints(value: str) -> tuple[int, ...]:
 
 
 @click.command("classical")
-@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("index", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("classical"), show_default=True,
               help="Output folder (single_cell.parquet, site.parquet, well.parquet, *_mean.parquet, manifest).")
 @click.option("--features", default="all", show_default=True,
@@ -52,12 +53,14 @@ def _ints(value: str) -> tuple[int, ...]:
                    "Labels_Nuclei / Labels_Cells do the same per row.")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
+@click.option("--bit-depth", default="auto", show_default=True,
+              help="Intensity scale to [0, 1]: 'auto' divides by the file dtype's maximum (uint8 255, uint16 65535), "
+                   "as CellProfiler does; N divides every image by 2**N - 1 (e.g. 12 for 12-bit data in uint16).")
 @on_error_option
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, center_object: bool,
-              save_masks: bool,
-              labels_dir: Path | None, illum: bool, on_error: str) -> None:
+              save_masks: bool, labels_dir: Path | None, illum: bool, bit_depth: str, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -72,7 +75,11 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         raise ConfigError(f"--nuclei-diameter must be 'min,max' with 0 < min < max, got {nuclei_diameter!r}")
     if labels_dir is not None and not labels_dir.is_dir():
         raise ConfigError(f"--labels-dir {labels_dir}: not a folder")
+    depth = str(bit_depth).strip().lower()
+    if depth != "auto" and not (depth.isdigit() and 1 <= int(depth) <= 32):
+        raise ConfigError(f"--bit-depth must be 'auto' or an integer 1-32, got {bit_depth!r}")
     cfg = ClassicalConfig(
+        bit_depth="auto" if depth == "auto" else int(depth),
         groups=parse_groups(features),
         dna_channel=dna_channel,
         cell_channels=[c.strip() for c in cell_channels.split(",") if c.strip()],

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 from stratonet.cli.scaling import scaling_options
 
 
@@ -17,7 +18,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @click.command("deep")
-@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("index", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("deep.parquet"), show_default=True,
               help="Feature table to write (Parquet); a manifest <stem>.manifest.json is written beside it.")
 @click.option("--channels", default=None, help="Comma-separated channels to use (default: all in the index).")
@@ -37,12 +38,13 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--centers", type=click.Path(path_type=Path), default=None,
               help="cells mode: table of Nuclei_Location_Center_X/Y per Metadata_Plate/Well/Site (e.g. CellProfiler "
                    "Nuclei.csv); default: Otsu nuclei on DNA.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Channel images per forward pass.")
-@click.option("--workers", type=int, default=None,
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Channel images per forward pass.")
+@click.option("--workers", type=click.IntRange(0), default=None,
               help="Decode/preprocess worker processes (default: cores/4 on CPU, cores-1 on CUDA; 0 = none).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
-@click.option("--threads", type=int, default=None, help="Model intra-op threads (default: the cores the workers leave).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Model intra-op threads (default: the cores the workers leave).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 from stratonet.cli.scaling import scaling_options
 
 
 @click.command("pixel")
-@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("index", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("pixel.parquet"), show_default=True,
               help="Feature table to write (Parquet); a rerun resumes.")
 @click.option("--size", type=click.IntRange(1, 512), default=16, show_default=True,

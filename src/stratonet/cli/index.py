@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.paths import PATH_OR_URL
 
 
 @click.command("index")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("index.parquet"), show_default=True,
               help="Index table to write (.parquet, .csv or .csv.gz).")
 @click.option("--layout", type=click.Choice(["loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays"]),
@@ -43,12 +44,14 @@ from stratonet.cli.common import on_error_option, start_run
 @click.option("--illum-filter", type=click.Choice(["median", "gaussian"]), default="median", show_default=True)
 @click.option("--illum-size", type=int, default=None,
               help="Illumination smoothing filter width in pixels [default: 1/8 of the shorter image side].")
+@click.option("--plate-format", type=click.Choice(["auto", "96", "384", "1536"]), default="auto", show_default=True,
+              help="Wells must exist on this plate format; auto: the smallest format holding each plate's wells.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
           plane: int | None, pattern: str | None, channels: str | None, file_column: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
           barcode_platemap: Path | None, compound_metadata: Path | None, check: bool, illum: bool,
-          illum_filter: str, illum_size: int | None, on_error: str) -> None:
+          illum_filter: str, illum_size: int | None, plate_format: str, on_error: str) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
     SOURCE is a folder of images (phenix, imagexpress, regex), a LoadData CSV (loaddata), BBBC021's image table
@@ -65,7 +68,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         source, layout, channel_map=channel_map, plate=plate, plane=plane, pattern=pattern, channels=channels,
         file_column=file_column, image_root=image_root, source_name=source_name, batch=batch, platemap=platemap,
         barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
-        record=lambda site, msg: errors.add(site, "index", msg),
+        record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format,
     )
     if illum:
         from stratonet.illum import compute_illum

@@ -22,7 +22,7 @@ from stratonet.cli.common import start_run
 @click.option("--masks/--no-masks", default=False, show_default=True,
               help="Also write ground-truth nuclei and cell label images under OUT/masks.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace a different plate already in OUT.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes rendering sites in parallel.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Processes rendering sites in parallel.")
 def synth(out: Path, wells: int, sites: int, seed: int, size: int, plate: str, compression: str, masks: bool,
           overwrite: bool, workers: int) -> None:
     """Write a synthetic 5-channel Cell Painting plate (phenix layout, 16-bit TIFF), load_data.csv and platemap.

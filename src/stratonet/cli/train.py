@@ -33,7 +33,7 @@ def _common(f):
                      help="Seeded, deterministic kernels (slower)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--bf16/--no-bf16", default=True, show_default=True, help="bf16 autocast (CUDA only)."),
-        click.option("--num-workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader worker processes."),
         click.option("--resume/--no-resume", default=False, show_default=True,
                      help="Continue from RUN/train/<name>/last_state.pt up to --epochs."),
     ]
@@ -59,8 +59,8 @@ def train() -> None:
               help="Normalisation: training-set mean/std, ImageNet's, or none.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Held-out fraction when DATA has no train/ and val/ folders.")
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--step-size", type=int, default=30, show_default=True, help="Epochs per step of --scheduler step.")
 @click.option("--gamma", type=float, default=0.1, show_default=True, help="LR factor per step.")
@@ -98,8 +98,8 @@ def classifier(data: Path, out: Path, channels: str | None, **kw) -> None:
 @click.option("--group-by", type=click.Choice(["well", "plate", "none"]), default="well", show_default=True,
               help="Keep all sites of a well (or plate) on one side of the 80/20 split.")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True)
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--imbalance", type=click.Choice(["weighted-loss", "balanced-sampler", "downsample", "none"]),
               default="weighted-loss", show_default=True,
               help="Class imbalance: inverse-frequency loss weights, class-balanced batches, or downsampling the "

@@ -20,7 +20,7 @@ from stratonet.errors import ConfigError, StratoNetError
 from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
 from stratonet.evaluate.sampling import balanced_sample, balanced_subset, kfold_indices, train_test_split_indices
 from stratonet.progress import get_logger, track
-from stratonet.tables import feature_columns
+from stratonet.tables import check_finite, feature_columns, non_numeric_columns
 
 CLASSIFIERS = ("svm", "rf", "mlp", "logreg")
 CLASSIFIER_NAMES = {
@@ -54,6 +54,11 @@ def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str
     if label not in df.columns:
         raise StratoNetError(f"label column '{label}' not in profiles")
     feats = feature_columns(df, features)
+    if features is None and (text := non_numeric_columns(df)):
+        from stratonet.progress import warn
+
+        warn(f"{len(text)} non-numeric column(s) left out of the features: {', '.join(map(str, text[:8]))}"
+             + (" ..." if len(text) > 8 else ""))
     if not feats:
         raise StratoNetError("no numeric feature columns in profiles")
     data = df[df[label].notna()]
@@ -151,6 +156,7 @@ def evaluate_classifiers(
     if group_by is not None and group_by not in df.columns:
         raise StratoNetError(f"--group-by column '{group_by}' not in profiles")
     data, feats = _prepare(df, label, features, exclude_class)
+    check_finite(data, feats, name or "profiles", dtype=np.float32)
     X = data[feats].to_numpy(dtype=np.float32)
     y = data[label].astype(str).to_numpy()
     groups = data[group_by].astype(str).to_numpy() if group_by else None

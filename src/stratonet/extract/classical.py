@@ -42,6 +42,7 @@ class ClassicalConfig:
     save_masks: bool = False
     labels_dir: str | None = None
     illum: bool = True
+    bit_depth: int | str = "auto"  # "auto": each file's dtype (uint8 /255, uint16 /65535); an int: 2**n - 1
     segment: SegmentParams = field(default_factory=SegmentParams)
     measure: MeasureParams = field(default_factory=MeasureParams)
 
@@ -52,9 +53,14 @@ class ClassicalConfig:
 def scale_to_unit(img: np.ndarray) -> np.ndarray:
     """Scale raw intensities to [0, 1] as CellProfiler does: uint16 / 65535 (uint8 / 255), then clip.
 
-    The stored dtype is lost once a site is read as float, so the range decides: a maximum above 255 means
-    16-bit data, above 1 means 8-bit data; data already in [0, 1] is left as it is.
+    An integer array is scaled by its dtype. A float array has lost its stored dtype, so its range decides (a
+    maximum above 255 means 16-bit data, above 1 means 8-bit data); that guess depends on the site's content, so
+    :func:`process_site` does not use it: it scales every plane by its file's dtype (see ``ClassicalConfig.bit_depth``).
     """
+    if np.issubdtype(np.asarray(img).dtype, np.integer):
+        from stratonet.io import full_scale
+
+        return np.clip(np.asarray(img, dtype=np.float32) / np.float32(full_scale(np.asarray(img))), 0.0, 1.0)
     x = np.asarray(img, dtype=np.float32)
     peak = float(x.max()) if x.size else 0.0
     if peak > 255:
@@ -174,8 +180,10 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
 
     t0 = time.process_time()
     site = site_name(row)
+    dtypes: set[str] = set()
     try:
-        img = scale_to_unit(load_index_row(pd.Series(row), channels, illum=cfg.illum))
+        img = load_index_row(pd.Series(row), channels, illum=cfg.illum, bit_depth=cfg.bit_depth, dtypes=dtypes)
+        img = np.clip(img, 0.0, 1.0)  # scaled by the files' dtype (or --bit-depth), the same for every site
         masks, notes = segment_row(row, img, channels, cfg)
         if cfg.drop_border:
             masks = _drop_border(masks)
@@ -210,7 +218,7 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
     med = aggregate_cells(cells, SITE_KEYS, "median", counts)
     mean = aggregate_cells(cells, SITE_KEYS, "mean", counts)
     return {"cells": cells, "median": med, "mean": mean, "cpu_s": time.process_time() - t0, "notes": notes,
-            "site": site}
+            "site": site, "dtypes": sorted(dtypes)}
 
 
 def _worker(args):
@@ -315,6 +323,7 @@ def extract_classical(
             rows.append(r)
     errors = ErrorLog(out / "errors")
     notes: set[str] = set()
+    dtypes_seen: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
 
     def handle(res: dict) -> None:
@@ -333,6 +342,7 @@ def extract_classical(
         n_done += 1
         n_cells += len(res["cells"])
         notes.update(res["notes"])
+        dtypes_seen.update(res.get("dtypes", []))
         if n_done % flush_every == 0:
             for k in ("cells", "mean", "median"):
                 writers[k].flush()
@@ -353,9 +363,10 @@ def extract_classical(
             if workers <= 1:
                 for r in track(rows, "classical features", total=len(rows), disable=not progress):
                     try:
-                        handle(process_site(r, channels, cfg, str(out)))
+                        res = process_site(r, channels, cfg, str(out))
                     except StratoNetError as exc:
-                        handle({"error": str(exc), "site": site_name(r), "row": r})
+                        res = {"error": str(exc), "site": site_name(r), "row": r}
+                    handle(res)  # outside the try: a full disk while writing is not a bad site
             else:
                 import multiprocessing as mp
 
@@ -382,7 +393,13 @@ def extract_classical(
                 writers[k].flush()
     for k in ("cells", "mean", "median"):
         writers[k].finalize()
-    provenance = {"feature_set": "classical", "groups": cfg.groups, "segmentation": cfg.segmentation}
+    if len(dtypes_seen) > 1:
+        notes.add(f"images of several dtypes ({', '.join(sorted(dtypes_seen))}) were each scaled by their own "
+                  "dtype's range; give --bit-depth to scale all alike")
+    intensity_scale = {"bit_depth": cfg.bit_depth, "file_dtypes": sorted(dtypes_seen),
+                       "rule": "raw / (2**bit_depth - 1)" if cfg.bit_depth != "auto" else "raw / max of file dtype"}
+    provenance = {"feature_set": "classical", "groups": cfg.groups, "segmentation": cfg.segmentation,
+                  "intensity_scale": intensity_scale}
     stamp_provenance(out / "single_cell.parquet", {**provenance, "table": "single_cell"})
     stamp_provenance(out / "site.parquet", {**provenance, "table": "site", "aggregation": "median"})
     stamp_provenance(out / "site_mean.parquet", {**provenance, "table": "site", "aggregation": "mean"})
@@ -394,6 +411,7 @@ def extract_classical(
         "config": cfg.to_dict(),
         "channels": channels,
         "notes": sorted(notes),
+        "intensity_scale": intensity_scale,
         "n_sites": n_done,
         "n_sites_skipped_as_done": len(done),
         "n_cells": n_cells,

@@ -216,6 +216,8 @@ def extract_deep(
         raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
     if mode not in MODES:
         raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
+    if int(batch_size) < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     source = "index" if isinstance(index, pd.DataFrame) else str(index)
     df = index if isinstance(index, pd.DataFrame) else read_table(index)
     validate_index(df, source)

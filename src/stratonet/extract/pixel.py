@@ -19,6 +19,7 @@ from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
 from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
+from stratonet.remote import is_url
 from stratonet.resumable import ErrorLog, PartitionedWriter
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
@@ -110,7 +111,7 @@ def extract_pixel(
         raise ConfigError(f"--size must be >= 1, got {size}")
     index_path = None
     if not isinstance(index, pd.DataFrame):
-        index_path = Path(index)
+        index_path = index if is_url(index) else Path(index)  # keep a URL intact
         index = read_table(index_path)
     validate_index(index, name=str(index_path or "index"))
     available = channels_of(index)

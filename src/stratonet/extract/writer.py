@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stratonet.resumable import PartitionedWriter, _conform, _unified_schema
+from stratonet.tables import discard_on_error
 
 
 def wide_frame_to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -79,12 +80,13 @@ class WideTableWriter(PartitionedWriter):
             sources = ([self.out] if self.out.exists() else []) + parts
             schema = _unified_schema(sources).with_metadata(self.metadata)
             tmp = self.out.with_name(self.out.name + ".tmp")
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for src in sources:
-                    pf = pq.ParquetFile(src)
-                    for i in range(pf.num_row_groups):
-                        writer.write_table(_conform(pf.read_row_group(i), schema))
-            tmp.replace(self.out)
+            with discard_on_error(tmp, self.out):
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for src in sources:
+                        pf = pq.ParquetFile(src)
+                        for i in range(pf.num_row_groups):
+                            writer.write_table(_conform(pf.read_row_group(i), schema))
+                tmp.replace(self.out)
             for p in parts:
                 p.unlink()
         self.parts_dir.rmdir()
@@ -96,5 +98,6 @@ def _write_part(df: pd.DataFrame, part, metadata: dict | None) -> None:
     table = wide_frame_to_arrow(df)
     if metadata:
         table = table.replace_schema_metadata(metadata)
-    pq.write_table(table, tmp)
-    tmp.replace(part)
+    with discard_on_error(tmp, part):  # a full disk leaves no half-written part behind
+        pq.write_table(table, tmp)
+        tmp.replace(part)

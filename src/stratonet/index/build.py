@@ -14,14 +14,16 @@ from stratonet.index import layouts as _layouts
 from stratonet.index import loaddata as _loaddata
 from stratonet.index.checks import check_index
 from stratonet.index.metadata import join_compounds, join_platemaps
+from stratonet.index.plate_format import check_wells
 from stratonet.index.schema import PATH_PREFIX, STACK_PATH, validate_index
+from stratonet.remote import is_url
 
 LAYOUTS = ("loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays")
 
 
 def default_layout(source: str | Path) -> str:
     """``loaddata`` for a .csv(.gz) file, else ``phenix``."""
-    name = Path(source).name.lower()
+    name = str(source).rstrip("/").rsplit("/", 1)[-1].lower() if is_url(source) else Path(source).name.lower()
     return "loaddata" if name.endswith((".csv", ".csv.gz")) else "phenix"
 
 
@@ -44,6 +46,7 @@ def build_index(
     check: bool = True,
     on_error: str = "fail",
     record: Callable[[str, str], None] | None = None,
+    plate_format: str | int | None = "auto",
 ) -> pd.DataFrame:
     """Build an image index (see :mod:`stratonet.index.schema`): one row per site, or per crop for ``arrays``.
 
@@ -75,16 +78,22 @@ def build_index(
         Read file headers (``False`` checks only that every site has every channel).
     on_error : {"fail", "skip"}
         ``skip`` drops bad sites, calling ``record(site, message)`` for each.
+    plate_format : {"auto", 96, 384, 1536}
+        Wells must exist on this plate format (``auto``: the smallest format holding each plate's wells); a well
+        such as ``Z99`` or, on a 96-well plate, ``A13`` is an error.
 
     Returns
     -------
     DataFrame
     """
-    source = Path(source)
+    remote = is_url(source)
+    source = str(source) if remote else Path(source)  # Path() would turn s3://b/k into s3:/b/k
     layout = layout or default_layout(source)
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
-    if not Path(source).exists():
+    if remote and layout != "loaddata":
+        raise ConfigError(f"{source}: only a LoadData table can be indexed from a URL ('{layout}' needs a local folder)")
+    if not remote and not Path(source).exists():
         raise InputFileError(str(source), "not found")
     if layout == "loaddata":
         df = _loaddata.loaddata(source)
@@ -103,6 +112,7 @@ def build_index(
     if batch:
         df.insert(1 if source_name else 0, "Metadata_Batch", batch)
     validate_index(df, name=str(source))
+    check_wells(df, plate_format, source=str(source))
     df = join_platemaps(df, platemap=platemap, barcode_platemap=barcode_platemap)
     df = join_compounds(df, compound_metadata=compound_metadata)
     df = check_index(df, check_files=check, on_error=on_error, record=record)

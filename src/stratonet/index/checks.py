@@ -26,15 +26,10 @@ def _is_missing(value: object) -> bool:
 
 
 def url_exists(url: str) -> bool:
-    """True when an fsspec URL exists (``s3://`` is asked anonymously)."""
-    import fsspec
+    """True when an fsspec URL exists; network errors raise "cannot reach HOST" (see :mod:`stratonet.remote`)."""
+    from stratonet.remote import exists
 
-    kwargs = {"anon": True} if url.startswith("s3://") else {}
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **kwargs)
-        return bool(fs.exists(path))
-    except Exception as exc:
-        raise InputFileError(url, f"cannot reach ({type(exc).__name__}: {exc})") from exc
+    return exists(url)
 
 
 def image_shape(path: str) -> tuple[int, ...] | None:
@@ -87,11 +82,14 @@ def _tiff_shape(path: str) -> tuple[int, ...]:
         return tuple(page.shape)
 
 
-def _plane_hw(shape: tuple[int, ...]) -> tuple[int, int]:
-    dims = [d for d in shape if d != 1] if len(shape) > 2 else list(shape)
-    if len(dims) == 3 and dims[-1] in (3, 4):  # RGB(A) plane
-        dims = dims[:2]
-    return tuple(dims[-2:])  # type: ignore[return-value]
+def _require_plane(shape: tuple[int, ...], path: str, site: str) -> tuple[int, int]:
+    """(H, W) of a file that holds one 2-D plane; a z-stack, time series or RGB file is a one-line SiteError."""
+    dims = tuple(d for d in shape if d != 1)
+    if len(dims) != 2:
+        kind = "an RGB(A) image" if len(dims) == 3 and dims[-1] in (3, 4) else "a stack of planes"
+        raise SiteError(site, f"image {path} has shape {shape}: {kind}, but each channel needs one 2-D plane "
+                              "(split it into planes, or index (C, H, W) stacks with --layout arrays)")
+    return dims  # type: ignore[return-value]
 
 
 def check_site(row: pd.Series, channels: list[str], check_files: bool = True) -> None:
@@ -106,10 +104,12 @@ def check_site(row: pd.Series, channels: list[str], check_files: bool = True) ->
         if check_files:
             shape = image_shape(str(p))
             if shape is not None:
-                shapes[ch] = _plane_hw(shape)
+                shapes[ch] = _require_plane(shape, str(p), site)
         illum = row.get(f"{ILLUM_PREFIX}{ch}")
         if check_files and not _is_missing(illum):
-            image_shape(str(illum))
+            ishape = image_shape(str(illum))
+            if ishape is not None:
+                _require_plane(ishape, str(illum), site)
     if len(set(shapes.values())) > 1:
         desc = ", ".join(f"{ch}={s[0]}x{s[1]}" for ch, s in shapes.items())
         raise SiteError(site, f"channel images differ in size ({desc})")

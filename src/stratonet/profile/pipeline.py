@@ -11,7 +11,9 @@ from stratonet.profile.annotate import annotate
 from stratonet.profile.normalize import normalize
 from stratonet.profile.select import feature_select
 from stratonet.profile.spherize import spherize
-from stratonet.tables import feature_columns
+from stratonet.errors import StratoNetError
+from stratonet.progress import warn
+from stratonet.tables import check_finite, feature_columns, non_numeric_columns
 
 
 def run_profile(
@@ -59,6 +61,12 @@ def run_profile(
         Profiles; ``.attrs["steps"]`` records what was done and how many features remain.
     """
     feats = feature_columns(df, features)
+    if features is None and (text := non_numeric_columns(df)):
+        warn(f"{len(text)} non-numeric column(s) left out of the features: {', '.join(map(str, text[:8]))}"
+             + (" ..." if len(text) > 8 else "") + " (name them Metadata_* to keep them as metadata)")
+    if not feats:
+        raise StratoNetError("no numeric feature column to profile (only Metadata_* or text columns)")
+    check_finite(df, feats, "feature table")
     steps: list[dict] = [{"step": "input", "rows": len(df), "features": len(feats)}]
     out = df
     if aggregate_level:
@@ -77,6 +85,10 @@ def run_profile(
         feats = [f for f in feats if f in out.columns]
         ops = select if isinstance(select, str) else ",".join(select)
         steps.append({"step": f"feature_select {ops}", "rows": len(out), "features": len(feats)})
+        if not feats:
+            n_in = steps[0]["features"]
+            raise StratoNetError(f"feature_select {ops} left 0 of {n_in} features (constant, NA or blocklisted "
+                                 "across all rows): nothing to profile; check the input or use --select none")
     if do_spherize:
         out = spherize(out, feats, reference, spherize_method, spherize_epsilon)
         steps.append({"step": f"spherize {spherize_method} on {reference}", "rows": len(out), "features": len(feats)})

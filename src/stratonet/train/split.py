@@ -47,6 +47,9 @@ def stratified_split(
                 k = int(round(len(idx) * val_fraction)) if len(idx) > 1 else 0
                 val.extend(idx[:max(k, 1 if len(idx) > 1 else 0)])
             val = np.sort(np.asarray(val, dtype=int))
+            if not len(val):
+                raise StratoNetError(f"every class has a single sample ({n} in all): none is left for validation; "
+                                     "at least one class needs 2 or more")
             return np.setdiff1d(np.arange(n), val), val
         n_val = max(int(round(n * val_fraction)), len(counts))
         sss = StratifiedShuffleSplit(n_splits=1, test_size=min(n_val, n - len(counts)), random_state=seed)
@@ -61,5 +64,12 @@ def stratified_split(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        tr, va = next(sgkf.split(np.zeros(n), labels, groups))
+        try:
+            tr, va = next(sgkf.split(np.zeros(n), labels, groups))
+        except ValueError as exc:  # too few samples per class for this many folds
+            sizes = {str(c): int((labels == c).sum()) for c in np.unique(labels)}
+            raise StratoNetError(
+                f"too little data for a group-aware split with {val_fraction:.0%} validation: samples per class "
+                f"{sizes}, at least {n_splits} needed in some class (use --group-by none, a larger --val-fraction "
+                "or more wells)") from exc
     return np.sort(tr), np.sort(va)
