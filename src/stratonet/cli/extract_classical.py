@@ -49,11 +49,14 @@ def _ints(value: str) -> tuple[int, ...]:
                    "Labels_Nuclei / Labels_Cells do the same per row.")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
+@click.option("--on-empty", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
+              help="A site where no object is found: warn (write it with counts 0 and say so) or error "
+                   "(a site error, which --on-error then fails on or skips). The manifest counts them either way.")
 @on_error_option
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, save_masks: bool,
-              labels_dir: Path | None, illum: bool, on_error: str) -> None:
+              labels_dir: Path | None, illum: bool, on_empty: str, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -61,6 +64,7 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
     from stratonet.extract.classical import ClassicalConfig, extract_classical
     from stratonet.progress import console
     from stratonet.tables import read_table
+    from stratonet.wording import plural, row_unit
 
     start_run(out, "extract_classical")
     dmin, dmax = (_ints(nuclei_diameter) + (0, 0))[:2]
@@ -88,10 +92,22 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         ok, why = cellpose_available()
         if not ok:
             raise ConfigError(f"--segmentation cellpose: {why}; use --segmentation classic")
-    man = extract_classical(read_table(index), out, cfg, workers=workers, on_error=on_error)
+    table = read_table(index)
+    unit = row_unit(table.columns)
+    man = extract_classical(table, out, cfg, workers=workers, on_error=on_error, on_empty=on_empty)
     console.print(
-        f"classical features: {man['n_sites']} sites, {man['n_cells']} cells, "
-        f"{man['core_s_per_site']:.1f} core-s/site, {man['n_errors']} errors -> {out}"
+        f"classical features: {plural(man['n_sites'], unit)}, {plural(man['n_cells'], 'cell')}, "
+        f"{man['core_s_per_site']:.1f} core-s/{unit}, {plural(man['n_errors'], 'error')} -> {out}",
+        highlight=False,
     )
     for n in man["notes"]:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    if man["n_sites_empty"]:
+        shown = ", ".join(man["empty_sites"][:5]) + (", ..." if man["n_sites_empty"] > 5 else "")
+        console.print(f"[yellow]warning:[/] {plural(man['n_sites_empty'], unit)} with 0 objects ({shown}); "
+                      "see n_sites_empty in site.manifest.json", highlight=False)
+    if man["n_nonfinite_values"]:
+        cols = sorted(man["nonfinite_values"])
+        console.print(f"[yellow]warning:[/] {plural(man['n_nonfinite_values'], 'infinite value')} set to NaN in "
+                      f"{plural(len(cols), 'column')} ({', '.join(cols[:3])}{', ...' if len(cols) > 3 else ''})",
+                      highlight=False)

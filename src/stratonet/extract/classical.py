@@ -96,26 +96,32 @@ def segment_row(row: dict, image: np.ndarray, channels: list[str], cfg: Classica
 
     notes: list[str] = []
     dna = image[channels.index(cfg.dna_channel)]
+    external = _external_label_paths(row, cfg)
     cyto_chs = [c for c in cfg.cell_channels if c in channels]
+    missing = [c for c in cfg.cell_channels if c not in channels]
     if not cyto_chs:
         cyto_chs = [c for c in channels if c != cfg.dna_channel]
+    if missing and "Cells" not in external:  # cells are grown only when no cell labels are given
         notes.append(
-            f"cell channels {cfg.cell_channels} absent; cells grown on {cyto_chs or 'nothing (nuclei dilated)'}"
+            f"cell channel(s) {missing} of --cell-channels {','.join(cfg.cell_channels)} absent; cells grown on "
+            f"{cyto_chs or 'nothing (nuclei dilated)'}"
         )
     cyto = np.mean([image[channels.index(c)] for c in cyto_chs], axis=0) if cyto_chs else None
-    external = _external_label_paths(row, cfg)
     if external:
         nuclei = read_labels(external["Nuclei"]) if "Nuclei" in external else segment_nuclei(dna, cfg.segment)
         if nuclei.shape != dna.shape:
             raise SiteError(site_name(row), f"label image {external['Nuclei']} is {nuclei.shape}, image is {dna.shape}")
         if "Cells" in external:
-            cells = read_labels(external["Cells"], seeds=nuclei)
+            cells = read_labels(external["Cells"], seeds=nuclei, guide=cyto)
+            if cells.shape != dna.shape:
+                raise SiteError(site_name(row),
+                                f"label image {external['Cells']} is {cells.shape}, image is {dna.shape}")
         elif cyto is not None:
             cells = segment_cells(cyto, nuclei, cfg.segment)
         else:
             cells = segment_site(dna, None, cfg.segment)["Cells"]
         masks = {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
-        notes.append(f"labels loaded from {sorted(external.values())}")
+        notes.append("labels loaded from files (--labels-dir or Labels_* index columns), not segmented")
     elif cfg.segmentation == "cellpose":
         masks = segment_cellpose(dna, cyto)
     else:
@@ -139,13 +145,30 @@ def _drop_border(masks: dict) -> dict:
     return {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
 
 
+def nonfinite_to_nan(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Replace +-inf in the float columns of a feature table by NaN; return the table and counts per column.
+
+    cp_measure divides by zero on degenerate objects (e.g. ``FormFactor`` of a one-pixel-thick cytoplasm);
+    CellProfiler stores such values as NaN-like, and an inf would break normalisation far downstream.
+    """
+    counts: dict[str, int] = {}
+    for col in table.columns:
+        if table[col].dtype.kind == "f":
+            bad = np.isinf(table[col].to_numpy())
+            if bad.any():
+                counts[col] = int(bad.sum())
+                table[col] = table[col].mask(bad)
+    return table, counts
+
+
 def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: str | None = None) -> dict:
     """Segment and measure one site.
 
     Returns
     -------
     dict with ``cells`` (single-cell DataFrame), ``median`` and ``mean`` (one-row site DataFrames),
-    ``cpu_s`` (process CPU seconds) and ``notes``.
+    ``cpu_s`` (process CPU seconds), ``notes``, ``n_objects`` (cells found) and ``nonfinite`` (column -> number
+    of infinite values replaced by NaN).
     """
     from stratonet.classical.aggregate import aggregate_cells
     from stratonet.classical.measure import measure_site
@@ -161,6 +184,7 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
         if cfg.drop_border:
             masks = _drop_border(masks)
         cells = measure_site(img, channels, masks, cfg.groups, cfg.measure)
+        cells, nonfinite = nonfinite_to_nan(cells)
     except StratoNetError:
         raise
     except Exception as exc:  # image content we cannot handle: name the site
@@ -189,7 +213,7 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
     med = aggregate_cells(cells, SITE_KEYS, "median", counts)
     mean = aggregate_cells(cells, SITE_KEYS, "mean", counts)
     return {"cells": cells, "median": med, "mean": mean, "cpu_s": time.process_time() - t0, "notes": notes,
-            "site": site}
+            "site": site, "n_objects": int(counts["Count_Cells"].iloc[0]), "nonfinite": nonfinite}
 
 
 def _worker(args):
@@ -251,6 +275,7 @@ def extract_classical(
     on_error: str = "fail",
     flush_every: int = 8,
     progress: bool = True,
+    on_empty: str = "warn",
 ) -> dict:
     """Run the classical path over every site of an index.
 
@@ -265,6 +290,10 @@ def extract_classical(
     on_error : {"fail", "skip"}
     flush_every : int
         Sites buffered before the tables are flushed to disk (a rerun resumes after the last flush).
+    on_empty : {"warn", "error"}
+        A site where no cell is found: ``warn`` writes it (counts 0, features NaN) with a warning;
+        ``error`` makes it a site error, which ``on_error`` then fails on or skips. Either way the manifest
+        counts and lists such sites.
 
     Returns
     -------
@@ -295,9 +324,19 @@ def extract_classical(
     errors = ErrorLog(out / "errors")
     notes: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
+    empty_sites: list[str] = []
+    nonfinite: dict[str, int] = {}
 
     def handle(res: dict) -> None:
         nonlocal cpu_total, n_done, n_cells
+        if "error" not in res and res.get("n_objects", 1) == 0:
+            empty_sites.append(res["site"])
+            log.warning("%s: 0 objects found", res["site"])
+            if on_empty == "error":
+                res = {"error": f"site {res['site']}: 0 objects found (--on-empty error)", "site": res["site"],
+                       "row": {k: res["median"][k].iloc[0] for k in SITE_KEYS}}
+        for col, n in res.get("nonfinite", {}).items():
+            nonfinite[col] = nonfinite.get(col, 0) + n
         if "error" in res:
             if on_error == "fail":
                 raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
@@ -377,6 +416,10 @@ def extract_classical(
         "n_sites_skipped_as_done": len(done),
         "n_cells": n_cells,
         "n_errors": len(errors),
+        "n_sites_empty": len(empty_sites),
+        "empty_sites": sorted(empty_sites)[:100],
+        "n_nonfinite_values": sum(nonfinite.values()),
+        "nonfinite_values": dict(sorted(nonfinite.items())),
         "errors_table": str(err_path) if err_path else None,
         "workers": workers,
         "core_s_total": cpu_total,
@@ -389,4 +432,9 @@ def extract_classical(
     write_json(manifest, out / "site.manifest.json")
     for n in sorted(notes):
         log.warning(n)
+    if empty_sites:
+        log.warning("%d site(s) with 0 objects: %s", len(empty_sites), ", ".join(sorted(empty_sites)[:10]))
+    if nonfinite:
+        log.warning("%d infinite value(s) set to NaN in %d column(s): %s", sum(nonfinite.values()),
+                    len(nonfinite), ", ".join(sorted(nonfinite)[:10]))
     return manifest
