@@ -13,7 +13,33 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
-console = Console(stderr=True)
+
+
+class _Console(Console):
+    """rich's Console whose messages wrap at word boundaries only.
+
+    rich folds a word longer than the line (a path) mid-word. Here a message (one string) is divided at spaces
+    only and printed with soft wrapping, so a long path moves to a line of its own and stays whole when copied.
+    """
+
+    def print(self, *objects, **kwargs) -> None:  # noqa: D102
+        if len(objects) == 1 and isinstance(objects[0], str) and not kwargs.get("soft_wrap"):
+            from rich._wrap import divide_line
+            from rich.text import Text
+
+            text = self.render_str(objects[0], markup=kwargs.pop("markup", None),
+                                   highlight=kwargs.pop("highlight", None), emoji=kwargs.pop("emoji", None))
+            lines = []
+            for line in text.split("\n", allow_blank=True):
+                for piece in line.divide(divide_line(str(line), max(self.width, 20), fold=False)):
+                    piece.rstrip()
+                    lines.append(piece)
+            objects = (Text("\n").join(lines),)
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
+
+console = _Console(stderr=True)
 LOGGER_NAME = "stratonet"
 # Without a handler, Python's last-resort handler would echo every log record to stderr a second time.
 logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())

@@ -56,8 +56,13 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
         test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class, seed=seed, n_jobs=n_jobs,
         rf_trees=rf_trees, permutation_features=permutation_features, out_dir=out, name=name, provenance=prov)
     for clf, m in res["classifiers"].items():
-        cvtxt = f", CV accuracy {m['cv']['accuracy']['mean']:.3f} +- {m['cv']['accuracy']['sd']:.3f}" if "cv" in m else ""
+        cvtxt = (f", CV macro F1 pooled {m['cv_pooled_macro_f1']:.3f} / fold mean {m['cv_fold_mean_macro_f1']:.3f} "
+                 f"+- {m['cv_fold_sd_macro_f1']:.3f}" if "cv" in m else "")
         console.print(f"  {clf}: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}{cvtxt}", highlight=False)
+    lacking = res["protocol"].get("cv_folds_lacking_classes") or []
+    if lacking:
+        console.print(f"[yellow]warning:[/] {len(lacking)} of {res['protocol']['cv_folds']} CV folds lack a class "
+                      "in their test part; quote the pooled out-of-fold figures", highlight=False)
     console.print(f"classification results: {out}", highlight=False)
 
 

@@ -141,7 +141,13 @@ def evaluate_classifiers(
     -------
     dict
         ``{"feature_set", "provenance", "label", "classes", "n_samples", "n_features", "protocol",
-        "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}}}}}``.
+        "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}},
+        "cv_pooled": {<metrics>}, "cv_pooled_macro_f1", "cv_fold_mean_macro_f1", ...}}}``.
+
+        With CV, two summaries are kept and labelled: ``cv`` / ``cv_fold_mean_*`` average the per-fold scores
+        (each fold's macro over the classes that fold has), ``cv_pooled`` / ``cv_pooled_*`` score all
+        out-of-fold predictions at once. With grouped folds that lack classes, the pooled figure is the one
+        to quote; ``protocol.cv_folds_lacking_classes`` lists those folds.
     """
     log = get_logger()
     classifiers = list(classifiers)
@@ -194,15 +200,38 @@ def evaluate_classifiers(
     if cv and cv > 1:
         folds = list(kfold_indices(y, cv, groups, seed))
         per_clf: dict[str, list] = {c: [] for c in classifiers}
+        oof = {c: np.empty(len(y), dtype=y.dtype) for c in classifiers}  # out-of-fold predictions
+        in_test = np.zeros(len(y), bool)
+        folds_lacking = []
         for k, (tr, te) in enumerate(track(folds, description=f"{cv}-fold CV", total=len(folds))):
             sample = balanced_sample(y, tr, n_train, seed + 1 + k)
+            absent = sorted(set(classes) - set(y[te]))
+            if absent:
+                folds_lacking.append({"fold": k, "classes_absent_from_test": absent})
+            in_test[te] = True
             for clf_name in classifiers:
                 model = make_classifier(clf_name, seed, n_jobs, rf_trees).fit(X[sample], y[sample])
-                m = classification_metrics(y[te], model.predict(X[te]), classes)
+                pred = model.predict(X[te])
+                oof[clf_name][te] = pred
+                # Macro averages over the classes this fold has (in truth or prediction): a class absent from
+                # the fold has no F1, and scoring it 0 would drag the fold mean down.
+                m = classification_metrics(y[te], pred, sorted(set(y[te]) | set(pred)))
                 per_clf[clf_name].append(m)
                 fold_rows.append({"classifier": clf_name, "fold": k, **m})
+        if folds_lacking:
+            log.warning("%d of %d CV folds lack a class in their test part (e.g. fold %d: %s); compare the "
+                        "pooled out-of-fold metrics", len(folds_lacking), len(folds), folds_lacking[0]["fold"],
+                        folds_lacking[0]["classes_absent_from_test"])
+        result["protocol"]["cv_folds_lacking_classes"] = folds_lacking
         for clf_name in classifiers:
-            result["classifiers"][clf_name]["cv"] = _summary(per_clf[clf_name])
+            entry = result["classifiers"][clf_name]
+            entry["cv"] = _summary(per_clf[clf_name])
+            pooled = classification_metrics(y[in_test], oof[clf_name][in_test], classes)
+            entry["cv_pooled"] = pooled
+            for key in ("accuracy", "macro_f1"):
+                entry[f"cv_pooled_{key}"] = pooled[key]
+                entry[f"cv_fold_mean_{key}"] = entry["cv"][key]["mean"]
+                entry[f"cv_fold_sd_{key}"] = entry["cv"][key]["sd"]
 
     if out_dir is not None:
         out = Path(out_dir)
