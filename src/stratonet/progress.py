@@ -84,3 +84,52 @@ def track(iterable: Iterable[T], description: str, total: int | None = None, dis
         for item in iterable:
             yield item
             progress.advance(task)
+
+
+class WarningRouter:
+    """Send Python warnings (mostly third-party: numpy, pandas, scikit-learn, cp_measure) to the run's log file
+    instead of the terminal, where they would break into progress bars; count them for a one-line summary.
+
+    >>> with WarningRouter() as router:
+    ...     run_command()
+    >>> router.count
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_kind: dict[str, int] = {}
+        self._saved = None
+        self._catcher = None
+
+    def _show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.count += 1
+        kind = f"{category.__name__} from {Path(filename).parent.name}/{Path(filename).name}"
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        get_logger().warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+    def __enter__(self) -> "WarningRouter":
+        import warnings
+
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
+        warnings.showwarning = self._show
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catcher.__exit__(*exc)
+
+    def log_path(self) -> Path | None:
+        """The run's log file, if a command opened one."""
+        for h in get_logger().handlers:
+            if isinstance(h, logging.FileHandler):
+                return Path(h.baseFilename)
+        return None
+
+    def summary(self) -> str | None:
+        """One line for the terminal, or None when nothing was routed."""
+        if not self.count:
+            return None
+        where = self.log_path()
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.by_kind.items(), key=lambda kv: -kv[1])[:2])
+        return (f"{self.count} library warning(s) ({kinds}) written to "
+                f"{where if where else 'the log (no log file for this command)'}")

@@ -138,10 +138,14 @@ def measure_objects(
     cols[f"{c}_Location_Center_X"] = centers[:, 1]
     cols[f"{c}_Location_Center_Y"] = centers[:, 0]
     if "areashape" in groups:
-        shape = dict(core["sizeshape"](clean, None))
-        if p.zernike:
-            shape.update(core["zernike"](clean, None))
-        shape.update(core["feret"](clean, None))
+        # Degenerate objects (a perimeter of 0) divide by zero inside cp_measure; the infs are set to NaN
+        # and counted by the caller (see stratonet.extract.classical.nonfinite_to_nan).
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            shape = dict(core["sizeshape"](clean, None))
+            if p.zernike:
+                shape.update(core["zernike"](clean, None))
+            shape.update(core["feret"](clean, None))
         for k, v in shape.items():
             cols[f"{c}_AreaShape_{k}"] = v
     per_channel = []
