@@ -86,6 +86,24 @@ def track(iterable: Iterable[T], description: str, total: int | None = None, dis
             progress.advance(task)
 
 
+def track_units(iterable: Iterable[T], description: str, total: int, units_of, disable: bool | None = None
+                ) -> Iterator[T]:
+    """Like :func:`track`, but the bar counts units (e.g. sites) rather than items (e.g. batches of sites).
+
+    ``units_of(item)`` gives how many units an item holds; the bar advances by that after the item is used.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=bool(disable),
+        transient=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        for item in iterable:
+            yield item
+            progress.advance(task, units_of(item))
+
+
 class WarningRouter:
     """Send Python warnings (mostly third-party: numpy, pandas, scikit-learn, cp_measure) to the run's log file
     instead of the terminal, where they would break into progress bars; count them for a one-line summary.

@@ -161,7 +161,7 @@ def embed(profiles: Path, run_dir: Path, name: str | None, color_by: str, n_neig
     from stratonet.evaluate.embed import run_embed
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_embed" + (f"_{name}" if name else ""))
+    start_run(run_dir / "evaluate" / "embed", "evaluate_embed" + (f"_{name}" if name else ""))
     out = run_embed(profiles, run_dir, name=name, color_by=color_by, seed=seed, n_neighbors=n_neighbors,
                     min_dist=min_dist)
     console.print(f"embeddings written to {out}")
@@ -186,7 +186,7 @@ def compare(a: Path, b: Path, run_dir: Path, label: str, name_a: str | None, nam
     from stratonet.evaluate.compare import run_compare
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_compare")
+    start_run(run_dir / "evaluate" / "compare", "evaluate_compare")
     out = run_compare(a, b, run_dir, label=label, name_a=name_a, name_b=name_b, top=top, seed=seed,
                       n_estimators=trees, on=list(on) or None)
     console.print(f"comparison written to {out}")
@@ -211,7 +211,7 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
     from stratonet.evaluate.taps import run_taps
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_taps")
+    start_run(run_dir / "evaluate" / "taps", "evaluate_taps")
     out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
                    seed=seed, null_size=null_size)
     console.print(f"tap selection written to {out}")

@@ -23,7 +23,7 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
     Per site and channel: percentile rescale (0.1-99.9) to [0, 1], anti-aliased resize to SIZE x SIZE, flatten
-    into features <Channel>_px_<iiii>. Writes OUT, OUT.manifest.json and, with --on-error skip, an errors table.
+    into features <Channel>_px_<iiii>. Writes OUT, <stem>.manifest.json beside it and, with --on-error skip, an errors table.
     """
     from stratonet.extract.pixel import extract_pixel
     from stratonet.progress import console
@@ -31,4 +31,4 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error)
-    console.print(f"pixel features -> {path} (manifest {path.name}.manifest.json)", highlight=False)
+    console.print(f"pixel features -> {path} (manifest {path.name.removesuffix('.parquet')}.manifest.json)", highlight=False)

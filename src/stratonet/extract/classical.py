@@ -383,6 +383,7 @@ def extract_classical(
                     pending = set()
                     it = iter(rows)
                     bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
+                    next(bar, None)  # show the bar now, not when the first site is done
                     for r in it:
                         pending.add(pool.submit(_worker, (r, channels, cfg, str(out))))
                         if len(pending) >= 2 * workers:
