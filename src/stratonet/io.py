@@ -141,9 +141,13 @@ def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type
         missing = [c for c in channels if c not in order]
         if missing:
             raise SiteError(site, f"channel(s) {missing} not in stack {row[STACK_PATH]} (has {order})")
-        if stack.ndim != 3 or stack.shape[0] != len(order):
-            raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W)")
-        return stack[[order.index(c) for c in channels]].astype(dtype, copy=False)
+        from stratonet.index.arrays import as_chw
+
+        chw = as_chw(stack, len(order))
+        if chw is None:
+            raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W) "
+                                  f"or (H, W, {len(order)})")
+        return chw[[order.index(c) for c in channels]].astype(dtype, copy=False)
     img = load_site(site_paths(row, list(channels)), channels, site=site, dtype=dtype)
     if illum:
         for i, ch in enumerate(channels):
