@@ -61,3 +61,45 @@ def test_index_summary_names_found_and_missing_channels(tmp_path, jump_fov, caps
     assert "indexed 1 site x 3 channels" in err and "1 sites" not in err
     assert "channels found: AGP, RNA, DNA" in err
     assert "not found: Mito, ER" in err
+
+
+def test_label_file_patterns_in_index_and_extract(tmp_path, jump_fov, pediatric_fov, capsys):
+    from PIL import Image
+
+    from stratonet.tables import read_table
+
+    imgs = jump_fov / "images"
+    out = tmp_path / "index.parquet"
+    assert run_cli(["index", imgs / "orig", "-o", out, "--no-check", "--labels-dir", imgs / "outlines",
+                    "--nuclei-labels", "{stem_DNA}_nuclei_outlines.png",
+                    "--cells-labels", "{stem_RNA}_cell_outlines.png"]) == 0
+    assert "1 site with nuclei labels" in " ".join(capsys.readouterr().err.split())
+    row = read_table(out).iloc[0]
+    assert row["Labels_Nuclei"].endswith("r01c01f01p01-ch5sk1fk1fl1_nuclei_outlines.png")
+    assert row["Labels_Cells"].endswith("r01c01f01p01-ch3sk1fk1fl1_cell_outlines.png")
+    # CellProfiler's names on the pediatric FOV: NucleiOutlines_<plate>_<well>_<site>.tiff.
+    ped = pediatric_fov / "images"
+    out2 = tmp_path / "ped.parquet"
+    assert run_cli(["index", ped / "orig", "-o", out2, "--no-check", "--plate", "BR00143976", "--labels-dir",
+                    ped / "outlines", "--nuclei-labels", "NucleiOutlines_{plate}_{well}_{site}.tiff",
+                    "--cells-labels", "CellsOutlines_{plate}_{well}_{site}.tiff"]) == 0
+    row = read_table(out2).iloc[0]
+    assert row["Labels_Nuclei"].endswith("NucleiOutlines_BR00143976_C03_3.tiff")
+    assert row["Labels_Cells"].endswith("CellsOutlines_BR00143976_C03_3.tiff")
+    # extract classical takes the same patterns with --labels-dir.
+    from test_correctness_classical import _cp_objects
+    from test_classical import CROP, _crop_index
+
+    nuclei, _ = _cp_objects(jump_fov)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(((nuclei[CROP] > 0) * 255).astype(np.uint8)).save(masks / "NucleiMask_P1_A01_1.png")
+    idx = _crop_index(tmp_path, jump_fov)
+    assert run_cli(["extract", "classical", idx, "-o", tmp_path / "cl", "--features", "areashape",
+                    "--labels-dir", masks, "--nuclei-labels", "NucleiMask_{plate}_{well}_{site}.png"]) == 0
+    site = pd.read_parquet(tmp_path / "cl" / "site.parquet")
+    assert site["Count_Nuclei"].iloc[0] >= 0.8 * (len(np.unique(nuclei[CROP])) - 1)
+    # A placeholder the row lacks is a one-line error.
+    assert run_cli(["extract", "classical", idx, "-o", tmp_path / "cl2", "--features", "areashape",
+                    "--labels-dir", masks, "--nuclei-labels", "{barcode}.png"]) != 0
+    assert "barcode" in capsys.readouterr().err

@@ -47,6 +47,12 @@ def _ints(value: str) -> tuple[int, ...]:
               help="Load label images '<plate>_<well>_<site>_*nuc*' / '*cell*' (label TIFFs, Cellpose _masks, "
                    "or CellProfiler outline PNG/TIFF, filled) instead of segmenting. Index columns "
                    "Labels_Nuclei / Labels_Cells do the same per row.")
+@click.option("--nuclei-labels", "nuclei_pattern", default=None,
+              help="With --labels-dir: file-name pattern of the nuclei labels, placeholders {plate} {well} {site} "
+                   "{stem_<Channel>}, e.g. 'NucleiOutlines_{plate}_{well}_{site}.tiff' or "
+                   "'{stem_DNA}_nuclei_outlines.png' (CellProfiler's own names).")
+@click.option("--cells-labels", "cells_pattern", default=None,
+              help="With --labels-dir: file-name pattern of the cell labels (see --nuclei-labels).")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
 @click.option("--on-empty", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
@@ -56,7 +62,8 @@ def _ints(value: str) -> tuple[int, ...]:
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, save_masks: bool,
-              labels_dir: Path | None, illum: bool, on_empty: str, on_error: str) -> None:
+              labels_dir: Path | None, nuclei_pattern: str | None, cells_pattern: str | None, illum: bool,
+              on_empty: str, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -72,6 +79,10 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         raise ConfigError(f"--nuclei-diameter must be 'min,max' with 0 < min < max, got {nuclei_diameter!r}")
     if labels_dir is not None and not labels_dir.is_dir():
         raise ConfigError(f"--labels-dir {labels_dir}: not a folder")
+    if (nuclei_pattern or cells_pattern) and labels_dir is None:
+        raise ConfigError("--nuclei-labels / --cells-labels need --labels-dir")
+    if cells_pattern and not nuclei_pattern:
+        raise ConfigError("--cells-labels needs --nuclei-labels too (cells are matched to their nuclei)")
     cfg = ClassicalConfig(
         groups=parse_groups(features),
         dna_channel=dna_channel,
@@ -80,6 +91,8 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         drop_border=drop_border,
         save_masks=save_masks,
         labels_dir=str(labels_dir) if labels_dir else None,
+        labels_nuclei_pattern=nuclei_pattern,
+        labels_cells_pattern=cells_pattern,
         illum=illum,
         segment=SegmentParams(nuclei_threshold=nuclei_threshold, cell_threshold=cell_threshold,
                               nuclei_min_diameter=dmin, nuclei_max_diameter=dmax),

@@ -39,6 +39,14 @@ from stratonet.cli.common import on_error_option, start_run
               help="JUMP barcode_platemap.csv (Assay_Plate_Barcode, Plate_Map_Name).")
 @click.option("--compound-metadata", type=click.Path(path_type=Path), default=None,
               help="Compound table keyed by broad_sample (pert_iname, control_type, moa/target, ...).")
+@click.option("--labels-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of label images (masks or CellProfiler outlines): adds Labels_Nuclei / Labels_Cells "
+                   "columns for `extract classical`, found with --nuclei-labels / --cells-labels.")
+@click.option("--nuclei-labels", "nuclei_pattern", default="{plate}_{well}_{site}_*[Nn]uc*", show_default=True,
+              help="File-name pattern of nuclei labels in --labels-dir; placeholders {plate} {well} {site} "
+                   "{stem_<Channel>}, e.g. 'NucleiOutlines_{plate}_{well}_{site}.tiff'.")
+@click.option("--cells-labels", "cells_pattern", default="{plate}_{well}_{site}_*[Cc]ell*", show_default=True,
+              help="File-name pattern of cell labels in --labels-dir ('' for none).")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Read every file's header (local) or check it exists (URLs).")
 @click.option("--illum", is_flag=True, default=False,
@@ -50,7 +58,8 @@ from stratonet.cli.common import on_error_option, start_run
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
           plane: int | None, pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
-          barcode_platemap: Path | None, compound_metadata: Path | None, check: bool, illum: bool,
+          barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
+          nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
           illum_filter: str, illum_size: int | None, on_error: str) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
@@ -71,6 +80,11 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
         record=lambda site, msg: errors.add(site, "index", msg), columns=columns,
     )
+    n_unlabelled = None
+    if labels_dir is not None:
+        from stratonet.classical.label_files import add_label_columns
+
+        df, n_unlabelled = add_label_columns(df, labels_dir, nuclei_pattern, cells_pattern or None)
     if illum:
         from stratonet.illum import compute_illum
 
@@ -85,6 +99,11 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     get_logger().info("%s -> %s", msg, out)
     console.print(f"{msg} -> {out}", highlight=False)
     console.print(_channel_summary(df, layout or default_layout(source), channel_map, channels), highlight=False)
+    if n_unlabelled is not None:
+        unit = row_unit(df.columns)
+        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels"
+                      + (f"; [yellow]{plural(n_unlabelled, unit)} without[/] (pattern '{nuclei_pattern}' "
+                         f"in {labels_dir})" if n_unlabelled else ""), highlight=False)
     if saved is not None:
         console.print(f"[yellow]{plural(len(errors), 'site')} skipped; see {saved}[/]", highlight=False)
 

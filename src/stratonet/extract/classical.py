@@ -40,6 +40,8 @@ class ClassicalConfig:
     drop_border: bool = False
     save_masks: bool = False
     labels_dir: str | None = None
+    labels_nuclei_pattern: str | None = None  # e.g. "NucleiOutlines_{plate}_{well}_{site}.tiff"
+    labels_cells_pattern: str | None = None
     illum: bool = True
     segment: SegmentParams = field(default_factory=SegmentParams)
     measure: MeasureParams = field(default_factory=MeasureParams)
@@ -74,7 +76,17 @@ def _external_label_paths(row: dict, cfg: ClassicalConfig) -> dict[str, str]:
         v = row.get(col)
         if isinstance(v, str) and v:
             found[comp] = v
-    if cfg.labels_dir and not found:
+    if cfg.labels_dir and not found and cfg.labels_nuclei_pattern:
+        from stratonet.classical.label_files import find_label_file
+
+        for comp, pattern in (("Nuclei", cfg.labels_nuclei_pattern), ("Cells", cfg.labels_cells_pattern)):
+            hit = find_label_file(row, cfg.labels_dir, pattern) if pattern else None
+            if hit is not None:
+                found[comp] = str(hit)
+        if "Nuclei" not in found:
+            raise SiteError(f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}",
+                            f"no nuclei label image matching '{cfg.labels_nuclei_pattern}' in {cfg.labels_dir}")
+    elif cfg.labels_dir and not found:
         d = Path(cfg.labels_dir)
         for f in sorted(d.glob(f"{_site_tag(row)}_*")):
             low = f.name[len(_site_tag(row)):].lower()
