@@ -37,6 +37,7 @@ def test_cli_output_has_no_library_warnings_and_no_mid_word_wrap(tmp_path):
     text = res.stderr + res.stdout
     assert "Warning:" not in text and "warnings.warn" not in text, text
     assert "library warning(s)" in text and "stratonet.log" in text
+    assert "fewer rows than the 3 CV folds: c (2)" in " ".join(text.split())
     log = (deep / "evaluate" / "classify" / "profiles" / "stratonet.log").read_text()
     assert "least populated class" in log
     # Paths are never cut: the output folder appears whole, on one line.

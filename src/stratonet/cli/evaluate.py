@@ -65,6 +65,11 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
         cvtxt = (f", CV macro F1 pooled {m['cv_pooled_macro_f1']:.3f} / fold mean {m['cv_fold_mean_macro_f1']:.3f} "
                  f"+- {m['cv_fold_sd_macro_f1']:.3f}" if "cv" in m else "")
         console.print(f"  {clf}: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}{cvtxt}", highlight=False)
+    small = res["protocol"].get("classes_smaller_than_folds") or {}
+    if small:
+        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:5])
+        console.print(f"[yellow]warning:[/] {len(small)} class(es) have fewer rows than the {cv} CV folds: {shown}",
+                      highlight=False)
     lacking = res["protocol"].get("cv_folds_lacking_classes") or []
     if lacking:
         console.print(f"[yellow]warning:[/] {len(lacking)} of {res['protocol']['cv_folds']} CV folds lack a class "

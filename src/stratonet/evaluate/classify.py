@@ -249,6 +249,8 @@ def evaluate_classifiers(
                         "pooled out-of-fold metrics", len(folds_lacking), len(folds), folds_lacking[0]["fold"],
                         folds_lacking[0]["classes_absent_from_test"])
         result["protocol"]["cv_folds_lacking_classes"] = folds_lacking
+        counts = result["protocol"]["class_counts"]
+        result["protocol"]["classes_smaller_than_folds"] = {c: n for c, n in counts.items() if n < cv}
         for clf_name in classifiers:
             entry = result["classifiers"][clf_name]
             entry["cv"] = _summary(per_clf[clf_name])
