@@ -65,8 +65,12 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
         on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
     )
+    from stratonet.tables import read_table
+    from stratonet.wording import plural, row_unit
+
+    unit = row_unit(read_table(index).columns)  # "crop" for array-stack indexes, else "site"
     console.print(
-        f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
-        f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
-        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})"
+        f"{plural(manifest['sites_processed'], unit)} extracted ({manifest['sites_resumed']} resumed, "
+        f"{plural(manifest['errors'], 'error')}), {manifest['channel_images_per_s']:.1f} channel-images/s, "
+        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})", highlight=False
     )
