@@ -82,7 +82,7 @@ def run_profile(
     out, nonfinite = infinite_to_nan(out, feats)
     if nonfinite:
         steps.append({"step": f"{sum(nonfinite.values())} infinite value(s) in {len(nonfinite)} column(s) set to NaN",
-                      "rows": len(out), "features": len(feats), "columns": sorted(nonfinite)})
+                      "rows": len(out), "features": len(feats), "columns": sorted(nonfinite)[:50]})
     if aggregate_level:
         out = aggregate(out, aggregate_level, feats, operation)
         steps.append({"step": f"aggregate {operation} per {aggregate_level}", "rows": len(out), "features": len(feats)})
@@ -100,7 +100,7 @@ def run_profile(
         if zero:
             what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
             steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
-                          "rows": len(out), "features": len(feats), "columns": zero})
+                          "rows": len(out), "features": len(feats), "columns": zero[:50]})  # the first 50 names
     if ops:
         out = feature_select(out, feats, ops, corr_threshold=corr_threshold, blocklist=blocklist,
                              na_cutoff=na_cutoff)
