@@ -123,8 +123,10 @@ def stage_extract_classical(ctx: DemoContext) -> None:
             continue
         out = feats / name
         man = extract_classical(read_table(index), out, cfg, workers=2)
-        console.print(f"  {name}: {man['n_sites']} sites, {man['n_cells']} cells, "
-                      f"{man['core_s_per_site']:.1f} core-s/site")
+        from stratonet.wording import plural
+
+        console.print(f"  {name}: {plural(man['n_sites'], 'site')}, {plural(man['n_cells'], 'cell')}, "
+                      f"{man['core_s_per_site']:.1f} core-s/site", highlight=False)
         for note in man["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
         shutil.copyfile(out / "site.parquet", feats / f"{name}.parquet")
