@@ -58,7 +58,8 @@ def test_embed_cli_writes_contract_files(embed_run):
     assert m["n_profiles"] == len(meta) and m["n_classes"] == 4
     # the four classes carry strong, distinct signal: they must separate in the UMAP
     assert m["silhouette_umap"] > 0.3
-    assert (root / "run" / "evaluate_embed.config.yaml").exists()
+    assert (root / "run" / "evaluate" / "embed" / "evaluate_embed.config.yaml").exists()  # its own subfolder
+    assert not (root / "run" / "evaluate_embed.config.yaml").exists()
 
 
 def test_embed_unknown_colour_column_is_one_line_error(embed_run, capsys):

@@ -117,7 +117,7 @@ def test_corrupt_tiff_fails_naming_file_then_skip_writes_errors(tmp_path, capsys
     assert not out.exists()
     assert run_cli(["index", folder, "-o", out, "--channel-map", "1=DNA,2=AGP", "--on-error", "skip"]) == 0
     err = capsys.readouterr().err
-    assert "1 site(s) skipped" in err
+    assert "1 site skipped" in err
     df = pd.read_parquet(out)
     assert len(df) == 5 and not ((df.Metadata_Well == "A02") & (df.Metadata_Site == 1)).any()
     errors = pd.read_csv(tmp_path / "index.errors.csv")

@@ -47,7 +47,7 @@ def test_pixel_cli_features_manifest_provenance(indexed, tmp_path):
     prov = read_provenance(out)
     assert prov.pop("scaling")["mode"] == "plate"  # the default intensity scaling (tests/test_scaling.py)
     assert prov == {"feature_set": "pixel", "size": 8, "channels": ["AGP"], "illumination_corrected": False}
-    man = json.loads((tmp_path / "feat" / "pixel.parquet.manifest.json").read_text())
+    man = json.loads((tmp_path / "feat" / "pixel.manifest.json").read_text())
     assert man["n_sites"] == 6 and man["errors"] == 0 and man["sites_per_s"] > 0
     assert {"wall_s", "cpu_pct_avg", "mem_pct_max"} <= set(man["resources"]) and "numpy" in man["packages"]
     assert (tmp_path / "feat" / "extract_pixel.config.yaml").exists()
@@ -63,7 +63,7 @@ def test_pixel_resumes(indexed, tmp_path):
     first = pd.read_parquet(out)
     extract_pixel(index, out, size=4)
     df = pd.read_parquet(out)
-    man = json.loads((tmp_path / "px.parquet.manifest.json").read_text())
+    man = json.loads((tmp_path / "px.manifest.json").read_text())
     assert len(df) == 6 and man["n_sites"] == 4 and man["n_sites_skipped_as_done"] == 2
     assert not df.duplicated(["Metadata_Plate", "Metadata_Well", "Metadata_Site"]).any()
     pd.testing.assert_frame_equal(df.iloc[:2].reset_index(drop=True), first)

@@ -135,13 +135,16 @@ def stage_extract_classical(ctx: DemoContext) -> None:
             continue
         out = feats / name
         man = extract_classical(read_table(index), out, cfg, workers=2)
-        console.print(f"  {name}: {man['n_sites']} sites, {man['n_cells']} cells, "
-                      f"{man['core_s_per_site']:.1f} core-s/site")
+        from stratonet.wording import plural
+
+        console.print(f"  {name}: {plural(man['n_sites'], 'site')}, {plural(man['n_cells'], 'cell')}, "
+                      f"{man['core_s_per_site']:.1f} core-s/site", highlight=False)
         for note in man["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
         shutil.copyfile(out / "site.parquet", feats / f"{name}.parquet")
         shutil.copyfile(out / "site.manifest.json", feats / f"{name}.manifest.json")
         ctx.outputs[f"{name} features"] = feats / f"{name}.parquet"
+        ctx.outputs[f"{name} (single cells, sites, wells)"] = out
     if ctx.synth_index is not None:
         ctx.features["classical"] = feats / "classical.parquet"
     else:
@@ -253,6 +256,10 @@ def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     for name, t in timings:
         console.print(f"  {name:<20} {t}")
     console.print(f"\nOutputs in [bold]{ctx.out.resolve()}[/]")
+    listed = [Path(p).resolve() for p in ctx.outputs.values()]
+    for d in sorted(p for p in ctx.out.iterdir() if p.is_dir()):  # every folder written is listed
+        if not any(q == d.resolve() or d.resolve() in q.parents for q in listed):
+            ctx.outputs[f"{d.name}/"] = d
     width = max((len(w) for w in ctx.outputs), default=20)
     for what, p in ctx.outputs.items():
         console.print(f"  {what:<{width}} {Path(p).resolve()}", soft_wrap=True, highlight=False)

@@ -171,9 +171,13 @@ def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type
         missing = [c for c in channels if c not in order]
         if missing:
             raise SiteError(site, f"channel(s) {missing} not in stack {row[STACK_PATH]} (has {order})")
-        if stack.ndim != 3 or stack.shape[0] != len(order):
-            raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W)")
-        picked = stack[[order.index(c) for c in channels]]
+        from stratonet.index.arrays import as_chw
+
+        chw = as_chw(stack, len(order))
+        if chw is None:
+            raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W) "
+                                  f"or (H, W, {len(order)})")
+        picked = chw[[order.index(c) for c in channels]]
         if dtypes is not None:
             dtypes.add(str(stack.dtype))
         if bit_depth is not None:

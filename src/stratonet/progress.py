@@ -13,7 +13,33 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
-console = Console(stderr=True)
+
+
+class _Console(Console):
+    """rich's Console whose messages wrap at word boundaries only.
+
+    rich folds a word longer than the line (a path) mid-word. Here a message (one string) is divided at spaces
+    only and printed with soft wrapping, so a long path moves to a line of its own and stays whole when copied.
+    """
+
+    def print(self, *objects, **kwargs) -> None:  # noqa: D102
+        if len(objects) == 1 and isinstance(objects[0], str) and not kwargs.get("soft_wrap"):
+            from rich._wrap import divide_line
+            from rich.text import Text
+
+            text = self.render_str(objects[0], markup=kwargs.pop("markup", None),
+                                   highlight=kwargs.pop("highlight", None), emoji=kwargs.pop("emoji", None))
+            lines = []
+            for line in text.split("\n", allow_blank=True):
+                for piece in line.divide(divide_line(str(line), max(self.width, 20), fold=False)):
+                    piece.rstrip()
+                    lines.append(piece)
+            objects = (Text("\n").join(lines),)
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
+
+console = _Console(stderr=True)
 LOGGER_NAME = "stratonet"
 # Without a handler, Python's last-resort handler would echo every log record to stderr a second time.
 logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())
@@ -83,3 +109,69 @@ def warn(message: str) -> None:
     """Say something the user must know (a column left out, a value assumed) on stderr and in the run log."""
     get_logger().warning(message)
     console.print(f"[yellow]warning:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+
+def track_units(iterable: Iterable[T], description: str, total: int, units_of, disable: bool | None = None
+                ) -> Iterator[T]:
+    """Like :func:`track`, but the bar counts units (e.g. sites) rather than items (e.g. batches of sites).
+
+    ``units_of(item)`` gives how many units an item holds; the bar advances by that after the item is used.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=bool(disable),
+        transient=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        for item in iterable:
+            yield item
+            progress.advance(task, units_of(item))
+
+
+class WarningRouter:
+    """Send Python warnings (mostly third-party: numpy, pandas, scikit-learn, cp_measure) to the run's log file
+    instead of the terminal, where they would break into progress bars; count them for a one-line summary.
+
+    >>> with WarningRouter() as router:
+    ...     run_command()
+    >>> router.count
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_kind: dict[str, int] = {}
+        self._saved = None
+        self._catcher = None
+
+    def _show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.count += 1
+        kind = f"{category.__name__} from {Path(filename).parent.name}/{Path(filename).name}"
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        get_logger().warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+    def __enter__(self) -> "WarningRouter":
+        import warnings
+
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
+        warnings.showwarning = self._show
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catcher.__exit__(*exc)
+
+    def log_path(self) -> Path | None:
+        """The run's log file, if a command opened one."""
+        for h in get_logger().handlers:
+            if isinstance(h, logging.FileHandler):
+                return Path(h.baseFilename)
+        return None
+
+    def summary(self) -> str | None:
+        """One line for the terminal, or None when nothing was routed."""
+        if not self.count:
+            return None
+        where = self.log_path()
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.by_kind.items(), key=lambda kv: -kv[1])[:2])
+        return (f"{self.count} library warning(s) ({kinds}) written to "
+                f"{where if where else 'the log (no log file for this command)'}")

@@ -138,10 +138,14 @@ def measure_objects(
     cols[f"{c}_Location_Center_X"] = centers[:, 1]
     cols[f"{c}_Location_Center_Y"] = centers[:, 0]
     if "areashape" in groups:
-        shape = dict(core["sizeshape"](clean, None))
-        if p.zernike:
-            shape.update(core["zernike"](clean, None))
-        shape.update(core["feret"](clean, None))
+        # Degenerate objects (a perimeter of 0) divide by zero inside cp_measure; the infs are set to NaN
+        # and counted by the caller (see stratonet.extract.classical.nonfinite_to_nan).
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            shape = dict(core["sizeshape"](clean, None))
+            if p.zernike:
+                shape.update(core["zernike"](clean, None))
+            shape.update(core["feret"](clean, None))
         for k, v in shape.items():
             cols[f"{c}_AreaShape_{k}"] = v
     per_channel = []
@@ -288,13 +292,35 @@ def measure_neighbors(labels: np.ndarray, compartment: str, distance: int | None
     ``_<distance>``), e.g. ``Nuclei_Neighbors_NumberOfNeighbors_1``.
     """
     from cp_measure._sanitize import sanitize_masks
-    from cp_measure.multimask.measureobjectneighbors import D_ADJACENT, D_WITHIN, measureobjectneighbors
+    from cp_measure.multimask.measureobjectneighbors import (
+        D_ADJACENT,
+        D_WITHIN,
+        M_ANGLE_BETWEEN_NEIGHBORS,
+        M_FIRST_CLOSEST_DISTANCE,
+        M_FIRST_CLOSEST_OBJECT_NUMBER,
+        M_NUMBER_OF_NEIGHBORS,
+        M_PERCENT_TOUCHING,
+        M_SECOND_CLOSEST_DISTANCE,
+        M_SECOND_CLOSEST_OBJECT_NUMBER,
+        get_measurement_name,
+        measureobjectneighbors,
+    )
 
     clean, ids = sanitize_masks(np.asarray(labels))
     index = pd.Index(ids, name="ObjectNumber")
     if ids.size == 0:
         return pd.DataFrame(index=index)
     method = D_ADJACENT if distance is None else D_WITHIN
+    if ids.size == 1:
+        # A lone object has no neighbour: CellProfiler records 0 for every neighbour measurement
+        # (cp_measure itself fails on one object).
+        order = [M_NUMBER_OF_NEIGHBORS, M_FIRST_CLOSEST_OBJECT_NUMBER, M_FIRST_CLOSEST_DISTANCE,
+                 M_SECOND_CLOSEST_OBJECT_NUMBER, M_SECOND_CLOSEST_DISTANCE, M_ANGLE_BETWEEN_NEIGHBORS,
+                 M_PERCENT_TOUCHING]  # cp_measure's order
+        return pd.DataFrame(
+            {f"{compartment}_{get_measurement_name(m, method, int(distance or 0))}": [0.0] for m in order},
+            index=index,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         out = measureobjectneighbors(clean, clean, distance_method=method, distance=int(distance or 0))

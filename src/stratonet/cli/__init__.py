@@ -67,7 +67,27 @@ def _error(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, printing bad-input errors as one line with a non-zero exit."""
+    """Entry point: run the CLI, printing bad-input errors as one line with a non-zero exit.
+
+    Library warnings go to the run's log file (see :class:`stratonet.progress.WarningRouter`), counted in one
+    closing line.
+    """
+    from stratonet.progress import WarningRouter
+
+    router = WarningRouter()
+    try:
+        with router:
+            rv = _run(argv)
+    finally:
+        if router.summary():
+            from stratonet.progress import console
+
+            console.print(f"[dim]{router.summary()}[/]", highlight=False)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+def _run(argv: list[str] | None):
     try:
         rv = cli.main(args=argv, prog_name="stratonet", standalone_mode=False)
     except click.exceptions.Abort:
@@ -93,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # a bug, not bad input: one line, traceback on request
         _internal_error(exc)
-    if isinstance(rv, int) and rv:
-        sys.exit(rv)
+    return rv
 
 
 def _internal_error(exc: BaseException) -> None:

@@ -40,9 +40,11 @@ def _load(profiles: Path):
               help="Permutation importance for this many top RF features (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--n-jobs", type=int, default=2, show_default=True)
+@click.option("--impute", type=click.Choice(["none", "median", "mean"]), default="none", show_default=True,
+              help="Fill missing feature values from each training split (none: refuse features with NaN).")
 def classify(profiles: Path, run: Path, name: str | None, label: str, classifiers: str, n_train: int,
              test_size: float, cv: int, group_by: str | None, exclude_class: tuple[str, ...], rf_trees: int,
-             permutation_features: int, seed: int, n_jobs: int) -> None:
+             permutation_features: int, seed: int, n_jobs: int, impute: str) -> None:
     """SVM, random forest, MLP and logistic regression with balanced training sampling and k-fold CV."""
     from stratonet.evaluate.classify import evaluate_classifiers
     from stratonet.progress import console
@@ -54,10 +56,24 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
     res = evaluate_classifiers(
         df, label=label, classifiers=[c.strip() for c in classifiers.split(",") if c.strip()], n_train=n_train,
         test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class, seed=seed, n_jobs=n_jobs,
-        rf_trees=rf_trees, permutation_features=permutation_features, out_dir=out, name=name, provenance=prov)
+        rf_trees=rf_trees, permutation_features=permutation_features, impute=impute, out_dir=out, name=name,
+        provenance=prov)
+    if res["protocol"].get("n_missing_values_imputed"):
+        console.print(f"  {res['protocol']['n_missing_values_imputed']} missing value(s) imputed ({impute}, "
+                      "fitted on training rows)", highlight=False)
     for clf, m in res["classifiers"].items():
-        cvtxt = f", CV accuracy {m['cv']['accuracy']['mean']:.3f} +- {m['cv']['accuracy']['sd']:.3f}" if "cv" in m else ""
+        cvtxt = (f", CV macro F1 pooled {m['cv_pooled_macro_f1']:.3f} / fold mean {m['cv_fold_mean_macro_f1']:.3f} "
+                 f"+- {m['cv_fold_sd_macro_f1']:.3f}" if "cv" in m else "")
         console.print(f"  {clf}: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}{cvtxt}", highlight=False)
+    small = res["protocol"].get("classes_smaller_than_folds") or {}
+    if small:
+        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:5])
+        console.print(f"[yellow]warning:[/] {len(small)} class(es) have fewer rows than the {cv} CV folds: {shown}",
+                      highlight=False)
+    lacking = res["protocol"].get("cv_folds_lacking_classes") or []
+    if lacking:
+        console.print(f"[yellow]warning:[/] {len(lacking)} of {res['protocol']['cv_folds']} CV folds lack a class "
+                      "in their test part; quote the pooled out-of-fold figures", highlight=False)
     console.print(f"classification results: {out}", highlight=False)
 
 
@@ -75,8 +91,10 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
 @click.option("--null-size", type=int, default=10000, show_default=True, help="copairs null distribution size.")
 @click.option("--threshold", type=float, default=0.05, show_default=True, help="BH-corrected significance level.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--impute", type=click.Choice(["none", "median", "mean"]), default="none", show_default=True,
+              help="Fill missing feature values with the column's median or mean (none: refuse features with NaN).")
 def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment: tuple[str, ...],
-              batch: str | None, metric: str, null_size: int, threshold: float, seed: int) -> None:
+              batch: str | None, metric: str, null_size: int, threshold: float, seed: int, impute: str) -> None:
     """mAP (copairs) and NSC / NSCB 1-NN accuracy."""
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.progress import console
@@ -85,6 +103,15 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
     out = run / "evaluate" / "retrieval" / name
     start_run(out, "retrieval")
     df, prov = _load(profiles)
+    if impute != "none":
+        from stratonet.tables import feature_columns
+
+        feats = feature_columns(df)
+        n_missing = int(df[feats].isna().to_numpy().sum())
+        if n_missing:
+            fill = df[feats].median() if impute == "median" else df[feats].mean()
+            df = df.assign(**{f: df[f].fillna(fill[f]) for f in feats if df[f].isna().any()})
+            console.print(f"  {n_missing} missing value(s) imputed with the column {impute}", highlight=False)
     res = evaluate_retrieval(df, label=label, treatment=list(treatment) or None, batch=batch, metric=metric,
                              null_size=null_size, threshold=threshold, seed=seed, out_dir=out, name=name,
                              provenance=prov)
@@ -95,7 +122,33 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
     for k in ("nsc_accuracy", "nscb_accuracy"):
         if res.get(k) is not None:
             console.print(f"  {k}: {res[k]:.3f}", highlight=False)
+    _say_retrieval_coverage(df, res, console)
     console.print(f"retrieval results: {out}", highlight=False)
+
+
+def _say_retrieval_coverage(df, res: dict, console) -> None:
+    """How many treatments the retrieval metrics could use, and which metrics were skipped and why."""
+    from stratonet.profile.controls import negcon_mask
+    from stratonet.wording import plural
+
+    tcols = [c for c in res.get("treatment", []) if c in df.columns]
+    if tcols:
+        treated = df[~negcon_mask(df, required=False)]
+        n_treat = len(treated.drop_duplicates(tcols))
+        act = res.get("map_activity") or {}
+        parts = [f"{plural(n_treat, 'treatment')} in the table"]
+        if act:
+            parts.append(f"{act['n_groups']} scored for mAP activity")
+        if res.get("nsc_n") is not None:
+            parts.append(f"{res['nsc_n']} usable for NSC ({res.get('nsc_not_evaluable', 0)} without another "
+                         "compound of their class)")
+        console.print("  " + "; ".join(parts), highlight=False)
+    for metric, why in (res.get("skipped") or {}).items():
+        console.print(f"  [yellow]skipped[/] {metric}: {why}", highlight=False)
+    for k in ("nsc_accuracy", "nscb_accuracy"):
+        if res.get(k) is None and k[:-9] not in (res.get("skipped") or {}):
+            console.print(f"  [yellow]skipped[/] {k[:-9]}: no evaluable profile (needs compounds of the same "
+                          f"class{' in other batches' if k == 'nscb_accuracy' else ''})", highlight=False)
 
 
 @evaluate.command("embed")
@@ -113,7 +166,7 @@ def embed(profiles: Path, run_dir: Path, name: str | None, color_by: str, n_neig
     from stratonet.evaluate.embed import run_embed
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_embed" + (f"_{name}" if name else ""))
+    start_run(run_dir / "evaluate" / "embed", "evaluate_embed" + (f"_{name}" if name else ""))
     out = run_embed(profiles, run_dir, name=name, color_by=color_by, seed=seed, n_neighbors=n_neighbors,
                     min_dist=min_dist)
     console.print(f"embeddings written to {out}")
@@ -138,7 +191,7 @@ def compare(a: Path, b: Path, run_dir: Path, label: str, name_a: str | None, nam
     from stratonet.evaluate.compare import run_compare
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_compare")
+    start_run(run_dir / "evaluate" / "compare", "evaluate_compare")
     out = run_compare(a, b, run_dir, label=label, name_a=name_a, name_b=name_b, top=top, seed=seed,
                       n_estimators=trees, on=list(on) or None)
     console.print(f"comparison written to {out}")
@@ -163,7 +216,7 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
     from stratonet.evaluate.taps import run_taps
     from stratonet.progress import console
 
-    start_run(run_dir, "evaluate_taps")
+    start_run(run_dir / "evaluate" / "taps", "evaluate_taps")
     out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
                    seed=seed, null_size=null_size)
     console.print(f"tap selection written to {out}")

@@ -51,16 +51,26 @@ def _ints(value: str) -> tuple[int, ...]:
               help="Load label images '<plate>_<well>_<site>_*nuc*' / '*cell*' (label TIFFs, Cellpose _masks, "
                    "or CellProfiler outline PNG/TIFF, filled) instead of segmenting. Index columns "
                    "Labels_Nuclei / Labels_Cells do the same per row.")
+@click.option("--nuclei-labels", "nuclei_pattern", default=None,
+              help="With --labels-dir: file-name pattern of the nuclei labels, placeholders {plate} {well} {site} "
+                   "{stem_<Channel>}, e.g. 'NucleiOutlines_{plate}_{well}_{site}.tiff' or "
+                   "'{stem_DNA}_nuclei_outlines.png' (CellProfiler's own names).")
+@click.option("--cells-labels", "cells_pattern", default=None,
+              help="With --labels-dir: file-name pattern of the cell labels (see --nuclei-labels).")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
 @click.option("--bit-depth", default="auto", show_default=True,
               help="Intensity scale to [0, 1]: 'auto' divides by the file dtype's maximum (uint8 255, uint16 65535), "
                    "as CellProfiler does; N divides every image by 2**N - 1 (e.g. 12 for 12-bit data in uint16).")
+@click.option("--on-empty", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
+              help="A site where no object is found: warn (write it with counts 0 and say so) or error "
+                   "(a site error, which --on-error then fails on or skips). The manifest counts them either way.")
 @on_error_option
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, center_object: bool,
-              save_masks: bool, labels_dir: Path | None, illum: bool, bit_depth: str, on_error: str) -> None:
+              save_masks: bool, labels_dir: Path | None, nuclei_pattern: str | None, cells_pattern: str | None,
+              illum: bool, bit_depth: str, on_empty: str, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -68,6 +78,7 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
     from stratonet.extract.classical import ClassicalConfig, extract_classical
     from stratonet.progress import console
     from stratonet.tables import read_table
+    from stratonet.wording import plural, row_unit
 
     start_run(out, "extract_classical")
     dmin, dmax = (_ints(nuclei_diameter) + (0, 0))[:2]
@@ -78,6 +89,10 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
     depth = str(bit_depth).strip().lower()
     if depth != "auto" and not (depth.isdigit() and 1 <= int(depth) <= 32):
         raise ConfigError(f"--bit-depth must be 'auto' or an integer 1-32, got {bit_depth!r}")
+    if (nuclei_pattern or cells_pattern) and labels_dir is None:
+        raise ConfigError("--nuclei-labels / --cells-labels need --labels-dir")
+    if cells_pattern and not nuclei_pattern:
+        raise ConfigError("--cells-labels needs --nuclei-labels too (cells are matched to their nuclei)")
     cfg = ClassicalConfig(
         bit_depth="auto" if depth == "auto" else int(depth),
         groups=parse_groups(features),
@@ -88,6 +103,8 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         center_object=center_object,
         save_masks=save_masks,
         labels_dir=str(labels_dir) if labels_dir else None,
+        labels_nuclei_pattern=nuclei_pattern,
+        labels_cells_pattern=cells_pattern,
         illum=illum,
         segment=SegmentParams(nuclei_threshold=nuclei_threshold, cell_threshold=cell_threshold,
                               nuclei_min_diameter=dmin, nuclei_max_diameter=dmax),
@@ -100,10 +117,22 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         ok, why = cellpose_available()
         if not ok:
             raise ConfigError(f"--segmentation cellpose: {why}; use --segmentation classic")
-    man = extract_classical(read_table(index), out, cfg, workers=workers, on_error=on_error)
+    table = read_table(index)
+    unit = row_unit(table.columns)
+    man = extract_classical(table, out, cfg, workers=workers, on_error=on_error, on_empty=on_empty)
     console.print(
-        f"classical features: {man['n_sites']} sites, {man['n_cells']} cells, "
-        f"{man['core_s_per_site']:.1f} core-s/site, {man['n_errors']} errors -> {out}"
+        f"classical features: {plural(man['n_sites'], unit)}, {plural(man['n_cells'], 'cell')}, "
+        f"{man['core_s_per_site']:.1f} core-s/{unit}, {plural(man['n_errors'], 'error')} -> {out}",
+        highlight=False,
     )
     for n in man["notes"]:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    if man["n_sites_empty"]:
+        shown = ", ".join(man["empty_sites"][:5]) + (", ..." if man["n_sites_empty"] > 5 else "")
+        console.print(f"[yellow]warning:[/] {plural(man['n_sites_empty'], unit)} with 0 objects ({shown}); "
+                      "see n_sites_empty in site.manifest.json", highlight=False)
+    if man["n_nonfinite_values"]:
+        cols = sorted(man["nonfinite_values"])
+        console.print(f"[yellow]warning:[/] {plural(man['n_nonfinite_values'], 'infinite value')} set to NaN in "
+                      f"{plural(len(cols), 'column')} ({', '.join(cols[:3])}{', ...' if len(cols) > 3 else ''})",
+                      highlight=False)

@@ -78,9 +78,13 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
         on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
         scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
     )
+    from stratonet.tables import read_table
+    from stratonet.wording import plural, row_unit
+
+    unit = row_unit(read_table(index).columns)  # "crop" for array-stack indexes, else "site"
     console.print(
-        f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
-        f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
+        f"{plural(manifest['sites_processed'], unit)} extracted ({manifest['sites_resumed']} resumed, "
+        f"{plural(manifest['errors'], 'error')}), {manifest['channel_images_per_s']:.1f} channel-images/s, "
         f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
-        f"(config {cfg.name})"
+        f"(config {cfg.name})", highlight=False
     )

@@ -28,7 +28,8 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
     Per site and channel: rescale to [0, 1] (--scaling), anti-aliased resize to SIZE x SIZE, flatten
-    into features <Channel>_px_<iiii>. Writes OUT, OUT.manifest.json and, with --on-error skip, an errors table.
+    into features <Channel>_px_<iiii>. Writes OUT, <stem>.manifest.json beside it and, with --on-error skip, an
+    errors table.
     """
     from stratonet.extract.pixel import extract_pixel
     from stratonet.progress import console
@@ -37,4 +38,5 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
                          scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed)
-    console.print(f"pixel features -> {path} (manifest {path.name}.manifest.json)", highlight=False)
+    console.print(f"pixel features -> {path} (manifest {path.name.removesuffix('.parquet')}.manifest.json)",
+                  highlight=False)

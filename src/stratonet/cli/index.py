@@ -27,6 +27,9 @@ from stratonet.cli.paths import PATH_OR_URL
                    "site, channel.")
 @click.option("--channels", default=None, help="arrays layout: channel order of each stack, e.g. DNA,ER,RNA,AGP,Mito.")
 @click.option("--file-column", default=None, help="arrays layout: column of index.csv naming each file.")
+@click.option("--columns", default=None,
+              help="arrays layout: which index.csv column holds what, e.g. "
+                   "'plate=Image_Metadata_Plate_DAPI,well=well,site=field,file=crop'.")
 @click.option("--image-root", type=click.Path(path_type=Path), default=None,
               help="bbbc021 layout: folder holding the plate folders [default: the image table's folder].")
 @click.option("--source", "source_name", default=None, help="Write this as Metadata_Source.")
@@ -37,6 +40,14 @@ from stratonet.cli.paths import PATH_OR_URL
               help="JUMP barcode_platemap.csv (Assay_Plate_Barcode, Plate_Map_Name).")
 @click.option("--compound-metadata", type=click.Path(path_type=Path), default=None,
               help="Compound table keyed by broad_sample (pert_iname, control_type, moa/target, ...).")
+@click.option("--labels-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of label images (masks or CellProfiler outlines): adds Labels_Nuclei / Labels_Cells "
+                   "columns for `extract classical`, found with --nuclei-labels / --cells-labels.")
+@click.option("--nuclei-labels", "nuclei_pattern", default="{plate}_{well}_{site}_*[Nn]uc*", show_default=True,
+              help="File-name pattern of nuclei labels in --labels-dir; placeholders {plate} {well} {site} "
+                   "{stem_<Channel>}, e.g. 'NucleiOutlines_{plate}_{well}_{site}.tiff'.")
+@click.option("--cells-labels", "cells_pattern", default="{plate}_{well}_{site}_*[Cc]ell*", show_default=True,
+              help="File-name pattern of cell labels in --labels-dir ('' for none).")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Read every file's header (local) or check it exists (URLs).")
 @click.option("--illum", is_flag=True, default=False,
@@ -48,9 +59,10 @@ from stratonet.cli.paths import PATH_OR_URL
               help="Wells must exist on this plate format; auto: the smallest format holding each plate's wells.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
-          plane: int | None, pattern: str | None, channels: str | None, file_column: str | None,
+          plane: int | None, pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
-          barcode_platemap: Path | None, compound_metadata: Path | None, check: bool, illum: bool,
+          barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
+          nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
           illum_filter: str, illum_size: int | None, plate_format: str, on_error: str) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
@@ -58,6 +70,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     or its folder (bbbc021), or a folder of stacks with an index.csv (arrays).
     """
     from stratonet.index import build_index
+    from stratonet.index.build import default_layout
     from stratonet.progress import console, get_logger
     from stratonet.resumable import ErrorLog
     from stratonet.tables import write_table
@@ -68,8 +81,13 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         source, layout, channel_map=channel_map, plate=plate, plane=plane, pattern=pattern, channels=channels,
         file_column=file_column, image_root=image_root, source_name=source_name, batch=batch, platemap=platemap,
         barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
-        record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format,
+        record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format, columns=columns,
     )
+    n_unlabelled = None
+    if labels_dir is not None:
+        from stratonet.classical.label_files import add_label_columns
+
+        df, n_unlabelled = add_label_columns(df, labels_dir, nuclei_pattern, cells_pattern or None)
     if illum:
         from stratonet.illum import compute_illum
 
@@ -77,12 +95,39 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     write_table(df, out)
     saved = errors.save()
     n_ch = sum(c.startswith("Path_") and c != "Path_Stack" for c in df.columns)
-    msg = f"indexed {len(df)} {'rows' if 'Path_Stack' in df else 'sites'}"
-    msg += f" x {n_ch} channels" if n_ch else ""
+    from stratonet.wording import plural, row_unit
+
+    msg = f"indexed {plural(len(df), row_unit(df.columns))}"
+    msg += f" x {plural(n_ch, 'channel')}" if n_ch else ""
     get_logger().info("%s -> %s", msg, out)
     console.print(f"{msg} -> {out}", highlight=False)
+    console.print(_channel_summary(df, layout or default_layout(source), channel_map, channels), highlight=False)
+    if n_unlabelled is not None:
+        unit = row_unit(df.columns)
+        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels"
+                      + (f"; [yellow]{plural(n_unlabelled, unit)} without[/] (pattern '{nuclei_pattern}' "
+                         f"in {labels_dir})" if n_unlabelled else ""), highlight=False)
     if saved is not None:
-        console.print(f"[yellow]{len(errors)} site(s) skipped; see {saved}[/]", highlight=False)
+        console.print(f"[yellow]{plural(len(errors), 'site')} skipped; see {saved}[/]", highlight=False)
+
+
+def _channel_summary(df, layout: str, channel_map: str | None, channels: str | None) -> str:
+    """'channels found: ...', plus those the layout's channel map expected but no file had."""
+    from stratonet.index.layouts import IMAGEXPRESS_CHANNELS, JUMP_PHENIX_CHANNELS, parse_channel_map
+    from stratonet.index.schema import channels_of
+
+    found = [c for c in channels_of(df) if f"Path_{c}" not in df.columns or df[f"Path_{c}"].notna().any()]
+    line = f"channels found: {', '.join(found) if found else 'none'}"
+    default = {"phenix": JUMP_PHENIX_CHANNELS, "imagexpress": IMAGEXPRESS_CHANNELS}.get(layout)
+    spec = channel_map or default
+    expected = list(parse_channel_map(spec).values()) if spec else []
+    if layout == "arrays" and channels:
+        expected = [c.strip() for c in channels.split(",") if c.strip()]
+    missing = [c for c in expected if c not in found]
+    if missing:
+        line += f"; expected by the {'channel map' if channel_map else layout + ' layout'} but not found: " \
+                f"{', '.join(missing)}"
+    return line
 
 
 def _stem(path: Path) -> str:

@@ -28,6 +28,13 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
               help="Comma-separated feature-selection operations: variance_threshold, correlation_threshold, "
                    "drop_na_columns, blocklist, drop_outliers; 'none' for none.")
 @click.option("--corr-threshold", type=float, default=0.9, show_default=True)
+@click.option("--na-cutoff", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="drop_na_columns drops features with more than this share of missing values (0: any NaN).")
+@click.option("--zero-mad", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
+              help="mad_robustize: features with zero MAD in the reference are dropped, or kept with "
+                   "pycytominer's epsilon (values up to ~1e18).")
+@click.option("--mad-epsilon", type=float, default=1e-18, show_default=True,
+              help="Added to the MAD (pycytominer's mad_robustize_epsilon).")
 @click.option("--blocklist", type=click.Path(path_type=Path), default=None,
               help="Text file of feature names to drop (one per line) for 'blocklist'; default pycytominer's list.")
 @click.option("--spherize/--no-spherize", "do_spherize", default=False, show_default=True,
@@ -36,15 +43,27 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 @click.option("--platemap", type=click.Path(path_type=Path), default=None,
               help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one).")
 def profile(features: Path, out: Path, level: str, operation: str, method: str, by_plate: bool, reference: str,
-            select: str, corr_threshold: float, blocklist: Path | None, do_spherize: bool, spherize_epsilon: float,
-            platemap: Path | None) -> None:
-    """Turn a feature table into normalised, feature-selected profiles."""
+            select: str, corr_threshold: float, na_cutoff: float, zero_mad: str, mad_epsilon: float,
+            blocklist: Path | None, do_spherize: bool, spherize_epsilon: float, platemap: Path | None) -> None:
+    """Turn a feature table into normalised, feature-selected profiles.
+
+    FEATURES is a table, or the output folder of `extract classical` (its single_cell.parquet is used, else
+    its site.parquet). Infinite values are set to NaN and counted; 'blocklist' in --select acts first,
+    before normalisation.
+    """
     from stratonet.errors import InputFileError
     from stratonet.profile import run_profile
     from stratonet.progress import console
     from stratonet.tables import read_provenance, read_table, write_table
 
     start_run(out.parent, f"{out.name.split('.')[0]}.profile")
+    if features.is_dir() and not features.name.lower().endswith(".parquet"):
+        picked = [features / n for n in ("single_cell.parquet", "site.parquet") if (features / n).exists()]
+        if not picked:
+            raise InputFileError(str(features), "a folder without single_cell.parquet or site.parquet "
+                                                "(give a feature table, or the output folder of extract classical)")
+        features = picked[0]
+        console.print(f"features: {features}", highlight=False)
     df = read_table(features)
     pm = read_table(platemap) if platemap else None
     block = None
@@ -56,11 +75,14 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     prof = run_profile(df, aggregate_level=None if level == "none" else level, operation=operation, platemap=pm,
                        normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
                        corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
-                       spherize_epsilon=spherize_epsilon)
+                       spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff, zero_mad=zero_mad,
+                       mad_epsilon=mad_epsilon)
     provenance = dict(read_provenance(features))
     provenance.setdefault("feature_set", features.name.split(".")[0])
     provenance["profile"] = {"source": str(features), "steps": prof.attrs.get("steps", [])}
     write_table(prof, out, provenance=provenance)
     for step in prof.attrs.get("steps", []):
-        console.print(f"  {step['step']}: {step['rows']} rows x {step['features']} features", highlight=False)
+        cols = step.get("columns")
+        named = f" ({', '.join(cols[:3])}{', ...' if len(cols) > 3 else ''})" if cols else ""
+        console.print(f"  {step['step']}{named}: {step['rows']} rows x {step['features']} features", highlight=False)
     console.print(f"profiles: {out}", highlight=False)

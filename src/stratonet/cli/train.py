@@ -49,7 +49,7 @@ def train() -> None:
 
 @train.command("classifier")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--model", default="stratonet18", show_default=True, help="A registered model (stratonet18/50, resnet18/50, eca_resnet50, ...).")
+@click.option("--model", default="stratonet18", show_default=True, help="A registered model (stratonet18/50, resnet18/50, ecaresnet50, ...).")
 @click.option("--label", default=None, help="Label column when DATA is an index table.")
 @click.option("--channels", default=None, help="Comma-separated channels of an index (default: all).")
 @click.option("--in-chans", type=int, default=3, show_default=True, help="Stem channels; grayscale images are repeated.")

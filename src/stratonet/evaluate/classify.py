@@ -28,8 +28,17 @@ CLASSIFIER_NAMES = {
 }
 
 
-def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 100):
-    """A scikit-learn pipeline (standard scaling + classifier) for one of :data:`CLASSIFIERS`."""
+IMPUTE = ("none", "median", "mean")
+NA_ADVICE = ("use --impute median (fitted on each training split), or drop such columns with "
+             "'stratonet profile --na-cutoff 0'")
+
+
+def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 100, impute: str = "none"):
+    """A scikit-learn pipeline ([imputation +] standard scaling + classifier) for one of :data:`CLASSIFIERS`.
+
+    ``impute`` ``median`` or ``mean`` puts a ``SimpleImputer`` first, so missing values are filled from the
+    training rows only.
+    """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -47,10 +56,17 @@ def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 1
         clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
     else:
         raise ConfigError(f"unknown classifier '{name}' (use {', '.join(CLASSIFIERS)})")
+    if impute not in IMPUTE:
+        raise ConfigError(f"unknown imputation '{impute}' (use {', '.join(IMPUTE)})")
+    if impute != "none":
+        from sklearn.impute import SimpleImputer
+
+        return make_pipeline(SimpleImputer(strategy=impute, keep_empty_features=True), StandardScaler(), clf)
     return make_pipeline(StandardScaler(), clf)
 
 
-def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str],
+             impute: str = "none") -> tuple[pd.DataFrame, list[str]]:
     if label not in df.columns:
         raise StratoNetError(f"label column '{label}' not in profiles")
     feats = feature_columns(df, features)
@@ -67,11 +83,15 @@ def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str
         if unknown:
             raise StratoNetError(f"--exclude-class {unknown}: no such class in '{label}'")
         data = data[~data[label].astype(str).isin(set(exclude_class))]
+    values = data[feats].to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(values).any():
+        bad = data[feats].columns[np.isinf(values).any(axis=0)]
+        raise StratoNetError(f"{len(bad)} feature column(s) contain infinite values, e.g. {list(bad[:3])} "
+                             "(run 'stratonet profile', which sets them to NaN)")
     bad = data[feats].isna().any()
-    if bad.any():
+    if bad.any() and impute == "none":
         raise StratoNetError(
-            f"{int(bad.sum())} feature column(s) contain missing values, e.g. {list(bad[bad].index[:3])} "
-            "(run 'stratonet profile' with --select drop_na_columns)"
+            f"{int(bad.sum())} feature column(s) contain missing values, e.g. {list(bad[bad].index[:3])}: {NA_ADVICE}"
         )
     if data[label].nunique() < 2:
         raise StratoNetError(f"'{label}' needs at least two classes to classify")
@@ -101,6 +121,7 @@ def evaluate_classifiers(
     rf_trees: int = 100,
     permutation_features: int = 100,
     permutation_repeats: int = 5,
+    impute: str = "none",
     out_dir: str | Path | None = None,
     name: str = "features",
     provenance: dict | None = None,
@@ -132,6 +153,9 @@ def evaluate_classifiers(
         Permutation importance is computed for this many features with the highest RF impurity importance
         (0: all features); it costs one RF prediction per feature and repeat.
     permutation_repeats : int
+    impute : {"none", "median", "mean"}
+        Fill missing feature values inside every fitted pipeline (from its training rows); ``none`` refuses
+        features with missing values.
     out_dir : path, optional
         Folder written directly (the CLI uses ``<run>/evaluate/classify/<name>``): ``metrics.json``,
         ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
@@ -146,7 +170,13 @@ def evaluate_classifiers(
     -------
     dict
         ``{"feature_set", "provenance", "label", "classes", "n_samples", "n_features", "protocol",
-        "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}}}}}``.
+        "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}},
+        "cv_pooled": {<metrics>}, "cv_pooled_macro_f1", "cv_fold_mean_macro_f1", ...}}}``.
+
+        With CV, two summaries are kept and labelled: ``cv`` / ``cv_fold_mean_*`` average the per-fold scores
+        (each fold's macro over the classes that fold has), ``cv_pooled`` / ``cv_pooled_*`` score all
+        out-of-fold predictions at once. With grouped folds that lack classes, the pooled figure is the one
+        to quote; ``protocol.cv_folds_lacking_classes`` lists those folds.
     """
     log = get_logger()
     classifiers = list(classifiers)
@@ -155,8 +185,9 @@ def evaluate_classifiers(
             raise ConfigError(f"unknown classifier '{c}' (use {', '.join(CLASSIFIERS)})")
     if group_by is not None and group_by not in df.columns:
         raise StratoNetError(f"--group-by column '{group_by}' not in profiles")
-    data, feats = _prepare(df, label, features, exclude_class)
+    data, feats = _prepare(df, label, features, exclude_class, impute)
     check_finite(data, feats, name or "profiles", dtype=np.float32)
+    n_missing = int(data[feats].isna().to_numpy().sum())
     X = data[feats].to_numpy(dtype=np.float32)
     y = data[label].astype(str).to_numpy()
     groups = data[group_by].astype(str).to_numpy() if group_by else None
@@ -181,13 +212,14 @@ def evaluate_classifiers(
             "n_test_balanced": int(len(bal_test_idx)), "cv_folds": cv, "group_by": group_by,
             "exclude_class": list(exclude_class), "seed": seed, "rf_trees": rf_trees,
             "class_counts": {c: int(n) for c, n in zip(*np.unique(y, return_counts=True))},
+            "impute": impute, "n_missing_values_imputed": n_missing if impute != "none" else 0,
         },
         "classifiers": {},
     }
     fitted = {}
     predictions = {}
     for clf_name in track(classifiers, description="classifiers (held-out test)", total=len(classifiers)):
-        model = make_classifier(clf_name, seed, n_jobs, rf_trees).fit(X[fit_idx], y[fit_idx])
+        model = make_classifier(clf_name, seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
         pred = model.predict(X[test_idx])
         pred_bal = model.predict(X[bal_test_idx])
         scores = classification_metrics(y[test_idx], pred, classes)
@@ -200,15 +232,40 @@ def evaluate_classifiers(
     if cv and cv > 1:
         folds = list(kfold_indices(y, cv, groups, seed))
         per_clf: dict[str, list] = {c: [] for c in classifiers}
+        oof = {c: np.empty(len(y), dtype=y.dtype) for c in classifiers}  # out-of-fold predictions
+        in_test = np.zeros(len(y), bool)
+        folds_lacking = []
         for k, (tr, te) in enumerate(track(folds, description=f"{cv}-fold CV", total=len(folds))):
             sample = balanced_sample(y, tr, n_train, seed + 1 + k)
+            absent = sorted(set(classes) - set(y[te]))
+            if absent:
+                folds_lacking.append({"fold": k, "classes_absent_from_test": absent})
+            in_test[te] = True
             for clf_name in classifiers:
-                model = make_classifier(clf_name, seed, n_jobs, rf_trees).fit(X[sample], y[sample])
-                m = classification_metrics(y[te], model.predict(X[te]), classes)
+                model = make_classifier(clf_name, seed, n_jobs, rf_trees, impute).fit(X[sample], y[sample])
+                pred = model.predict(X[te])
+                oof[clf_name][te] = pred
+                # Macro averages over the classes this fold has (in truth or prediction): a class absent from
+                # the fold has no F1, and scoring it 0 would drag the fold mean down.
+                m = classification_metrics(y[te], pred, sorted(set(y[te]) | set(pred)))
                 per_clf[clf_name].append(m)
                 fold_rows.append({"classifier": clf_name, "fold": k, **m})
+        if folds_lacking:
+            log.warning("%d of %d CV folds lack a class in their test part (e.g. fold %d: %s); compare the "
+                        "pooled out-of-fold metrics", len(folds_lacking), len(folds), folds_lacking[0]["fold"],
+                        folds_lacking[0]["classes_absent_from_test"])
+        result["protocol"]["cv_folds_lacking_classes"] = folds_lacking
+        counts = result["protocol"]["class_counts"]
+        result["protocol"]["classes_smaller_than_folds"] = {c: n for c, n in counts.items() if n < cv}
         for clf_name in classifiers:
-            result["classifiers"][clf_name]["cv"] = _summary(per_clf[clf_name])
+            entry = result["classifiers"][clf_name]
+            entry["cv"] = _summary(per_clf[clf_name])
+            pooled = classification_metrics(y[in_test], oof[clf_name][in_test], classes)
+            entry["cv_pooled"] = pooled
+            for key in ("accuracy", "macro_f1"):
+                entry[f"cv_pooled_{key}"] = pooled[key]
+                entry[f"cv_fold_mean_{key}"] = entry["cv"][key]["mean"]
+                entry[f"cv_fold_sd_{key}"] = entry["cv"][key]["sd"]
 
     if out_dir is not None:
         out = Path(out_dir)
@@ -219,7 +276,7 @@ def evaluate_classifiers(
                 out / f"classification_report_{clf_name}.csv", index=False)
         if fold_rows:
             pd.DataFrame(fold_rows).to_csv(out / "cv_folds.csv", index=False)
-        rf = fitted.get("rf") or make_classifier("rf", seed, n_jobs, rf_trees).fit(X[fit_idx], y[fit_idx])
+        rf = fitted.get("rf") or make_classifier("rf", seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
         imp, perm = importances(rf, X[test_idx], y[test_idx], feats, permutation_features,
                                 permutation_repeats, seed, n_jobs)
         imp.to_csv(out / "importance_rf_impurity.csv", index=False)

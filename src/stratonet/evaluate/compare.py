@@ -169,6 +169,10 @@ def run_compare(a_path: str | Path, b_path: str | Path, run_dir: str | Path, lab
                  xlabel=f"{name_b} (most important left)", ylabel=f"{name_a} (most important top)")
 
     abs_r = np.abs(corr.to_numpy(dtype=float))
+    # A feature constant over the joined samples has no correlation (a NaN row or column): it has no "best" match.
+    defined = np.isfinite(abs_r)
+    best_a = np.where(defined.any(axis=1), np.max(np.where(defined, abs_r, -np.inf), axis=1), np.nan)
+    best_b = np.where(defined.any(axis=0), np.max(np.where(defined, abs_r, -np.inf), axis=0), np.nan)
     metrics = {
         "feature_set": f"{name_a}_vs_{name_b}",
         "provenance": {name_a: prov_a, name_b: prov_b},
@@ -177,10 +181,17 @@ def run_compare(a_path: str | Path, b_path: str | Path, run_dir: str | Path, lab
         "n_samples": int(len(joined)),
         "top": int(top),
         "rf": {"n_estimators": n_estimators, "seed": seed},
-        "mean_abs_r": float(np.nanmean(abs_r)),
-        "median_best_abs_r_a": float(np.nanmedian(np.nanmax(abs_r, axis=1))),
-        "median_best_abs_r_b": float(np.nanmedian(np.nanmax(abs_r, axis=0))),
+        "mean_abs_r": float(abs_r[defined].mean()) if defined.any() else float("nan"),
+        "median_best_abs_r_a": _finite_median(best_a),
+        "median_best_abs_r_b": _finite_median(best_b),
         "fraction_abs_r_over_0_5": float(np.nanmean(abs_r > 0.5)),
+        "n_features_without_correlation": int((~defined.any(axis=1)).sum() + (~defined.any(axis=0)).sum()),
     }
     write_json(metrics, out / "metrics.json")
     return out
+
+
+def _finite_median(values: np.ndarray) -> float:
+    """Median of the finite values (NaN when there are none), without numpy's all-NaN warning."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")

@@ -136,7 +136,8 @@ def map_scores(
         raise ConfigError(f"unknown mAP kind '{kind}' (use activity or consistency)")
     X = data[feats].to_numpy(dtype=np.float32)
     if np.isnan(X).any():
-        raise StratoNetError("features contain missing values (run 'stratonet profile' with --select drop_na_columns)")
+        raise StratoNetError("features contain missing values: use --impute median, or drop such columns with "
+                             "'stratonet profile --na-cutoff 0'")
     try:
         ap = _copairs_ap(meta, X, pos_sameby, pos_diffby, neg_sameby, neg_diffby, metric)
     except UnpairedException as exc:
@@ -221,7 +222,8 @@ def nsc_predictions(
         raise StratoNetError("NSC needs at least two treatment profiles")
     X = prof[feats].to_numpy(dtype=np.float32)
     if np.isnan(X).any():
-        raise StratoNetError("features contain missing values (run 'stratonet profile' with --select drop_na_columns)")
+        raise StratoNetError("features contain missing values: use --impute median, or drop such columns with "
+                             "'stratonet profile --na-cutoff 0'")
     sim = similarity_matrix(X, metric)
     compound = prof[tcols[0]].astype(str).to_numpy()
     y = prof[label].astype(str).to_numpy()

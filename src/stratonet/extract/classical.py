@@ -41,6 +41,8 @@ class ClassicalConfig:
     center_object: bool = False  # single-cell crops: measure only the cell at the image centre
     save_masks: bool = False
     labels_dir: str | None = None
+    labels_nuclei_pattern: str | None = None  # e.g. "NucleiOutlines_{plate}_{well}_{site}.tiff"
+    labels_cells_pattern: str | None = None
     illum: bool = True
     bit_depth: int | str = "auto"  # "auto": each file's dtype (uint8 /255, uint16 /65535); an int: 2**n - 1
     segment: SegmentParams = field(default_factory=SegmentParams)
@@ -81,7 +83,17 @@ def _external_label_paths(row: dict, cfg: ClassicalConfig) -> dict[str, str]:
         v = row.get(col)
         if isinstance(v, str) and v:
             found[comp] = v
-    if cfg.labels_dir and not found:
+    if cfg.labels_dir and not found and cfg.labels_nuclei_pattern:
+        from stratonet.classical.label_files import find_label_file
+
+        for comp, pattern in (("Nuclei", cfg.labels_nuclei_pattern), ("Cells", cfg.labels_cells_pattern)):
+            hit = find_label_file(row, cfg.labels_dir, pattern) if pattern else None
+            if hit is not None:
+                found[comp] = str(hit)
+        if "Nuclei" not in found:
+            raise SiteError(f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}",
+                            f"no nuclei label image matching '{cfg.labels_nuclei_pattern}' in {cfg.labels_dir}")
+    elif cfg.labels_dir and not found:
         d = Path(cfg.labels_dir)
         for f in sorted(d.glob(f"{_site_tag(row)}_*")):
             low = f.name[len(_site_tag(row)):].lower()
@@ -103,26 +115,32 @@ def segment_row(row: dict, image: np.ndarray, channels: list[str], cfg: Classica
 
     notes: list[str] = []
     dna = image[channels.index(cfg.dna_channel)]
+    external = _external_label_paths(row, cfg)
     cyto_chs = [c for c in cfg.cell_channels if c in channels]
+    missing = [c for c in cfg.cell_channels if c not in channels]
     if not cyto_chs:
         cyto_chs = [c for c in channels if c != cfg.dna_channel]
+    if missing and "Cells" not in external:  # cells are grown only when no cell labels are given
         notes.append(
-            f"cell channels {cfg.cell_channels} absent; cells grown on {cyto_chs or 'nothing (nuclei dilated)'}"
+            f"cell channel(s) {missing} of --cell-channels {','.join(cfg.cell_channels)} absent; cells grown on "
+            f"{cyto_chs or 'nothing (nuclei dilated)'}"
         )
     cyto = np.mean([image[channels.index(c)] for c in cyto_chs], axis=0) if cyto_chs else None
-    external = _external_label_paths(row, cfg)
     if external:
         nuclei = read_labels(external["Nuclei"]) if "Nuclei" in external else segment_nuclei(dna, cfg.segment)
         if nuclei.shape != dna.shape:
             raise SiteError(site_name(row), f"label image {external['Nuclei']} is {nuclei.shape}, image is {dna.shape}")
         if "Cells" in external:
-            cells = read_labels(external["Cells"], seeds=nuclei)
+            cells = read_labels(external["Cells"], seeds=nuclei, guide=cyto)
+            if cells.shape != dna.shape:
+                raise SiteError(site_name(row),
+                                f"label image {external['Cells']} is {cells.shape}, image is {dna.shape}")
         elif cyto is not None:
             cells = segment_cells(cyto, nuclei, cfg.segment)
         else:
             cells = segment_site(dna, None, cfg.segment)["Cells"]
         masks = {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
-        notes.append(f"labels loaded from {sorted(external.values())}")
+        notes.append("labels loaded from files (--labels-dir or Labels_* index columns), not segmented")
     elif cfg.segmentation == "cellpose":
         masks = segment_cellpose(dna, cyto)
     else:
@@ -164,13 +182,30 @@ def _keep_center_object(masks: dict, site: str) -> dict:
     return {"Nuclei": nuclei, "Cells": cells, "Cytoplasm": cytoplasm(cells, nuclei)}
 
 
+def nonfinite_to_nan(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Replace +-inf in the float columns of a feature table by NaN; return the table and counts per column.
+
+    cp_measure divides by zero on degenerate objects (e.g. ``FormFactor`` of a one-pixel-thick cytoplasm);
+    CellProfiler stores such values as NaN-like, and an inf would break normalisation far downstream.
+    """
+    counts: dict[str, int] = {}
+    for col in table.columns:
+        if table[col].dtype.kind == "f":
+            bad = np.isinf(table[col].to_numpy())
+            if bad.any():
+                counts[col] = int(bad.sum())
+                table[col] = table[col].mask(bad)
+    return table, counts
+
+
 def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: str | None = None) -> dict:
     """Segment and measure one site.
 
     Returns
     -------
     dict with ``cells`` (single-cell DataFrame), ``median`` and ``mean`` (one-row site DataFrames),
-    ``cpu_s`` (process CPU seconds) and ``notes``.
+    ``cpu_s`` (process CPU seconds), ``notes``, ``n_objects`` (cells found) and ``nonfinite`` (column -> number
+    of infinite values replaced by NaN).
     """
     from stratonet.classical.aggregate import aggregate_cells
     from stratonet.classical.measure import measure_site
@@ -190,6 +225,7 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
         if cfg.center_object:
             masks = _keep_center_object(masks, site)
         cells = measure_site(img, channels, masks, cfg.groups, cfg.measure)
+        cells, nonfinite = nonfinite_to_nan(cells)
     except StratoNetError:
         raise
     except Exception as exc:  # image content we cannot handle: name the site
@@ -218,7 +254,8 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
     med = aggregate_cells(cells, SITE_KEYS, "median", counts)
     mean = aggregate_cells(cells, SITE_KEYS, "mean", counts)
     return {"cells": cells, "median": med, "mean": mean, "cpu_s": time.process_time() - t0, "notes": notes,
-            "site": site, "dtypes": sorted(dtypes)}
+            "site": site, "dtypes": sorted(dtypes), "n_objects": int(counts["Count_Cells"].iloc[0]),
+            "nonfinite": nonfinite}
 
 
 def _worker(args):
@@ -280,6 +317,7 @@ def extract_classical(
     on_error: str = "fail",
     flush_every: int = 8,
     progress: bool = True,
+    on_empty: str = "warn",
 ) -> dict:
     """Run the classical path over every site of an index.
 
@@ -294,6 +332,10 @@ def extract_classical(
     on_error : {"fail", "skip"}
     flush_every : int
         Sites buffered before the tables are flushed to disk (a rerun resumes after the last flush).
+    on_empty : {"warn", "error"}
+        A site where no cell is found: ``warn`` writes it (counts 0, features NaN) with a warning;
+        ``error`` makes it a site error, which ``on_error`` then fails on or skips. Either way the manifest
+        counts and lists such sites.
 
     Returns
     -------
@@ -325,9 +367,19 @@ def extract_classical(
     notes: set[str] = set()
     dtypes_seen: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
+    empty_sites: list[str] = []
+    nonfinite: dict[str, int] = {}
 
     def handle(res: dict) -> None:
         nonlocal cpu_total, n_done, n_cells
+        if "error" not in res and res.get("n_objects", 1) == 0:
+            empty_sites.append(res["site"])
+            log.warning("%s: 0 objects found", res["site"])
+            if on_empty == "error":
+                res = {"error": f"site {res['site']}: 0 objects found (--on-empty error)", "site": res["site"],
+                       "row": {k: res["median"][k].iloc[0] for k in SITE_KEYS}}
+        for col, n in res.get("nonfinite", {}).items():
+            nonfinite[col] = nonfinite.get(col, 0) + n
         if "error" in res:
             if on_error == "fail":
                 raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
@@ -376,6 +428,7 @@ def extract_classical(
                     pending = set()
                     it = iter(rows)
                     bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
+                    next(bar, None)  # show the bar now, not when the first site is done
                     for r in it:
                         pending.add(pool.submit(_worker, (r, channels, cfg, str(out))))
                         if len(pending) >= 2 * workers:
@@ -416,6 +469,10 @@ def extract_classical(
         "n_sites_skipped_as_done": len(done),
         "n_cells": n_cells,
         "n_errors": len(errors),
+        "n_sites_empty": len(empty_sites),
+        "empty_sites": sorted(empty_sites)[:100],
+        "n_nonfinite_values": sum(nonfinite.values()),
+        "nonfinite_values": dict(sorted(nonfinite.items())),
         "errors_table": str(err_path) if err_path else None,
         "workers": workers,
         "core_s_total": cpu_total,
@@ -428,4 +485,9 @@ def extract_classical(
     write_json(manifest, out / "site.manifest.json")
     for n in sorted(notes):
         log.warning(n)
+    if empty_sites:
+        log.warning("%d site(s) with 0 objects: %s", len(empty_sites), ", ".join(sorted(empty_sites)[:10]))
+    if nonfinite:
+        log.warning("%d infinite value(s) set to NaN in %d column(s): %s", sum(nonfinite.values()),
+                    len(nonfinite), ", ".join(sorted(nonfinite)[:10]))
     return manifest

@@ -29,7 +29,7 @@ from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
 from stratonet.extract.writer import WideTableWriter
-from stratonet.progress import console, get_logger, track
+from stratonet.progress import console, get_logger, track_units
 from stratonet.resumable import ErrorLog, PartitionedWriter
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import PROVENANCE_KEY, SITE_KEYS, read_table
@@ -308,8 +308,8 @@ def extract_deep(
     n_sites = n_units = 0
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
-        for batch in track(loader, f"deep features ({net.model_name}, {mode})", total=len(loader),
-                           disable=not progress):
+        for batch in track_units(loader, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
+                                 units_of=lambda b: len(b["i"]) + len(b["errors"]), disable=not progress):
             if batch["i"]:
                 feats = embedder(batch["x"])  # (units, C, D)
                 site_df, cell_df = _tables(batch, feats, todo, meta_cols, names, mode)

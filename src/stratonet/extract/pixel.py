@@ -105,7 +105,8 @@ def extract_pixel(
     Returns
     -------
     Path
-        The feature table; a manifest ``<out>.manifest.json`` lies beside it.
+        The feature table; a manifest ``<stem>.manifest.json`` (``pixel.parquet`` -> ``pixel.manifest.json``)
+        lies beside it, named as every extractor names its manifest.
     """
     if size < 1:
         raise ConfigError(f"--size must be >= 1, got {size}")
@@ -180,7 +181,7 @@ def extract_pixel(
         "process_cpu_s": cpu_s,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(manifest, out.with_name(out.name + ".manifest.json"))
+    write_json(manifest, out.with_name(_stem(out) + ".manifest.json"))
     log.info("pixel features: %d sites, %d errors -> %s", n_done, len(errors), out)
     if not out.exists():
         raise StratoNetError(f"no site could be processed; see {errors.path.with_suffix('.csv')}")

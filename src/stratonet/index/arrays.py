@@ -1,5 +1,6 @@
 """Array stacks: a folder of ``(C, H, W)`` ``.npy``/``.tif`` files (e.g. DeepProfiler-style single-cell crops)
-described by an ``index.csv``.
+described by an ``index.csv``. Channels-last ``(H, W, C)`` stacks and 2-D single-channel files are recognised by
+their shape (see :func:`stack_layout`).
 
 The CSV needs a file column (``FileName``, ``File``, ``Path`` or ``Image_Name``, or ``file_column``) and plate and
 well columns (``Metadata_Plate``/``Plate`` and ``Metadata_Well``/``Well``); ``Metadata_Site`` defaults to 1. Other
@@ -20,6 +21,50 @@ from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, normalise_well
 from stratonet.tables import read_table
 
 FILE_COLUMNS = ("FileName", "File", "Path", "Image_Name", "filename", "file", "path")
+COLUMN_KEYS = {"plate": "Metadata_Plate", "well": "Metadata_Well", "site": "Metadata_Site"}
+
+
+def stack_layout(shape: tuple[int, ...], n_channels: int) -> str | None:
+    """How a stack of ``n_channels`` channels is laid out: ``"CHW"``, ``"HWC"`` (channels last) or ``"HW"``
+    (a 2-D single-channel image); None if the shape fits none of them."""
+    if len(shape) == 2 and n_channels == 1:
+        return "HW"
+    if len(shape) == 3 and shape[0] == n_channels:
+        return "CHW"
+    if len(shape) == 3 and shape[-1] == n_channels:
+        return "HWC"
+    return None
+
+
+def as_chw(stack, n_channels: int):
+    """A stack as ``(C, H, W)`` whatever its layout (see :func:`stack_layout`); None if it fits none."""
+    import numpy as np
+
+    layout = stack_layout(tuple(stack.shape), n_channels)
+    if layout == "HW":
+        return stack[None]
+    if layout == "HWC":
+        return np.moveaxis(stack, -1, 0)
+    return stack if layout == "CHW" else None
+
+
+def parse_columns(spec: str | dict | None) -> dict[str, str]:
+    """``"plate=Image_Metadata_Plate_DAPI,well=well,file=FileName_Crop"`` -> {key: source column}."""
+    from stratonet.errors import ConfigError
+
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        return dict(spec)
+    out = {}
+    for item in str(spec).split(","):
+        if not item.strip():
+            continue
+        key, sep, col = item.partition("=")
+        if not sep or not key.strip() or not col.strip():
+            raise ConfigError(f"--columns: expected key=column pairs, e.g. plate=Image_Metadata_Plate, got {item!r}")
+        out[key.strip().lower()] = col.strip()
+    return out
 INDEX_NAMES = ("index.csv", "index.csv.gz", "index.parquet")
 
 
@@ -27,6 +72,7 @@ def arrays(
     source: str | Path,
     channels: str | list[str] | None = None,
     file_column: str | None = None,
+    columns: str | dict | None = None,
 ) -> pd.DataFrame:
     """Index a folder of array stacks.
 
@@ -38,6 +84,9 @@ def arrays(
         Channel order of every stack, e.g. ``"DNA,ER,RNA,AGP,Mito"``; or a ``Stack_Channels`` column in the CSV.
     file_column : str, optional
         Column naming each file (relative to the folder).
+    columns : str or dict, optional
+        Which CSV column holds what, e.g. ``"plate=Image_Metadata_Plate_DAPI,well=well,site=field,file=crop"``
+        (keys plate, well, site, file; any other key ``k`` becomes ``Metadata_k``).
     """
     source = Path(source)
     if source.is_dir():
@@ -49,6 +98,16 @@ def arrays(
         table = source
     df = read_table(table)
     folder = table.parent.resolve()
+    mapping = parse_columns(columns)
+    absent = {k: c for k, c in mapping.items() if c not in df.columns}
+    if absent:
+        raise InputFileError(str(table), f"--columns names column(s) not in the table: {absent} "
+                                         f"(columns: {list(df.columns)[:8]})")
+    if "file" in mapping:
+        file_column = file_column or mapping.pop("file")
+    renamed = {c: COLUMN_KEYS.get(k, f"Metadata_{k}") for k, c in mapping.items()}
+    clash = [new for old, new in renamed.items() if new in df.columns and new != old]
+    df = df.drop(columns=clash).rename(columns=renamed)
     fcol = file_column or next((c for c in FILE_COLUMNS if c in df.columns), None)
     if fcol is None or fcol not in df.columns:
         raise InputFileError(str(table), f"no file column (expected one of {list(FILE_COLUMNS)} or --file-column)")

@@ -47,6 +47,7 @@ def build_index(
     on_error: str = "fail",
     record: Callable[[str, str], None] | None = None,
     plate_format: str | int | None = "auto",
+    columns: str | dict | None = None,
 ) -> pd.DataFrame:
     """Build an image index (see :mod:`stratonet.index.schema`): one row per site, or per crop for ``arrays``.
 
@@ -68,6 +69,8 @@ def build_index(
         Channel order of ``arrays`` stacks.
     file_column : str, optional
         File column of an ``arrays`` index.csv.
+    columns : str or dict, optional
+        ``arrays``: which index.csv column holds what (see :func:`stratonet.index.arrays.arrays`).
     image_root : path, optional
         Folder holding BBBC021's plate folders (default: the image table's folder).
     source_name, batch : str, optional
@@ -106,7 +109,7 @@ def build_index(
     elif layout == "bbbc021":
         df = _bbbc021.bbbc021(source, image_root=image_root, plate=plate)
     else:
-        df = _arrays.arrays(source, channels=channels, file_column=file_column)
+        df = _arrays.arrays(source, channels=channels, file_column=file_column, columns=columns)
     if source_name:
         df.insert(0, "Metadata_Source", source_name)
     if batch:

@@ -125,8 +125,11 @@ def check_stack(row: pd.Series, check_files: bool = True) -> None:
         return
     shape = image_shape(str(p))
     n = len(str(row[STACK_CHANNELS]).split("|"))
-    if shape is not None and (len(shape) != 3 or shape[0] != n):
-        raise SiteError(site, f"stack {p} has shape {shape}, expected ({n}, H, W) for channels {row[STACK_CHANNELS]}")
+    from stratonet.index.arrays import stack_layout
+
+    if shape is not None and stack_layout(tuple(shape), n) is None:
+        raise SiteError(site, f"stack {p} has shape {shape}, expected ({n}, H, W) or (H, W, {n}) for channels "
+                              f"{row[STACK_CHANNELS]}")
 
 
 def check_index(

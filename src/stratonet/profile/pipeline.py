@@ -13,7 +13,7 @@ from stratonet.profile.select import feature_select
 from stratonet.profile.spherize import spherize
 from stratonet.errors import StratoNetError
 from stratonet.progress import warn
-from stratonet.tables import check_finite, feature_columns, non_numeric_columns
+from stratonet.tables import feature_columns, non_numeric_columns
 
 
 def run_profile(
@@ -31,6 +31,9 @@ def run_profile(
     do_spherize: bool = False,
     spherize_method: str = "ZCA",
     spherize_epsilon: float = 1e-6,
+    na_cutoff: float = 0.05,
+    zero_mad: str = "drop",
+    mad_epsilon: float = 1e-18,
 ) -> pd.DataFrame:
     """Features -> profiles with the steps in the field's usual order.
 
@@ -54,6 +57,13 @@ def run_profile(
         Feature-selection operations (see :func:`feature_select`); empty for none.
     do_spherize : bool
         ZCA-whiten after selection, fitted on the reference rows.
+    na_cutoff : float
+        ``drop_na_columns`` drops features with more than this share of missing values (0: any).
+    zero_mad, mad_epsilon
+        See :func:`normalize` (``zero_mad``, ``epsilon``).
+
+    Infinite values are set to NaN first and counted per column (``.attrs["nonfinite"]``); ``blocklist`` in
+    ``select`` acts first, before aggregation and normalisation, so blocked features never reach them.
 
     Returns
     -------
@@ -66,9 +76,22 @@ def run_profile(
              + (" ..." if len(text) > 8 else "") + " (name them Metadata_* to keep them as metadata)")
     if not feats:
         raise StratoNetError("no numeric feature column to profile (only Metadata_* or text columns)")
-    check_finite(df, feats, "feature table")
     steps: list[dict] = [{"step": "input", "rows": len(df), "features": len(feats)}]
     out = df
+    ops = [o.strip() for o in select.split(",")] if isinstance(select, str) else list(select)
+    ops = [o for o in ops if o]
+    if "blocklist" in ops:
+        out = feature_select(out, feats, ["blocklist"], blocklist=blocklist)
+        feats = [f for f in feats if f in out.columns]
+        ops.remove("blocklist")
+        steps.append({"step": "feature_select blocklist (before normalisation)", "rows": len(out),
+                      "features": len(feats)})
+    out, nonfinite = infinite_to_nan(out, feats)
+    if nonfinite:
+        named = ", ".join(f"{c} ({n})" for c, n in sorted(nonfinite.items())[:5])
+        warn(f"±inf in {len(nonfinite)} feature column(s) set to NaN: {named}" + (" ..." if len(nonfinite) > 5 else ""))
+        steps.append({"step": f"{sum(nonfinite.values())} infinite value(s) in {len(nonfinite)} column(s) set to NaN",
+                      "rows": len(out), "features": len(feats), "columns": sorted(nonfinite)[:50]})
     if aggregate_level:
         out = aggregate(out, aggregate_level, feats, operation)
         steps.append({"step": f"aggregate {operation} per {aggregate_level}", "rows": len(out), "features": len(feats)})
@@ -76,22 +99,49 @@ def run_profile(
         out = annotate(out, platemap)
         steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
     if normalize_method != "none":
-        out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None)
+        out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,
+                        epsilon=mad_epsilon, zero_mad=zero_mad)
+        zero = out.attrs.get("zero_mad_features", [])
+        feats = [f for f in feats if f in out.columns]
         where = "per plate" if by_plate else "globally"
         steps.append({"step": f"normalize {normalize_method} vs {reference} {where}", "rows": len(out),
                       "features": len(feats)})
-    if select:
-        out = feature_select(out, feats, select, corr_threshold=corr_threshold, blocklist=blocklist)
+        if zero:
+            what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
+            steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
+                          "rows": len(out), "features": len(feats), "columns": zero[:50]})  # the first 50 names
+    if ops:
+        out = feature_select(out, feats, ops, corr_threshold=corr_threshold, blocklist=blocklist,
+                             na_cutoff=na_cutoff)
         feats = [f for f in feats if f in out.columns]
-        ops = select if isinstance(select, str) else ",".join(select)
-        steps.append({"step": f"feature_select {ops}", "rows": len(out), "features": len(feats)})
+        steps.append({"step": f"feature_select {','.join(ops)}", "rows": len(out), "features": len(feats)})
         if not feats:
             n_in = steps[0]["features"]
-            raise StratoNetError(f"feature_select {ops} left 0 of {n_in} features (constant, NA or blocklisted "
-                                 "across all rows): nothing to profile; check the input or use --select none")
+            raise StratoNetError(f"feature_select {','.join(ops)} left 0 of {n_in} features (constant, NA or "
+                                 "blocklisted across all rows): nothing to profile; check the input or use --select none")
     if do_spherize:
         out = spherize(out, feats, reference, spherize_method, spherize_epsilon)
         steps.append({"step": f"spherize {spherize_method} on {reference}", "rows": len(out), "features": len(feats)})
     out = out.copy()
     out.attrs["steps"] = steps
+    out.attrs["nonfinite"] = nonfinite
     return out
+
+
+def infinite_to_nan(df: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Set +-inf in the feature columns to NaN; return the table (a copy if changed) and counts per column."""
+    import numpy as np
+
+    counts: dict[str, int] = {}
+    for f in features:
+        col = df[f]
+        if col.dtype.kind == "f":
+            n = int(np.isinf(col.to_numpy()).sum())
+            if n:
+                counts[f] = n
+    if not counts:
+        return df, counts
+    out = df.copy()
+    for f in counts:
+        out[f] = out[f].mask(np.isinf(out[f].to_numpy()))
+    return out, counts

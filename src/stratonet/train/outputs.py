@@ -36,23 +36,54 @@ def collapse_check(y_pred: np.ndarray, n_classes: int, threshold: float = COLLAP
             "n_predicted_classes": n_pred}
 
 
+def stratified_chance_macro_f1(y_true: np.ndarray, y_train: np.ndarray, n_classes: int) -> float:
+    """Expected macro F1 of guessing classes at random with the training set's class frequencies.
+
+    This is scikit-learn's ``DummyClassifier(strategy="stratified")`` in expectation: a guess independent of
+    the truth with class probabilities q (training frequencies) against true validation shares p gives class k
+    precision p_k and recall q_k, so F1_k = 2 p_k q_k / (p_k + q_k). Averaged over the classes present in the
+    validation truth, as :func:`classification_metrics` averages the model's F1.
+    """
+    yt = np.asarray(y_true, int)
+    if yt.size == 0:
+        return float("nan")
+    p = np.bincount(yt, minlength=n_classes) / yt.size
+    tr = np.bincount(np.asarray(y_train, int), minlength=n_classes).astype(float)
+    q = tr / tr.sum() if tr.sum() else np.full(n_classes, 1.0 / n_classes)
+    present = p > 0
+    f1 = np.where(p + q > 0, 2 * p * q / np.maximum(p + q, 1e-300), 0.0)
+    return float(f1[present].mean())
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray, classes: Sequence[str]) -> dict:
-    """Accuracy and macro F1 of a model and of the majority-class baseline (the most frequent training class).
+    """Accuracy and macro F1 of a model, beside the baselines it must beat on the same validation set.
+
+    - ``majority_baseline``: the validation set's majority share, i.e. the accuracy of always answering the
+      class most frequent in validation (``majority_class``), and ``majority_baseline_macro_f1`` of that answer;
+    - ``train_majority_baseline``: the accuracy on validation of always answering the *training* set's most
+      frequent class (``train_majority_class``), which is lower when the two splits differ;
+    - ``stratified_chance_macro_f1``: see :func:`stratified_chance_macro_f1`.
 
     Macro F1 averages over the classes present in the validation truth (a class absent from validation has no
-    F1 to average), the same set for model and baseline.
+    F1 to average), the same set for model and baselines.
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    labels = sorted(np.unique(np.asarray(y_true)).tolist())
-    majority = int(np.bincount(np.asarray(y_train), minlength=len(classes)).argmax())
-    y_major = np.full_like(np.asarray(y_true), majority)
+    yt = np.asarray(y_true)
+    labels = sorted(np.unique(yt).tolist())
+    val_counts = np.bincount(yt.astype(int), minlength=len(classes))
+    majority = int(val_counts.argmax())
+    train_majority = int(np.bincount(np.asarray(y_train, int), minlength=len(classes)).argmax())
+    y_major = np.full_like(yt, majority)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "majority_baseline": float(accuracy_score(y_true, y_major)),
+        "majority_baseline": float(val_counts[majority] / max(len(yt), 1)),
         "majority_baseline_macro_f1": float(f1_score(y_true, y_major, labels=labels, average="macro", zero_division=0)),
         "majority_class": classes[majority],
+        "train_majority_baseline": float(accuracy_score(y_true, np.full_like(yt, train_majority))),
+        "train_majority_class": classes[train_majority],
+        "stratified_chance_macro_f1": stratified_chance_macro_f1(yt, y_train, len(classes)),
         "n_val": int(len(y_true)),
     }
 

@@ -187,9 +187,10 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
     write_json(metrics, run / "metrics.json")
     if errors is not None:
         errors.save()
-    console.print(f"{model_name}: val accuracy {metrics['accuracy']:.3f} (majority baseline "
-                  f"{metrics['majority_baseline']:.3f}), macro F1 {metrics['macro_f1']:.3f} (baseline "
-                  f"{metrics['majority_baseline_macro_f1']:.3f}) -> {run}")
+    console.print(f"{model_name}: val accuracy {metrics['accuracy']:.3f} (validation majority share "
+                  f"{metrics['majority_baseline']:.3f}, {metrics['majority_class']}), macro F1 "
+                  f"{metrics['macro_f1']:.3f} (stratified chance {metrics['stratified_chance_macro_f1']:.3f}) "
+                  f"-> {run}", highlight=False)
     return metrics
 
 
