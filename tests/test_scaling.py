@@ -78,7 +78,7 @@ def test_plate_scaling_file_is_saved_reused_and_portable(bright_dim_index, tmp_p
     rec = load_scaling(scaling_path(out))
     lo, hi = rec["plates"]["P1"]["DNA"]
     assert rec["mode"] == "plate" and 0 <= lo < hi and rec["percentiles"] == [0.1, 99.9]
-    man = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    man = json.loads(out.with_name(out.name.removesuffix(".parquet") + ".manifest.json").read_text())
     assert man["config"]["scaling"]["plates"]["P1"]["DNA"] == [lo, hi]
     # a second machine passes the numbers explicitly and gets the same features
     out_b = tmp_path / "b" / "px.parquet"
