@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.scaleout import run_scaled, scaleout_options
 from stratonet.classical.measure import GROUPS
 
 
@@ -50,10 +51,12 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
 @on_error_option
+@scaleout_options
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, save_masks: bool,
-              labels_dir: Path | None, illum: bool, on_error: str) -> None:
+              labels_dir: Path | None, illum: bool, on_error: str, engine: str, ray_address: str | None,
+              ray_shards: int | None, shard: str | None) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -88,7 +91,12 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         ok, why = cellpose_available()
         if not ok:
             raise ConfigError(f"--segmentation cellpose: {why}; use --segmentation classic")
-    man = extract_classical(read_table(index), out, cfg, workers=workers, on_error=on_error)
+    def run(idx, dest):
+        return extract_classical(idx, dest, cfg, workers=workers if engine == "local" else 1, on_error=on_error)
+
+    man, how = run_scaled(run, read_table(index), out, engine, shard, ray_address, ray_shards)
+    if how != "local":
+        console.print(f"engine: {how}", highlight=False)
     console.print(
         f"classical features: {man['n_sites']} sites, {man['n_cells']} cells, "
         f"{man['core_s_per_site']:.1f} core-s/site, {man['n_errors']} errors -> {out}"

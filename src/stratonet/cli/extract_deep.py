@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.scaleout import run_scaled, scaleout_options
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -47,10 +48,12 @@ def _split(value: str | None) -> list[str] | None:
               help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
+@scaleout_options
 def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
          taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str,
+         engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -59,14 +62,22 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
     from stratonet.progress import console
 
     cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
-    manifest = extract_deep(
-        index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
-        mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
-        batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-        on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
-    )
+
+    def run(idx, dest):
+        return extract_deep(
+            idx, dest, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
+            mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
+            batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
+            on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+            progress=engine == "local",
+        )
+
+    manifest, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "
         f"{manifest['errors']} error(s)), {manifest['channel_images_per_s']:.1f} channel-images/s, "
-        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})"
+        f"weights: {manifest['provenance']['weights']} -> {out}  (config {cfg.name})", highlight=False
     )
+    if how != "local":
+        console.print(f"engine: {how}" + ("; join the shards with 'stratonet merge OUT' when all are done"
+                                           if how.startswith("shard") else ""), highlight=False)

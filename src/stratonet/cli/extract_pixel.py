@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.scaleout import run_scaled, scaleout_options
 
 
 @click.command("pixel")
@@ -19,7 +20,9 @@ from stratonet.cli.common import on_error_option, start_run
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Divide by the index's Illum_<Channel> functions when present.")
 @on_error_option
-def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, on_error: str) -> None:
+@scaleout_options
+def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, on_error: str, engine: str,
+          ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
     Per site and channel: percentile rescale (0.1-99.9) to [0, 1], anti-aliased resize to SIZE x SIZE, flatten
@@ -30,5 +33,9 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
 
     start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
-    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error)
-    console.print(f"pixel features -> {path} (manifest {path.name}.manifest.json)", highlight=False)
+
+    def run(idx, dest):
+        return {"output": str(extract_pixel(idx, dest, size=size, channels=chans, illum=illum, on_error=on_error))}
+
+    _, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)
+    console.print(f"pixel features -> {out} (manifest {out.name}.manifest.json; engine: {how})", highlight=False)
