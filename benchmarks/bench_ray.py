@@ -2,7 +2,7 @@
 
 Both runs use the same index, model and options in this one process tree; the ratio of their throughputs is the
 figure (machines are noisy, so absolute rates are secondary). The Ray cluster is started by this script with all
-local CPUs; each shard is a Ray task with one CPU (Ray limits each task's threads to its CPUs).
+local CPUs; each shard is a Ray task holding the whole node (as many threads as a local run), one at a time here.
 
     python benchmarks/bench_ray.py --wells 24 --sites 2 --size 540 --model stratonet50
 """

@@ -119,3 +119,11 @@ def test_killed_ray_worker_still_gives_complete_duplicate_free_table(plate_index
     got = pd.read_parquet(out)
     assert not got.duplicated(["Metadata_Plate", "Metadata_Well", "Metadata_Site"]).any()
     pd.testing.assert_frame_equal(got, pd.read_parquet(local))
+
+
+def test_task_resources_take_a_node_or_a_gpu():
+    from stratonet.scaleout import task_resources
+
+    assert task_resources([{"Resources": {"CPU": 16.0}}, {"Resources": {"CPU": 32.0}}]) == (16.0, 0.0, 2)
+    assert task_resources([{"Resources": {"CPU": 32.0, "GPU": 4.0}}]) == (8.0, 1.0, 4)
+    assert task_resources([{"Resources": {"CPU": 8.0, "GPU": 1.0}}, {"Resources": {"CPU": 8.0}}]) == (8.0, 0.0, 2)

@@ -9,8 +9,10 @@ order. Each shard is an ordinary, resumable run of the local extractor into its 
 
 and :func:`merge_shards` joins them (Parquet tables concatenated in shard order, schema metadata kept, errors
 tables concatenated, manifests summarised) after checking that every shard finished. With ``--engine ray`` the
-shards are Ray tasks (one CPU each, or one GPU each when the cluster has GPUs), retried when a worker dies; a
-retried shard resumes from what its killed attempt flushed, so no row is lost or written twice.
+shards are Ray tasks, retried when a worker dies; a retried shard resumes from what its killed attempt flushed, so no
+row is lost or written twice. A task asks for a whole node's CPUs (or one GPU and its share of the CPUs), so each
+shard runs the local engine exactly as a local run would on that node, with the same intra-op thread count: on CPU
+the merged table is bit-identical to a local run's.
 """
 
 from __future__ import annotations
@@ -217,14 +219,26 @@ def _summarise(manifests: list[dict]) -> dict:
     return out
 
 
-def default_ray_shards(index: pd.DataFrame, cpus: float) -> int:
-    """About four tasks per CPU in the cluster, at most one per well."""
-    return max(1, min(len(well_units(index)), int(4 * max(1.0, cpus))))
+def default_ray_shards(index: pd.DataFrame, slots: int) -> int:
+    """Four tasks per task slot of the cluster (for balance), at most one per well."""
+    return max(1, min(len(well_units(index)), 4 * max(1, slots)))
+
+
+def task_resources(nodes: list[dict]) -> tuple[float, float, int]:
+    """``(cpus, gpus, slots)`` per task: a whole (smallest) node's CPUs, or one GPU and its share of the CPUs."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    if not alive:
+        raise StratoNetError("the Ray cluster has no live node")
+    node_cpus = min(r.get("CPU", 1.0) for r in alive)
+    gpus = [r.get("GPU", 0.0) for r in alive]
+    if all(g >= 1 for g in gpus):
+        per_gpu = max(1.0, node_cpus / max(gpus))
+        return per_gpu, 1.0, int(sum(gpus))
+    return node_cpus, 0.0, len(alive)
 
 
 def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, out: str | Path,
-               address: str | None = None, shards: int | None = None, gpus_per_task: float | None = None,
-               max_retries: int = 3) -> dict:
+               address: str | None = None, shards: int | None = None, max_retries: int = 3) -> dict:
     """Run every shard as a Ray task (retried if its worker dies), then merge them into ``out``.
 
     Parameters
@@ -234,9 +248,9 @@ def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, o
     address : str, optional
         Ray cluster address (``ray://host:10001``, ``auto``); default ``$RAY_ADDRESS``, else a local cluster.
     shards : int, optional
-        Number of tasks (default: about four per cluster CPU, at most one per well).
-    gpus_per_task : float, optional
-        GPUs per task (default 1 when the cluster has GPUs, else 0).
+        Number of tasks (default: four per task slot, at most one per well; see :func:`task_resources`).
+    max_retries : int
+        Retries of a task whose worker died.
     """
     try:
         import ray
@@ -252,10 +266,9 @@ def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, o
             raise StratoNetError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: "
                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     try:
-        resources = ray.cluster_resources()
-        n = shards or default_ray_shards(index, resources.get("CPU", 1))
-        gpus = gpus_per_task if gpus_per_task is not None else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=max_retries)(run_shard)
+        cpus, gpus, slots = task_resources(ray.nodes())
+        n = shards or default_ray_shards(index, slots)
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries)(run_shard)
         _, finished, _ = shard_status(out) if shard_root(out).exists() else (None, [], [])
         stale_n = shard_status(out)[0]
         if stale_n is not None and stale_n != n:
