@@ -219,9 +219,14 @@ def _summarise(manifests: list[dict]) -> dict:
     return out
 
 
+#: Fewest wells per default Ray shard: each task pays for a worker process and a model load once.
+MIN_WELLS_PER_SHARD = 8
+
+
 def default_ray_shards(index: pd.DataFrame, slots: int) -> int:
-    """Four tasks per task slot of the cluster (for balance), at most one per well."""
-    return max(1, min(len(well_units(index)), 4 * max(1, slots)))
+    """Four tasks per task slot of the cluster (for balance), with at least ``MIN_WELLS_PER_SHARD`` wells each."""
+    wells = len(well_units(index))
+    return max(1, min(-(-wells // MIN_WELLS_PER_SHARD), 4 * max(1, slots)))
 
 
 def task_resources(nodes: list[dict]) -> tuple[float, float, int]:

@@ -17,8 +17,8 @@ def scaleout_options(f):
     """Add the scale-out options to an extractor command."""
     f = click.option("--shard", default=None, metavar="I/N", help=SHARD_HELP)(f)
     f = click.option("--ray-shards", type=click.IntRange(1), default=None,
-                     help="ray engine: number of tasks (default: 4 per task slot, i.e. per node or GPU; at most one per "
-                          "well).")(f)
+                     help="ray engine: number of tasks (default: 4 per task slot, i.e. per node or GPU, with at least "
+                          "8 wells each).")(f)
     f = click.option("--ray-address", default=None, help="ray engine: cluster address (default $RAY_ADDRESS).")(f)
     f = click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help=ENGINE_HELP)(f)
