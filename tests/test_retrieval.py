@@ -39,13 +39,57 @@ def test_map_activity_high_for_distinct_treatments_and_low_for_noise():
     assert noise["mean_average_precision"].mean() < 0.6
 
 
-def test_map_dense_path_matches_copairs_native(monkeypatch):
+@pytest.mark.parametrize("kind", ["activity", "consistency"])
+@pytest.mark.parametrize("metric", ["cosine", "correlation", "euclidean"])
+def test_blockwise_ap_equals_copairs(kind, metric):
+    """The blockwise AP (bounded memory) gives copairs' own numbers, block size notwithstanding."""
     import stratonet.evaluate.retrieval as R
+    from copairs.map import mean_average_precision
 
-    ap_dense, _ = map_scores(_plate(), kind="consistency", null_size=200)
-    monkeypatch.setattr(R, "DENSE_LIMIT", 0)
-    ap_native, _ = map_scores(_plate(), kind="consistency", null_size=200)
-    np.testing.assert_allclose(ap_dense["average_precision"], ap_native["average_precision"], atol=1e-5)
+    df = _plate(seed=3)
+    df.loc[df.index[:5], "f0"] = 0.25  # some exact ties in the features
+    ap_block, map_block = map_scores(df, kind=kind, metric=metric, null_size=300, block_rows=7)
+    feats = [f"f{i}" for i in range(10)]
+    if kind == "activity":
+        meta = pd.DataFrame({"Metadata_treatment": R.treatment_key(df, ["Metadata_pert_iname"])})
+        neg = (df["Metadata_control_type"] == "negcon").to_numpy()
+        meta["Metadata_reference_index"] = np.where(neg, np.arange(len(df)), -1)
+        X = df[feats].to_numpy(np.float32)
+        rules = (["Metadata_treatment", "Metadata_reference_index"], [], [],
+                 ["Metadata_treatment", "Metadata_reference_index"])
+        group = ["Metadata_treatment"]
+    else:
+        t = R.treatment_level(df, feats)
+        meta = pd.DataFrame({"Metadata_moa": t["Metadata_moa"].astype(str),
+                             "Metadata_compound_key": t["Metadata_pert_iname"].astype(str)})
+        X = t[feats].to_numpy(np.float32)
+        rules = (["Metadata_moa"], ["Metadata_compound_key"], [], ["Metadata_moa"])
+        group = ["Metadata_moa"]
+    ref = R._copairs_ap(meta, X, *rules, metric)
+    ref = ref[ref["n_pos_pairs"] > 0].reset_index(drop=True)
+    assert len(ref) == len(ap_block) > 0
+    for col in ("average_precision", "normalized_average_precision"):
+        np.testing.assert_allclose(ap_block[col], ref[col], atol=1e-5)
+    np.testing.assert_array_equal(ap_block["n_total_pairs"], ref["n_total_pairs"])
+    ref_map = mean_average_precision(ref, group, null_size=300, threshold=0.05, seed=0, progress_bar=False)
+    np.testing.assert_allclose(map_block["mean_average_precision"], ref_map["mean_average_precision"], atol=1e-5)
+    np.testing.assert_allclose(map_block["corrected_p_value"], ref_map["corrected_p_value"], atol=1e-6)
+
+
+def test_blockwise_nsc_equals_dense_one_nn():
+    """Blockwise 1-NN equals the argmax of the full similarity matrix."""
+    from stratonet.evaluate.blockwise import nearest_allowed_blockwise
+    from stratonet.evaluate.retrieval import similarity_matrix
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(53, 6)).astype(np.float32)
+    group = rng.integers(0, 9, size=53)
+    labels = group % 3
+    nn, sim, same = nearest_allowed_blockwise(X, lambda r: group[r, None] != group[None, :], labels, block_rows=5)
+    full = np.where(group[:, None] != group[None, :], similarity_matrix(X), -np.inf)
+    np.testing.assert_array_equal(nn, full.argmax(axis=1))
+    np.testing.assert_allclose(sim, full.max(axis=1), rtol=1e-6)
+    assert same.all()
 
 
 def test_nsc_excludes_same_compound_and_nscb_same_batch():

@@ -21,6 +21,7 @@ from stratonet.cli.extract_pixel import pixel
 from stratonet.cli.index import index
 from stratonet.cli.profile import profile
 from stratonet.cli.report import report
+from stratonet.cli.scaleout import merge
 from stratonet.cli.synth import synth
 from stratonet.cli.train import train
 from stratonet.cli.weights import weights
@@ -55,7 +56,7 @@ def extract() -> None:
 extract.add_command(deep)
 extract.add_command(classical)
 extract.add_command(pixel)
-for _cmd in (synth, index, profile, evaluate, report, train, weights, demo):
+for _cmd in (synth, index, profile, evaluate, report, train, weights, demo, merge):
     cli.add_command(_cmd)
 
 

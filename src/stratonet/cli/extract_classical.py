@@ -8,6 +8,7 @@ import click
 
 from stratonet.cli.common import on_error_option, start_run
 from stratonet.cli.paths import PATH_OR_URL
+from stratonet.cli.scaleout import run_scaled, scaleout_options
 from stratonet.classical.measure import GROUPS
 
 
@@ -66,11 +67,13 @@ def _ints(value: str) -> tuple[int, ...]:
               help="A site where no object is found: warn (write it with counts 0 and say so) or error "
                    "(a site error, which --on-error then fails on or skips). The manifest counts them either way.")
 @on_error_option
+@scaleout_options
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, center_object: bool,
               save_masks: bool, labels_dir: Path | None, nuclei_pattern: str | None, cells_pattern: str | None,
-              illum: bool, bit_depth: str, on_empty: str, on_error: str) -> None:
+              illum: bool, bit_depth: str, on_empty: str, on_error: str, engine: str, ray_address: str | None,
+              ray_shards: int | None, shard: str | None) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
@@ -119,7 +122,14 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
             raise ConfigError(f"--segmentation cellpose: {why}; use --segmentation classic")
     table = read_table(index)
     unit = row_unit(table.columns)
-    man = extract_classical(table, out, cfg, workers=workers, on_error=on_error, on_empty=on_empty)
+
+    def run(idx, dest):
+        return extract_classical(idx, dest, cfg, workers=workers if engine == "local" else 1, on_error=on_error,
+                                 on_empty=on_empty)
+
+    man, how = run_scaled(run, table, out, engine, shard, ray_address, ray_shards)
+    if how != "local":
+        console.print(f"engine: {how}", highlight=False)
     console.print(
         f"classical features: {plural(man['n_sites'], unit)}, {plural(man['n_cells'], 'cell')}, "
         f"{man['core_s_per_site']:.1f} core-s/{unit}, {plural(man['n_errors'], 'error')} -> {out}",

@@ -8,6 +8,7 @@ import click
 
 from stratonet.cli.common import on_error_option, start_run
 from stratonet.cli.paths import PATH_OR_URL
+from stratonet.cli.scaleout import run_scaled, scaleout_options, shared_plate_scaling
 from stratonet.cli.scaling import scaling_options
 
 
@@ -56,12 +57,13 @@ def _split(value: str | None) -> list[str] | None:
               help="auto: bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32.")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
 @on_error_option
+@scaleout_options
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
-         on_error: str) -> None:
+         on_error: str, engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -70,21 +72,34 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
     from stratonet.progress import console
 
     cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
-    manifest = extract_deep(
-        index, out, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
-        precision=precision,
-        mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
-        batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-        on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
-        scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
-    )
     from stratonet.tables import read_table
     from stratonet.wording import plural, row_unit
 
-    unit = row_unit(read_table(index).columns)  # "crop" for array-stack indexes, else "site"
+    table = read_table(index)
+    if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
+        # one set of plate percentiles for every shard, estimated on the whole index as a local run does
+        scaling_file = shared_plate_scaling(table, out, _split(channels), scaling_sites, seed, not no_illum)
+
+    def run(idx, dest):
+        return extract_deep(
+            idx, dest, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
+            precision=precision,
+            mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
+            batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
+            on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
+            scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
+            overwrite=overwrite, progress=engine == "local",
+        )
+
+    manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,
+                               ray_address, ray_shards)
+    unit = row_unit(table.columns)  # "crop" for array-stack indexes, else "site"
     console.print(
         f"{plural(manifest['sites_processed'], unit)} extracted ({manifest['sites_resumed']} resumed, "
         f"{plural(manifest['errors'], 'error')}), {manifest['channel_images_per_s']:.1f} channel-images/s, "
         f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
         f"(config {cfg.name})", highlight=False
     )
+    if how != "local":
+        console.print(f"engine: {how}" + ("; join the shards with 'stratonet merge OUT' when all are done"
+                                           if how.startswith("shard") else ""), highlight=False)

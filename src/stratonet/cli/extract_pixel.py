@@ -8,6 +8,7 @@ import click
 
 from stratonet.cli.common import on_error_option, start_run
 from stratonet.cli.paths import PATH_OR_URL
+from stratonet.cli.scaleout import run_scaled, scaleout_options, shared_plate_scaling
 from stratonet.cli.scaling import scaling_options
 
 
@@ -23,8 +24,10 @@ from stratonet.cli.scaling import scaling_options
 @scaling_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the plate-scaling site sample.")
 @on_error_option
+@scaleout_options
 def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, scaling: str,
-          scaling_file: Path | None, bit_depth: int | None, scaling_sites: int, seed: int, on_error: str) -> None:
+          scaling_file: Path | None, bit_depth: int | None, scaling_sites: int, seed: int, on_error: str,
+          engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
     Per site and channel: rescale to [0, 1] (--scaling), anti-aliased resize to SIZE x SIZE, flatten
@@ -36,7 +39,17 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
 
     start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
-    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
-                         scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed)
-    console.print(f"pixel features -> {path} (manifest {path.name.removesuffix('.parquet')}.manifest.json)",
-                  highlight=False)
+    if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
+        from stratonet.tables import read_table
+
+        index = read_table(index)  # one set of plate percentiles for every shard, from the whole index
+        scaling_file = shared_plate_scaling(index, out, chans, scaling_sites, seed, illum)
+
+    def run(idx, dest):
+        path = extract_pixel(idx, dest, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
+                             scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed)
+        return {"output": str(path)}
+
+    _, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)
+    console.print(f"pixel features -> {out} (manifest {out.name.removesuffix('.parquet')}.manifest.json"
+                  f"{'' if how == 'local' else '; engine: ' + how})", highlight=False)

@@ -42,14 +42,19 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 @click.option("--spherize-epsilon", type=float, default=1e-6, show_default=True)
 @click.option("--platemap", type=click.Path(path_type=Path), default=None,
               help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one).")
+@click.option("--out-of-core/--in-memory", "out_of_core", default=None,
+              help="Aggregate a Parquet table (or folder of Parquet shards) by streaming it in bounded memory. "
+                   "Default: out of core when the table's uncompressed size exceeds a quarter of this machine's "
+                   "memory.")
 def profile(features: Path, out: Path, level: str, operation: str, method: str, by_plate: bool, reference: str,
             select: str, corr_threshold: float, na_cutoff: float, zero_mad: str, mad_epsilon: float,
-            blocklist: Path | None, do_spherize: bool, spherize_epsilon: float, platemap: Path | None) -> None:
+            blocklist: Path | None, do_spherize: bool, spherize_epsilon: float, platemap: Path | None,
+            out_of_core: bool | None) -> None:
     """Turn a feature table into normalised, feature-selected profiles.
 
-    FEATURES is a table, or the output folder of `extract classical` (its single_cell.parquet is used, else
-    its site.parquet). Infinite values are set to NaN and counted; 'blocklist' in --select acts first,
-    before normalisation.
+    FEATURES is a table, a folder of Parquet shards, or the output folder of `extract classical` (its
+    single_cell.parquet is used, else its site.parquet). Infinite values are set to NaN and counted; 'blocklist' in
+    --select acts first, before normalisation.
     """
     from stratonet.errors import InputFileError
     from stratonet.profile import run_profile
@@ -57,14 +62,17 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     from stratonet.tables import read_provenance, read_table, write_table
 
     start_run(out.parent, f"{out.name.split('.')[0]}.profile")
-    if features.is_dir() and not features.name.lower().endswith(".parquet"):
-        picked = [features / n for n in ("single_cell.parquet", "site.parquet") if (features / n).exists()]
-        if not picked:
-            raise InputFileError(str(features), "a folder without single_cell.parquet or site.parquet "
-                                                "(give a feature table, or the output folder of extract classical)")
-        features = picked[0]
+    if features.is_dir() and not features.name.lower().endswith(".parquet") and any(
+            (features / n).exists() for n in ("single_cell.parquet", "site.parquet")):
+        features = next(features / n for n in ("single_cell.parquet", "site.parquet") if (features / n).exists())
         console.print(f"features: {features}", highlight=False)
-    df = read_table(features)
+    agg_level = None if level == "none" else level
+    pre_steps: list[dict] = []
+    if _use_out_of_core(features, agg_level, out_of_core):
+        df, pre_steps = _aggregate_out_of_core(features, agg_level, operation)
+        agg_level = None
+    else:
+        df = read_table(features)
     pm = read_table(platemap) if platemap else None
     block = None
     if blocklist is not None:
@@ -72,17 +80,65 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
             raise InputFileError(str(blocklist), "file not found")
         block = [ln.strip() for ln in blocklist.read_text().splitlines() if ln.strip() and ln.strip() != "blocklist"]
     ops = "" if select.strip().lower() == "none" else select
-    prof = run_profile(df, aggregate_level=None if level == "none" else level, operation=operation, platemap=pm,
+    prof = run_profile(df, aggregate_level=agg_level, operation=operation, platemap=pm,
                        normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
                        corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
                        spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff, zero_mad=zero_mad,
                        mad_epsilon=mad_epsilon)
-    provenance = dict(read_provenance(features))
+    if features.is_dir():  # a folder of shards: the first carries the provenance
+        from stratonet.profile.outofcore import parquet_sources
+
+        provenance = dict(read_provenance(parquet_sources(features)[0]))
+    else:
+        provenance = dict(read_provenance(features))
     provenance.setdefault("feature_set", features.name.split(".")[0])
-    provenance["profile"] = {"source": str(features), "steps": prof.attrs.get("steps", [])}
+    steps = pre_steps + prof.attrs.get("steps", [])[1 if pre_steps else 0:]
+    prof.attrs["steps"] = steps
+    provenance["profile"] = {"source": str(features), "steps": steps}
     write_table(prof, out, provenance=provenance)
     for step in prof.attrs.get("steps", []):
         cols = step.get("columns")
         named = f" ({', '.join(cols[:3])}{', ...' if len(cols) > 3 else ''})" if cols else ""
         console.print(f"  {step['step']}{named}: {step['rows']} rows x {step['features']} features", highlight=False)
     console.print(f"profiles: {out}", highlight=False)
+
+
+def _use_out_of_core(features: Path, level: str | None, asked: bool | None) -> bool:
+    """Whether to aggregate by streaming: as asked, else when the Parquet table is large for this machine."""
+    from stratonet.errors import ConfigError
+    from stratonet.profile.outofcore import uncompressed_bytes
+
+    parquet = features.is_dir() or features.name.lower().endswith((".parquet", ".pq"))
+    if asked:
+        if level is None:
+            raise ConfigError("--out-of-core aggregates a table: give --aggregate site, well or treatment")
+        if not parquet:
+            raise ConfigError(f"--out-of-core reads Parquet (a file or a folder of shards), not {features.name}")
+        return True
+    if asked is False or level is None or not parquet or not features.exists():
+        return False
+    import psutil
+
+    return uncompressed_bytes(features) > psutil.virtual_memory().total / 4
+
+
+def _aggregate_out_of_core(features: Path, level: str, operation: str):
+    """Stream-aggregate ``features`` per ``level``; returns the aggregated table and its profile steps."""
+    import pandas as pd
+    import polars as pl
+
+    from stratonet.profile.aggregate import strata_for
+    from stratonet.profile.outofcore import aggregate_parquet, parquet_sources
+    from stratonet.progress import console
+
+    files = parquet_sources(features)
+    names = pl.scan_parquet([str(f) for f in files]).collect_schema().names()
+    keys = strata_for(pd.DataFrame(columns=names), level)
+    console.print(f"aggregating {len(files)} Parquet file(s) out of core ({operation} per {level})", highlight=False)
+    df = aggregate_parquet(features, keys, operation=operation)
+    n_in = int(df["Metadata_n_aggregated"].sum())
+    n_feat = sum(1 for c in df.columns if not c.startswith("Metadata_"))
+    steps = [{"step": "input", "rows": n_in, "features": n_feat},
+             {"step": f"aggregate {operation} per {level} (out of core, polars)", "rows": len(df),
+              "features": n_feat}]
+    return df, steps

@@ -17,15 +17,13 @@ import numpy as np
 import pandas as pd
 
 from stratonet.errors import ConfigError, StratoNetError
+from stratonet.evaluate.blockwise import average_precision_blockwise, nearest_allowed_blockwise
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.controls import compound_column, negcon_mask, treatment_columns
 from stratonet.progress import get_logger
 from stratonet.tables import feature_columns
 
 METRICS = ("cosine", "correlation", "euclidean")
-#: Up to this many profiles, pair similarities are read from one precomputed similarity matrix (n x n float32);
-#: above it copairs computes them pair by pair.
-DENSE_LIMIT = 20000
 
 
 def similarity_matrix(X: np.ndarray, metric: str = "cosine") -> np.ndarray:
@@ -53,20 +51,16 @@ def treatment_key(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.
 
 def _copairs_ap(meta: pd.DataFrame, X: np.ndarray, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
                 metric: str, batch_size: int = 20000) -> pd.DataFrame:
-    """copairs average precision, with similarities from a dense matrix when it fits in memory."""
+    """copairs' own average precision (pairs enumerated in memory); kept as the reference the blockwise AP is
+    tested against."""
     from copairs.map import average_precision
 
-    if len(X) <= DENSE_LIMIT and metric in METRICS:
-        sim = similarity_matrix(X, metric)
-        rows = np.arange(len(X), dtype=np.int64)[:, None]
-
-        def lookup(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return sim[a[:, 0], b[:, 0]]
-
-        return average_precision(meta, rows, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
-                                 batch_size=batch_size, distance=lookup, progress_bar=False)
     return average_precision(meta, X, pos_sameby, pos_diffby, neg_sameby, neg_diffby,
                              batch_size=batch_size, distance=metric, progress_bar=False)
+
+
+def _codes(values) -> np.ndarray:
+    return pd.factorize(pd.Series(values).astype(str))[0]
 
 
 def map_scores(
@@ -79,6 +73,7 @@ def map_scores(
     null_size: int = 10000,
     threshold: float = 0.05,
     seed: int = 0,
+    block_rows: int = 512,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Average precision per profile and mAP per group with copairs, p-values and BH correction.
 
@@ -99,15 +94,17 @@ def map_scores(
     threshold : float
         Significance level for ``below_corrected_p`` (BH-corrected).
     seed : int
+    block_rows : int
+        Query profiles per block of the AP computation; memory is about ``3 x block_rows x n`` bytes beyond the
+        profiles, so 50,000 profiles fit in well under 1 GB (see :mod:`stratonet.evaluate.blockwise`).
 
     Returns
     -------
     ap, map : DataFrame
-        Per-profile AP (copairs ``average_precision``) and per-group mAP with ``p_value``, ``corrected_p_value``
+        Per-profile AP (copairs' definition, computed blockwise) and per-group mAP with ``p_value``, ``corrected_p_value``
         and ``below_corrected_p`` (copairs ``mean_average_precision``).
     """
     from copairs.map import mean_average_precision
-    from copairs.matching import UnpairedException
 
     feats = feature_columns(df, features)
     tcols = list(treatment) if treatment else treatment_columns(df)
@@ -138,13 +135,21 @@ def map_scores(
     if np.isnan(X).any():
         raise StratoNetError("features contain missing values: use --impute median, or drop such columns with "
                              "'stratonet profile --na-cutoff 0'")
-    try:
-        ap = _copairs_ap(meta, X, pos_sameby, pos_diffby, neg_sameby, neg_diffby, metric)
-    except UnpairedException as exc:
-        raise StratoNetError(f"mAP {kind}: {exc} (need replicates and {'controls' if kind == 'activity' else 'two compounds per class'})") from exc
+    need = "controls" if kind == "activity" else "two compounds per class"
+    if kind == "activity":
+        pos_code = np.where(neg, -1, _codes(meta["Metadata_treatment"]))
+        scores = average_precision_blockwise(X, pos_code, np.arange(len(X)), neg.astype(np.int64), neg, metric,
+                                             block_rows)
+    else:
+        labels = _codes(meta[label])
+        scores = average_precision_blockwise(X, labels, _codes(meta["Metadata_compound_key"]), labels,
+                                             np.ones(len(X), dtype=bool), metric, block_rows)
+    if (scores["n_total_pairs"] == scores["n_pos_pairs"]).all():
+        raise StratoNetError(f"mAP {kind}: Unable to find negative pairs. (need replicates and {need})")
+    ap = pd.concat([meta.reset_index(drop=True), scores], axis=1)
     ap = ap[ap["n_pos_pairs"] > 0].reset_index(drop=True)
     if ap.empty:
-        raise StratoNetError(f"mAP {kind}: no profile has a positive pair")
+        raise StratoNetError(f"mAP {kind}: no profile has a positive pair (need replicates and {need})")
     m = mean_average_precision(ap, group, null_size=null_size, threshold=threshold, seed=seed, progress_bar=False)
     m = m.drop(columns=["indices"], errors="ignore")
     if kind == "activity":
@@ -224,34 +229,37 @@ def nsc_predictions(
     if np.isnan(X).any():
         raise StratoNetError("features contain missing values: use --impute median, or drop such columns with "
                              "'stratonet profile --na-cutoff 0'")
-    sim = similarity_matrix(X, metric)
-    compound = prof[tcols[0]].astype(str).to_numpy()
+    compound = _codes(prof[tcols[0]])
     y = prof[label].astype(str).to_numpy()
-    allowed = compound[:, None] != compound[None, :]
     out = prof[[c for c in prof.columns if c.startswith("Metadata_")]].copy()
-    _predict(out, "nsc", sim, allowed, y)
+
+    def not_same_compound(rows: slice) -> np.ndarray:
+        return compound[rows, None] != compound[None, :]
+
+    _predict(out, "nsc", X, not_same_compound, y, metric)
     if batch:
         sets = [set(s.split("|")) for s in prof["Metadata_batches"]]
         codes = {b: i for i, b in enumerate(sorted(set().union(*sets)))}
-        member = np.zeros((len(prof), len(codes)), dtype=bool)
+        member = np.zeros((len(prof), len(codes)), dtype=np.float32)
         for i, s in enumerate(sets):
-            member[i, [codes[b] for b in s]] = True
-        shared = (member.astype(np.int32) @ member.T.astype(np.int32)) > 0
-        _predict(out, "nscb", sim, allowed & ~shared, y)
+            member[i, [codes[b] for b in s]] = 1
+
+        def not_same_compound_or_batch(rows: slice) -> np.ndarray:
+            return not_same_compound(rows) & ((member[rows] @ member.T) == 0)
+
+        _predict(out, "nscb", X, not_same_compound_or_batch, y, metric)
     return out
 
 
-def _predict(out: pd.DataFrame, prefix: str, sim: np.ndarray, allowed: np.ndarray, y: np.ndarray) -> None:
-    s = np.where(allowed, sim, -np.inf)
-    nn = s.argmax(axis=1)
-    has = np.isfinite(s[np.arange(len(s)), nn])
-    same = y[:, None] == y[None, :]
-    evaluable = (allowed & same).any(axis=1) & has
-    out[f"{prefix}_neighbor"] = np.where(has, nn, -1)
-    out[f"{prefix}_prediction"] = np.where(has, y[nn], None)
-    out[f"{prefix}_similarity"] = np.where(has, s[np.arange(len(s)), nn], np.nan)
-    out[f"{prefix}_correct"] = has & (y[nn] == y)
-    out[f"{prefix}_evaluable"] = evaluable
+def _predict(out: pd.DataFrame, prefix: str, X: np.ndarray, allowed_fn, y: np.ndarray, metric: str) -> None:
+    nn, sim, same_class = nearest_allowed_blockwise(X, allowed_fn, y, metric)
+    has = nn >= 0
+    pred = np.where(has, y[np.maximum(nn, 0)], None)
+    out[f"{prefix}_neighbor"] = nn
+    out[f"{prefix}_prediction"] = pred
+    out[f"{prefix}_similarity"] = sim
+    out[f"{prefix}_correct"] = has & (pred == y)
+    out[f"{prefix}_evaluable"] = same_class & has
 
 
 def nsc_accuracy(
