@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -465,11 +465,6 @@ def list_weights(cache: str | Path | None = None) -> list[dict]:
             "verification": e.verification() if e else None,
         })
     return rows
-
-
-def entry_dict(entry: WeightsEntry) -> dict:
-    """A registry entry as a plain dict (for JSON output and tests)."""
-    return asdict(entry)
 
 
 # --- initialising another architecture from pretrained weights ----------------------------------------------------
