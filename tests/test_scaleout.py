@@ -106,17 +106,23 @@ def test_killed_ray_worker_still_gives_complete_duplicate_free_table(plate_index
     extract_pixel(index, local, size=8)
     out = tmp_path / "ray" / "pixel.parquet"
     marker = tmp_path / "killed-once"
+    from stratonet.cli.scaleout import shared_plate_scaling
+
+    # every shard must scale with the plate percentiles of the whole index, as the CLI arranges
+    scaling_file = shared_plate_scaling(index, out, None, 24, 0, True)
 
     def run(idx, dest):
         if dest == shard_output(out, 1, 3) and not marker.exists():
-            extract_pixel(idx.iloc[:2], dest, size=8)  # some rows reach disk ...
+            extract_pixel(idx.iloc[:2], dest, size=8, scaling_file=scaling_file)  # some rows reach disk ...
             marker.write_text("x")
             os._exit(1)  # ... then the worker dies mid-shard
-        return {"output": str(extract_pixel(idx, dest, size=8))}
+        return {"output": str(extract_pixel(idx, dest, size=8, scaling_file=scaling_file))}
 
     man = run_on_ray(run, index, out, shards=3)
     assert marker.exists() and man["shards"] == 3
     got = pd.read_parquet(out)
+    prov = [c for c in got.columns if c.startswith("Metadata_")]
+    assert len(got) == 12 and list(got[prov].columns) == list(pd.read_parquet(local)[prov].columns)
     assert not got.duplicated(["Metadata_Plate", "Metadata_Well", "Metadata_Site"]).any()
     pd.testing.assert_frame_equal(got, pd.read_parquet(local))
 
