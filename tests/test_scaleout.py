@@ -133,3 +133,13 @@ def test_task_resources_take_a_node_or_a_gpu():
     assert task_resources([{"Resources": {"CPU": 16.0}}, {"Resources": {"CPU": 32.0}}]) == (16.0, 0.0, 2)
     assert task_resources([{"Resources": {"CPU": 32.0, "GPU": 4.0}}]) == (8.0, 1.0, 4)
     assert task_resources([{"Resources": {"CPU": 8.0, "GPU": 1.0}}, {"Resources": {"CPU": 8.0}}]) == (8.0, 0.0, 2)
+
+
+def test_a_shard_cannot_estimate_plate_scaling_from_its_own_wells(plate_index, tmp_path):
+    """Percentiles from one shard's wells would scale plates differently per shard: refused, not silently done."""
+    from stratonet.extract.pixel import extract_pixel
+    from stratonet.scaleout import run_shard
+
+    index = pd.read_parquet(plate_index)
+    with pytest.raises(ConfigError, match="whole index"):
+        run_shard(lambda idx, dest: extract_pixel(idx, dest, size=8), index, tmp_path / "p.parquet", 0, 2)

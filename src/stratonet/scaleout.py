@@ -32,6 +32,8 @@ UNIT_KEYS = ["Metadata_Plate", "Metadata_Well"]
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _SHARD_DIR = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
 DONE = "_SHARD_DONE.json"
+#: Set while a shard runs: a step that would estimate something from "the whole index" sees only the shard.
+IN_SHARD = "STRATONET_SHARD"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -81,7 +83,15 @@ def run_shard(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, ou
     if sub.empty:
         manifest = {"empty_shard": True, "wells": 0}
     else:
-        manifest = run(sub.reset_index(drop=True), dest)
+        previous = os.environ.get(IN_SHARD)
+        os.environ[IN_SHARD] = f"{i}/{n}"  # lets steps that must see the whole index refuse (plate scaling)
+        try:
+            manifest = run(sub.reset_index(drop=True), dest)
+        finally:
+            if previous is None:
+                os.environ.pop(IN_SHARD, None)
+            else:
+                os.environ[IN_SHARD] = previous
     done = {"shard": i, "of": n, "rows": int(len(sub)), "wells": len(well_units(sub)) if len(sub) else 0,
             "manifest": manifest}
     tmp = dest.parent / (DONE + ".tmp")

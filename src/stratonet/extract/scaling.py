@@ -270,6 +270,11 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
         return Scaling("plate", channels, rec.get("percentiles", [low, high])[0],
                        rec.get("percentiles", [low, high])[1], plates=rec["plates"], source=str(scaling_file),
                        record=rec)
+    import os
+
+    if os.environ.get("STRATONET_SHARD"):
+        raise ConfigError(f"plate scaling inside shard {os.environ['STRATONET_SHARD']}: the percentiles must come from "
+                          "the whole index; pass scaling_file (the CLI estimates it once for all shards)")
     path = scaling_path(out)
     if path.exists():
         rec = load_scaling(path)
