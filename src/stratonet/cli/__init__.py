@@ -23,6 +23,7 @@ from stratonet.cli.profile import profile
 from stratonet.cli.report import report
 from stratonet.cli.synth import synth
 from stratonet.cli.train import train
+from stratonet.cli.view import view
 from stratonet.cli.weights import weights
 from stratonet.errors import StratoNetError
 
@@ -55,7 +56,7 @@ def extract() -> None:
 extract.add_command(deep)
 extract.add_command(classical)
 extract.add_command(pixel)
-for _cmd in (synth, index, profile, evaluate, report, train, weights, demo):
+for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo):
     cli.add_command(_cmd)
 
 

@@ -227,7 +227,7 @@ def _numbers(w) -> dict[str, str]:
            "cells": f(w["cells"], 0) if pd.notna(w["cells"]) else "– (no classical site table with Count_Cells)",
            "focus (DNA, norm. Laplacian var.)": f(w["focus"]), "saturated pixels (worst channel)": f(w["saturated"], 4)}
     if pd.notna(w.get("distance")):
-        out["cosine distance to DMSO"] = f"{f(w['distance'])} (q = {P.fmt_p(w['distance_q'])}, " \
+        out["distance to DMSO (RMS)"] = f"{f(w['distance'])} (q = {P.fmt_p(w['distance_q'])}, " \
                                          f"n negcon = {int(w['n_negcon'])})"
     if pd.notna(w.get("map")):
         out["treatment mAP vs negcon"] = f"{f(w['map'])} (q = {P.fmt_p(w['map_q'])})"
@@ -289,7 +289,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
             sig = {w: "*" for w, q in by["distance_q"].items() if pd.notna(q) and q < 0.05}
             n_neg = int(by["n_negcon"].max())
             maps.append(P.plate_svg(plate, fmt, by["distance"].to_dict(),
-                                    f"activity: cosine distance to DMSO ({data.activity_set}; dot: q < 0.05)",
+                                    f"activity: RMS distance to DMSO median ({data.activity_set} profiles; dot: q < 0.05)",
                                     labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'distance_q'])})"
                                             for w, t in tipped("distance", "distance").items()},
                                     marks=sig, map_id=f"map-{sid}-distance", cmap_name="plasma", **kw))

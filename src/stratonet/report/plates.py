@@ -152,7 +152,11 @@ CONTROL_COLOURS = {"negcon": "#8fb3d9", "poscon": "#e4572e", "trt": "#f2c14e", "
 # --- per-well numbers ---------------------------------------------------------------------------------------
 
 def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """Cosine distance of each well profile to its plate's negative-control median, with an empirical p-value.
+    """Distance of each well profile to its plate's negative-control median, with an empirical p-value.
+
+    The distance is the root-mean-square difference over features (in the profiles' units: robust z for
+    profiles normalised against DMSO). Cosine distance would be undefined here, since normalising against the
+    controls puts their median at the origin.
 
     The null is each negative-control well's distance to the median of the *other* controls (leave one out), so a
     control never scores itself. ``p = (1 + #null >= d) / (1 + n_null)``; BH-corrected over treated wells.
@@ -174,9 +178,9 @@ def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFr
                              "q": np.nan, "n_negcon": int(neg.sum())})
             continue
         centre = np.median(X[neg], axis=0)
-        dist = np.array([_cosdist(x, centre) for x in X])
+        dist = np.array([_rmsdist(x, centre) for x in X])
         idx = np.flatnonzero(neg)
-        null = np.array([_cosdist(X[i], np.median(X[idx[idx != i]], axis=0)) for i in idx])
+        null = np.array([_rmsdist(X[i], np.median(X[idx[idx != i]], axis=0)) for i in idx])
         p = np.array([(1 + np.sum(null >= d)) / (1 + len(null)) for d in dist])
         q = np.full(len(p), np.nan)
         trt = ~neg
@@ -188,11 +192,8 @@ def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _cosdist(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return float("nan")
-    return float(1 - a @ b / (na * nb))
+def _rmsdist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2))) if len(a) else float("nan")
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
