@@ -19,7 +19,7 @@ PLATE = "SYNTH01"
 FAILED_WELL = "A02"
 
 
-def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128) -> Path:
+def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128, workers: int = 1) -> Path:
     """Write the run folder under ``root`` and return it."""
     from stratonet.evaluate.classify import evaluate_classifiers
     from stratonet.evaluate.retrieval import evaluate_retrieval
@@ -29,7 +29,8 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     from stratonet.tables import read_table, write_table
 
     plate_dir, run = root / "plate", root / "run"
-    make_plate(plate_dir, wells=wells, sites=sites, seed=0, size=size, plate=PLATE, masks=True, progress=False)
+    make_plate(plate_dir, wells=wells, sites=sites, seed=0, size=size, plate=PLATE, masks=True, progress=False,
+               workers=workers)
     index = build_index(plate_dir / "load_data.csv", "loaddata")
     write_table(index, run / "index" / "synth.parquet")
     mdir = run / "features" / "classical" / "masks"
