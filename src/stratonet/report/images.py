@@ -70,7 +70,7 @@ class SiteThumb:
     planes: np.ndarray  # (C, h, w) float32, raw intensities
     outlines: dict[str, np.ndarray] = field(default_factory=dict)  # compartment -> bool (h, w)
     saturated: float = float("nan")  # fraction of pixels at the dtype's (or image's) ceiling, worst channel
-    focus: float = float("nan")  # variance of the Laplacian / mean^2 of the first (DNA) channel, full resolution
+    focus: float = float("nan")  # variance of the Laplacian / mean^2 of DNA (else the first channel), full res.
     error: str = ""
 
 
@@ -108,7 +108,8 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
     except StratoNetError as exc:
         return SiteThumb(*key, planes=np.zeros((len(channels), 1, 1), np.float32), error=str(exc).splitlines()[0])
     planes = np.stack([downsample(p, size) for p in raw])
-    thumb = SiteThumb(*key, planes=planes, saturated=max(saturation(p) for p in raw), focus=focus_score(raw[0]))
+    dna = channels.index("DNA") if "DNA" in channels else 0
+    thumb = SiteThumb(*key, planes=planes, saturated=max(saturation(p) for p in raw), focus=focus_score(raw[dna]))
     for comp, path in (mask_files or {}).items():
         try:
             labels = read_image(path)

@@ -98,8 +98,8 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
     for tm in table_meta:
         tm["Metadata_Site"] = tm["Metadata_Site"].astype(str)
         sites = sites.merge(tm.drop_duplicates(SITE_KEYS), on=SITE_KEYS, how="left")
-    if counts:
-        c = counts[0].drop_duplicates(SITE_KEYS)
+    if counts:  # e.g. classical.parquet (synthetic plate) and classical_real.parquet (real FOV)
+        c = pd.concat(counts, ignore_index=True).dropna(subset=["Count_Cells"]).drop_duplicates(SITE_KEYS)
         sites = sites.merge(c[SITE_KEYS + ["Count_Cells"]], on=SITE_KEYS, how="left")
     else:
         sites["Count_Cells"] = np.nan
@@ -305,13 +305,20 @@ def plates_section(data: PlateData | None, run: Path) -> str:
                                             for w, t in tipped("map", "mAP").items()},
                                     marks=sig, vmin=0, vmax=1, map_id=f"map-{sid}-map", cmap_name="plasma", **kw))
         n_failed_sites = int(pw["failed_sites"].sum())
+        zero = sorted(pw.loc[pw["cells"] == 0, "Metadata_Well"].astype(str))
+        if zero:
+            data.notes.append(f"plate {plate}: {len(zero)} well(s) with 0 cells segmented: {', '.join(zero[:12])}"
+                              + (" ..." if len(zero) > 12 else ""))
+        if n_failed_sites:
+            data.notes.append(f"plate {plate}: {n_failed_sites} failed site(s) in {int((pw['failed_sites'] > 0).sum())}"
+                              " well(s) (crossed when every site of a well failed; see the viewer for the reason)")
         parts.append(f"<h3>Plate {H.esc(plate)} ({fmt}-well format: {len(present)} wells with sites, "
                      f"{len(empty)} empty, {len(failed)} failed, {n_failed_sites} failed site(s))</h3>"
                      f'<div class="platemaps">{"".join(maps)}</div>')
         viewer["channels"][plate] = [[c, I.hex_colour(col)]
                                      for c, col in I.channel_colours(data.channels.get(plate, [])).items()]
         viewer["plates"][plate] = _viewer_wells(data, plate, by)
-    notes = "".join(f'<p class="notrun">{H.esc(n)}</p>' for n in data.notes)
+    notes = "".join(f'<p class="warn">{H.esc(n)}</p>' for n in data.notes)
     legend = ('<p class="muted">Empty wells (no sites in the index) are light grey; a red cross marks a well whose '
               "every site failed; white means no value. Hover a well for its numbers; click it to open its sites "
               "below (or add <code>#well=B02</code> to the address).</p>")
