@@ -146,3 +146,23 @@ def test_view_command(plate_report, tmp_path, capsys):
     err = capsys.readouterr()
     assert "no report yet (write it with: stratonet report" in err.out + err.err
     assert run_cli(["view", tmp_path / "missing"]) != 0
+
+
+def test_pooled_cv_shown_when_present(tmp_path):
+    from test_report import make_run
+
+    run = make_run(tmp_path / "run")
+    p = run / "evaluate" / "classify" / "deep" / "metrics.json"
+    m = json.loads(p.read_text())
+    m["n_samples"] = 40
+    m["protocol"] = {"cv_folds": 3, "cv_folds_lacking_classes": [{"fold": 1, "classes_absent_from_test": ["actin"]}]}
+    m["classifiers"]["svm"]["cv_pooled"] = {"accuracy": 0.5, "macro_f1": 0.4321}
+    p.write_text(json.dumps(m))
+    out = build_report(run)
+    clf = _section(out.read_text(), "classifiers")
+    assert "0.432" in clf and "scores all out-of-fold predictions together" in clf
+    assert "1 CV fold(s) lack a class in their test part (e.g. fold 1: actin)" in clf
+    row = pd.read_csv(out.parent / "classifiers_n.csv").query("feature_set == 'deep' and classifier == 'svm'").iloc[0]
+    assert row["cv pooled macro_f1"] == 0.4321 and row["cv pooled n"] == 40
+    # classical has no pooled figures: the dash says why
+    assert "pooled out-of-fold metrics are not computed by this version" in clf

@@ -229,7 +229,9 @@ def _training_section(data: RunData, out_dir: Path) -> str:
         return H.not_run("not run: no train/<name>/ in this run")
     tab = training_table(data.training)
     tab.to_csv(out_dir / "training.csv", index=False)
-    parts = [H.table(tab)]
+    parts = [N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
+             .replace("the test set", "the validation set"),
+             H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")
         if (d / "epochs.csv").exists():

@@ -59,7 +59,7 @@ def classifier_rows(classify: dict[str, dict], dirs: dict[str, Path]) -> pd.Data
                 "cv_macro_f1 sd": (cv.get("macro_f1") or {}).get("sd"),
                 "cv_folds": cv_k if cv else None,
                 "cv pooled macro_f1": pooled.get("macro_f1"), "cv pooled accuracy": pooled.get("accuracy"),
-                "cv pooled n": pooled.get("n") or pooled.get("n_samples"),
+                "cv pooled n": pooled.get("n") or pooled.get("n_samples") or (m.get("n_samples") if pooled else None),
             }
             rows.append(row)
     return pd.DataFrame(rows)
@@ -102,6 +102,11 @@ def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
                            f"(marked <i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
                            f"{H.esc(', '.join(absent))}</p>")
             break
+        lacking = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
+        if lacking:
+            out.append(f'<p class="warn">{H.esc(fs)}: {len(lacking)} CV fold(s) lack a class in their test part '
+                       f"(e.g. fold {lacking[0].get('fold')}: {H.esc(', '.join(map(str, lacking[0].get('classes_absent_from_test', []))))}); "
+                       "prefer the pooled out-of-fold figures.</p>")
     return "".join(out)
 
 

@@ -104,9 +104,10 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
     else:
         sites["Count_Cells"] = np.nan
     failed = []
+    plates_of = {n: {x[0] for x in s} for n, s in present.items()}
     for _, r in sites.iterrows():
         k = _key(r)
-        miss = [n for n, s in present.items() if any(x[0] == k[0] for x in s) and k not in s]
+        miss = [n for n, s in present.items() if k[0] in plates_of[n] and k not in s]
         failed.append(f"absent from {', '.join(miss)}" if miss else "")
     sites["failed"] = failed
     n_sites = len(sites)
