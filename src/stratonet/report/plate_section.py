@@ -435,7 +435,7 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         parts.append(f"<p>Per treatment (compound and dose), the site nearest the treatment's median "
                      f"<b>{H.esc(name)}</b> profile (robust z-scores over all sites); n = sites of that treatment. "
                      f"Composite colours per channel as in the legend; intensities scaled per plate and channel, "
-                     f"so brightness compares across wells.{note}</p>")
+                     f"so brightness compares across wells (raw images: no illumination correction).{note}</p>")
         parts.append(_montage(data, reps, px, strip_px))
     else:
         shown_plates = set()
