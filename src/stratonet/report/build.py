@@ -121,7 +121,7 @@ def _classifiers_section(data: RunData, out_dir: Path, metrics: dict) -> str:
             f"samples; 'classes in test' says how many of the trained classes have a test sample. "
             f"{H.esc(cv_note)}</p>"
             + N.small_n_warnings(honest) + N.absent_classes(data.classify, data.dirs.get("classify", {}))
-            + H.table(honest, text_columns=2, why=N.CLASSIFIER_WHY)
+            + H.table(N.drop_unused_cv_columns(honest), text_columns=2, why=N.CLASSIFIER_WHY)
             + H.svg_figure(fig.with_suffix(".svg").read_bytes(), "macro F1 and accuracy per classifier and feature set"
                            " (test set)", 1000)
             + "<details><summary>All metrics (classifiers.csv)</summary>"

@@ -76,6 +76,12 @@ CLASSIFIER_WHY = {
 }
 
 
+def drop_unused_cv_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Drop CV columns empty in every row (the section's text already says why: no CV, or no pooled figures)."""
+    cv_cols = [c for c in table.columns if str(c).startswith("cv")]
+    return table.drop(columns=[c for c in cv_cols if table[c].isna().all()])
+
+
 def small_n_warnings(table: pd.DataFrame) -> str:
     """A loud line per feature set whose test set has fewer than :data:`SMALL_TEST` samples."""
     out = []

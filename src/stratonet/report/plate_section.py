@@ -228,8 +228,8 @@ def _numbers(w) -> dict[str, str]:
            "cells": f(w["cells"], 0) if pd.notna(w["cells"]) else "– (no classical site table with Count_Cells)",
            "focus (DNA, norm. Laplacian var.)": f(w["focus"]), "saturated pixels (worst channel)": f(w["saturated"], 4)}
     if pd.notna(w.get("distance")):
-        out["distance to DMSO (RMS)"] = f"{f(w['distance'])} (q = {P.fmt_p(w['distance_q'])}, " \
-                                         f"n negcon = {int(w['n_negcon'])})"
+        q = P.fmt_p(w["distance_q"]) if pd.notna(w["distance_q"]) else "– (a control: part of the null)"
+        out["distance to DMSO (RMS)"] = f"{f(w['distance'])} (q = {q}, n negcon = {int(w['n_negcon'])})"
     if pd.notna(w.get("map")):
         out["treatment mAP vs negcon"] = f"{f(w['map'])} (q = {P.fmt_p(w['map_q'])})"
     return out
