@@ -57,7 +57,7 @@ def test_viewer_data_and_images(plate_report):
     assert [c for c, _ in data["channels"][PLATE]] == ["DNA", "ER", "RNA", "AGP", "Mito"]
     b02 = data["plates"][PLATE]["B02"]
     assert len(b02["sites"]) == 2 and all(s["src"].startswith("data:image/jpeg;base64,") for s in b02["sites"])
-    assert all(s["outlines"] for s in b02["sites"])  # masks found under features/classical/masks
+    assert all(s["outlines"].startswith("data:image/png;base64,") for s in b02["sites"])  # from classical masks
     assert "failed: absent from classical" in data["plates"][PLATE][FAILED_WELL]["sites"][0]["note"]
     assert "pert_iname" in b02["meta"] and "cells" in b02["numbers"]
     images = _section(html, "images")

@@ -339,7 +339,7 @@ def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
         recs = []
         for _, r in grp.iterrows():
             t = data.thumbs.get(_key(r))
-            rec = {"site": str(r["Metadata_Site"]), "outlines": bool(t and t.outlines)}
+            rec = {"site": str(r["Metadata_Site"])}
             notes = []
             if pd.notna(r.get("Count_Cells")):
                 notes.append(f"{int(r['Count_Cells'])} cells")
@@ -349,7 +349,9 @@ def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
             if t is None or t.error:
                 rec["error"] = t.error if t else "no channels"
             else:
-                rec["src"] = I.encode(I.sprite(I.scale_planes(t.planes, ranges), t.outlines), quality=82)
+                rec["src"] = I.encode(I.sprite(I.scale_planes(t.planes, ranges)), quality=75)
+                if t.outlines:
+                    rec["outlines"] = I.encode(I.outline_layer(t.outlines, t.planes.shape[1:]), fmt="PNG")
             recs.append(rec)
         out[str(well)] = {"meta": meta, "numbers": _numbers(w), "sites": recs}
     return out

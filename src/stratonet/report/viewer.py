@@ -2,9 +2,9 @@
 
 Data comes from one ``<script type="application/json" id="viewer-data">`` block:
 ``{"channels": {plate: [[name, "#rrggbb"], ...]}, "plates": {plate: {well: {"meta", "numbers", "sites"}}}}``.
-Each site's ``src`` is one grayscale JPEG strip: its channels side by side (already scaled per plate), then, when
-classical masks exist, an outline layer (nuclei 255, cells 128). The script recolours the strip on a canvas, so
-channel toggles cost no extra bytes.
+Each site's ``src`` is one grayscale JPEG strip: its channels side by side (already scaled per plate); when
+classical masks exist, ``outlines`` is a PNG of the outlines (nuclei 255, cells 128). The script recolours the
+strip on a canvas, so channel toggles cost no extra bytes.
 
 Clicking a well on any plate map opens it; so does the URL fragment ``#well=B02`` or ``#well=PLATE/B02``.
 """
@@ -49,13 +49,16 @@ JS = r"""
     return [parseInt(hex.substr(1, 2), 16), parseInt(hex.substr(3, 2), 16), parseInt(hex.substr(5, 2), 16)];
   }
 
-  // Recolour one strip: sum the enabled channels in their colours, then paint outlines on top.
-  function paint(canvas, img, channels, hasOutlines) {
-    var n = channels.length + (hasOutlines ? 1 : 0);
-    var w = Math.round(img.naturalWidth / n), h = img.naturalHeight;
-    var off = el('canvas'); off.width = img.naturalWidth; off.height = h;
+  function pixels(img) {
+    var off = el('canvas'); off.width = img.naturalWidth; off.height = img.naturalHeight;
     var octx = off.getContext('2d'); octx.drawImage(img, 0, 0);
-    var src = octx.getImageData(0, 0, off.width, h).data;
+    return octx.getImageData(0, 0, off.width, off.height).data;
+  }
+
+  // Recolour one strip: sum the enabled channels in their colours, then paint outlines on top.
+  function paint(canvas, img, outlineImg, channels) {
+    var w = Math.round(img.naturalWidth / channels.length), h = img.naturalHeight, stride = img.naturalWidth;
+    var src = pixels(img), lines = outlineImg ? pixels(outlineImg) : null;
     canvas.width = w; canvas.height = h;
     var ctx = canvas.getContext('2d'), out = ctx.createImageData(w, h), o = out.data, lit = 0;
     var cols = channels.map(function (c) { return hidden[c[0]] ? null : rgb(c[1]); });
@@ -64,11 +67,11 @@ JS = r"""
         var r = 0, g = 0, b = 0;
         for (var c = 0; c < channels.length; c++) {
           if (!cols[c]) continue;
-          var v = src[(y * off.width + c * w + x) * 4] / 255;
+          var v = src[(y * stride + c * w + x) * 4] / 255;
           r += v * cols[c][0]; g += v * cols[c][1]; b += v * cols[c][2];
         }
-        if (hasOutlines && showOutlines) {
-          var m = src[(y * off.width + channels.length * w + x) * 4];
+        if (lines && showOutlines) {
+          var m = lines[(y * w + x) * 4];
           if (m > 190) { r = 0; g = 255; b = 255; } else if (m > 64) { r = 255; g = 230; b = 0; }
         }
         var i = (y * w + x) * 4;
@@ -126,9 +129,10 @@ JS = r"""
       var card = el('div', {'class': 'site-card'});
       if (s.src) {
         var cv = el('canvas', {'class': 'site', title: 'site ' + s.site});
-        var img = new Image();
-        img.onload = function () { paint(cv, img, channels, s.outlines); };
-        img.src = s.src;
+        var img = new Image(), lines = s.outlines ? new Image() : null, waiting = lines ? 2 : 1;
+        var done = function () { if (--waiting === 0) paint(cv, img, lines, channels); };
+        img.onload = done; img.src = s.src;
+        if (lines) { lines.onload = done; lines.src = s.outlines; }
         card.appendChild(cv);
       } else {
         card.appendChild(el('p', {'class': 'notrun'}, 'no image: ' + (s.error || 'not read')));
