@@ -166,3 +166,25 @@ def test_pooled_cv_shown_when_present(tmp_path):
     assert row["cv pooled macro_f1"] == 0.4321 and row["cv pooled n"] == 40
     # classical has no pooled figures: the dash says why
     assert "pooled out-of-fold metrics are not computed by this version" in clf
+
+
+def test_real_fov_shown_in_viewer_and_images(tmp_path):
+    """The bundled real JUMP field of view (3 channels, 1080 px, no profiles): plate map, viewer and image."""
+    from stratonet.demo import REAL_FOV_CHANNELS, REAL_FOV_PLATE, bundled_fov_dir
+    from stratonet.index import build_index
+    from stratonet.tables import write_table
+
+    run = tmp_path / "run"
+    index = build_index(bundled_fov_dir(), "phenix", plate=REAL_FOV_PLATE, channel_map=REAL_FOV_CHANNELS)
+    write_table(index, run / "index" / "real_fov.parquet")
+    site = index[["Metadata_Plate", "Metadata_Well", "Metadata_Site"]].assign(Count_Cells=57, DNA_high_0000=1.0)
+    write_table(site, run / "features" / "classical_real.parquet")
+    html = build_report(run).read_text()
+    data = json.loads(re.search(r'id="viewer-data">(.*?)</script>', html, re.S).group(1))
+    assert [c for c, _ in data["channels"][REAL_FOV_PLATE]] == ["AGP", "RNA", "DNA"]
+    a01 = data["plates"][REAL_FOV_PLATE]["A01"]
+    assert a01["sites"][0]["src"].startswith("data:image/jpeg") and "57 cells" in a01["sites"][0]["note"]
+    images = _section(html, "images")
+    assert "Other plates (no treatment profiles)" in images and f"{REAL_FOV_PLATE}/A01/1" in images
+    wells = pd.read_csv(tmp_path / "run" / "report" / "wells.csv")
+    assert wells["focus"].iloc[0] > 0 and 0 <= wells["saturated"].iloc[0] < 0.01  # real uint16 image numbers
