@@ -114,14 +114,18 @@ def chromium():
 
 def test_plate_viewer_in_headless_chromium(plate_report, chromium, tmp_path):
     regions = ("montage", f"map-{PLATE}-cells", f"map-{PLATE}-layout", "viewer")
-    res = check_page(plate_report, tmp_path / "shot.png", binary=chromium, fragment="well=B02", regions=regions)
+    click_c03 = ("var v=document.getElementById('viewer');v.setAttribute('data-before',v.getAttribute('data-well'));"
+                 f"document.querySelector('#map-{PLATE}-cells rect[data-well=\"C03\"]')"
+                 ".dispatchEvent(new MouseEvent('click',{bubbles:true}));")
+    res = check_page(plate_report, tmp_path / "shot.png", binary=chromium, fragment="well=B02", regions=regions,
+                     action=click_c03)
     assert res.loaded and res.errors == [], res.errors
     assert not res.horizontal_scroll, (res.layout["scrollWidth"], res.layout["clientWidth"])
     assert res.layout["clientWidth"] == 1280
     for rid in regions:
         assert res.region_std.get(rid, 0) > 5.0, (rid, res.region_std)  # rendered, not blank
-    # the URL fragment opened well B02 as a click would: its two sites painted on canvases
-    assert f'id="viewer" data-well="{PLATE}/B02"' in res.dom
+    # the URL fragment opened well B02; then a click on C03 in the cell-count map opened C03: two sites painted
+    assert f'id="viewer" data-well="{PLATE}/C03" data-before="{PLATE}/B02"' in res.dom
     assert len(res.layout["painted"]) == 2 and min(res.layout["painted"]) > 100
 
 

@@ -30,7 +30,8 @@ E.push(t&&t!==window&&t.tagName?('resource failed: '+t.tagName+' '+String(t.src|
 :('error: '+e.message));},true);
 var ce=console.error;console.error=function(){E.push('console.error: '+Array.prototype.join.call(arguments,' '));
 return ce.apply(console,arguments);};
-window.addEventListener('load',function(){setTimeout(function(){var im=document.images;
+window.addEventListener('load',function(){if(window.__stratonetAction)window.__stratonetAction();
+setTimeout(function(){var im=document.images;
 for(var i=0;i<im.length;i++){if(!(im[i].complete&&im[i].naturalWidth>0))E.push('image not decoded: '+(im[i].alt||i));}
 var L={scrollWidth:document.documentElement.scrollWidth,clientWidth:document.documentElement.clientWidth,
 height:document.documentElement.scrollHeight,boxes:{},painted:[]};
@@ -89,7 +90,7 @@ def console_errors(stderr: str) -> list[str]:
 
 def check_page(html_path: str | Path, screenshot: str | Path | None = None, binary: str | None = None,
                window: tuple[int, int] = (1280, 2400), timeout: int = 90, fragment: str = "",
-               regions: tuple[str, ...] = (), full_page: bool = False) -> PageCheck:
+               regions: tuple[str, ...] = (), full_page: bool = False, action: str = "") -> PageCheck:
     """Load a page in headless Chromium and report errors, element ids and screenshot pixel spread.
 
     Parameters
@@ -105,6 +106,9 @@ def check_page(html_path: str | Path, screenshot: str | Path | None = None, bina
         page (up to 16,000 px) so every region is in it.
     full_page : bool
         Screenshot the whole page height rather than ``window[1]``.
+    action : str
+        JavaScript run at the load event of the DOM check (e.g. a scripted click on a well); its effect is in
+        ``dom`` and ``layout``. The screenshot load does not run it.
     """
     import numpy as np
     from PIL import Image
@@ -118,7 +122,8 @@ def check_page(html_path: str | Path, screenshot: str | Path | None = None, bina
         tmpd = Path(tmp)
         text = src.read_text(encoding="utf-8")
         hooked = tmpd / "hooked.html"
-        hooked.write_text(text.replace("<head>", "<head>" + HOOK, 1) if "<head>" in text else HOOK + text,
+        hook = HOOK + (f"<script>window.__stratonetAction=function(){{{action}}};</script>" if action else "")
+        hooked.write_text(text.replace("<head>", "<head>" + hook, 1) if "<head>" in text else hook + text,
                           encoding="utf-8")
         frag = f"#{fragment}" if fragment else ""
         dom = _run(binary, ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=8000",
