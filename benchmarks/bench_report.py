@@ -52,7 +52,8 @@ def main() -> None:
     print(json.dumps({
         "wells": args.wells, "sites_per_well": args.sites, "image_px": args.size,
         "thumbnail_px": plate["thumbnail_px"], "sites": plate["sites"],
-        "build_s": [round(t, 1) for t in times], "build_cpu_s": [round(t, 1) for t in cpu], "report_mb": round(path.stat().st_size / 1e6, 2),
+        "build_s": [round(t, 1) for t in times], "build_cpu_s": [round(t, 1) for t in cpu],
+        "report_mb": round(path.stat().st_size / 1e6, 2),
         "viewer_data_mb": round(len(viewer.group(1)) / 1e6, 2) if viewer else 0.0,
     }, indent=1))
 

@@ -130,7 +130,8 @@ def evaluate_classifiers(
     out_dir : path, optional
         Folder written directly (the CLI uses ``<run>/evaluate/classify/<name>``): ``metrics.json``,
         ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
-        ``classification_report_<clf>.csv``, ``predictions_<clf>.csv``, ``importance_rf_impurity.csv``, ``importance_permutation.csv``,
+        ``classification_report_<clf>.csv``, ``predictions_<clf>.csv``, ``importance_rf_impurity.csv``,
+        ``importance_permutation.csv``,
         ``cv_folds.csv``.
     name : str
         Feature-set name stored as ``feature_set``.

@@ -110,9 +110,10 @@ def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
             break
         lacking = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
         if lacking:
+            first = lacking[0]
+            absent = ", ".join(map(str, first.get("classes_absent_from_test", [])))
             out.append(f'<p class="warn">{H.esc(fs)}: {len(lacking)} CV fold(s) lack a class in their test part '
-                       f"(e.g. fold {lacking[0].get('fold')}: {H.esc(', '.join(map(str, lacking[0].get('classes_absent_from_test', []))))}); "
-                       "prefer the pooled out-of-fold figures.</p>")
+                       f"(e.g. fold {first.get('fold')}: {H.esc(absent)}); prefer the pooled out-of-fold figures.</p>")
     return "".join(out)
 
 
