@@ -33,7 +33,7 @@ def test_plate_maps_numbers_and_marks(plate_report):
     plates = _section(html, "plates")
     for kind in ("layout", "treatment", "cells", "focus", "saturation", "failed", "distance", "map"):
         assert f'id="map-{PLATE}-{kind}"' in plates, kind
-    assert "96-well format: 48 wells with sites, 48 empty, 1 failed, 2 failed site(s)" in plates
+    assert "96-well format: 48 well(s) with sites, 48 empty, 1 failed, 2 failed site(s)" in plates
     wells = pd.read_csv(plate_report.parent / "wells.csv").set_index("Metadata_Well")
     assert wells.loc[FAILED_WELL, "failed_fraction"] == 1.0 and wells["failed_fraction"].drop(FAILED_WELL).eq(0).all()
     sites = pd.read_parquet(plate_report.parent.parent / "features" / "classical.parquet")
@@ -185,10 +185,25 @@ def test_real_fov_shown_in_viewer_and_images(tmp_path):
     write_table(site, run / "features" / "classical_real.parquet")
     html = build_report(run).read_text()
     data = json.loads(re.search(r'id="viewer-data">(.*?)</script>', html, re.S).group(1))
-    assert [c for c, _ in data["channels"][REAL_FOV_PLATE]] == ["AGP", "RNA", "DNA"]
+    assert [c for c, _ in data["channels"][REAL_FOV_PLATE]] == ["DNA", "RNA", "AGP"]  # Cell Painting order
     a01 = data["plates"][REAL_FOV_PLATE]["A01"]
     assert a01["sites"][0]["src"].startswith("data:image/jpeg") and "57 cells" in a01["sites"][0]["note"]
     images = _section(html, "images")
     assert "Other plates (no treatment profiles)" in images and f"{REAL_FOV_PLATE}/A01/1" in images
     wells = pd.read_csv(tmp_path / "run" / "report" / "wells.csv")
     assert wells["focus"].iloc[0] > 0 and 0 <= wells["saturated"].iloc[0] < 0.01  # real uint16 image numbers
+
+
+def test_distance_to_negcon_is_robust_and_scores_controls_out_of_sample():
+    from stratonet.report.plates import Z_CLIP, distance_to_negcon
+
+    rng = np.random.default_rng(0)
+    neg = pd.DataFrame(rng.normal(size=(10, 5)), columns=[f"f{i}" for i in range(5)]).assign(const=1e9)
+    trt = pd.DataFrame([[3.0] * 5 + [1e12]], columns=neg.columns)
+    prof = pd.concat([neg, trt], ignore_index=True).assign(
+        Metadata_Plate="P", Metadata_Well=[f"A{i + 1:02d}" for i in range(11)],
+        Metadata_control_type=["negcon"] * 10 + ["trt"])
+    d = distance_to_negcon(prof, list(neg.columns)).set_index("Metadata_Well")
+    assert 1.0 < d.loc["A11", "distance"] < Z_CLIP  # the zero-MAD feature is left out, not 1e12
+    assert d.loc["A11", "distance"] > d["distance"].iloc[:10].max()
+    assert d.loc["A11", "p"] == pytest.approx(1 / 11) and np.isnan(d["q"].iloc[:10]).all()

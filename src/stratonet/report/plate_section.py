@@ -118,7 +118,8 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
                  and grp[c].notna().all()]
         if "Stack_Channels" in grp.columns and grp["Stack_Channels"].notna().any():
             chans = str(grp["Stack_Channels"].dropna().iloc[0]).split("|")
-        data.channels[str(plate)] = chans
+        order = {c: i for i, c in enumerate(["DNA", "ER", "RNA", "AGP", "Mito"])}
+        data.channels[str(plate)] = sorted(chans, key=lambda c: order.get(c, len(order)))
     _load_thumbs(data, workers)
     return data
 
@@ -217,7 +218,7 @@ def _treatment(row) -> str:
     for c in ("Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022"):
         if c in row and pd.notna(row[c]):
             return str(row[c])
-    return "?"
+    return "unknown (no treatment metadata)"
 
 
 def _numbers(w) -> dict[str, str]:
@@ -259,8 +260,8 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         kw = dict(empty=empty, failed=failed)
         sid = "".join(ch if ch.isalnum() else "-" for ch in plate)
         maps = []
-        ctype = by["Metadata_control_type"].fillna("trt").astype(str) if "Metadata_control_type" in by else \
-            pd.Series("trt", index=by.index)
+        ctype = by["Metadata_control_type"].fillna("unknown").astype(str) if "Metadata_control_type" in by else \
+            pd.Series("unknown", index=by.index)
         maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type", kind="categorical",
                                 labels=tip, categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
                                                         for k in sorted(set(ctype))}, map_id=f"map-{sid}-layout", **kw))
@@ -313,7 +314,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         if n_failed_sites:
             data.notes.append(f"plate {plate}: {n_failed_sites} failed site(s) in {int((pw['failed_sites'] > 0).sum())}"
                               " well(s) (crossed when every site of a well failed; see the viewer for the reason)")
-        parts.append(f"<h3>Plate {H.esc(plate)} ({fmt}-well format: {len(present)} wells with sites, "
+        parts.append(f"<h3>Plate {H.esc(plate)} ({fmt}-well format: {len(present)} well(s) with sites, "
                      f"{len(empty)} empty, {len(failed)} failed, {n_failed_sites} failed site(s))</h3>"
                      f'<div class="platemaps">{"".join(maps)}</div>')
         viewer["channels"][plate] = [[c, I.hex_colour(col)]
@@ -396,7 +397,8 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     df["Metadata_Site"] = df["Metadata_Site"].astype(str)
     keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
     df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
-    comp = compound_column(df) or compound_column(sites)
+    comp = next((c for c in ("Metadata_pert_iname",) if c in df.columns or c in sites.columns), None)
+    comp = comp or compound_column(df) or compound_column(sites)  # a readable name where the data has one
     if comp is None or comp not in df.columns:
         meta = [c for c in (comp,) if c] + [c for c in ("Metadata_concentration",) if c in sites.columns]
         if not meta:
@@ -447,11 +449,12 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         first = rest.drop_duplicates(["Metadata_Plate", "Metadata_Well"]).head(12)
         reps = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
                                                    n_sites=1, distance=np.nan)
-        parts.append("<h3>Other plates (no treatment profiles)</h3>" + _montage(data, reps, px, strip_px))
+        parts.append("<h3>Other plates (no treatment profiles)</h3>"
+                     + _montage(data, reps, px, strip_px, box_id="montage-other"))
     return "".join(parts)
 
 
-def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int) -> str:
+def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int, box_id: str = "montage") -> str:
     items = []
     cache: dict[str, dict] = {}
     for _, r in reps.iterrows():
@@ -479,7 +482,7 @@ def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int) -> str
                      f'src="{I.encode(rgb)}"><figcaption><b>{H.esc(r["treatment"])}</b> · {H.esc("/".join(k))} · '
                      f"n = {int(r['n_sites'])} site(s){outl}</figcaption>{cache[k[0]]['legend']}"
                      f'<div class="strip">{strip}</div></figure>')
-    return f'<div class="montage" id="montage">{"".join(items)}</div>' if items else H.not_run("no images read")
+    return f'<div class="montage" id="{box_id}">{"".join(items)}</div>' if items else H.not_run("no images read")
 
 
 # --- classifier examples --------------------------------------------------------------------------------------
@@ -498,7 +501,8 @@ def classifier_examples(data: PlateData | None, classify_dirs: dict[str, Path], 
         t = pd.read_csv(with_p[clf]).dropna(subset=["probability"])
         right = t[t["true"] == t["predicted"]].nlargest(top, "probability")
         wrong = t[t["true"] != t["predicted"]].nlargest(top, "probability")
-        parts.append(f"<h4>{H.esc(fs)}: {H.esc(clf)} (test set: {len(t)} samples)</h4>")
+        small = " (fewer than 30: anecdotes, not a measurement)" if len(t) < 30 else ""
+        parts.append(f"<h4>{H.esc(fs)}: {H.esc(clf)} (test set: {len(t)} samples{small})</h4>")
         for title, rows in (("most confidently right", right), ("most confidently wrong", wrong)):
             cards = [_example_card(data, r, px) for _, r in rows.iterrows()]
             body = "".join(cards) if cards else H.not_run(f"none: no {title.split()[-1]} prediction in the test set")

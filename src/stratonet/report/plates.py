@@ -146,7 +146,7 @@ def category_colours(names) -> dict[str, str]:
     return out
 
 
-CONTROL_COLOURS = {"negcon": "#8fb3d9", "poscon": "#e4572e", "trt": "#f2c14e", "empty": "#f1f1f1"}
+CONTROL_COLOURS = {"negcon": "#8fb3d9", "poscon": "#e4572e", "trt": "#f2c14e", "unknown": "#cccccc"}
 
 
 # --- per-well numbers ---------------------------------------------------------------------------------------
@@ -154,9 +154,11 @@ CONTROL_COLOURS = {"negcon": "#8fb3d9", "poscon": "#e4572e", "trt": "#f2c14e", "
 def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """Distance of each well profile to its plate's negative-control median, with an empirical p-value.
 
-    The distance is the root-mean-square difference over features (in the profiles' units: robust z for
-    profiles normalised against DMSO). Cosine distance would be undefined here, since normalising against the
-    controls puts their median at the origin.
+    Each feature is first expressed as a robust z-score against the plate's controls (median and 1.4826 x MAD of
+    the negcon wells; features whose control MAD is 0 are left out) and clipped to +-:data:`Z_CLIP`, so a
+    near-constant feature cannot dominate; the distance is the root-mean-square of those z-scores' differences
+    from the control median (0 for a typical control). Cosine distance would be undefined, since profiles
+    normalised against the controls put the control median at the origin.
 
     The null is each negative-control well's distance to the median of the *other* controls (leave one out), so a
     control never scores itself. ``p = (1 + #null >= d) / (1 + n_null)``; BH-corrected over treated wells.
@@ -178,6 +180,10 @@ def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFr
                              "q": np.nan, "n_negcon": int(neg.sum())})
             continue
         centre = np.median(X[neg], axis=0)
+        mad = 1.4826 * np.median(np.abs(X[neg] - centre), axis=0)
+        keep = mad > 0
+        X = np.clip((X[:, keep] - centre[keep]) / mad[keep], -Z_CLIP, Z_CLIP)
+        centre = np.zeros(X.shape[1])
         dist = np.array([_rmsdist(x, centre) for x in X])
         idx = np.flatnonzero(neg)
         null = np.array([_rmsdist(X[i], np.median(X[idx[idx != i]], axis=0)) for i in idx])
@@ -190,6 +196,10 @@ def distance_to_negcon(profiles: pd.DataFrame, features: list[str]) -> pd.DataFr
             rows.append({"Metadata_Plate": plate, "Metadata_Well": w, "distance": d, "p": pp, "q": qq,
                          "n_negcon": int(neg.sum())})
     return pd.DataFrame(rows)
+
+
+#: Robust z-scores are clipped to this magnitude before the distance to the controls.
+Z_CLIP = 20.0
 
 
 def _rmsdist(a: np.ndarray, b: np.ndarray) -> float:
