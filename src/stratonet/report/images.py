@@ -164,9 +164,14 @@ def scale_planes(planes: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     return np.clip((planes - lo) / (hi - lo), 0, 1)
 
 
+#: Channels summed at full brightness; with more, each is dimmed by MIX_CHANNELS / n so the sum does not saturate.
+MIX_CHANNELS = 2.5
+
+
 def composite(scaled: np.ndarray, colours: list[tuple[float, float, float]]) -> np.ndarray:
-    """Additive colour composite ``(h, w, 3)`` uint8 of scaled planes."""
-    rgb = np.tensordot(np.asarray(colours, np.float32).T, scaled, axes=([1], [0]))  # (3, h, w)
+    """Additive colour composite ``(h, w, 3)`` uint8 of scaled planes (dimmed beyond :data:`MIX_CHANNELS`)."""
+    gain = min(1.0, MIX_CHANNELS / max(1, len(colours)))
+    rgb = gain * np.tensordot(np.asarray(colours, np.float32).T, scaled, axes=([1], [0]))  # (3, h, w)
     return (np.clip(rgb, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)
 
 

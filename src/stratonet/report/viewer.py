@@ -62,13 +62,14 @@ JS = r"""
     canvas.width = w; canvas.height = h;
     var ctx = canvas.getContext('2d'), out = ctx.createImageData(w, h), o = out.data, lit = 0;
     var cols = channels.map(function (c) { return hidden[c[0]] ? null : rgb(c[1]); });
+    var gain = Math.min(1, 2.5 / Math.max(1, cols.filter(Boolean).length));  // as images.MIX_CHANNELS
     for (var y = 0; y < h; y++) {
       for (var x = 0; x < w; x++) {
         var r = 0, g = 0, b = 0;
         for (var c = 0; c < channels.length; c++) {
           if (!cols[c]) continue;
           var v = src[(y * stride + c * w + x) * 4] / 255;
-          r += v * cols[c][0]; g += v * cols[c][1]; b += v * cols[c][2];
+          r += gain * v * cols[c][0]; g += gain * v * cols[c][1]; b += gain * v * cols[c][2];
         }
         if (lines && showOutlines) {
           var m = lines[(y * w + x) * 4];
