@@ -126,7 +126,8 @@ def stage_extract_classical(ctx: DemoContext) -> None:
     if ctx.synth_index is None and ctx.real_index is None:
         raise NotAvailableError("extract classical needs the synth / index stages")
     groups = ["areashape", "intensity", "location", "texture", "granularity", "correlation", "neighbors"]
-    cfg = ClassicalConfig(groups=groups, measure=MeasureParams(texture_scales=(3,), granularity_spectrum=8))
+    cfg = ClassicalConfig(groups=groups, measure=MeasureParams(texture_scales=(3,), granularity_spectrum=8),
+                          save_masks=True)  # the report draws nuclei and cell outlines from these
     console.print(f"classical: demo feature set {', '.join(groups)} (texture scale 3, granularity 8 steps; "
                   "the CLI default adds radial distribution, texture scales 5 and 10, 16 granularity steps)")
     feats = ctx.out / "features"

@@ -24,6 +24,7 @@ from stratonet.cli.report import report
 from stratonet.cli.scaleout import merge
 from stratonet.cli.synth import synth
 from stratonet.cli.train import train
+from stratonet.cli.view import view
 from stratonet.cli.weights import weights
 from stratonet.errors import StratoNetError
 
@@ -56,7 +57,7 @@ def extract() -> None:
 extract.add_command(deep)
 extract.add_command(classical)
 extract.add_command(pixel)
-for _cmd in (synth, index, profile, evaluate, report, train, weights, demo, merge):
+for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo, merge):
     cli.add_command(_cmd)
 
 

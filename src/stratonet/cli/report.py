@@ -25,4 +25,8 @@ def report(run_dir: Path, out: Path | None, title: str | None) -> None:
     out = out or run_dir / "report" / "report.html"
     start_run(out.parent, "report")
     path = build_report(run_dir, out, title=title)
+    import json
+
+    for note in json.loads((path.parent / "metrics.json").read_text()).get("plates", {}).get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)  # degenerate wells, failed sites
     console.print(f"report written to {path.resolve()}")

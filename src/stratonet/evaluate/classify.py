@@ -159,7 +159,8 @@ def evaluate_classifiers(
     out_dir : path, optional
         Folder written directly (the CLI uses ``<run>/evaluate/classify/<name>``): ``metrics.json``,
         ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
-        ``classification_report_<clf>.csv``, ``importance_rf_impurity.csv``, ``importance_permutation.csv``,
+        ``classification_report_<clf>.csv``, ``predictions_<clf>.csv``, ``importance_rf_impurity.csv``,
+        ``importance_permutation.csv``,
         ``cv_folds.csv``.
     name : str
         Feature-set name stored as ``feature_set``.
@@ -218,6 +219,7 @@ def evaluate_classifiers(
     }
     fitted = {}
     predictions = {}
+    probabilities: dict[str, np.ndarray] = {}
     for clf_name in track(classifiers, description="classifiers (held-out test)", total=len(classifiers)):
         model = make_classifier(clf_name, seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
         pred = model.predict(X[test_idx])
@@ -227,6 +229,8 @@ def evaluate_classifiers(
         result["classifiers"][clf_name] = scores
         fitted[clf_name] = model
         predictions[clf_name] = pred
+        if hasattr(model, "predict_proba"):  # SVC without probability=True has none
+            probabilities[clf_name] = model.predict_proba(X[test_idx]).max(axis=1)
 
     fold_rows = []
     if cv and cv > 1:
@@ -274,6 +278,8 @@ def evaluate_classifiers(
             _write_confusion(out, clf_name, y[test_idx], predictions[clf_name], classes, name)
             report_table(y[test_idx], predictions[clf_name], classes).to_csv(
                 out / f"classification_report_{clf_name}.csv", index=False)
+            _write_predictions(out, clf_name, data.iloc[test_idx], y[test_idx], predictions[clf_name],
+                               probabilities.get(clf_name))
         if fold_rows:
             pd.DataFrame(fold_rows).to_csv(out / "cv_folds.csv", index=False)
         rf = fitted.get("rf") or make_classifier("rf", seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
@@ -324,6 +330,16 @@ def importances(
     perm["rank"] = np.arange(1, len(perm) + 1)
     perm["n_rows"] = len(rows)
     return impurity, perm
+
+
+def _write_predictions(out: Path, clf: str, rows: pd.DataFrame, y_true, y_pred, proba) -> None:
+    """``predictions_<clf>.csv``: the test rows' plate / well / site, true and predicted class and, when the
+    classifier has ``predict_proba``, the probability of the predicted class (the report's confident examples)."""
+    keys = [c for c in ("Metadata_Plate", "Metadata_Well", "Metadata_Site") if c in rows.columns]
+    table = rows[keys].reset_index(drop=True).assign(true=y_true, predicted=y_pred)
+    if proba is not None:
+        table["probability"] = proba
+    table.to_csv(out / f"predictions_{clf}.csv", index=False)
 
 
 def _write_confusion(out: Path, clf: str, y_true, y_pred, classes: list[str], name: str) -> None:

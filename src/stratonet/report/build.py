@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from stratonet import __version__
 from stratonet.report import html as H
+from stratonet.report import numbers as N
 from stratonet.report.assay_section import SECTION as ASSAY_SECTION, assay_metrics, assay_section
 from stratonet.report.collect import (
     RunData, classifier_table, collect_run, resources_table, retrieval_table, training_table, untrained_labels,
 )
+from stratonet.report.plate_section import classifier_examples, collect_plates, images_section, plates_section, \
+    well_numbers
+from stratonet.report.viewer import CSS as VIEWER_CSS
 from stratonet.runinfo import write_json
 
 SECTIONS = [
     ("overview", "Overview"),
+    ("plates", "Plate maps and viewer"),
+    ("images", "Cell images"),
     ("classifiers", "Classifiers x feature sets"),
     ("confusion", "Confusion matrices"),
     ("embeddings", "UMAP and PCA variance"),
@@ -32,6 +39,31 @@ SECTIONS = [
     ("training", "Training"),
     ("config", "Run configuration"),
 ]
+
+
+#: Sections added by other modules: (id, title, builder(data, out_dir) -> HTML body), drawn before "resources".
+#: A builder returns ``H.not_run(...)`` when its part of the run is absent. Add one with :func:`register_section`.
+EXTRA_SECTIONS: list[tuple[str, str, Callable[[RunData, Path], str]]] = []
+#: Modules imported (when installed) so that they can register their sections.
+SECTION_MODULES = ("stratonet.report.assay_section",)
+
+
+def register_section(sid: str, title: str, builder: Callable[[RunData, Path], str]) -> None:
+    """Plug a section into every report (idempotent per id)."""
+    EXTRA_SECTIONS[:] = [e for e in EXTRA_SECTIONS if e[0] != sid] + [(sid, title, builder)]
+
+
+def _all_sections() -> list[tuple[str, str]]:
+    import importlib
+
+    for mod in SECTION_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    at = [sid for sid, _ in SECTIONS].index("resources")
+    return SECTIONS[:at] + [(sid, t) for sid, t, _ in EXTRA_SECTIONS] + SECTIONS[at:]
 
 
 def classifier_figure(table: pd.DataFrame, path: Path) -> Path:
@@ -59,6 +91,7 @@ def classifier_figure(table: pd.DataFrame, path: Path) -> Path:
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="feature set")
     fig.tight_layout()
     fig.savefig(path)
+    fig.savefig(path.with_suffix(".svg"))
     plt.close(fig)
     return path
 
@@ -77,10 +110,24 @@ def _classifiers_section(data: RunData, out_dir: Path, metrics: dict) -> str:
     tab.to_csv(out_dir / "classifiers.csv", index=False)
     fig = classifier_figure(tab, out_dir / "classifiers.png")
     labels = sorted({str(m.get("label")) for m in data.classify.values() if m.get("label")})
+    honest = N.classifier_rows(data.classify, data.dirs.get("classify", {}))
+    honest.to_csv(out_dir / "classifiers_n.csv", index=False)
+    folds = sorted({int(k) for k in honest["cv_folds"].dropna()})
+    pooled = honest["cv pooled macro_f1"].notna().any()
+    cv_note = (f"Cross-validation ({', '.join(map(str, folds))} folds): the mean and sd of per-fold metrics"
+               + ("; 'cv pooled' scores all out-of-fold predictions together (n = every profile once)."
+                  if pooled else "; pooled out-of-fold metrics are not in these metrics.json files.")
+               if folds else "No cross-validation in this run.")
     return (f'<p>Test-set macro F1 and accuracy per classifier and feature set'
-            f'{" (label: " + H.esc(", ".join(labels)) + ")" if labels else ""}.</p>'
-            + H.table(_pivot(tab)) + H.figure(fig, "macro F1 and accuracy per classifier and feature set", 1000)
-            + "<h3>All metrics</h3>" + H.table(tab, text_columns=2))
+            f'{" (label: " + H.esc(", ".join(labels)) + ")" if labels else ""}. n_test counts the held-out '
+            f"samples; 'classes in test' says how many of the trained classes have a test sample. "
+            f"{H.esc(cv_note)}</p>"
+            + N.small_n_warnings(honest) + N.absent_classes(data.classify, data.dirs.get("classify", {}))
+            + H.table(N.drop_unused_cv_columns(honest), text_columns=2, why=N.CLASSIFIER_WHY)
+            + H.svg_figure(fig.with_suffix(".svg").read_bytes(), "macro F1 and accuracy per classifier and feature set"
+                           " (test set)", 1000)
+            + "<details><summary>All metrics (classifiers.csv)</summary>"
+            + H.table(tab, text_columns=2, default_why="not in metrics.json") + H.table(_pivot(tab)) + "</details>")
 
 
 def _confusion_section(data: RunData) -> str:
@@ -88,7 +135,14 @@ def _confusion_section(data: RunData) -> str:
     for fs, d in data.dirs.get("classify", {}).items():
         for png in sorted(d.glob("confusion_*.png")):
             clf = png.stem.removeprefix("confusion_")
-            items.append(H.figure(png, f"{fs}: {clf}", 320))
+            csv = d / f"confusion_{clf}.csv"
+            if csv.exists():
+                counts = pd.read_csv(csv, index_col=0)
+                counts.columns = counts.columns.astype(str)
+                counts.index = counts.index.astype(str)
+                items.append(N.confusion_html(counts, f"{fs}: {clf}"))
+            else:
+                items.append(H.figure(png, f"{fs}: {clf}", 320))
     return H.figures(items) if items else H.not_run("not run: no confusion matrices (evaluate classify)")
 
 
@@ -118,7 +172,11 @@ def _correlation_section(data: RunData) -> str:
         rows.append({"comparison": name, "label": m.get("label"), "samples": m.get("n_samples"), "top": m.get("top"),
                      "mean |r|": m.get("mean_abs_r"), "median best |r| (A)": m.get("median_best_abs_r_a"),
                      "median best |r| (B)": m.get("median_best_abs_r_b")})
-        figs.append(H.figure(d / "correlation.png", f"correlation of top features: {name}", 760))
+        if (d / "correlation.csv").exists():
+            figs.append(N.correlation_html(pd.read_csv(d / "correlation.csv", index_col=0),
+                                           f"correlation of top features: {name}"))
+        else:
+            figs.append(H.figure(d / "correlation.png", f"correlation of top features: {name}", 760))
     return H.table(pd.DataFrame(rows)) + H.figures(figs)
 
 
@@ -127,9 +185,22 @@ def _retrieval_section(data: RunData, out_dir: Path) -> str:
     if tab.empty:
         return H.not_run("not run: no evaluate/retrieval/<feature_set>/metrics.json in this run")
     tab.to_csv(out_dir / "retrieval.csv", index=False)
+    for col, key in (("nsc_accuracy", "nsc"), ("nscb_accuracy", "nscb")):
+        tab[f"why:{col}"] = [(m.get("skipped") or {}).get(key) or ("no profile evaluable (a compound alone in its MoA"
+                                                                     " or batch)" if m.get(f"{key}_n") == 0 else
+                                                                     "not in metrics.json")
+                             for m in data.retrieval.values()]
+    for col, key in (("map_activity", "activity"), ("map_consistency", "consistency")):
+        tab[f"why:{col}"] = [(m.get("skipped") or {}).get(key) or "not in metrics.json" for m in data.retrieval.values()]
+    for col in ("fraction_retrieved_activity", "fraction_retrieved_consistency"):
+        tab[f"why:{col}"] = tab[f"why:map_{col.rsplit('_', 1)[1]}"]
+    tab["n (NSC)"] = [m.get("nsc_n") for m in data.retrieval.values()]
+    tab["why:n (NSC)"] = "not in metrics.json"
+    tab["groups (activity)"] = [(m.get("map_activity") or {}).get("n_groups") for m in data.retrieval.values()]
+    tab["why:groups (activity)"] = tab["why:map_activity"]
     return ("<p>mAP of phenotypic activity (replicates vs negative controls) and consistency (same MoA), fraction "
             "retrieved at BH-corrected p &lt; 0.05; not-same-compound (NSC) and not-same-compound-or-batch (NSCB) "
-            "1-NN MoA accuracy.</p>" + H.table(tab))
+            "1-NN MoA accuracy.</p>" + H.table(tab.drop(columns=["not computed"])))
 
 
 def _taps_section(data: RunData, out_dir: Path) -> str:
@@ -160,7 +231,9 @@ def _training_section(data: RunData, out_dir: Path) -> str:
         return H.not_run("not run: no train/<name>/ in this run")
     tab = training_table(data.training)
     tab.to_csv(out_dir / "training.csv", index=False)
-    parts = [H.table(tab)]
+    parts = [N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
+             .replace("the test set", "the validation set"),
+             H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")
         if (d / "epochs.csv").exists():
@@ -173,7 +246,7 @@ def _training_section(data: RunData, out_dir: Path) -> str:
 def _config_section(data: RunData) -> str:
     if not data.configs:
         return H.not_run("not run: no *.config.yaml in this run")
-    return "".join(f"<details open><summary>{H.esc(rel)}</summary><pre>{H.esc(text)}</pre></details>"
+    return "".join(f"<details><summary>{H.esc(rel)}</summary><pre>{H.esc(text)}</pre></details>"
                    for rel, text in data.configs.items())
 
 
@@ -184,10 +257,26 @@ def _overview(data: RunData, status: dict[str, str]) -> str:
                      for kk in shown if kk in v}}
                  for k, v in data.table_provenance.items()]
     sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
-    st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in SECTIONS if sid != "overview"])
+    st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in _all_sections()
+                       if sid != "overview"])
     return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
             f"{H.esc(', '.join(sets) or 'none')}.</p>" + H.table(st, text_columns=2)
             + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
+
+
+def _plates_summary(plates) -> dict:
+    """Per plate: wells, empty / failed counts and the notes the plate section printed (machine-readable)."""
+    if plates is None or plates.wells is None:
+        return {}
+    out = {}
+    for plate, w in plates.wells.groupby("Metadata_Plate", sort=False):
+        out[str(plate)] = {"wells": int(len(w)), "sites": int(w["sites"].sum()),
+                           "failed_sites": int(w["failed_sites"].sum()),
+                           "failed_wells": int((w["failed_sites"] >= w["sites"]).sum()),
+                           "zero_cell_wells": int((w["cells"] == 0).sum()),
+                           "thumbnail_px": plates.thumb_px, "activity_feature_set": plates.activity_set}
+    out["notes"] = list(plates.notes)
+    return out
 
 
 def _banner(labels: list[str]) -> str:
@@ -199,8 +288,11 @@ def _banner(labels: list[str]) -> str:
             "</div>")
 
 
-def build_report(run: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
+def build_report(run: str | Path, out: str | Path | None = None, title: str | None = None,
+                 thumb_px: int | None = None) -> Path:
     """Write the HTML report of ``run`` to ``out`` (default ``<run>/report/report.html``) with metrics.json and CSVs.
+
+    ``thumb_px`` sets the plate viewer's thumbnail edge (default: 128 px up to 400 sites, smaller beyond).
 
     Returns
     -------
@@ -213,7 +305,13 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
     data = collect_run(run, exclude=out_dir)
     labels = untrained_labels(data)
     metrics: dict = {}
+    plates = collect_plates(run, thumb_px=thumb_px)
+    if plates is not None:
+        plates.wells = well_numbers(plates, run, data.retrieval)
+        plates.wells.to_csv(out_dir / "wells.csv", index=False)
     bodies = {
+        "plates": plates_section(plates, run),
+        "images": images_section(plates, run) + classifier_examples(plates, data.dirs.get("classify", {})),
         "classifiers": _classifiers_section(data, out_dir, metrics),
         "confusion": _confusion_section(data),
         "embeddings": _embeddings_section(data),
@@ -224,13 +322,15 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "resources": _resources_section(data, out_dir),
         "training": _training_section(data, out_dir),
         "config": _config_section(data),
+        **{sid: builder(data, out_dir) for sid, _, builder in EXTRA_SECTIONS},
     }
     status = {sid: ("not run" if body.startswith('<p class="notrun">') else "ok") for sid, body in bodies.items()}
     bodies["overview"] = _overview(data, status)
-    sections = [H.section(sid, t, bodies[sid]) for sid, t in SECTIONS]
+    order = _all_sections()
+    sections = [H.section(sid, t, bodies[sid]) for sid, t in order]
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     doc = H.page(title or f"StratoNet report: {run.resolve().name}",
-                 f"stratonet {__version__}, generated {now}", _banner(labels), SECTIONS, sections)
+                 f"stratonet {__version__}, generated {now}", _banner(labels), order, sections, extra_css=VIEWER_CSS)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(out)
@@ -243,5 +343,6 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "classify": data.classify, "retrieval": data.retrieval, "embed": data.embed, "compare": data.compare,
         "taps": data.taps, "training": data.training, "assay": assay_metrics(run),
         "resources": resources_table(data.manifests).to_dict(orient="records"),
+        "plates": _plates_summary(plates),
     }, out_dir / "metrics.json")
     return out

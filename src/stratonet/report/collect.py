@@ -207,8 +207,11 @@ def training_table(training: dict[str, dict]) -> pd.DataFrame:
     """One row per training run: model, accuracy, macro F1, majority baseline, collapsed."""
     rows = []
     for name, m in training.items():
+        val = m.get("val_class_counts") or {}
         rows.append({"name": name, "model": m.get("model"), "accuracy": m.get("accuracy"),
-                     "macro_f1": m.get("macro_f1"), "majority_baseline": m.get("majority_baseline"),
+                     "macro_f1": m.get("macro_f1"), "n_val": m.get("n_val"),
+                     "classes in val": (f"{sum(1 for v in val.values() if v)} of {len(val)}" if val else None),
+                     "majority_baseline": m.get("majority_baseline"),
                      "collapsed": m.get("collapsed"), "weights": (m.get("provenance") or {}).get("weights")})
     return pd.DataFrame(rows)
 

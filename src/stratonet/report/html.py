@@ -33,6 +33,11 @@ td.t,th.t{text-align:left}
 img{max-width:100%;height:auto;border:1px solid #e3e7eb}
 pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overflow-x:auto}
 .muted{color:#666;font-size:12px}
+.tbl{max-width:100%;overflow-x:auto} .why{color:#8a5a00;font-size:11px}
+.warn{color:#7a1d12;background:#fdecea;border:1px solid #f3b8ae;padding:6px 10px;display:inline-block}
+table.heat td{min-width:26px;text-align:center} table.heat th.rot{writing-mode:vertical-rl;transform:rotate(180deg);
+white-space:nowrap;text-align:left;vertical-align:bottom;max-height:170px}
+details>summary{cursor:pointer}
 """
 
 
@@ -52,19 +57,38 @@ def fmt(v: object, digits: int = 3) -> str:
     return str(v)
 
 
-def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: int = 200) -> str:
-    """An escaped HTML table; the first ``text_columns`` columns are left-aligned."""
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: int = 200,
+          why: dict[str, str] | None = None, default_why: str = "not recorded") -> str:
+    """An escaped HTML table in a box that scrolls sideways; the first ``text_columns`` columns are left-aligned.
+
+    A missing value shows as "–" followed by its reason: ``why[column]`` or ``default_why``. A column named
+    ``why:<col>`` in ``df`` gives a per-row reason for ``<col>`` and is not shown itself.
+    """
     if df is None or df.empty:
         return not_run("no rows")
     d = df.head(max_rows)
-    head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(d.columns))
+    reasons = {c[4:]: c for c in d.columns if str(c).startswith("why:")}
+    shown = [c for c in d.columns if not str(c).startswith("why:")]
+    head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(shown))
     body = []
-    for row in d.itertuples(index=False):
-        cells = "".join(f'<td class="{"t" if i < text_columns else ""}">{esc(fmt(v, digits))}</td>'
-                        for i, v in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
+    for _, row in d.iterrows():
+        cells = []
+        for i, c in enumerate(shown):
+            v = row[c]
+            if _missing(v):
+                r = row[reasons[c]] if c in reasons and not _missing(row[reasons[c]]) else (why or {}).get(c,
+                                                                                                    default_why)
+                text = f'– <span class="why">{esc(r)}</span>'
+            else:
+                text = esc(fmt(v, digits))
+            cells.append(f'<td class="{"t" if i < text_columns else ""}">{text}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
     more = f'<p class="muted">{len(df) - max_rows} more rows in the CSV.</p>' if len(df) > max_rows else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    return f'<div class="tbl"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
 
 
 def png_bytes_tag(data: bytes, alt: str, width: int | None = None) -> str:
@@ -72,6 +96,14 @@ def png_bytes_tag(data: bytes, alt: str, width: int | None = None) -> str:
     b64 = base64.b64encode(data).decode("ascii")
     w = f' width="{int(width)}"' if width else ""
     return f'<img alt="{esc(alt)}"{w} src="data:image/png;base64,{b64}">'
+
+
+def svg_figure(svg: bytes, caption: str, width: int | None = None) -> str:
+    """A <figure> embedding SVG bytes as a data URI (no id clashes between figures, crisp at any zoom)."""
+    b64 = base64.b64encode(svg).decode("ascii")
+    w = f' width="{int(width)}"' if width else ""
+    return (f'<figure><img alt="{esc(caption)}"{w} src="data:image/svg+xml;base64,{b64}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
 def figure(path: Path, caption: str, width: int | None = 560) -> str:
@@ -100,13 +132,14 @@ def section(sid: str, title: str, body: str) -> str:
     return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
 
 
-def page(title: str, subtitle: str, banner: str, nav: list[tuple[str, str]], sections: list[str]) -> str:
+def page(title: str, subtitle: str, banner: str, nav: list[tuple[str, str]], sections: list[str],
+         extra_css: str = "") -> str:
     """The whole document."""
     links = "".join(f'<a href="#{esc(sid)}">{esc(t)}</a>' for sid, t in nav)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-        f"<style>{CSS}</style></head><body>"
+        f"<style>{CSS}{extra_css}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>{banner}<nav>{links}</nav>"
         f"<main>{''.join(sections)}</main></body></html>\n"
     )

@@ -1,0 +1,530 @@
+"""Report sections that show the plate and its cells: plate maps with the plate viewer, representative images,
+and classifiers' most confident right and wrong calls.
+
+Everything comes from the run folder: index tables (image paths and treatment metadata), site-level feature
+tables (which sites were processed, cell counts), well-level profiles (distance to DMSO), retrieval output (mAP
+per treatment), masks from ``extract classical --save-masks`` and classifier predictions.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stratonet.report import html as H
+from stratonet.report import images as I
+from stratonet.report import plates as P
+from stratonet.report.viewer import JS
+
+SITE_KEYS = P.SITE_KEYS
+META_SHOWN = ["Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_moa",
+              "Metadata_concentration", "Metadata_control_type", "Metadata_pert_type"]
+#: Thumbnail edge (px) by number of sites in the run: keeps a 384-well, 4-site plate near 20 MB.
+THUMB_STEPS = ((400, 128), (1600, 80), (10 ** 9, 56))
+MAX_MONTAGE = 48
+
+
+@dataclass
+class PlateData:
+    """Sites of the plates shown, with their thumbnails and per-well numbers."""
+
+    sites: pd.DataFrame  # one row per site: keys, metadata, Path_*, n_cells, failed (reason or "")
+    channels: dict[str, list[str]] = field(default_factory=dict)  # plate -> channel names
+    thumbs: dict[tuple[str, str, str], I.SiteThumb] = field(default_factory=dict)
+    ranges: dict[str, np.ndarray] = field(default_factory=dict)  # plate -> (C, 2) display range
+    masks: dict[tuple[str, str, str], dict[str, Path]] = field(default_factory=dict)
+    wells: pd.DataFrame | None = None  # one row per (plate, well): numbers for maps and viewer
+    notes: list[str] = field(default_factory=list)
+    thumb_px: int = 128
+    activity_set: str | None = None
+
+
+def _key(row) -> tuple[str, str, str]:
+    return str(row["Metadata_Plate"]), str(row["Metadata_Well"]), str(row["Metadata_Site"])
+
+
+def _site_tables(run: Path) -> dict[str, Path]:
+    """Site-level feature tables (``features/*.parquet`` with Metadata_Site)."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for p in sorted((run / "features").glob("*.parquet")) if (run / "features").is_dir() else []:
+        try:
+            names = pq.read_schema(p).names
+        except Exception:  # listed as unreadable in the overview already
+            continue
+        if all(k in names for k in SITE_KEYS):
+            out[p.stem] = p
+    return out
+
+
+def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> PlateData | None:
+    """Everything the plate maps, viewer and montages need; None when the run has no index table."""
+    import pyarrow.parquet as pq
+
+    from stratonet.tables import read_table
+
+    indexes = P.find_index_tables(run)
+    if not indexes:
+        return None
+    index = pd.concat([read_table(p) for p in indexes], ignore_index=True)
+    if not all(k in index.columns for k in SITE_KEYS):
+        return None
+    index = index.drop_duplicates(SITE_KEYS, keep="first")
+    index["Metadata_Site"] = index["Metadata_Site"].astype(str)
+    tables = _site_tables(run)
+    present: dict[str, set] = {}
+    counts = []
+    table_meta = []
+    for name, path in tables.items():
+        names = pq.read_schema(path).names
+        cols = SITE_KEYS + [c for c in ("Count_Cells", "Count_Nuclei") if c in names]
+        t = pq.read_table(path, columns=cols).to_pandas()
+        t["Metadata_Site"] = t["Metadata_Site"].astype(str)
+        present[name] = set(map(tuple, t[SITE_KEYS].astype(str).to_numpy()))
+        if "Count_Cells" in t.columns:
+            counts.append(t)
+        extra = [c for c in META_SHOWN if c in names and c not in index.columns]
+        if extra:
+            table_meta.append(pq.read_table(path, columns=SITE_KEYS + extra).to_pandas())
+    feature_plates = {k[0] for s in present.values() for k in s}
+    shown = index[index["Metadata_Plate"].astype(str).isin(feature_plates)] if feature_plates else index
+    sites = shown.reset_index(drop=True).copy()
+    for tm in table_meta:
+        tm["Metadata_Site"] = tm["Metadata_Site"].astype(str)
+        sites = sites.merge(tm.drop_duplicates(SITE_KEYS), on=SITE_KEYS, how="left")
+    if counts:  # e.g. classical.parquet (synthetic plate) and classical_real.parquet (real FOV)
+        c = pd.concat(counts, ignore_index=True).dropna(subset=["Count_Cells"]).drop_duplicates(SITE_KEYS)
+        sites = sites.merge(c[SITE_KEYS + ["Count_Cells"]], on=SITE_KEYS, how="left")
+    else:
+        sites["Count_Cells"] = np.nan
+    failed = []
+    plates_of = {n: {x[0] for x in s} for n, s in present.items()}
+    for _, r in sites.iterrows():
+        k = _key(r)
+        miss = [n for n, s in present.items() if k[0] in plates_of[n] and k not in s]
+        failed.append(f"absent from {', '.join(miss)}" if miss else "")
+    sites["failed"] = failed
+    n_sites = len(sites)
+    px = thumb_px or next(px for limit, px in THUMB_STEPS if n_sites <= limit)
+    data = PlateData(sites=sites, masks=P.find_masks(run), thumb_px=px)
+    for plate, grp in sites.groupby("Metadata_Plate", sort=False):
+        chans = [c[len("Path_"):] for c in grp.columns if c.startswith("Path_") and c != "Path_Stack"
+                 and grp[c].notna().all()]
+        if "Stack_Channels" in grp.columns and grp["Stack_Channels"].notna().any():
+            chans = str(grp["Stack_Channels"].dropna().iloc[0]).split("|")
+        order = {c: i for i, c in enumerate(["DNA", "ER", "RNA", "AGP", "Mito"])}
+        data.channels[str(plate)] = sorted(chans, key=lambda c: order.get(c, len(order)))
+    _load_thumbs(data, workers)
+    return data
+
+
+def _load_thumbs(data: PlateData, workers: int) -> None:
+    rows = [r for _, r in data.sites.iterrows() if data.channels.get(str(r["Metadata_Plate"]))]
+
+    def one(r):
+        k = _key(r)
+        return I.load_thumb(r, data.channels[k[0]], data.thumb_px, data.masks.get(k))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for t in pool.map(one, rows):
+            data.thumbs[(t.plate, t.well, t.site)] = t
+    for plate in data.channels:
+        data.ranges[plate] = I.plate_ranges([t for k, t in data.thumbs.items() if k[0] == plate])
+    bad = [t for t in data.thumbs.values() if t.error]
+    if bad:
+        data.notes.append(f"{len(bad)} site image(s) could not be read, e.g. {bad[0].plate}/{bad[0].well}/"
+                          f"{bad[0].site}: {bad[0].error}")
+
+
+# --- per-well numbers -----------------------------------------------------------------------------------------
+
+def well_numbers(data: PlateData, run: Path, retrieval: dict[str, dict]) -> pd.DataFrame:
+    """Per (plate, well): sites, failed sites, cells, focus, saturation, distance to DMSO, treatment mAP."""
+    s = data.sites.copy()
+    s["focus"] = [data.thumbs[_key(r)].focus if _key(r) in data.thumbs else np.nan for _, r in s.iterrows()]
+    s["saturated"] = [data.thumbs[_key(r)].saturated if _key(r) in data.thumbs else np.nan for _, r in s.iterrows()]
+    unread = np.array([bool(data.thumbs.get(_key(r)) and data.thumbs[_key(r)].error) for _, r in s.iterrows()],
+                      dtype=bool)
+    s["is_failed"] = (s["failed"] != "").to_numpy() | unread
+    g = s.groupby(["Metadata_Plate", "Metadata_Well"], sort=False)
+    wells = g.agg(sites=("Metadata_Site", "size"), failed_sites=("is_failed", "sum"),
+                  cells=("Count_Cells", lambda x: float(x.sum()) if x.notna().any() else np.nan),
+                  focus=("focus", "mean"), saturated=("saturated", "max")).reset_index()
+    wells["failed_fraction"] = wells["failed_sites"] / wells["sites"]
+    meta_cols = [c for c in META_SHOWN if c in s.columns]
+    wells = wells.merge(g[meta_cols].first().reset_index(), on=["Metadata_Plate", "Metadata_Well"], how="left")
+    wells = _add_activity(wells, run, retrieval, data)
+    return wells
+
+
+def _profiles_choice(run: Path) -> tuple[str, Path] | None:
+    d = run / "profiles"
+    if not d.is_dir():
+        return None
+    tables = {p.stem: p for p in sorted(d.glob("*.parquet"))}
+    for name in ("deep", "classical", *tables):
+        if name in tables:
+            return name, tables[name]
+    return None
+
+
+def _add_activity(wells: pd.DataFrame, run: Path, retrieval: dict[str, dict], data: PlateData) -> pd.DataFrame:
+    from stratonet.evaluate.retrieval import treatment_key
+    from stratonet.tables import feature_columns, read_table
+
+    wells = wells.assign(distance=np.nan, distance_q=np.nan, n_negcon=np.nan, map=np.nan, map_q=np.nan)
+    choice = _profiles_choice(run)
+    if choice is None:
+        data.notes.append("activity: no profiles/*.parquet in this run, so no distance to DMSO or mAP per well")
+        return wells
+    name, path = choice
+    data.activity_set = name
+    prof = read_table(path)
+    if "Metadata_Well" not in prof.columns or "Metadata_Plate" not in prof.columns:
+        data.notes.append(f"activity: profiles/{path.name} has no Metadata_Plate / Metadata_Well")
+        return wells
+    prof = prof.drop_duplicates(["Metadata_Plate", "Metadata_Well"])
+    feats = [c for c in feature_columns(prof) if prof[c].notna().all()]
+    dist = P.distance_to_negcon(prof, feats)
+    dist = dist.rename(columns={"q": "distance_q"}).drop(columns=["p"])
+    wells = wells.drop(columns=["distance", "distance_q", "n_negcon"]).merge(
+        dist, on=["Metadata_Plate", "Metadata_Well"], how="left")
+    ret_dir = run / "evaluate" / "retrieval" / name
+    m = retrieval.get(name) or {}
+    if (ret_dir / "map_activity.csv").exists() and m.get("treatment"):
+        tab = pd.read_csv(ret_dir / "map_activity.csv")
+        tcols = [c for c in m["treatment"] if c in prof.columns]
+        if tcols and "Metadata_treatment" in tab.columns:
+            keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
+            keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
+                              on="Metadata_treatment", how="left")
+            keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
+            wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
+                                                               on=["Metadata_Plate", "Metadata_Well"], how="left")
+    else:
+        data.notes.append(f"mAP per well: no evaluate/retrieval/{name}/map_activity.csv (run evaluate retrieval)")
+    return wells
+
+
+# --- plate maps + viewer --------------------------------------------------------------------------------------
+
+def _treatment(row) -> str:
+    for c in ("Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022"):
+        if c in row and pd.notna(row[c]):
+            return str(row[c])
+    return "unknown (no treatment metadata)"
+
+
+def _numbers(w) -> dict[str, str]:
+    def f(v, d=3):
+        return H.fmt(float(v), d) if v is not None and pd.notna(v) else "–"
+
+    out = {"sites": f"{int(w['sites'])} ({int(w['failed_sites'])} failed)",
+           "cells": f(w["cells"], 0) if pd.notna(w["cells"]) else "– (no classical site table with Count_Cells)",
+           "focus (DNA, norm. Laplacian var.)": f(w["focus"]), "saturated pixels (worst channel)": f(w["saturated"], 4)}
+    if pd.notna(w.get("distance")):
+        q = P.fmt_p(w["distance_q"]) if pd.notna(w["distance_q"]) else "– (a control: part of the null)"
+        out["distance to DMSO (RMS)"] = f"{f(w['distance'])} (q = {q}, n negcon = {int(w['n_negcon'])})"
+    if pd.notna(w.get("map")):
+        out["treatment mAP vs negcon"] = f"{f(w['map'])} (q = {P.fmt_p(w['map_q'])})"
+    return out
+
+
+def plates_section(data: PlateData | None, run: Path) -> str:
+    """Plate maps per plate (layout, cells, QC, activity), the click-to-open viewer and its embedded data."""
+    if data is None:
+        return H.not_run("not run: no index table (index.parquet or index/*.parquet) in this run, so no plate maps")
+    wells = data.wells
+    parts, viewer = [], {"channels": {}, "plates": {}}
+    for plate, pw in wells.groupby("Metadata_Plate", sort=False):
+        plate = str(plate)
+        fmt = P.plate_format(pw["Metadata_Well"])
+        present = set(pw["Metadata_Well"].astype(str))
+        rows, cols = P.FORMATS[fmt]
+        allw = {f"{P.row_name(r)}{c + 1:02d}" for r in range(rows) for c in range(cols)}
+        empty = allw - present
+        failed = set(pw.loc[pw["failed_sites"] >= pw["sites"], "Metadata_Well"].astype(str))
+        by = pw.set_index(pw["Metadata_Well"].astype(str))
+        tip = {w: f"{w}: {_treatment(r)} ({r.get('Metadata_control_type', '?')})" for w, r in by.iterrows()}
+
+        def tipped(col, label, digits=3):
+            return {w: f"{tip[w]}\n{label}: {H.fmt(float(v), digits) if pd.notna(v) else '– (no value)'}"
+                    for w, v in by[col].items()}
+
+        kw = dict(empty=empty, failed=failed)
+        sid = "".join(ch if ch.isalnum() else "-" for ch in plate)
+        maps = []
+        ctype = by["Metadata_control_type"].fillna("unknown").astype(str) if "Metadata_control_type" in by else \
+            pd.Series("unknown", index=by.index)
+        maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type", kind="categorical",
+                                labels=tip, categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
+                                                        for k in sorted(set(ctype))}, map_id=f"map-{sid}-layout", **kw))
+        treat = {w: _treatment(r) for w, r in by.iterrows()}
+        cats = P.category_colours(treat.values())
+        if len(cats) > 20:
+            parts_note = f" ({len(cats)} treatments: the first 20 coloured, the rest grey)"
+        else:
+            parts_note = ""
+        maps.append(P.plate_svg(plate, fmt, treat, "layout: treatment" + parts_note, kind="categorical", labels=tip,
+                                categories=cats if len(cats) <= 20 else {k: v for k, v in list(cats.items())[:20]},
+                                map_id=f"map-{sid}-treatment", **kw))
+        if by["cells"].notna().any():
+            maps.append(P.plate_svg(plate, fmt, by["cells"].to_dict(), "cell count (all sites)",
+                                    labels=tipped("cells", "cells", 0), map_id=f"map-{sid}-cells", **kw))
+        else:
+            maps.append(H.not_run("cell count: no site table with Count_Cells (run extract classical)"))
+        maps.append(P.plate_svg(plate, fmt, by["focus"].to_dict(), "QC: focus (DNA; low = blurred)",
+                                labels=tipped("focus", "focus"), map_id=f"map-{sid}-focus", cmap_name="cividis", **kw))
+        maps.append(P.plate_svg(plate, fmt, by["saturated"].to_dict(), "QC: saturated pixel fraction",
+                                labels=tipped("saturated", "saturated", 4), map_id=f"map-{sid}-saturation",
+                                cmap_name="OrRd", **kw))
+        maps.append(P.plate_svg(plate, fmt, by["failed_fraction"].to_dict(), "QC: fraction of failed sites",
+                                labels=tipped("failed_fraction", "failed fraction"), vmin=0, vmax=1,
+                                map_id=f"map-{sid}-failed", cmap_name="Reds", **kw))
+        if by["distance"].notna().any():
+            sig = {w: "*" for w, q in by["distance_q"].items() if pd.notna(q) and q < 0.05}
+            n_neg = int(by["n_negcon"].max())
+            maps.append(P.plate_svg(plate, fmt, by["distance"].to_dict(),
+                                    f"activity: RMS distance to DMSO median ({data.activity_set} profiles; dot: q < 0.05)",
+                                    labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'distance_q'])})"
+                                            for w, t in tipped("distance", "distance").items()},
+                                    marks=sig, map_id=f"map-{sid}-distance", cmap_name="plasma", **kw))
+            if n_neg + 1 < 20:
+                data.notes.append(f"plate {plate}: distance-to-DMSO p-values rest on {n_neg} negative-control wells;"
+                                  f" the smallest attainable p is 1/{n_neg + 1} = {1 / (n_neg + 1):.2f}, so no well can"
+                                  " reach q < 0.05")
+        if by["map"].notna().any():
+            sig = {w: "*" for w, q in by["map_q"].items() if pd.notna(q) and q < 0.05}
+            maps.append(P.plate_svg(plate, fmt, by["map"].to_dict(),
+                                    f"activity: treatment mAP vs negcon ({data.activity_set}; dot: q < 0.05)",
+                                    labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'map_q'])})"
+                                            for w, t in tipped("map", "mAP").items()},
+                                    marks=sig, vmin=0, vmax=1, map_id=f"map-{sid}-map", cmap_name="plasma", **kw))
+        n_failed_sites = int(pw["failed_sites"].sum())
+        zero = sorted(pw.loc[pw["cells"] == 0, "Metadata_Well"].astype(str))
+        if zero:
+            data.notes.append(f"plate {plate}: {len(zero)} well(s) with 0 cells segmented: {', '.join(zero[:12])}"
+                              + (" ..." if len(zero) > 12 else ""))
+        if n_failed_sites:
+            data.notes.append(f"plate {plate}: {n_failed_sites} failed site(s) in {int((pw['failed_sites'] > 0).sum())}"
+                              " well(s) (crossed when every site of a well failed; see the viewer for the reason)")
+        parts.append(f"<h3>Plate {H.esc(plate)} ({fmt}-well format: {len(present)} well(s) with sites, "
+                     f"{len(empty)} empty, {len(failed)} failed, {n_failed_sites} failed site(s))</h3>"
+                     f'<div class="platemaps">{"".join(maps)}</div>')
+        viewer["channels"][plate] = [[c, I.hex_colour(col)]
+                                     for c, col in I.channel_colours(data.channels.get(plate, [])).items()]
+        viewer["plates"][plate] = _viewer_wells(data, plate, by)
+    notes = "".join(f'<p class="warn">{H.esc(n)}</p>' for n in data.notes)
+    legend = ('<p class="muted">Empty wells (no sites in the index) are light grey; a red cross marks a well whose '
+              "every site failed; white means no value. Hover a well for its numbers; click it to open its sites "
+              "below (or add <code>#well=B02</code> to the address).</p>")
+    payload = json.dumps(viewer, separators=(",", ":")).replace("</", "<\\/")
+    return (legend + notes + "".join(parts)
+            + '<div id="viewer"><p class="muted">Click a well on a plate map to see its sites here.</p></div>'
+            + f'<script type="application/json" id="viewer-data">{payload}</script><script>{JS}</script>')
+
+
+def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
+    out = {}
+    sites = data.sites[data.sites["Metadata_Plate"].astype(str) == plate]
+    ranges = data.ranges.get(plate)
+    for well, grp in sites.groupby("Metadata_Well", sort=True):
+        w = by.loc[str(well)]
+        meta = {c.removeprefix("Metadata_"): str(w[c]) for c in META_SHOWN if c in w and pd.notna(w[c])}
+        recs = []
+        for _, r in grp.iterrows():
+            t = data.thumbs.get(_key(r))
+            rec = {"site": str(r["Metadata_Site"])}
+            notes = []
+            if pd.notna(r.get("Count_Cells")):
+                notes.append(f"{int(r['Count_Cells'])} cells")
+            if r["failed"]:
+                notes.append(f"failed: {r['failed']}")
+            rec["note"] = ", ".join(notes)
+            if t is None or t.error:
+                rec["error"] = t.error if t else "no channels"
+            else:
+                rec["src"] = I.encode(I.sprite(I.scale_planes(t.planes, ranges)), quality=75)
+                if t.outlines:
+                    rec["outlines"] = I.encode(I.outline_layer(t.outlines, t.planes.shape[1:]), fmt="PNG")
+            recs.append(rec)
+        out[str(well)] = {"meta": meta, "numbers": _numbers(w), "sites": recs}
+    return out
+
+
+# --- representative images ------------------------------------------------------------------------------------
+
+def _channel_legend(plate_channels: list[str]) -> str:
+    cols = I.channel_colours(plate_channels)
+    return '<div class="chlegend">' + "".join(f'<i style="background:{I.hex_colour(c)}"></i>{H.esc(ch)}'
+                                              for ch, c in cols.items()) + "</div>"
+
+
+def _site_table_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
+    from stratonet.tables import feature_columns, read_table
+
+    tables = _site_tables(run)
+    for name in ("deep", "classical", "pixel", *tables):
+        if name in tables:
+            df = read_table(tables[name])
+            feats = [c for c in feature_columns(df) if df[c].notna().all() and df[c].std() > 0]
+            if feats:
+                return name, df[[c for c in df.columns if c.startswith("Metadata_")] + feats]
+    return None
+
+
+def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
+    """Per treatment (compound + dose), the site nearest the treatment's median profile.
+
+    Features are robust-z-scored over all sites first so no feature dominates by its scale.
+
+    Returns
+    -------
+    DataFrame
+        ``treatment, Metadata_Plate, Metadata_Well, Metadata_Site, n_sites, distance``.
+    """
+    from stratonet.profile.controls import compound_column, concentration_column
+    from stratonet.tables import feature_columns
+
+    feats = feature_columns(df)
+    df = df.copy()
+    df["Metadata_Site"] = df["Metadata_Site"].astype(str)
+    keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
+    df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
+    comp = next((c for c in ("Metadata_pert_iname",) if c in df.columns or c in sites.columns), None)
+    comp = comp or compound_column(df) or compound_column(sites)  # a readable name where the data has one
+    if comp is None or comp not in df.columns:
+        meta = [c for c in (comp,) if c] + [c for c in ("Metadata_concentration",) if c in sites.columns]
+        if not meta:
+            return pd.DataFrame()
+        df = df.merge(sites[SITE_KEYS + meta].astype({"Metadata_Site": str}), on=SITE_KEYS, how="left")
+    conc = concentration_column(df)
+    name = df[comp].astype(str) + ((" @ " + df[conc].astype(str)) if conc else "")
+    X = df[feats].to_numpy(np.float64)
+    med = np.median(X, axis=0)
+    mad = np.median(np.abs(X - med), axis=0) * 1.4826
+    Z = (X - med) / np.where(mad > 0, mad, 1.0)
+    rows = []
+    for t, idx in pd.Series(np.arange(len(df))).groupby(name.to_numpy()):
+        z = Z[idx.to_numpy()]
+        d = np.linalg.norm(z - np.median(z, axis=0), axis=1)
+        best = idx.to_numpy()[int(np.argmin(d))]
+        r = df.iloc[best]
+        rows.append({"treatment": t, "Metadata_Plate": str(r["Metadata_Plate"]), "Metadata_Well": str(r["Metadata_Well"]),
+                     "Metadata_Site": str(r["Metadata_Site"]), "n_sites": len(idx), "distance": float(d.min())})
+    return pd.DataFrame(rows)
+
+
+def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: int = 96) -> str:
+    """Per treatment, a colour composite of its representative site (with outlines where masks exist) and
+    single-channel strips; the bundled or any other single-site plate is shown the same way."""
+    if data is None:
+        return H.not_run("not run: no index table in this run, so no images")
+    found = _site_table_for_montage(run)
+    parts = []
+    if found is not None:
+        name, df = found
+        reps = representative_sites(df, data.sites)
+        shown_plates = set(reps["Metadata_Plate"]) if not reps.empty else set()
+        note = ""
+        if len(reps) > MAX_MONTAGE:
+            note = f" Showing the first {MAX_MONTAGE} of {len(reps)} treatments."
+            reps = reps.head(MAX_MONTAGE)
+        parts.append(f"<p>Per treatment (compound and dose), the site nearest the treatment's median "
+                     f"<b>{H.esc(name)}</b> profile (robust z-scores over all sites); n = sites of that treatment. "
+                     f"Composite colours per channel as in the legend; intensities scaled per plate and channel, "
+                     f"so brightness compares across wells (raw images: no illumination correction).{note}</p>")
+        parts.append(_montage(data, reps, px, strip_px))
+    else:
+        shown_plates = set()
+        parts.append(H.not_run("no site-level feature table (features/*.parquet), so no representative sites"))
+    rest = data.sites[~data.sites["Metadata_Plate"].astype(str).isin(shown_plates)]
+    if not rest.empty:  # e.g. a single real field of view that is not profiled
+        first = rest.drop_duplicates(["Metadata_Plate", "Metadata_Well"]).head(12)
+        reps = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
+                                                   n_sites=1, distance=np.nan)
+        parts.append("<h3>Other plates (no treatment profiles)</h3>"
+                     + _montage(data, reps, px, strip_px, box_id="montage-other"))
+    return "".join(parts)
+
+
+def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int, box_id: str = "montage") -> str:
+    items = []
+    cache: dict[str, dict] = {}
+    for _, r in reps.iterrows():
+        k = (r["Metadata_Plate"], r["Metadata_Well"], r["Metadata_Site"])
+        site = data.sites[(data.sites["Metadata_Plate"].astype(str) == k[0])
+                          & (data.sites["Metadata_Well"].astype(str) == k[1])
+                          & (data.sites["Metadata_Site"].astype(str) == k[2])]
+        chans = data.channels.get(k[0], [])
+        if site.empty or not chans:
+            continue
+        t = I.load_thumb(site.iloc[0], chans, px, data.masks.get(k))
+        if t.error:
+            items.append(H.not_run(f"{'/'.join(k)}: {t.error}"))
+            continue
+        ranges = data.ranges.get(k[0])
+        scaled = I.scale_planes(t.planes, ranges)
+        cols = list(I.channel_colours(chans).values())
+        rgb = I.draw_outlines(I.composite(scaled, cols), t.outlines)
+        small = [I.downsample(p, strip_px) for p in scaled]
+        strip = "".join(f'<figure><img alt="{H.esc(ch)}" src="{I.encode((np.clip(s, 0, 1) * 255).astype(np.uint8))}">'
+                        f"<figcaption>{H.esc(ch)}</figcaption></figure>" for ch, s in zip(chans, small))
+        outl = " · outlines: nuclei cyan, cells yellow" if t.outlines else ""
+        cache[k[0]] = cache.get(k[0]) or {"legend": _channel_legend(chans)}
+        items.append(f'<figure class="rep"><img alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
+                     f'src="{I.encode(rgb)}"><figcaption><b>{H.esc(r["treatment"])}</b> · {H.esc("/".join(k))} · '
+                     f"n = {int(r['n_sites'])} site(s){outl}</figcaption>{cache[k[0]]['legend']}"
+                     f'<div class="strip">{strip}</div></figure>')
+    return f'<div class="montage" id="{box_id}">{"".join(items)}</div>' if items else H.not_run("no images read")
+
+
+# --- classifier examples --------------------------------------------------------------------------------------
+
+def classifier_examples(data: PlateData | None, classify_dirs: dict[str, Path], top: int = 4, px: int = 120) -> str:
+    """The most confidently right and wrong test wells per feature set, from ``predictions_<clf>.csv``."""
+    parts = []
+    for fs, d in classify_dirs.items():
+        preds = {p.stem.removeprefix("predictions_"): p for p in sorted(d.glob("predictions_*.csv"))}
+        with_p = {c: p for c, p in preds.items() if "probability" in pd.read_csv(p, nrows=1).columns}
+        if not with_p:
+            parts.append(H.not_run(f"{fs}: no predictions with probabilities (predictions_<clf>.csv from "
+                                   "evaluate classify)"))
+            continue
+        clf = next((c for c in ("logreg", "rf", "mlp") if c in with_p), next(iter(with_p)))
+        t = pd.read_csv(with_p[clf]).dropna(subset=["probability"])
+        right = t[t["true"] == t["predicted"]].nlargest(top, "probability")
+        wrong = t[t["true"] != t["predicted"]].nlargest(top, "probability")
+        small = " (fewer than 30: anecdotes, not a measurement)" if len(t) < 30 else ""
+        parts.append(f"<h4>{H.esc(fs)}: {H.esc(clf)} (test set: {len(t)} samples{small})</h4>")
+        for title, rows in (("most confidently right", right), ("most confidently wrong", wrong)):
+            cards = [_example_card(data, r, px) for _, r in rows.iterrows()]
+            body = "".join(cards) if cards else H.not_run(f"none: no {title.split()[-1]} prediction in the test set")
+            parts.append(f"<p><b>{title}</b></p><div class=\"examples\">{body}</div>")
+    if not parts:
+        return ""
+    return "<h3>Classifier examples</h3>" + "".join(parts)
+
+
+def _example_card(data: PlateData | None, r, px: int) -> str:
+    caption = (f"{H.esc(r.get('Metadata_Plate', ''))}/{H.esc(r.get('Metadata_Well', ''))}: true "
+               f"<b>{H.esc(r['true'])}</b>, predicted <b>{H.esc(r['predicted'])}</b> (p = {float(r['probability']):.2f})")
+    img = ""
+    if data is not None and "Metadata_Well" in r:
+        sel = data.sites[(data.sites["Metadata_Plate"].astype(str) == str(r.get("Metadata_Plate")))
+                         & (data.sites["Metadata_Well"].astype(str) == str(r["Metadata_Well"]))]
+        if "Metadata_Site" in r and pd.notna(r.get("Metadata_Site")):
+            sel = sel[sel["Metadata_Site"].astype(str) == str(r["Metadata_Site"])]
+        for _, s in sel.head(1).iterrows():
+            t = data.thumbs.get(_key(s))
+            if t is not None and not t.error:
+                cols = list(I.channel_colours(data.channels[t.plate]).values())
+                rgb = I.draw_outlines(I.composite(I.scale_planes(t.planes, data.ranges[t.plate]), cols), t.outlines)
+                img = f'<img alt="{H.esc(r["Metadata_Well"])}" width="{min(px, rgb.shape[1])}" src="{I.encode(rgb)}">'
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
