@@ -49,20 +49,24 @@ def _ints(value: str) -> tuple[int, ...]:
                    "Labels_Nuclei / Labels_Cells do the same per row.")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Apply Illum_<Channel> functions from the index when present.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Discard existing output instead of resuming (a resume with other settings is refused).")
+@click.option("--stall-timeout", type=click.FloatRange(min=1), default=1800, show_default=True,
+              help="With -j > 1: stop with an error when no site finishes for this many seconds.")
 @on_error_option
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, save_masks: bool,
-              labels_dir: Path | None, illum: bool, on_error: str) -> None:
+              labels_dir: Path | None, illum: bool, overwrite: bool, stall_timeout: float, on_error: str) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
     from stratonet.errors import ConfigError
-    from stratonet.extract.classical import ClassicalConfig, extract_classical
+    from stratonet.extract.classical import ClassicalConfig, check_resume, extract_classical
     from stratonet.progress import console
+    from stratonet.runguard import OutputLock
     from stratonet.tables import read_table
 
-    start_run(out, "extract_classical")
     dmin, dmax = (_ints(nuclei_diameter) + (0, 0))[:2]
     if not 0 < dmin < dmax:
         raise ConfigError(f"--nuclei-diameter must be 'min,max' with 0 < min < max, got {nuclei_diameter!r}")
@@ -88,7 +92,13 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         ok, why = cellpose_available()
         if not ok:
             raise ConfigError(f"--segmentation cellpose: {why}; use --segmentation classic")
-    man = extract_classical(read_table(index), out, cfg, workers=workers, on_error=on_error)
+    table = read_table(index)
+    with OutputLock(out):  # one run per output; taken before anything is written into OUT
+        if not overwrite:
+            check_resume(table, out, cfg)  # before start_run rewrites the run's config file
+        start_run(out, "extract_classical")
+        man = extract_classical(table, out, cfg, workers=workers, on_error=on_error, overwrite=overwrite,
+                                stall_timeout=stall_timeout)
     console.print(
         f"classical features: {man['n_sites']} sites, {man['n_cells']} cells, "
         f"{man['core_s_per_site']:.1f} core-s/site, {man['n_errors']} errors -> {out}"
