@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stratonet.errors import ConfigError
+from stratonet.runguard import fault_point
 from stratonet.tables import SITE_KEYS
 
 ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
@@ -203,6 +204,7 @@ class PartitionedWriter:
         if self.signature is not None:
             schema = schema.with_metadata(self._schema_metadata())
         _merge(sources, schema, self.out, self.key_columns)
+        fault_point("finalize.merged")  # a kill here leaves the merged file and its parts: the next merge dedupes
         for p in parts:
             p.unlink()
         self._remove_parts_dir()

@@ -229,3 +229,23 @@ def fault_point(name: str) -> None:
         sig = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}[action]
         os.kill(os.getpid(), sig)
         time.sleep(5)  # let the signal arrive (a handler raises from here)
+
+
+def guarded_output(out_argument: str = "out"):
+    """Decorator: run the function holding :class:`OutputLock` on its ``out_argument`` and with SIGTERM handled
+    like Ctrl-C (:func:`interrupt_on_sigterm`)."""
+    import functools
+    import inspect
+
+    def wrap(func):
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args, **kwargs):
+            out = sig.bind(*args, **kwargs).arguments[out_argument]
+            with OutputLock(out), interrupt_on_sigterm():
+                return func(*args, **kwargs)
+
+        return run
+
+    return wrap

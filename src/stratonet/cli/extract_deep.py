@@ -46,11 +46,14 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--fuse-bn/--no-fuse-bn", default=True, show_default=True,
               help="Fold BatchNorm into convolutions for inference (~1.2x faster on CPU; equal up to rounding).")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
+@click.option("--flush-seconds", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="Write finished sites to disk at least this often (a kill loses at most this much work).")
 @on_error_option
 def deep(index: Path, out: Path, channels: str | None, model: str | None, weights: Path | None, seed: int,
          taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, on_error: str) -> None:
+         threads: int | None, no_illum: bool, normalize: str, fuse_bn: bool, overwrite: bool, flush_seconds: float,
+         on_error: str) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -64,6 +67,7 @@ def deep(index: Path, out: Path, channels: str | None, model: str | None, weight
         mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
         batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
         on_error=on_error, illum=not no_illum, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+        flush_seconds=flush_seconds,
     )
     console.print(
         f"{manifest['sites_processed']} site(s) extracted ({manifest['sites_resumed']} resumed, "

@@ -18,8 +18,11 @@ from stratonet.cli.common import on_error_option, start_run
 @click.option("--channels", default=None, help="Comma-separated channels, e.g. DNA,AGP [default: all in the index].")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Divide by the index's Illum_<Channel> functions when present.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Discard existing output instead of resuming (a resume with other settings is refused).")
 @on_error_option
-def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, on_error: str) -> None:
+def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, overwrite: bool,
+          on_error: str) -> None:
     """Flattened, downsampled per-channel pixels as a baseline feature set.
 
     Per site and channel: percentile rescale (0.1-99.9) to [0, 1], anti-aliased resize to SIZE x SIZE, flatten
@@ -30,5 +33,5 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
 
     start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
-    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error)
+    path = extract_pixel(index, out, size=size, channels=chans, illum=illum, on_error=on_error, overwrite=overwrite)
     console.print(f"pixel features -> {path} (manifest {path.name}.manifest.json)", highlight=False)

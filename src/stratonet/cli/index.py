@@ -43,12 +43,14 @@ from stratonet.cli.common import on_error_option, start_run
 @click.option("--illum-filter", type=click.Choice(["median", "gaussian"]), default="median", show_default=True)
 @click.option("--illum-size", type=int, default=None,
               help="Illumination smoothing filter width in pixels [default: 1/8 of the shorter image side].")
+@click.option("--allow-duplicates", is_flag=True, default=False,
+              help="Keep rows that repeat a key (plate, well, site[, object number]) instead of refusing them.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
           plane: int | None, pattern: str | None, channels: str | None, file_column: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
           barcode_platemap: Path | None, compound_metadata: Path | None, check: bool, illum: bool,
-          illum_filter: str, illum_size: int | None, on_error: str) -> None:
+          illum_filter: str, illum_size: int | None, allow_duplicates: bool, on_error: str) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
     SOURCE is a folder of images (phenix, imagexpress, regex), a LoadData CSV (loaddata), BBBC021's image table
@@ -67,6 +69,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
         record=lambda site, msg: errors.add(site, "index", msg),
     )
+    n_dup = _check_duplicates(df, source, allow_duplicates)
     if illum:
         from stratonet.illum import compute_illum
 
@@ -80,6 +83,24 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     console.print(f"{msg} -> {out}", highlight=False)
     if saved is not None:
         console.print(f"[yellow]{len(errors)} site(s) skipped; see {saved}[/]", highlight=False)
+    if n_dup:
+        console.print(f"[yellow]warning: {n_dup} row(s) repeat a key (kept: --allow-duplicates)[/]", highlight=False)
+
+
+def _check_duplicates(df, source: Path, allow: bool) -> int:
+    """Rows repeating a key (plate, well, site[, object number]): refused unless ``allow``; returns their count."""
+    from stratonet.errors import StratoNetError
+    from stratonet.index.schema import site_name
+    from stratonet.resumable import row_key_columns
+
+    keys = [k for k in row_key_columns(df) if k in df.columns]
+    dup = df.duplicated(subset=keys, keep="first") if len(keys) >= 3 else None
+    if dup is None or not dup.any():
+        return 0
+    if not allow:
+        raise StratoNetError(f"{source}: {int(dup.sum())} row(s) repeat a key ({', '.join(keys)}), e.g. "
+                             f"{site_name(df[dup].iloc[0])}; fix the source or pass --allow-duplicates")
+    return int(dup.sum())
 
 
 def _stem(path: Path) -> str:

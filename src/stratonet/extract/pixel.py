@@ -17,7 +17,8 @@ from stratonet.index.schema import STACK_PATH, channels_of, site_name, validate_
 from stratonet.io import load_index_row
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
-from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
+from stratonet.runguard import fault_point
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
 
@@ -53,7 +54,7 @@ def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float =
 
 def key_columns(index: pd.DataFrame) -> list[str]:
     """Columns identifying a unit of work: plate, well, site, plus a cell id for single-cell stacks."""
-    return list(SITE_KEYS) + [c for c in CELL_KEYS if c in index.columns][:1]
+    return row_key_columns(index)
 
 
 def extract_pixel(
@@ -65,6 +66,8 @@ def extract_pixel(
     on_error: str = "fail",
     low: float = 0.1,
     high: float = 99.9,
+    overwrite: bool = False,
+    flush_seconds: float = 60.0,
 ) -> Path:
     """Write the pixel-baseline feature table (resumable).
 
@@ -82,6 +85,10 @@ def extract_pixel(
         Divide by ``Illum_<Channel>`` functions when the index has them.
     on_error : {"fail", "skip"}
         ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``.
+    overwrite : bool
+        Discard existing output instead of resuming (a resume with other settings is refused).
+    flush_seconds : float
+        Flush a part at least this often, so a kill loses at most this much work.
 
     Returns
     -------
@@ -104,7 +111,19 @@ def extract_pixel(
     keys = key_columns(index)
     if index.duplicated(keys).any():
         raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
-    writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256)
+    from stratonet.runguard import OutputLock, interrupt_on_sigterm
+
+    with OutputLock(out), interrupt_on_sigterm():
+        if overwrite:
+            PartitionedWriter(out).discard()
+        signature = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
+                     "key_columns": keys}
+        writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256, seconds_per_part=flush_seconds,
+                                   signature=signature)
+        return _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high)
+
+
+def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high) -> Path:
     done = writer.done_keys()
     todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
     errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
@@ -113,20 +132,24 @@ def extract_pixel(
     log = get_logger()
     cpu0 = time.process_time()
     with ResourceMonitor() as mon:
-        for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
-            try:
-                img = load_index_row(row, channels, illum=illum)
-                feats = pixel_features(img, size, low=low, high=high)
-            except StratoNetError as exc:
-                if on_error == "fail":
-                    writer.flush()
-                    raise
-                errors.add(site_name(row), "extract pixel", str(exc))
-                continue
-            rec = pd.DataFrame([feats], columns=names)
-            for c in reversed(meta_cols):
-                rec.insert(0, c, [row[c]])
-            writer.write(rec)
+        try:
+            for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
+                try:
+                    img = load_index_row(row, channels, illum=illum)
+                    feats = pixel_features(img, size, low=low, high=high)
+                except StratoNetError as exc:
+                    if on_error == "fail":
+                        raise
+                    errors.add(site_name(row), "extract pixel", str(exc))
+                    continue
+                rec = pd.DataFrame([feats], columns=names)
+                for c in reversed(meta_cols):
+                    rec.insert(0, c, [row[c]])
+                writer.write(rec)
+                fault_point("pixel.site_done")
+        except BaseException:
+            writer.flush()  # what is done stays done (an error, Ctrl-C or SIGTERM); a rerun resumes
+            raise
         writer.finalize()
     summary = mon.summary()
     cpu_s = time.process_time() - cpu0
