@@ -318,11 +318,12 @@ def test_two_deep_runs_on_one_output(plate, tmp_path):
 # -- process hygiene: SIGTERM, kill -9, hangs ------------------------------------------------------------------
 def test_sigterm_stops_workers_and_keeps_finished_sites(plate, tmp_path):
     out = tmp_path / "classical"
+    mark = tmp_path / "parked"
     run = spawn(["extract", "classical", plate["index"], "-o", out, *FAST_CLASSICAL, "-j", 2],
-                fault="classical.site_done@2:hang")
-    wait_for(lambda: len(descendants(run.pid)) >= 3, 90, "workers")  # fork server + 2 workers (+ tracker)
-    time.sleep(3)  # two sites handled, main thread parked in the fault hook
+                fault="classical.site_done@2:hang", STRATONET_FAULT_MARK=str(mark))
+    wait_for(mark.exists, 90, "two sites handled")  # the main process is parked in the fault hook
     family = descendants(run.pid)
+    assert len(family) >= 3  # fork server and 2 workers (and the resource tracker)
     run.send_signal(signal.SIGTERM)
     run.wait(timeout=60)
     assert run.returncode == 130 and "interrupted" in run.stdout.read()

@@ -210,7 +210,7 @@ def fault_point(name: str) -> None:
 
     ``STRATONET_FAULT`` is ``<name>[@<n>][:<action>]``: at the n-th pass (default 1) through the point, do the
     action: ``kill`` (SIGKILL this process, the default), ``term`` (SIGTERM), ``int`` (SIGINT) or ``hang`` (sleep
-    for an hour, for watchdog tests).
+    for an hour, for watchdog tests; the pid is written to ``$STRATONET_FAULT_MARK`` when set).
     """
     spec = os.environ.get(FAULT_ENV)
     if not spec:
@@ -224,6 +224,9 @@ def fault_point(name: str) -> None:
         return
     action = action or "kill"
     if action == "hang":
+        mark = os.environ.get(FAULT_ENV + "_MARK")
+        if mark:  # tells a test that the process is parked here
+            Path(mark).write_text(str(os.getpid()))
         time.sleep(3600)
     else:
         sig = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}[action]
@@ -249,3 +252,11 @@ def guarded_output(out_argument: str = "out"):
         return run
 
     return wrap
+
+
+# A fork server (multiprocessing's "forkserver") lives as long as any worker it forked, and each worker dies with
+# the fork server: a kill -9 of the run would leave both behind. So the run names itself in POOL_PARENT_ENV before
+# it starts the fork server, and this module, preloaded there, makes the fork server die with the run.
+POOL_PARENT_ENV = "STRATONET_POOL_PARENT"
+if os.environ.get(POOL_PARENT_ENV) == str(os.getppid()):
+    die_with_parent()

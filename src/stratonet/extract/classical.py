@@ -220,7 +220,7 @@ def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
 
 # Modules a worker needs, imported once in the fork server so that each worker starts fast and no worker is forked
 # from a process whose other threads may hold an import lock (the cause of random hangs with ``fork``).
-WORKER_PRELOAD = ["stratonet.extract.classical", "stratonet.classical.measure", "stratonet.classical.segment",
+WORKER_PRELOAD = ["stratonet.runguard", "stratonet.extract.classical", "stratonet.classical.measure", "stratonet.classical.segment",
                   "stratonet.classical.aggregate", "stratonet.io", "tifffile", "skimage.measure"]
 TABLES = ("cells", "mean", "median")  # flushed in this order: a site is committed once its median row is on disk
 
@@ -486,8 +486,9 @@ def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: 
 
     from stratonet.index.schema import site_name
     from stratonet.progress import track
-    from stratonet.runguard import worker_init
+    from stratonet.runguard import POOL_PARENT_ENV, worker_init
 
+    os.environ[POOL_PARENT_ENV] = str(os.getpid())  # the fork server dies with this process (see runguard)
     stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
