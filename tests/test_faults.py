@@ -254,16 +254,22 @@ def deep_ref(plate):
     return ref
 
 
-@pytest.mark.parametrize("fault, code", [("deep.batch_done@3:int", 130), ("deep.batch_done@3:term", 130),
-                                         ("deep.batch_done@4", -signal.SIGKILL)])
-def test_deep_interrupt_flushes_and_resume_matches(plate, deep_ref, tmp_path, fault, code):
+@pytest.mark.parametrize("fault, flush_seconds, code", [
+    ("deep.batch_done@3:int", 3600, 130),  # Ctrl-C
+    ("deep.batch_done@3:term", 3600, 130),  # SIGTERM
+    ("deep.batch_done@4", 0, -signal.SIGKILL),  # kill -9 with parts bounded by time
+])
+def test_deep_interrupt_flushes_and_resume_matches(plate, deep_ref, tmp_path, fault, flush_seconds, code):
     out = tmp_path / "deep.parquet"
-    run = stratonet(["extract", "deep", plate["index"], "-o", out, *DEEP, "--flush-seconds", 3600], fault=fault)
+    run = stratonet(["extract", "deep", plate["index"], "-o", out, *DEEP, "--flush-seconds", flush_seconds],
+                    fault=fault)
     assert run.returncode == code, run.stdout + run.stderr
     parts = list((tmp_path / "deep.parquet.parts").glob("part-*.parquet"))
-    if code == 130:  # Ctrl-C / SIGTERM: the 3 finished sites reach disk, with the documented message
+    if code == 130:  # Ctrl-C / SIGTERM: the 3 finished sites reach disk (parts of 256 rows), with the message
         assert "interrupted; what was written is kept and a rerun resumes" in run.stderr
         assert sum(len(pd.read_parquet(p)) for p in parts) == 3
+    else:  # kill -9: the sites flushed by the time bound survive
+        assert sum(len(pd.read_parquet(p)) for p in parts) >= 3
     assert run_cli(["extract", "deep", plate["index"], "-o", out, *DEEP]) == 0
     assert len(pd.read_parquet(out)) == 6 and digest(out, SITE) == digest(deep_ref, SITE)
 
@@ -372,3 +378,22 @@ def test_parallel_classical_never_hangs(plate, tmp_path):
                     p.kill()
                 pytest.fail(f"launch {2 * pair + k + 1} hung (> {per_launch} s)")
             assert run.returncode == 0, out
+
+
+def test_output_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
+    import fcntl
+
+    from stratonet.runguard import OutputLock, OutputLockedError, lock_path
+
+    out = tmp_path / "deep.parquet"
+    path = lock_path(out)
+    assert path == tmp_path / "deep.parquet.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)  # another holder (an open file description of its own)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, json.dumps({"pid": 4242, "host": "elsewhere", "started": "then"}).encode())
+    with pytest.raises(OutputLockedError, match="pid 4242 on elsewhere"):
+        OutputLock(out).acquire()
+    os.close(fd)  # the holder dies: the kernel drops its lock, its file stays (stale)
+    with OutputLock(out), OutputLock(out):  # taken over; re-entrant within a process
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not path.exists()
