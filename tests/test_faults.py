@@ -244,7 +244,8 @@ def test_pixel_kill_keeps_flushed_sites_and_resumes(plate, tmp_path):
     assert len(pd.read_parquet(out)) == 6 and digest(out, keys) == digest(ref, keys)
 
 
-DEEP = ["--model", "stratonet18", "--input-size", 32, "--workers", 0, "--batch-size", 2, "--channels", "DNA,ER"]  # one site a batch
+# one site a batch (2 channel images)
+DEEP = ["--model", "stratonet18", "--input-size", 32, "--workers", 0, "--batch-size", 2, "--channels", "DNA,ER"]
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +292,8 @@ def test_deep_kill_between_cell_and_site_flush(plate, tmp_path):
 # -- the lock: one run per output -------------------------------------------------------------------------------
 def test_second_extractor_on_the_same_output_refuses(plate, tmp_path, capsys):
     out = tmp_path / "classical"
-    first = spawn(["extract", "classical", plate["index"], "-o", out, *FAST_CLASSICAL], fault="classical.site_done:hang")
+    first = spawn(["extract", "classical", plate["index"], "-o", out, *FAST_CLASSICAL],
+                  fault="classical.site_done:hang")
     try:
         wait_for(lambda: (out / "stratonet.lock").exists() and (out / "stratonet.lock").read_text(), 60, "the lock")
         assert run_cli(["extract", "classical", plate["index"], "-o", out, *FAST_CLASSICAL]) == 2

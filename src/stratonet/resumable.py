@@ -78,7 +78,7 @@ class PartitionedWriter:
             for stale in self.parts_dir.glob("*.tmp"):  # a part being written when the run died
                 stale.unlink(missing_ok=True)
         if self.signature is not None:
-            self._check_signature()
+            self.check_signature(self.signature)
 
     # -- configuration signature ---------------------------------------------------------------------------
     @property
@@ -98,8 +98,10 @@ class PartitionedWriter:
             return json.loads(raw) if raw else None
         return None
 
-    def _check_signature(self) -> None:
-        self.signature = json.loads(json.dumps(self.signature, default=str))  # tuples -> lists, as stored
+    def check_signature(self, signature: dict) -> None:
+        """Refuse (``ConfigError`` naming the changed keys) when existing output has another signature; else
+        record ``signature`` as this output's."""
+        self.signature = json.loads(json.dumps(signature, default=str))  # tuples -> lists, as stored
         if self.has_output():
             old = self.stored_signature()
             if old is None:

@@ -220,8 +220,9 @@ def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
 
 # Modules a worker needs, imported once in the fork server so that each worker starts fast and no worker is forked
 # from a process whose other threads may hold an import lock (the cause of random hangs with ``fork``).
-WORKER_PRELOAD = ["stratonet.runguard", "stratonet.extract.classical", "stratonet.classical.measure", "stratonet.classical.segment",
-                  "stratonet.classical.aggregate", "stratonet.io", "tifffile", "skimage.measure"]
+WORKER_PRELOAD = ["stratonet.runguard", "stratonet.extract.classical", "stratonet.classical.measure",
+                  "stratonet.classical.segment", "stratonet.classical.aggregate", "stratonet.io", "tifffile",
+                  "skimage.measure"]
 TABLES = ("cells", "mean", "median")  # flushed in this order: a site is committed once its median row is on disk
 
 
@@ -240,8 +241,7 @@ def check_resume(index: pd.DataFrame, out_dir: str | Path, cfg: ClassicalConfig)
     site_table = Path(out_dir) / "site.parquet"
     writer = PartitionedWriter(site_table, key_columns=row_key_columns(index))
     if writer.has_output():
-        writer.signature = resume_signature(cfg, channels_of(index), row_key_columns(index))
-        writer._check_signature()
+        writer.check_signature(resume_signature(cfg, channels_of(index), row_key_columns(index)))
 
 
 def _unique_rows(index: pd.DataFrame, keys: list[str], log) -> tuple[pd.DataFrame, int]:
