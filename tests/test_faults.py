@@ -399,3 +399,10 @@ def test_output_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
     with OutputLock(out), OutputLock(out):  # taken over; re-entrant within a process
         assert json.loads(path.read_text())["pid"] == os.getpid()
     assert not path.exists()
+
+
+def test_a_dead_worker_fails_the_run_cleanly(plate, tmp_path):
+    run = stratonet(["extract", "classical", plate["index"], "-o", tmp_path / "c", *FAST_CLASSICAL, "-j", 2],
+                    fault="classical.worker:kill", timeout=120)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "a worker process died while processing" in run.stderr and "Traceback" not in run.stderr
