@@ -488,11 +488,17 @@ def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: 
     from stratonet.progress import track
     from stratonet.runguard import POOL_PARENT_ENV, worker_init
 
-    os.environ[POOL_PARENT_ENV] = str(os.getpid())  # the fork server dies with this process (see runguard)
     stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
     if "forkserver" in mp.get_all_start_methods():
+        from multiprocessing import forkserver
+
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(WORKER_PRELOAD)
+        os.environ[POOL_PARENT_ENV] = str(os.getpid())  # the fork server dies with this process (see runguard)
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(POOL_PARENT_ENV, None)
     else:
         ctx = mp.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
