@@ -2,11 +2,18 @@
 
 Rows are written in parts (``<out>.parts/part-NNNNN.parquet``, each written atomically). A rerun reads the keys
 already written and skips them; an interrupted run loses nothing already flushed. ``finalize`` merges the parts
-into ``<out>`` (streamed row group by row group) and removes them.
+into ``<out>`` (streamed row group by row group), drops rows whose key was already written (a run killed while
+finalising leaves both the merged file and its parts) and removes the parts.
+
+Keys are the index's full row identity (:func:`row_key_columns`): plate, well, site, plus a cell or crop id when
+the index has one, so crops that share a site are distinct units of work. A writer given a ``signature`` (the
+configuration that shapes its rows) refuses to resume output written with another one.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -14,7 +21,27 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stratonet.errors import ConfigError
+from stratonet.runguard import fault_point
 from stratonet.tables import SITE_KEYS, discard_on_error
+
+ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
+SIGNATURE_KEY = b"stratonet.resume"
+
+
+def row_key_columns(index: pd.DataFrame) -> list[str]:
+    """Columns identifying one row of an index: plate, well, site, plus the first cell/crop id column present."""
+    return list(SITE_KEYS) + [c for c in ROW_ID_COLUMNS if c in index.columns][:1]
+
+
+def key_tuples(df: pd.DataFrame, key_columns: Sequence[str]) -> list[tuple]:
+    """Row keys as tuples of strings (the form :meth:`PartitionedWriter.done_keys` returns)."""
+    return list(df[list(key_columns)].astype(str).itertuples(index=False, name=None))
+
+
+def signature_diff(old: dict, new: dict) -> list[str]:
+    """Keys whose values differ between two configuration signatures."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 class PartitionedWriter:
@@ -25,20 +52,84 @@ class PartitionedWriter:
     out : path
         Final Parquet file.
     key_columns : sequence of str
-        Columns that identify a unit of work (default: plate, well, site).
+        Columns that identify a unit of work (default: plate, well, site). Use :func:`row_key_columns`.
     rows_per_part : int
         Buffered rows before a part is flushed.
+    seconds_per_part : float, optional
+        Also flush when the oldest buffered rows are this old, so a kill loses at most this much work.
+    signature : dict, optional
+        Configuration that shapes the rows; resuming output written with another signature raises
+        :class:`~stratonet.errors.ConfigError` naming the changed keys.
     """
 
-    def __init__(self, out: str | Path, key_columns: Sequence[str] = SITE_KEYS, rows_per_part: int = 2048):
+    def __init__(self, out: str | Path, key_columns: Sequence[str] = SITE_KEYS, rows_per_part: int = 2048,
+                 seconds_per_part: float | None = None, signature: dict | None = None):
         self.out = Path(out)
         self.parts_dir = self.out.with_name(self.out.name + ".parts")
         self.key_columns = list(key_columns)
         self.rows_per_part = rows_per_part
+        self.seconds_per_part = seconds_per_part
+        self.signature = json.loads(json.dumps(signature, default=str)) if signature is not None else None
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
+        self._buffer_since = 0.0
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.parts_dir.exists():
+            for stale in self.parts_dir.glob("*.tmp"):  # a part being written when the run died
+                stale.unlink(missing_ok=True)
+        if self.signature is not None:
+            self.check_signature(self.signature)
 
+    # -- configuration signature ---------------------------------------------------------------------------
+    @property
+    def _signature_file(self) -> Path:
+        return self.parts_dir / "signature.json"
+
+    def has_output(self) -> bool:
+        """True when rows were written before (a final file or parts)."""
+        return self.out.exists() or bool(self._part_files())
+
+    def stored_signature(self) -> dict | None:
+        """The signature the existing output was written with (None when unknown)."""
+        if self._signature_file.exists():
+            return json.loads(self._signature_file.read_text())
+        if self.out.exists():
+            raw = (pq.read_schema(self.out).metadata or {}).get(SIGNATURE_KEY)
+            return json.loads(raw) if raw else None
+        return None
+
+    def check_signature(self, signature: dict) -> None:
+        """Refuse (``ConfigError`` naming the changed keys) when existing output has another signature; else
+        record ``signature`` as this output's."""
+        self.signature = json.loads(json.dumps(signature, default=str))  # tuples -> lists, as stored
+        if self.has_output():
+            old = self.stored_signature()
+            if old is None:
+                raise ConfigError(f"{self.out} exists but records no configuration (written by an older version or "
+                                  "another tool); use --overwrite to start over, or another output")
+            diff = signature_diff(old, self.signature)
+            if diff:
+                raise ConfigError(f"{self.out} was written with a different configuration ({', '.join(diff)}); "
+                                  "use --overwrite to start over, or another output")
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._signature_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.signature, indent=1, sort_keys=True))
+        tmp.replace(self._signature_file)
+
+    def _schema_metadata(self) -> dict[bytes, bytes]:
+        if self.signature is None:
+            return {}
+        return {SIGNATURE_KEY: json.dumps(self.signature, sort_keys=True).encode()}
+
+    def discard(self) -> None:
+        """Remove the output and its parts (``--overwrite``)."""
+        self.out.unlink(missing_ok=True)
+        if self.parts_dir.exists():
+            for f in self.parts_dir.iterdir():
+                f.unlink()
+            self.parts_dir.rmdir()
+
+    # -- rows -----------------------------------------------------------------------------------------------
     def _part_files(self) -> list[Path]:
         return sorted(self.parts_dir.glob("part-*.parquet")) if self.parts_dir.exists() else []
 
@@ -47,30 +138,60 @@ class PartitionedWriter:
         files = self._part_files() + ([self.out] if self.out.exists() else [])
         keys: set[tuple] = set()
         for f in files:
+            missing = [c for c in self.key_columns if c not in pq.read_schema(f).names]
+            if missing:
+                raise ConfigError(f"{self.out} has no column {missing[0]}: it was written from an index with "
+                                  "other row keys; use --overwrite to start over, or another output")
             t = pq.read_table(f, columns=self.key_columns).to_pandas()
-            keys.update(map(tuple, t[self.key_columns].astype(str).itertuples(index=False, name=None)))
+            keys.update(key_tuples(t, self.key_columns))
         return keys
 
+    def retain(self, keep: set[tuple], key_columns: Sequence[str]) -> int:
+        """Drop rows of the parts whose ``key_columns`` are not in ``keep`` (rows of units never committed).
+
+        Returns the number of rows dropped.
+        """
+        dropped = 0
+        for part in self._part_files():
+            table = pq.read_table(part)
+            mask = [k in keep for k in key_tuples(table.select(list(key_columns)).to_pandas(), key_columns)]
+            if not all(mask):
+                dropped += len(mask) - sum(mask)
+                tmp = part.with_suffix(".tmp")
+                pq.write_table(table.filter(pa.array(mask, type=pa.bool_())), tmp)  # keeps the schema metadata
+                tmp.replace(part)
+        return dropped
+
     def write(self, df: pd.DataFrame) -> None:
-        """Buffer rows; flush a part when the buffer is full."""
+        """Buffer rows; flush a part when the buffer is full or (with ``seconds_per_part``) old enough."""
         if df is None or df.empty:
             return
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
         self._buffer.append(df)
         self._buffered += len(df)
-        if self._buffered >= self.rows_per_part:
+        if self._buffered >= self.rows_per_part or self._due():
             self.flush()
+
+    def _due(self) -> bool:
+        return bool(self._buffer) and self.seconds_per_part is not None \
+            and time.monotonic() - self._buffer_since >= self.seconds_per_part
 
     def flush(self) -> None:
         """Write buffered rows as one part, atomically."""
         if not self._buffer:
             return
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        n = len(self._part_files())
+        parts = self._part_files()
+        n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
         df = pd.concat(self._buffer, ignore_index=True)
         part = self.parts_dir / f"part-{n:05d}.parquet"
         tmp = part.with_suffix(".tmp")
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if self.signature is not None:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self._schema_metadata()})
         with discard_on_error(tmp, part):  # a full disk leaves no half-written part behind
-            df.to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)
             tmp.replace(part)
         self._buffer, self._buffered = [], 0
 
@@ -79,22 +200,70 @@ class PartitionedWriter:
         self.flush()
         parts = self._part_files()
         if not parts:
+            self._remove_parts_dir()
             return self.out
         sources = ([self.out] if self.out.exists() else []) + parts
         schema = _unified_schema(sources)
-        tmp = self.out.with_name(self.out.name + ".tmp")
-        with discard_on_error(tmp, self.out):
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for src in sources:
-                    pf = pq.ParquetFile(src)
-                    for i in range(pf.num_row_groups):
-                        tbl = pf.read_row_group(i)
-                        writer.write_table(_conform(tbl, schema))
-            tmp.replace(self.out)
+        if self.signature is not None:
+            schema = schema.with_metadata(self._schema_metadata())
+        _merge(sources, schema, self.out, self.key_columns)
+        fault_point("finalize.merged")  # a kill here leaves the merged file and its parts: the next merge dedupes
         for p in parts:
             p.unlink()
-        self.parts_dir.rmdir()
+        self._remove_parts_dir()
         return self.out
+
+    def _remove_parts_dir(self) -> None:
+        if self.parts_dir.exists():
+            self._signature_file.unlink(missing_ok=True)
+            for stale in self.parts_dir.glob("*.tmp"):
+                stale.unlink()
+            if not any(self.parts_dir.iterdir()):
+                self.parts_dir.rmdir()
+
+
+def _first_occurrence_masks(sources: list[Path], key_columns: Sequence[str]) -> list[pa.Array | None]:
+    """Per source, a row mask keeping the first occurrence of every key across all sources (None: keep all)."""
+    if len(sources) < 2 or not key_columns:
+        return [None] * len(sources)
+    frames = []
+    for i, src in enumerate(sources):
+        names = pq.read_schema(src).names
+        if any(c not in names for c in key_columns):
+            return [None] * len(sources)
+        t = pq.read_table(src, columns=list(key_columns)).to_pandas().astype(str)
+        t["_src"] = i
+        frames.append(t)
+    keys = pd.concat(frames, ignore_index=True)
+    dup = keys.duplicated(subset=list(key_columns), keep="first").to_numpy()
+    if not dup.any():
+        return [None] * len(sources)
+    src = keys["_src"].to_numpy()
+    return [pa.array(~dup[src == i]) for i in range(len(sources))]
+
+
+def _merge(sources: list[Path], schema: pa.Schema, out: Path, key_columns: Sequence[str]) -> None:
+    """Stream ``sources`` into ``out`` (atomic), keeping the first row of every key."""
+    masks = _first_occurrence_masks(sources, key_columns)
+    dropped = sum(len(m) - m.true_count for m in masks if m is not None)
+    tmp = out.with_name(out.name + ".tmp")
+    with discard_on_error(tmp, out):  # a full disk leaves no half-written file behind
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for src, mask in zip(sources, masks):
+                pf = pq.ParquetFile(src)
+                offset = 0
+                for i in range(pf.num_row_groups):
+                    tbl = pf.read_row_group(i)
+                    if mask is not None:
+                        tbl = tbl.filter(mask.slice(offset, len(tbl)))
+                        offset += pf.metadata.row_group(i).num_rows
+                    writer.write_table(_conform(tbl, schema))
+        tmp.replace(out)
+    if dropped:
+        from stratonet.progress import get_logger
+
+        get_logger().warning("%s: %d row(s) already written were dropped while merging (duplicate keys)", out,
+                             dropped)
 
 
 def _unified_schema(files: Iterable[Path]) -> pa.Schema:

@@ -94,6 +94,8 @@ class ResourceMonitor:
             self.rss_gb.append(self._tree_rss(proc))
 
     def __enter__(self) -> "ResourceMonitor":
+        import psutil  # noqa: F401  imported here, not in the thread: a fork during an import can deadlock workers
+
         self.t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None):
     try:
         rv = cli.main(args=argv, prog_name="stratonet", standalone_mode=False)
-    except click.exceptions.Abort:
-        _error("aborted")
+    except click.exceptions.Abort as exc:
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)  # click turns Ctrl-C (and SIGTERM) into Abort
+        _error("interrupted; what was written is kept and a rerun resumes" if interrupted else "aborted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

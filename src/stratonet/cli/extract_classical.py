@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -66,24 +67,28 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--on-empty", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
               help="A site where no object is found: warn (write it with counts 0 and say so) or error "
                    "(a site error, which --on-error then fails on or skips). The manifest counts them either way.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Discard existing output instead of resuming (a resume with other settings is refused).")
+@click.option("--stall-timeout", type=click.FloatRange(min=1), default=1800, show_default=True,
+              help="With -j > 1: stop with an error when no site finishes for this many seconds.")
 @on_error_option
 @scaleout_options
 def classical(index: Path, out: Path, features: str, workers: int, dna_channel: str, cell_channels: str,
               segmentation: str, nuclei_threshold: str, cell_threshold: str, nuclei_diameter: str,
               texture_scales: str, granularity_spectrum: int, costes: bool, drop_border: bool, center_object: bool,
               save_masks: bool, labels_dir: Path | None, nuclei_pattern: str | None, cells_pattern: str | None,
-              illum: bool, bit_depth: str, on_empty: str, on_error: str, engine: str, ray_address: str | None,
-              ray_shards: int | None, shard: str | None) -> None:
+              illum: bool, bit_depth: str, on_empty: str, overwrite: bool, stall_timeout: float, on_error: str,
+              engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
     from stratonet.classical.measure import MeasureParams, parse_groups
     from stratonet.classical.segment import SegmentParams
     from stratonet.errors import ConfigError
-    from stratonet.extract.classical import ClassicalConfig, extract_classical
+    from stratonet.extract.classical import ClassicalConfig, check_resume, extract_classical
     from stratonet.progress import console
+    from stratonet.runguard import OutputLock
     from stratonet.tables import read_table
     from stratonet.wording import plural, row_unit
 
-    start_run(out, "extract_classical")
     dmin, dmax = (_ints(nuclei_diameter) + (0, 0))[:2]
     if not 0 < dmin < dmax:
         raise ConfigError(f"--nuclei-diameter must be 'min,max' with 0 < min < max, got {nuclei_diameter!r}")
@@ -125,9 +130,15 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
 
     def run(idx, dest):
         return extract_classical(idx, dest, cfg, workers=workers if engine == "local" else 1, on_error=on_error,
-                                 on_empty=on_empty)
+                                 on_empty=on_empty, overwrite=overwrite, stall_timeout=stall_timeout)
 
-    man, how = run_scaled(run, table, out, engine, shard, ray_address, ray_shards)
+    local = engine == "local" and not shard
+    # one run per output; each shard locks its own folder instead (array jobs of one screen run side by side)
+    with OutputLock(out) if local else contextlib.nullcontext():
+        if local and not overwrite:
+            check_resume(table, out, cfg)  # before start_run rewrites the run's config file
+        start_run(out, "extract_classical")
+        man, how = run_scaled(run, table, out, engine, shard, ray_address, ray_shards)
     if how != "local":
         console.print(f"engine: {how}", highlight=False)
     console.print(

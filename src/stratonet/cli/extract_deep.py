@@ -56,6 +56,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/AMX), else fp32.")
 @click.option("--overwrite", is_flag=True, default=False, help="Discard existing output instead of resuming.")
+@click.option("--flush-seconds", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="Write finished sites to disk at least this often (a kill loses at most this much work).")
 @on_error_option
 @scaleout_options
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
@@ -63,7 +65,8 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
-         on_error: str, engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
+         flush_seconds: float, on_error: str, engine: str, ray_address: str | None, ray_shards: int | None,
+         shard: str | None) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -88,7 +91,7 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
             on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
             scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
-            overwrite=overwrite, progress=engine == "local",
+            overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local",
         )
 
     manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,

@@ -21,11 +21,13 @@ from stratonet.cli.scaling import scaling_options
 @click.option("--channels", default=None, help="Comma-separated channels, e.g. DNA,AGP [default: all in the index].")
 @click.option("--illum/--no-illum", default=True, show_default=True,
               help="Divide by the index's Illum_<Channel> functions when present.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Discard existing output instead of resuming (a resume with other settings is refused).")
 @scaling_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the plate-scaling site sample.")
 @on_error_option
 @scaleout_options
-def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, scaling: str,
+def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, overwrite: bool, scaling: str,
           scaling_file: Path | None, bit_depth: int | None, scaling_sites: int, seed: int, on_error: str,
           engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Flattened, downsampled per-channel pixels as a baseline feature set.
@@ -47,7 +49,8 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
 
     def run(idx, dest):
         path = extract_pixel(idx, dest, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
-                             scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed)
+                             scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed,
+                             overwrite=overwrite)
         return {"output": str(path)}
 
     _, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)

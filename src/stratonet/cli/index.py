@@ -57,13 +57,16 @@ from stratonet.cli.paths import PATH_OR_URL
               help="Illumination smoothing filter width in pixels [default: 1/8 of the shorter image side].")
 @click.option("--plate-format", type=click.Choice(["auto", "96", "384", "1536"]), default="auto", show_default=True,
               help="Wells must exist on this plate format; auto: the smallest format holding each plate's wells.")
+@click.option("--allow-duplicates", is_flag=True, default=False,
+              help="Keep rows that repeat a key (plate, well, site[, object number]) instead of refusing them.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
           plane: int | None, pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
           barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
           nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
-          illum_filter: str, illum_size: int | None, plate_format: str, on_error: str) -> None:
+          illum_filter: str, illum_size: int | None, plate_format: str, allow_duplicates: bool,
+          on_error: str) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
     SOURCE is a folder of images (phenix, imagexpress, regex), a LoadData CSV (loaddata), BBBC021's image table
@@ -88,6 +91,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         from stratonet.classical.label_files import add_label_columns
 
         df, n_unlabelled = add_label_columns(df, labels_dir, nuclei_pattern, cells_pattern or None)
+    n_dup = _check_duplicates(df, source, allow_duplicates)
     if illum:
         from stratonet.illum import compute_illum
 
@@ -109,6 +113,9 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
                          f"in {labels_dir})" if n_unlabelled else ""), highlight=False)
     if saved is not None:
         console.print(f"[yellow]{plural(len(errors), 'site')} skipped; see {saved}[/]", highlight=False)
+    if n_dup:
+        console.print(f"[yellow]warning: {plural(n_dup, 'row')} repeat a key (kept: --allow-duplicates)[/]",
+                      highlight=False)
 
 
 def _channel_summary(df, layout: str, channel_map: str | None, channels: str | None) -> str:
@@ -128,6 +135,22 @@ def _channel_summary(df, layout: str, channel_map: str | None, channels: str | N
         line += f"; expected by the {'channel map' if channel_map else layout + ' layout'} but not found: " \
                 f"{', '.join(missing)}"
     return line
+
+
+def _check_duplicates(df, source, allow: bool) -> int:
+    """Rows repeating a key (plate, well, site[, object number]): refused unless ``allow``; returns their count."""
+    from stratonet.errors import StratoNetError
+    from stratonet.index.schema import site_name
+    from stratonet.resumable import row_key_columns
+
+    keys = [k for k in row_key_columns(df) if k in df.columns]
+    dup = df.duplicated(subset=keys, keep="first") if len(keys) >= 3 else None
+    if dup is None or not dup.any():
+        return 0
+    if not allow:
+        raise StratoNetError(f"{source}: {int(dup.sum())} row(s) repeat a key ({', '.join(keys)}), e.g. "
+                             f"{site_name(df[dup].iloc[0])}; fix the source or pass --allow-duplicates")
+    return int(dup.sum())
 
 
 def _stem(path: Path) -> str:

@@ -262,7 +262,10 @@ def _worker(args):
     row, channels, cfg, out_dir = args
     import os
 
+    from stratonet.runguard import fault_point
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    fault_point("classical.worker")
     try:
         return process_site(row, channels, cfg, out_dir)
     except StratoNetError as exc:
@@ -279,6 +282,58 @@ def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
         return
     have = [c for c in channels if isinstance(row.get(f"Path_{c}"), str) and row.get(f"Path_{c}")]
     raise SiteError(site_name(row), f"no {cfg.dna_channel} channel, needed to find nuclei (channels: {have or channels})")
+
+
+# Modules a worker needs, imported once in the fork server so that each worker starts fast and no worker is forked
+# from a process whose other threads may hold an import lock (the cause of random hangs with ``fork``).
+WORKER_PRELOAD = ["stratonet.runguard", "stratonet.extract.classical", "stratonet.classical.measure",
+                  "stratonet.classical.segment", "stratonet.classical.aggregate", "stratonet.io", "tifffile",
+                  "skimage.measure"]
+TABLES = ("cells", "mean", "median")  # flushed in this order: a site is committed once its median row is on disk
+
+
+def resume_signature(cfg: ClassicalConfig, channels: list[str], key_columns: list[str]) -> dict:
+    """What shapes the rows of a classical output; a resume with another signature is refused."""
+    sig = cfg.to_dict()
+    sig.pop("save_masks", None)  # masks are a side output, not part of the tables
+    return {**sig, "channels": list(channels), "key_columns": list(key_columns)}
+
+
+def check_resume(index: pd.DataFrame, out_dir: str | Path, cfg: ClassicalConfig) -> None:
+    """Refuse early (before anything is written) when ``out_dir`` holds output of another configuration."""
+    from stratonet.index.schema import channels_of
+    from stratonet.resumable import PartitionedWriter, row_key_columns
+
+    site_table = Path(out_dir) / "site.parquet"
+    writer = PartitionedWriter(site_table, key_columns=row_key_columns(index))
+    if writer.has_output():
+        writer.check_signature(resume_signature(cfg, channels_of(index), row_key_columns(index)))
+
+
+def _unique_rows(index: pd.DataFrame, keys: list[str], log) -> tuple[pd.DataFrame, int]:
+    """Drop rows repeated verbatim (with a warning); refuse rows that share a key but differ."""
+    from stratonet.index.schema import site_name
+
+    exact = index.astype(str).duplicated(keep="first")
+    if exact.any():
+        log.warning("index: %d row(s) repeated verbatim; each is processed once", int(exact.sum()))
+        index = index[~exact.to_numpy()]
+    clash = index.duplicated(subset=keys, keep=False)
+    if clash.any():
+        r = index[clash].iloc[0]
+        raise StratoNetError(f"index: {int(clash.sum())} rows share a key ({', '.join(keys)}) but differ, e.g. "
+                             f"{site_name(r)}; make the rows unique (e.g. a Metadata_ObjectNumber column)")
+    return index, int(exact.sum())
+
+
+def _stop_pool(pool) -> None:
+    """Kill the pool's workers at once (a hung or interrupted run must not wait for them) and shut it down."""
+    for proc in list(getattr(pool, "_processes", {}).values()):  # no public API for this
+        try:
+            proc.kill()
+        except Exception:
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def aggregate_wells(out_dir: Path, provenance: dict) -> None:
@@ -318,6 +373,9 @@ def extract_classical(
     flush_every: int = 8,
     progress: bool = True,
     on_empty: str = "warn",
+    overwrite: bool = False,
+    flush_seconds: float = 60.0,
+    stall_timeout: float | None = None,
 ) -> dict:
     """Run the classical path over every site of an index.
 
@@ -336,14 +394,36 @@ def extract_classical(
         A site where no cell is found: ``warn`` writes it (counts 0, features NaN) with a warning;
         ``error`` makes it a site error, which ``on_error`` then fails on or skips. Either way the manifest
         counts and lists such sites.
+    overwrite : bool
+        Discard existing output instead of resuming (a resume with another configuration is refused).
+    flush_seconds : float
+        Also flush when the oldest buffered site is this old, so a kill loses at most this much work.
+    stall_timeout : float, optional
+        With ``workers > 1``: fail cleanly when no worker finishes a site for this long (default
+        ``$STRATONET_STALL_TIMEOUT`` or 1800 s).
 
     Returns
     -------
     dict: the manifest written to ``site.manifest.json``.
+
+    Notes
+    -----
+    Rows are keyed on the index's full row identity (:func:`stratonet.resumable.row_key_columns`), the output is
+    locked against a second run (:class:`stratonet.runguard.OutputLock`), and SIGTERM is handled like Ctrl-C.
     """
+    from stratonet.runguard import OutputLock, interrupt_on_sigterm
+
+    with OutputLock(out_dir), interrupt_on_sigterm():
+        return _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite,
+                                  flush_seconds, stall_timeout)
+
+
+def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite, flush_seconds,
+                       stall_timeout) -> dict:
     from stratonet.index.schema import channels_of, validate_index
     from stratonet.progress import get_logger, track
-    from stratonet.resumable import ErrorLog, PartitionedWriter
+    from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
+    from stratonet.runguard import fault_point
     from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 
     cfg = cfg or ClassicalConfig()
@@ -352,23 +432,39 @@ def extract_classical(
     validate_index(index)
     channels = channels_of(index)
     log = get_logger()
-    writers = {
-        "cells": PartitionedWriter(out / "single_cell.parquet", rows_per_part=10**9),
-        "mean": PartitionedWriter(out / "site_mean.parquet", rows_per_part=10**9),
-        "median": PartitionedWriter(out / "site.parquet", rows_per_part=10**9),
+    keys = row_key_columns(index)
+    index, n_repeated = _unique_rows(index, keys, log)
+    files = {"cells": out / "single_cell.parquet", "mean": out / "site_mean.parquet", "median": out / "site.parquet"}
+    if overwrite:
+        for f in files.values():
+            PartitionedWriter(f).discard()
+    signature = resume_signature(cfg, channels, keys)
+    writers = {  # the median table is checked first: it is the commit record
+        k: PartitionedWriter(files[k], key_columns=keys + (["ObjectNumber"] if k == "cells" else []),
+                             rows_per_part=10**9, signature=signature)
+        for k in ("median", "mean", "cells")
     }
     done = writers["median"].done_keys()
-    rows = []
-    for r in index.to_dict("records"):
-        key = tuple(str(r[k]) for k in SITE_KEYS)
-        if key not in done:
-            rows.append(r)
+    n_uncommitted = sum(writers[k].retain(done, keys) for k in ("cells", "mean"))  # rows of sites never committed
+    if n_uncommitted:
+        log.warning("dropped %d row(s) of sites whose run stopped before they were committed; they are redone",
+                    n_uncommitted)
+    rows = [r for r in index.to_dict("records") if tuple(str(r[k]) for k in keys) not in done]
     errors = ErrorLog(out / "errors")
     notes: set[str] = set()
     dtypes_seen: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
     empty_sites: list[str] = []
     nonfinite: dict[str, int] = {}
+    last_flush = time.monotonic()
+
+    def flush_all() -> None:
+        nonlocal last_flush
+        writers["cells"].flush()
+        fault_point("classical.between_flushes")
+        writers["mean"].flush()
+        writers["median"].flush()  # the commit: a site counts as done once its median row is on disk
+        last_flush = time.monotonic()
 
     def handle(res: dict) -> None:
         nonlocal cpu_total, n_done, n_cells
@@ -388,16 +484,16 @@ def extract_classical(
                        **{k: res["row"][k] for k in SITE_KEYS})
             log.warning("skipped %s", res["error"])
             return
-        for k in ("cells", "mean", "median"):  # single cells first: a site counts as done once its site row exists
+        for k in TABLES:
             writers[k].write(res[k])
         cpu_total += res["cpu_s"]
         n_done += 1
         n_cells += len(res["cells"])
         notes.update(res["notes"])
         dtypes_seen.update(res.get("dtypes", []))
-        if n_done % flush_every == 0:
-            for k in ("cells", "mean", "median"):
-                writers[k].flush()
+        fault_point("classical.site_done")
+        if n_done % flush_every == 0 or time.monotonic() - last_flush >= flush_seconds:
+            flush_all()
 
     for r in rows:  # a site without DNA fails before any work starts
         try:
@@ -420,32 +516,12 @@ def extract_classical(
                         res = {"error": str(exc), "site": site_name(r), "row": r}
                     handle(res)  # outside the try: a full disk while writing is not a bad site
             else:
-                import multiprocessing as mp
-
-                # fork: workers inherit the imported modules (spawn would re-run the CLI entry point).
-                ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    pending = set()
-                    it = iter(rows)
-                    bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
-                    next(bar, None)  # show the bar now, not when the first site is done
-                    for r in it:
-                        pending.add(pool.submit(_worker, (r, channels, cfg, str(out))))
-                        if len(pending) >= 2 * workers:
-                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                            for f in finished:
-                                handle(f.result())
-                                next(bar, None)
-                    for f in pending:
-                        handle(f.result())
-                        next(bar, None)
-                    for _ in bar:
-                        pass
+                _run_pool(rows, channels, cfg, out, workers, handle, progress, stall_timeout)
         finally:
-            for k in ("cells", "mean", "median"):
-                writers[k].flush()
-    for k in ("cells", "mean", "median"):
+            flush_all()
+    for k in TABLES:  # the commit record last: a kill in between leaves parts that the next run merges
         writers[k].finalize()
+        fault_point(f"classical.finalized_{k}")
     if len(dtypes_seen) > 1:
         notes.add(f"images of several dtypes ({', '.join(sorted(dtypes_seen))}) were each scaled by their own "
                   "dtype's range; give --bit-depth to scale all alike")
@@ -467,6 +543,9 @@ def extract_classical(
         "intensity_scale": intensity_scale,
         "n_sites": n_done,
         "n_sites_skipped_as_done": len(done),
+        "key_columns": keys,
+        "n_index_rows_repeated": n_repeated,
+        "n_uncommitted_rows_dropped": n_uncommitted,
         "n_cells": n_cells,
         "n_errors": len(errors),
         "n_sites_empty": len(empty_sites),
@@ -491,3 +570,71 @@ def extract_classical(
         log.warning("%d infinite value(s) set to NaN in %d column(s): %s", sum(nonfinite.values()),
                     len(nonfinite), ", ".join(sorted(nonfinite)[:10]))
     return manifest
+
+
+def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: Path, workers: int, handle,
+              progress: bool, stall_timeout: float | None) -> None:
+    """Process rows in worker processes (fork server), at most ``2 * workers`` in flight, with a watchdog.
+
+    Workers are forked from a single-threaded fork server that has imported :data:`WORKER_PRELOAD`, and die with
+    their parent. When no site finishes for ``stall_timeout`` seconds, or a worker dies, the workers are stopped
+    and a one-line error names the sites in flight.
+    """
+    import multiprocessing as mp
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    from stratonet.index.schema import site_name
+    from stratonet.progress import track
+    from stratonet.runguard import POOL_PARENT_ENV, worker_init
+
+    stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
+    if "forkserver" in mp.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
+        os.environ[POOL_PARENT_ENV] = str(os.getpid())  # the fork server dies with this process (see runguard)
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(POOL_PARENT_ENV, None)
+    else:
+        ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
+    pending: dict = {}
+    bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
+    next(bar, None)  # show the bar now, not when the first site is done
+    resume_hint = "what was written is kept and a rerun resumes"
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            finished, _ = wait(list(pending), timeout=stall, return_when=FIRST_COMPLETED)
+            if not finished:
+                busy = ", ".join(sorted(pending.values())[:4])
+                raise StratoNetError(f"no worker finished a site in {stall:.0f} s (in flight: {busy}); workers "
+                                     f"stopped; {resume_hint} (--stall-timeout sets the limit)")
+            for f in finished:
+                site = pending.pop(f)
+                try:
+                    res = f.result()
+                except BrokenProcessPool:
+                    raise StratoNetError(f"a worker process died while processing {site} (killed, or out of "
+                                         f"memory?); {resume_hint}") from None
+                handle(res)
+                next(bar, None)
+
+    ok = False
+    try:
+        for r in rows:
+            pending[pool.submit(_worker, (r, channels, cfg, str(out)))] = site_name(r)
+            drain(2 * workers - 1)
+        drain(0)
+        for _ in bar:
+            pass
+        ok = True
+    finally:
+        if ok:
+            pool.shutdown(wait=True)
+        else:
+            _stop_pool(pool)

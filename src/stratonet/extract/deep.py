@@ -31,6 +31,7 @@ from stratonet.models.checkpoint import weights_label
 from stratonet.extract.writer import WideTableWriter
 from stratonet.progress import console, get_logger, track_units
 from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.runguard import fault_point, guarded_output, interrupted, worker_init
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import PROVENANCE_KEY, SITE_KEYS, read_table
 
@@ -116,6 +117,7 @@ def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
     sig_path.write_text(json.dumps(signature, indent=2, default=str))
 
 
+@guarded_output("out")  # one run per output; SIGTERM handled like Ctrl-C
 def extract_deep(
     index: str | Path | pd.DataFrame,
     out: str | Path,
@@ -145,6 +147,7 @@ def extract_deep(
     normalize: str = "imagenet",
     fuse_bn: bool = True,
     rows_per_part: int = 256,
+    flush_seconds: float = 60.0,
     overwrite: bool = False,
     progress: bool = True,
     config: dict | None = None,
@@ -199,6 +202,9 @@ def extract_deep(
         Fold BatchNorm into convolutions for inference (faster; equal up to float rounding).
     rows_per_part : int
         Site rows buffered before a part is flushed to disk (bounds memory; the unit of resume).
+    flush_seconds : float
+        Also flush when the oldest buffered row is this old, so a kill loses at most this much work (Ctrl-C and
+        SIGTERM flush everything).
     overwrite : bool
         Discard existing output instead of resuming.
     precision : {"auto", "fp32", "bf16"}
@@ -282,7 +288,8 @@ def extract_deep(
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
     cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
-    writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp)
+    writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp,
+                             seconds_per_part=flush_seconds)
     cell_writer = WideTableWriter(cells_path(out), key_columns=CELL_KEYS, rows_per_part=rows_per_part * 64,
                                   metadata=cell_stamp) if mode == "cells" else None
     done = writer.done_keys()
@@ -308,27 +315,33 @@ def extract_deep(
     n_sites = n_units = 0
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
-        for batch in track_units(loader, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
-                                 units_of=lambda b: len(b["i"]) + len(b["errors"]), disable=not progress):
-            if batch["i"]:
-                feats = embedder(batch["x"])  # (units, C, D)
-                site_df, cell_df = _tables(batch, feats, todo, meta_cols, names, mode)
-                if cell_df is not None:
-                    cell_writer.write(cell_df)
-                    cell_writer.flush()  # per-cell rows reach disk before their site row
-                    cell_writer.wait()
-                writer.write(site_df)
-                n_sites += len(batch["i"])
-                n_units += int(sum(batch["counts"]))
-            for i, msg in batch["errors"].items():
-                if on_error == "fail":
-                    writer.flush()
-                    writer.wait()
-                    raise StratoNetError(msg)
-                errors.add(site_name(todo[i]), "extract deep", msg)
-                log.warning(msg)
-        writer.flush()
-        writer.wait()
+        try:
+            for batch in track_units(loader, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
+                                     units_of=lambda b: len(b["i"]) + len(b["errors"]), disable=not progress):
+                if batch["i"]:
+                    feats = embedder(batch["x"])  # (units, C, D)
+                    site_df, cell_df = _tables(batch, feats, todo, meta_cols, names, mode)
+                    if cell_df is not None:
+                        cell_writer.write(cell_df)
+                        cell_writer.flush()  # per-cell rows reach disk before their site row
+                        cell_writer.wait()
+                        fault_point("deep.between_flushes")
+                    writer.write(site_df)
+                    n_sites += len(batch["i"])
+                    n_units += int(sum(batch["counts"]))
+                    fault_point("deep.batch_done")
+                for i, msg in batch["errors"].items():
+                    if on_error == "fail":
+                        raise StratoNetError(msg)
+                    errors.add(site_name(todo[i]), "extract deep", msg)
+                    log.warning(msg)
+        except Exception:
+            if interrupted():  # a worker stopped by the same signal: report the interruption, not the worker
+                raise KeyboardInterrupt from None
+            raise
+        finally:  # on success, error, Ctrl-C or SIGTERM: every finished site reaches disk; a rerun resumes
+            writer.flush()
+            writer.wait()
     wall = time.perf_counter() - t_start
     errors_file = errors.save()
     if not writer._part_files() and not out.exists():
@@ -371,6 +384,7 @@ def extract_deep(
 
 
 def _worker_init(_: int) -> None:
+    worker_init()  # die with the main process; leave Ctrl-C to it
     torch.set_num_threads(1)  # decode/resize workers must not compete with the model's threads
 
 

@@ -20,7 +20,8 @@ from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
 from stratonet.remote import is_url
-from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
+from stratonet.runguard import fault_point
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
 
@@ -64,7 +65,7 @@ def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float =
 
 def key_columns(index: pd.DataFrame) -> list[str]:
     """Columns identifying a unit of work: plate, well, site, plus a cell id for single-cell stacks."""
-    return list(SITE_KEYS) + [c for c in CELL_KEYS if c in index.columns][:1]
+    return row_key_columns(index)
 
 
 def extract_pixel(
@@ -81,6 +82,8 @@ def extract_pixel(
     bit_depth: int | None = None,
     scaling_sites: int = 24,
     seed: int = 0,
+    overwrite: bool = False,
+    flush_seconds: float = 60.0,
 ) -> Path:
     """Write the pixel-baseline feature table (resumable).
 
@@ -101,6 +104,10 @@ def extract_pixel(
     scaling, scaling_file, bit_depth, scaling_sites, seed
         Intensity scaling, as for ``extract deep`` (see :mod:`stratonet.extract.scaling`); ``seed`` draws the
         sites that estimate plate percentiles. A rerun with another scaling is refused.
+    overwrite : bool
+        Discard existing output instead of resuming (a resume with other settings is refused).
+    flush_seconds : float
+        Flush a part at least this often, so a kill loses at most this much work.
 
     Returns
     -------
@@ -124,11 +131,23 @@ def extract_pixel(
     keys = key_columns(index)
     if index.duplicated(keys).any():
         raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
-    scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
-                            scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
-                            illum=illum, log=get_logger(), on_error=on_error)
-    _check_resume(out, {"size": int(size), "channels": channels, "illum": illum, "scaling": scale.describe()})
-    writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256)
+    from stratonet.runguard import OutputLock, interrupt_on_sigterm
+
+    with OutputLock(out), interrupt_on_sigterm():
+        if overwrite:
+            PartitionedWriter(out).discard()
+        scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
+                                scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
+                                illum=illum, log=get_logger(), on_error=on_error)
+        signature = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
+                     "key_columns": keys, "scaling": scale.describe()}
+        writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256, seconds_per_part=flush_seconds,
+                                   signature=signature)
+        return _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high, scale)
+
+
+def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high,
+                   scale) -> Path:
     done = writer.done_keys()
     todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
     errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
@@ -137,21 +156,25 @@ def extract_pixel(
     log = get_logger()
     cpu0 = time.process_time()
     with ResourceMonitor() as mon:
-        for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
-            try:
-                img = load_index_row(row, channels, illum=illum)
-                feats = pixel_features(img, size, low=low, high=high,
-                                       bounds=None if scale.mode == "image" else scale.bounds(row))
-            except StratoNetError as exc:
-                if on_error == "fail":
-                    writer.flush()
-                    raise
-                errors.add(site_name(row), "extract pixel", str(exc))
-                continue
-            rec = pd.DataFrame([feats], columns=names)
-            for c in reversed(meta_cols):
-                rec.insert(0, c, [row[c]])
-            writer.write(rec)
+        try:
+            for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
+                try:
+                    img = load_index_row(row, channels, illum=illum)
+                    feats = pixel_features(img, size, low=low, high=high,
+                                           bounds=None if scale.mode == "image" else scale.bounds(row))
+                except StratoNetError as exc:
+                    if on_error == "fail":
+                        raise
+                    errors.add(site_name(row), "extract pixel", str(exc))
+                    continue
+                rec = pd.DataFrame([feats], columns=names)
+                for c in reversed(meta_cols):
+                    rec.insert(0, c, [row[c]])
+                writer.write(rec)
+                fault_point("pixel.site_done")
+        except BaseException:
+            writer.flush()  # what is done stays done (an error, Ctrl-C or SIGTERM); a rerun resumes
+            raise
         writer.finalize()
     summary = mon.summary()
     cpu_s = time.process_time() - cpu0
@@ -186,24 +209,6 @@ def extract_pixel(
     if not out.exists():
         raise StratoNetError(f"no site could be processed; see {errors.path.with_suffix('.csv')}")
     return out
-
-
-
-
-def _check_resume(out: Path, signature: dict) -> None:
-    """Refuse to resume into a table written with another configuration (e.g. another scaling)."""
-    import json
-
-    sig_path = out.with_name(out.name + ".resume.json")
-    started = out.exists() or out.with_name(out.name + ".parts").exists()
-    if started and sig_path.exists():
-        old = json.loads(sig_path.read_text())
-        if old != json.loads(json.dumps(signature)):
-            diff = sorted(k for k in set(old) | set(signature) if old.get(k) != signature.get(k))
-            raise ConfigError(f"{out} was started with a different configuration ({', '.join(diff)}); "
-                              "use another --out or delete it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sig_path.write_text(json.dumps(signature, indent=2))
 
 
 def _stem(path: Path) -> str:

@@ -14,8 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stratonet.resumable import PartitionedWriter, _conform, _unified_schema
-from stratonet.tables import discard_on_error
+from stratonet.resumable import PartitionedWriter, _merge, _unified_schema
 
 
 def wide_frame_to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -43,10 +42,11 @@ class WideTableWriter(PartitionedWriter):
 
     def __init__(self, *args, metadata: dict[bytes, bytes] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.metadata = metadata
+        self.metadata = {**(metadata or {}), **self._schema_metadata()} or None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._pending: Future | None = None
-        self._next = len(self._part_files())
+        parts = self._part_files()
+        self._next = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
 
     def wait(self) -> None:
         """Block until the part in flight is on disk (re-raises its error)."""
@@ -73,23 +73,17 @@ class WideTableWriter(PartitionedWriter):
         self._pool.shutdown(wait=True)
         parts = self._part_files()
         if not parts:
+            self._remove_parts_dir()
             return self.out
         if len(parts) == 1 and not self.out.exists():
             parts[0].replace(self.out)  # already stamped: nothing to merge
         else:
             sources = ([self.out] if self.out.exists() else []) + parts
             schema = _unified_schema(sources).with_metadata(self.metadata)
-            tmp = self.out.with_name(self.out.name + ".tmp")
-            with discard_on_error(tmp, self.out):
-                with pq.ParquetWriter(tmp, schema) as writer:
-                    for src in sources:
-                        pf = pq.ParquetFile(src)
-                        for i in range(pf.num_row_groups):
-                            writer.write_table(_conform(pf.read_row_group(i), schema))
-                tmp.replace(self.out)
+            _merge(sources, schema, self.out, self.key_columns)  # drops keys written twice (a kill mid-finalize)
             for p in parts:
                 p.unlink()
-        self.parts_dir.rmdir()
+        self._remove_parts_dir()
         return self.out
 
 
