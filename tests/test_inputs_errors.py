@@ -90,13 +90,17 @@ def test_read_only_file_system(tmp_path, capsys, monkeypatch):
 
 
 def _full_disk(monkeypatch):
-    """Fault hook: every DataFrame.to_parquet writes a few bytes, then fails with ENOSPC (as a full disk does)."""
-    def write_then_fail(self, path, *args, **kwargs):
+    """Fault hook: every Parquet write (DataFrame.to_parquet, pyarrow's write_table) writes a few bytes, then fails
+    with ENOSPC (as a full disk does)."""
+    import pyarrow.parquet as pq
+
+    def fail(path):
         with open(path, "wb") as fh:
             fh.write(b"PAR1 half a part")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", write_then_fail)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", lambda self, path, *a, **k: fail(path))
+    monkeypatch.setattr(pq, "write_table", lambda table, where, *a, **k: fail(where))
 
 
 @pytest.mark.parametrize("kind,on_error", [("pixel", "fail"), ("classical", "fail")])

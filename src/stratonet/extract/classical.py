@@ -415,11 +415,11 @@ def extract_classical(
 
     with OutputLock(out_dir), interrupt_on_sigterm():
         return _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite,
-                                  flush_seconds, stall_timeout)
+                                  flush_seconds, stall_timeout, on_empty)
 
 
 def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite, flush_seconds,
-                       stall_timeout) -> dict:
+                       stall_timeout, on_empty) -> dict:
     from stratonet.index.schema import channels_of, validate_index
     from stratonet.progress import get_logger, track
     from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns

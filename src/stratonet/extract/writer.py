@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stratonet.resumable import PartitionedWriter, _merge, _unified_schema
+from stratonet.tables import discard_on_error
 
 
 def wide_frame_to_arrow(df: pd.DataFrame) -> pa.Table:
