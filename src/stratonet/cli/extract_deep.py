@@ -22,7 +22,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--channels", default=None, help="Comma-separated channels to use (default: all in the index).")
 @click.option("--model", default=None, help="Registered model (default stratonet50; taken from --weights if given).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint (<name>.safetensors + <name>.json). Without it the network is untrained (seeded).")
+              help="Checkpoint (<name>.safetensors + <name>.json) or weights name (efficientnet_lite0.in1k bundled; "
+                   "others after 'weights fetch'; see 'weights list'). Without it the network is untrained (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialisation seed of an untrained network.")
 @click.option("--taps", default=None,
               help="Comma-separated module names to tap (e.g. layer3.3.bn3,layer3.5); default: the model's taps.")

@@ -56,7 +56,9 @@ def cells_path(out: str | Path) -> Path:
 def build_model(model: str | None, weights: str | Path | None, seed: int, taps=None, in_chans: int = 3):
     """The model, its card and its provenance label (``"untrained (seed N)"`` without weights)."""
     if weights is not None:
-        net, card = load_checkpoint(weights)
+        from stratonet.models.pretrained import resolve_weights
+
+        net, card = load_checkpoint(resolve_weights(weights))  # a path, or a cached / installed weights name
         if model is not None and model != card["model"]:
             raise ConfigError(f"--model {model} differs from the checkpoint's model {card['model']} ({weights})")
         if taps is not None:
@@ -235,6 +237,11 @@ def extract_deep(
         "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
         "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
     }
+    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
+        provenance.update({"weights_sha256": card.get("sha256"),
+                           "weights_source": card.get("source") or card.get("imported_from"),
+                           "weights_source_sha256": card.get("source_sha256"),
+                           "weights_normalization": (card.get("normalization") or {}).get("name")})
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     provenance["precision"] = signature["precision"] = prec.name

@@ -39,23 +39,37 @@ def sha256_file(path: str | Path) -> str:
 
 def model_card(model, **extra) -> dict:
     """The card of a model built by :func:`~stratonet.models.create_model`, updated with ``extra``."""
-    from stratonet.models.registry import parse_name
+    from stratonet.models.registry import is_efficientnet, parse_name
 
-    fam, depth = parse_name(model.model_name)
     in_chans = model.in_chans
+    if is_efficientnet(model.model_name):
+        from stratonet.models.efficientnet import LITE_MEAN, LITE_STD
+
+        architecture = "EfficientNet-Lite (no squeeze-and-excitation, ReLU6; TF 'SAME' padding)"
+        depth = len(model.blocks)
+        input_size = model.input_size
+        # the TF lite checkpoints were trained on (pixel - 127) / 128
+        normalization = {"mean": LITE_MEAN, "std": LITE_STD, "name": "efficientnet-lite (127/255, 128/255)"}
+    else:
+        fam, depth = parse_name(model.model_name)
+        architecture = {"stratonet": "StratoNet (ECA-ResNet, truncated after its last tap)",
+                        "resnet": "ResNet (v1.5 bottleneck)" if depth >= 50 else "ResNet (basic blocks)",
+                        "ecaresnet": "ECA-ResNet"}[fam]
+        if getattr(model, "deep_stem", False):
+            architecture += ", ResNet-D (deep stem, average-pool shortcuts)"
+        input_size = 224
+        normalization = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "name": "imagenet"}
     card = {
         "model": model.model_name,
-        "architecture": {"stratonet": "StratoNet (ECA-ResNet, truncated after its last tap)",
-                         "resnet": "ResNet (v1.5 bottleneck)" if depth >= 50 else "ResNet (basic blocks)",
-                         "ecaresnet": "ECA-ResNet"}[fam],
+        "architecture": architecture,
         "depth": depth,
         "taps": dict(model.tap_map),
         "feature_info": model.feature_info,
         "in_chans": in_chans,
         "num_classes": model.num_classes,
         "head": model.head_type if model.num_classes else None,
-        "input_size": 224,
-        "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "name": "imagenet"},
+        "input_size": input_size,
+        "normalization": normalization,
         "channel_handling": ("each channel alone, rescaled to [0, 1] (0.1-99.9 percentiles), "
                              + ("replicated to the 3-channel stem" if in_chans == 3 else "fed to a 1-channel stem")),
         "training_data": None,
@@ -63,6 +77,8 @@ def model_card(model, **extra) -> dict:
         "seed": getattr(model, "seed", None),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    if getattr(model, "init_report", None):  # initialised from pretrained weights: what was loaded, what was not
+        card["init"] = model.init_report
     card.update(extra)
     return card
 
