@@ -15,7 +15,7 @@ largest; worst 0.82 at a norm 2e5 times below the largest, two go to exactly 0 i
 >= 0.9996; per-feature cosine >= 0.99 for only 85 % of all features (181 small features become exactly 0), but for
 every feature above 10 % of the largest norm. So the per-feature targets hold for the strong features only, and the
 tests below say so rather than claim more. int8 is not offered by ``extract deep`` (too inaccurate here and only
-about 1.1x faster than bf16); its test pins down the measured accuracy of the experimental path the benchmark uses.
+1.15x faster than bf16); its test pins down the measured accuracy of the experimental path the benchmark uses.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``/proc/cpuinfo``), else fp32. bf16 runs through torch's own autocast (oneDNN kernels on CPU); int8 is PyTorch's FX
 graph-mode static quantisation (``x86`` backend: fbgemm + oneDNN), calibrated on a sample of images.
 
-int8 is **not offered** by ``extract deep``: measured here it ran only 1.1x faster than bf16 (target 1.5x), and
+int8 is **not offered** by ``extract deep``: measured here it ran only 1.15x faster than bf16 (target 1.5x), and
 only 85 % of the features kept a per-feature cosine >= 0.99 to fp32 (benchmarks/RESULTS.md, tests/test_precision.py).
 :func:`quantize_int8` and ``Embedder(precision="int8").calibrate(...)`` stay for the benchmark and for that test.
 
@@ -83,7 +83,7 @@ def resolve_precision(requested: str, device: torch.device, model: nn.Module | N
         An unknown precision, or int8 (measured, not offered: see the module docstring).
     """
     if requested == "int8":
-        raise ConfigError("--precision int8 is not offered: measured only 1.1x faster than bf16 on CPU and less "
+        raise ConfigError("--precision int8 is not offered: measured only 1.15x faster than bf16 on CPU and less "
                           "accurate than the tolerance (see benchmarks/RESULTS.md); use bf16")
     if requested not in PRECISIONS:
         raise ConfigError(f"unknown precision '{requested}' (use {', '.join(PRECISIONS)})")
