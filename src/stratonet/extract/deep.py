@@ -247,9 +247,11 @@ def extract_deep(
                           f"(channels: {', '.join(available)})")
 
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    torch.set_num_threads(int(threads or default_threads_workers(prec.name, dev, workers=workers)[0]))
+    torch.set_num_threads(int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
     net, card, label = build_model(model, weights, seed, taps)
+    prec = resolve_precision(precision, dev, net)
+    if "WARNING" in prec.reason:
+        console.print(f"[yellow]warning:[/] --precision {prec.name}: {prec.reason}")
     size = int(input_size or card.get("input_size") or 224)
     if label.startswith("untrained"):
         console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
