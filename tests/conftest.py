@@ -50,3 +50,17 @@ def run_cli(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _weights_cache(tmp_path_factory):
+    """Converted pretrained weights go to a per-session cache, never the user's ~/.cache/stratonet."""
+    import os
+
+    old = os.environ.get("STRATONET_CACHE")
+    os.environ["STRATONET_CACHE"] = str(tmp_path_factory.mktemp("stratonet-cache"))
+    yield
+    if old is None:
+        os.environ.pop("STRATONET_CACHE", None)
+    else:
+        os.environ["STRATONET_CACHE"] = old

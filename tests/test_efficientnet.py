@@ -81,6 +81,10 @@ def test_bundled_keys_map_exactly(variant):
     assert set(own) == {source_key_to_ours(k) for k in sd}
     for k, v in sd.items():
         assert torch.equal(own[source_key_to_ours(k)], v), k
+    if variant == "efficientnet_lite0":  # a 1-channel stem sums the RGB filters; only the head's fc is dropped
+        gray, info = import_efficientnet_state_dict(sd, in_chans=1, taps=["blocks.4"], source=path)
+        assert torch.allclose(gray.conv_stem.weight, sd["_conv_stem.weight"].sum(1, keepdim=True))
+        assert len(gray.blocks) == 5 and "fc.weight" in info["dropped"] and "blocks.5.bn0.weight" in info["dropped"]
 
 
 def _photo(name: str, size: int) -> torch.Tensor:

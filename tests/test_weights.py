@@ -120,7 +120,7 @@ def test_import_errors_are_one_line(tmp_path, capsys):
     torch.save(deep_stem, tmp_path / "d.pth")
     assert run_cli(["weights", "import", tmp_path / "d.pth", "-o", tmp_path / "y"]) != 0
     err = capsys.readouterr().err
-    assert "d.pth" in err and "plain-stem" in err and "Traceback" not in err
+    assert "d.pth" in err and "deep-stem" in err and "Traceback" not in err
     assert run_cli(["weights", "import", tmp_path / "nope.pth", "-o", tmp_path / "z"]) != 0
     assert "nope.pth: file not found" in capsys.readouterr().err
 

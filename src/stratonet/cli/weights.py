@@ -38,7 +38,7 @@ def import_(src: Path, out: Path, model: str | None, in_chans: str | None, input
                                          input_size=input_size)
     card = json.loads(card_path.read_text())
     layout = info["layout"]
-    source = layout.get("variant") or f"{layout['family']}{layout['depth']}"
+    source = layout.get("variant") or f"{layout['family']}{layout['depth']}{'d' if layout.get('deep_stem') else ''}"
     dropped = f", dropped {len(info['dropped'])} key(s) after the last tap" if info["dropped"] else ""
     console.print(f"{src} ({source}, sha256 {card['source_sha256'][:12]}) -> {card['model']}{dropped}; "
                   f"weights sha256 {card['sha256'][:12]}; card {card_path}")
@@ -47,10 +47,11 @@ def import_(src: Path, out: Path, model: str | None, in_chans: str | None, input
 @weights.command("show")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 def show(checkpoint: Path) -> None:
-    """Print a checkpoint's model card."""
+    """Print a checkpoint's model card (CHECKPOINT: a path, or a cached or installed weights name)."""
     from stratonet.models.checkpoint import read_card
+    from stratonet.models.pretrained import resolve_weights
 
-    card = read_card(checkpoint)
+    card = read_card(resolve_weights(checkpoint))
     card.pop("feature_info", None)
     click.echo(json.dumps(card, indent=2))
 

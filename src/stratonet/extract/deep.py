@@ -263,6 +263,11 @@ def extract_deep(
     }
     if center_object:
         provenance["center_object"] = True
+    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
+        provenance.update({"weights_sha256": card.get("sha256"),
+                           "weights_source": card.get("source") or card.get("imported_from"),
+                           "weights_source_sha256": card.get("source_sha256"),
+                           "weights_normalization": (card.get("normalization") or {}).get("name")})
     signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     _check_signature(out, signature, overwrite)

@@ -55,6 +55,8 @@ def model_card(model, **extra) -> dict:
         architecture = {"stratonet": "StratoNet (ECA-ResNet, truncated after its last tap)",
                         "resnet": "ResNet (v1.5 bottleneck)" if depth >= 50 else "ResNet (basic blocks)",
                         "ecaresnet": "ECA-ResNet"}[fam]
+        if getattr(model, "deep_stem", False):
+            architecture += ", ResNet-D (deep stem, average-pool shortcuts)"
         input_size = 224
         normalization = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "name": "imagenet"}
     card = {
@@ -75,6 +77,8 @@ def model_card(model, **extra) -> dict:
         "seed": getattr(model, "seed", None),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    if getattr(model, "init_report", None):  # initialised from pretrained weights: what was loaded, what was not
+        card["init"] = model.init_report
     card.update(extra)
     return card
 

@@ -17,6 +17,7 @@ from stratonet.errors import InputFileError
 from stratonet.models.registry import DEPTHS, create_model
 from stratonet.models.resnet import BasicBlock
 
+STEM_KEY = {False: "conv1.weight", True: "conv1.0.weight"}  # first convolution: plain / deep stem
 _ECA_KEY = re.compile(r"^(layer\d+\.\d+)\.(se|eca|attn)\.conv\.weight$")
 
 
@@ -57,10 +58,15 @@ def rename_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def detect_layout(sd: dict[str, torch.Tensor], source: str = "state dict") -> dict:
-    """Family (resnet / ecaresnet), depth, stem channels and classes of a (renamed) ResNet state dict."""
-    if "conv1.0.weight" in sd or "conv1.weight" not in sd:
-        raise InputFileError(source, "not a plain-stem ResNet state dict (no 'conv1.weight'; deep-stem 'd'/'t' "
-                                     "variants are not supported)")
+    """Family (resnet / ecaresnet), depth, stem (plain or ResNet-D deep stem), stem channels and classes of a
+    (renamed) ResNet state dict."""
+    deep_stem = "conv1.0.weight" in sd
+    if deep_stem and not ("conv1.6.weight" in sd and tuple(sd["conv1.0.weight"].shape[:1]) == (32,)
+                          and "layer2.0.downsample.1.weight" in sd):
+        raise InputFileError(source, "deep-stem ResNet state dict of an unsupported kind (only the ResNet-D layout "
+                                     "of timm's '*50d' models: conv1.0/3/6 with widths 32-32-64, avg-pool shortcuts)")
+    if not deep_stem and "conv1.weight" not in sd:
+        raise InputFileError(source, "not a ResNet state dict (no 'conv1.weight' or 'conv1.0.weight')")
     blocks = []
     for stage in range(1, 5):
         idx = {int(k.split(".")[1]) for k in sd if k.startswith(f"layer{stage}.")}
@@ -75,7 +81,8 @@ def detect_layout(sd: dict[str, torch.Tensor], source: str = "state dict") -> di
     return {
         "family": "ecaresnet" if eca else "resnet",
         "depth": depth,
-        "in_chans": int(sd["conv1.weight"].shape[1]),
+        "deep_stem": deep_stem,
+        "in_chans": int(sd[STEM_KEY[deep_stem]].shape[1]),
         "num_classes": int(sd["fc.weight"].shape[0]) if "fc.weight" in sd else None,
     }
 
@@ -103,10 +110,15 @@ def import_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None
     """
     sd = rename_keys(sd)
     layout = detect_layout(sd, source)
-    target = model_name or f"{layout['family']}{layout['depth']}"
-    from stratonet.models.registry import parse_name
+    suffix = "d" if layout["deep_stem"] else ""
+    target = model_name or f"{layout['family']}{layout['depth']}{suffix}"
+    from stratonet.models.registry import is_deep_stem, parse_name
 
     fam, depth = parse_name(target)
+    if is_deep_stem(target) != layout["deep_stem"]:
+        have = "a deep (ResNet-D) stem" if layout["deep_stem"] else "a plain 7x7 stem"
+        raise InputFileError(source, f"weights have {have}, cannot load into {target} "
+                                     f"(use {fam}{depth}{suffix})")
     if depth != layout["depth"]:
         raise InputFileError(source, f"weights are a depth-{layout['depth']} ResNet, cannot load into {target}")
     if fam in ("stratonet", "ecaresnet") and layout["family"] != "ecaresnet":
@@ -114,10 +126,11 @@ def import_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None
     if fam == "resnet" and layout["family"] == "ecaresnet":
         raise InputFileError(source, f"weights have ECA gates, load them into ecaresnet{depth} or stratonet{depth}")
     chans = in_chans or layout["in_chans"]
-    w = sd["conv1.weight"]
+    stem_key = STEM_KEY[layout["deep_stem"]]
+    w = sd[stem_key]
     if chans != w.shape[1]:
         if chans == 1:
-            sd["conv1.weight"] = w.sum(dim=1, keepdim=True)
+            sd[stem_key] = w.sum(dim=1, keepdim=True)
         else:
             raise InputFileError(source, f"stem has {w.shape[1]} channel(s), cannot make {chans}")
     num_classes = layout["num_classes"] if fam != "stratonet" else None

@@ -19,8 +19,6 @@ convolution (the usual "features" of the network). Stage ends are listed by :fun
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -399,10 +397,5 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
     return model.eval(), {"layout": layout, "dropped": dropped}
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (BatchNorm running statistics excluded)."""
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-__all__: Sequence[str] = ["TapEfficientNet", "create_efficientnet", "default_taps", "stage_ends", "VARIANTS",
-                          "LITE_MEAN", "LITE_STD", "import_efficientnet_state_dict", "is_efficientnet_state_dict"]
+__all__ = ["TapEfficientNet", "create_efficientnet", "default_taps", "stage_ends", "VARIANTS", "LITE_MEAN", "LITE_STD",
+           "import_efficientnet_state_dict", "is_efficientnet_state_dict"]

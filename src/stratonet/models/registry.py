@@ -17,6 +17,9 @@ StratoNet-152 ``layer3.23.bn3``, ``layer3.23``, ``layer3.35``.
 resnet<N> / ecaresnet<N>: the four stage outputs ``layer1`` ... ``layer4`` (nothing truncated); with ``num_classes``
 they get the usual ``fc`` on the pooled ``layer4`` output (ResNet-50 with a 1000-class head: 25.6 M parameters).
 
+resnet50d / ecaresnet50d / stratonet50d: the same with the ResNet-D deep stem and average-pool shortcuts (timm's
+``ecaresnet50d`` ImageNet weights load into ``ecaresnet50d`` or, truncated, ``stratonet50d``).
+
 efficientnet_lite0/1/2 (:mod:`stratonet.models.efficientnet`): ``low`` = end of stage 3 (stride 8), ``medium`` = end
 of stage 5 (stride 16), ``high`` = the 1280-channel head (``head_act``); lite0 with its 1000-class head: 4.65 M
 parameters.
@@ -41,11 +44,21 @@ DEPTHS = {
 FAMILIES = {"stratonet": True, "resnet": False, "ecaresnet": True}  # family -> ECA gates
 
 
+DEEP_STEM_DEPTHS = (50,)  # "D" variants (deep stem, avg-pool shortcuts) with published weights: ecaresnet50d
+
+
 def list_models() -> list[str]:
     """All registered model names."""
     from stratonet.models.efficientnet import VARIANTS
 
-    return [f"{fam}{d}" for fam in FAMILIES for d in DEPTHS] + list(VARIANTS)
+    plain = [f"{fam}{d}" for fam in FAMILIES for d in DEPTHS]
+    deep = [f"{fam}{d}d" for fam in FAMILIES for d in DEEP_STEM_DEPTHS]
+    return plain + deep + list(VARIANTS)
+
+
+def is_deep_stem(name: str) -> bool:
+    """True for the ResNet-D names (``ecaresnet50d``, ``resnet50d``, ``stratonet50d``)."""
+    return name.endswith("d") and name[:-1] in [f"{fam}{d}" for fam in FAMILIES for d in DEEP_STEM_DEPTHS]
 
 
 def is_efficientnet(name: str) -> bool:
@@ -56,7 +69,10 @@ def is_efficientnet(name: str) -> bool:
 
 
 def parse_name(name: str) -> tuple[str, int]:
-    """``"stratonet50"`` -> ``("stratonet", 50)``; ConfigError for unknown names."""
+    """``"stratonet50"`` -> ``("stratonet", 50)`` (``"ecaresnet50d"`` -> ``("ecaresnet", 50)``, see
+    :func:`is_deep_stem`); ConfigError for unknown names."""
+    if is_deep_stem(name):
+        name = name[:-1]
     for fam in sorted(FAMILIES, key=len, reverse=True):
         if name.startswith(fam) and name[len(fam):].isdigit() and int(name[len(fam):]) in DEPTHS:
             return fam, int(name[len(fam):])
@@ -80,7 +96,7 @@ def default_taps(name: str) -> dict[str, str]:
 
 
 def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None,
-                 taps=None) -> TapResNet:
+                 taps=None, init=None) -> TapResNet:
     """Build a registered model, initialised deterministically from ``seed``.
 
     Parameters
@@ -96,12 +112,23 @@ def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int |
     taps : None, list of str or dict
         Module names to tap (``["layer3.3.conv3", ...]``) or ``{tap_name: module_name}``; None gives the defaults.
         Everything after the last tap is dropped.
+    init : str or Path, optional
+        Start from pretrained weights: every tensor whose name and shape match is loaded, the rest (e.g. the ECA
+        gates of StratoNet from a plain ResNet) keeps its seeded initialisation. A weights name
+        (``resnet50.tv_in1k``; ``resnet50.imagenet`` picks the first registered ImageNet weights of resnet50),
+        a checkpoint or an original ``.pth``. What was loaded is in ``model.init_report`` and the model card.
 
     Returns
     -------
     TapResNet or TapEfficientNet
         In eval mode, with ``model_name``, ``seed``, ``tap_names`` and ``feature_info``.
     """
+    if init is not None:
+        from stratonet.models.pretrained import init_from_pretrained
+
+        model = create_model(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
+        init_from_pretrained(model, init)
+        return model.eval()
     if is_efficientnet(name):
         from stratonet.models.efficientnet import create_efficientnet
 
@@ -118,7 +145,7 @@ def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int |
     torch.manual_seed(seed)
     try:
         model = TapResNet(block, layers, tap_spec, in_chans=in_chans, num_classes=num_classes,
-                          eca=FAMILIES[fam], head=head)
+                          eca=FAMILIES[fam], head=head, deep_stem=is_deep_stem(name))
     finally:
         torch.random.set_rng_state(gen_state)
     model.model_name = name

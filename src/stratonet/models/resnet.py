@@ -2,6 +2,10 @@
 
 Module names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``) so that
 state dicts map one to one; the ECA gate of a block is ``layerX.Y.attn``. Bottlenecks are v1.5 (stride on the 3x3).
+
+The "D" variant (``deep_stem=True``, Bag-of-Tricks ResNet-D as in timm's ``resnet50d`` / ``ecaresnet50d``) replaces
+the 7x7 stem by three 3x3 convolutions (``conv1.0``, ``conv1.3``, ``conv1.6``; widths 32, 32, 64) and downsamples
+shortcuts by a 2x2 average pool before the 1x1 convolution (``downsample.1``, ``downsample.2``), as timm names them.
 """
 
 from __future__ import annotations
@@ -93,13 +97,23 @@ class TapResNet(nn.Module):
         Put an ECA gate in every residual block.
     truncate : bool
         Drop every stage and block after the one holding the last tap.
+    deep_stem : bool
+        ResNet-D: three 3x3 stem convolutions and average-pool shortcuts (timm's ``*50d`` models).
     """
 
     def __init__(self, block: type, layers: Sequence[int], taps, in_chans: int = 3,
-                 num_classes: int | None = None, eca: bool = False, head: str = "taps", truncate: bool = True):
+                 num_classes: int | None = None, eca: bool = False, head: str = "taps", truncate: bool = True,
+                 deep_stem: bool = False):
         super().__init__()
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+        self.deep_stem = deep_stem
+        if deep_stem:
+            self.conv1 = nn.Sequential(
+                nn.Conv2d(in_chans, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                nn.Conv2d(32, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                nn.Conv2d(32, 64, 3, 1, 1, bias=False))
+        else:
+            self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -153,7 +167,10 @@ class TapResNet(nn.Module):
 
         if self.training:
             raise RuntimeError("fuse_batchnorm is for eval mode only")
-        pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1")]
+        pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1"), ("1", "2"), ("3", "4")]
+        if isinstance(self.conv1, nn.Sequential) and isinstance(self.bn1, nn.BatchNorm2d):  # deep stem's last conv
+            self.conv1[-1] = fuse_conv_bn_eval(self.conv1[-1], self.bn1)
+            self.bn1 = nn.Identity()
         for module in list(self.modules()):
             for conv_name, bn_name in pairs:
                 conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
@@ -167,7 +184,12 @@ class TapResNet(nn.Module):
     # --- construction -----------------------------------------------------------------------------------------
     def _make_layer(self, block: type, planes: int, n: int, stride: int, eca: bool) -> nn.Sequential:
         downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
+        if (stride != 1 or self.inplanes != planes * block.expansion) and self.deep_stem:
+            pool = (nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1
+                    else nn.Identity())
+            downsample = nn.Sequential(pool, nn.Conv2d(self.inplanes, planes * block.expansion, 1, bias=False),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        elif stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
                 nn.BatchNorm2d(planes * block.expansion),
