@@ -66,6 +66,10 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
             (features / n).exists() for n in ("single_cell.parquet", "site.parquet")):
         features = next(features / n for n in ("single_cell.parquet", "site.parquet") if (features / n).exists())
         console.print(f"features: {features}", highlight=False)
+    elif features.is_dir() and not any(features.rglob("*.parquet")):
+        raise InputFileError(str(features), "a folder without single_cell.parquet, site.parquet or Parquet shards "
+                                            "(give a feature table, the output folder of extract classical, or a "
+                                            "folder of Parquet shards)")
     agg_level = None if level == "none" else level
     pre_steps: list[dict] = []
     if _use_out_of_core(features, agg_level, out_of_core):
