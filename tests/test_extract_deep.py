@@ -138,6 +138,10 @@ def test_resume_after_interrupted_run(small_index, tmp_path):
     assert np.allclose(done[cols].to_numpy(), ref[cols].to_numpy(), atol=1e-5)
     # a finished run resumes to nothing
     assert extract_deep(idx, out, **kw)["sites_processed"] == 0
+    # no stray resume file once the table is final; the table itself still refuses another configuration
+    assert not list(tmp_path.glob("*.resume.json"))
+    with pytest.raises(ConfigError, match="different configuration"):
+        extract_deep(idx, out, **{**kw, "seed": 7})
 
 
 def test_skip_records_bad_sites(small_index, tmp_path):

@@ -90,9 +90,29 @@ def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) ->
             tmp.replace(part)
 
 
+SIGNATURE_KEY = b"stratonet_deep_signature"
+
+
+def _resume_file(out: Path) -> Path:
+    """Where the configuration of an unfinished run is kept (removed once the table is final)."""
+    return out.with_name(out.name + ".resume.json")
+
+
+def _stored_signature(out: Path) -> dict | None:
+    """The configuration a run was started with: from its resume file while unfinished, else from the table."""
+    sig_path = _resume_file(out)
+    if sig_path.exists():
+        return json.loads(sig_path.read_text())
+    if out.exists():
+        raw = (pq.read_schema(out).metadata or {}).get(SIGNATURE_KEY)
+        if raw:
+            return json.loads(raw)
+    return None
+
+
 def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
     """Refuse to resume into output written with another configuration; ``overwrite`` starts afresh."""
-    sig_path = out.with_name(out.name + ".resume.json")
+    sig_path = _resume_file(out)
     parts = out.with_name(out.name + ".parts")
     cells = cells_path(out)
     cparts = cells.with_name(cells.name + ".parts")
@@ -105,8 +125,9 @@ def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
                     f.unlink()
                 d.rmdir()
     existing = out.exists() or parts.exists()
-    if existing and sig_path.exists():
-        old = json.loads(sig_path.read_text())
+    signature = json.loads(json.dumps(signature, default=str))
+    old = _stored_signature(out) if existing else None
+    if existing and old is not None:
         if old != signature:
             diff = sorted(k for k in set(old) | set(signature) if old.get(k) != signature.get(k))
             raise ConfigError(f"{out} was started with a different configuration ({', '.join(diff)}); "
@@ -288,7 +309,8 @@ def extract_deep(
     provenance["precision"] = signature["precision"] = prec.name
     _check_signature(out, signature, overwrite)
 
-    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode()}
+    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
+             SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
     cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
     writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp,
                              seconds_per_part=flush_seconds)
@@ -351,6 +373,7 @@ def extract_deep(
     writer.finalize()  # parts carry the provenance, so the final file does too
     if cell_writer is not None:
         cell_writer.finalize()
+    _resume_file(out).unlink(missing_ok=True)  # the final table carries the signature: no stray file
 
     res = monitor.summary()
     channel_images = n_sites * len(chans)
