@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stratonet.errors import ConfigError
+from stratonet.models.tapped import TappedNet
 
 # (kernel, stride, expand ratio, input channels, output channels, repeats) of EfficientNet-B0's seven stages
 BASE_STAGES = [
@@ -138,7 +139,7 @@ class MBConv(nn.Module):
         return out + x if self.residual else out
 
 
-class TapEfficientNet(nn.Module):
+class TapEfficientNet(TappedNet):
     """An EfficientNet-Lite whose named modules can be tapped; truncated after its last tap.
 
     Parameters
@@ -176,43 +177,10 @@ class TapEfficientNet(nn.Module):
         self.head_act = nn.ReLU6(inplace=True)
         self._init_weights()
         self.in_chans = in_chans
-        tap_map = ({str(k): str(v) for k, v in taps.items()} if isinstance(taps, dict)
-                   else {str(v): str(v) for v in taps})
-        if not tap_map:
-            raise ConfigError("a model needs at least one tap")
-        modules = dict(self.named_modules())
-        bad = [m for m in tap_map.values() if m not in modules or m == ""]
-        if bad:
-            raise ConfigError(f"unknown module(s) to tap: {bad} (e.g. 'blocks.4', 'blocks.10.bn2', 'head_act')")
-        self.tap_map = tap_map
-        self.tap_names = list(tap_map)
-        if truncate:
-            self._truncate(list(tap_map.values()))
-        self.feature_info = self._feature_info()
-        self.head_type = head
-        self.num_classes = num_classes
-        self.fc: nn.Module | None = None
-        if num_classes:
-            if head == "final":
-                if not hasattr(self, "conv_head"):
-                    raise ConfigError("the 'final' head needs the network's head; tap head_act or use the taps head")
-                self.fc = nn.Linear(HEAD_CHANNELS, num_classes)
-            else:
-                self.fc = nn.Linear(sum(f["channels"] for f in self.feature_info), num_classes)
-        self._pooled: dict[str, torch.Tensor] = {}
-        self._last: torch.Tensor | None = None
-        self._hooks: list = []
-        self._register_hooks()
+        self._setup_taps(taps, truncate, num_classes, head, "conv_head", HEAD_CHANNELS,
+                         "'blocks.4', 'blocks.10.bn2', 'head_act'")
 
     # --- construction -----------------------------------------------------------------------------------------
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
     def _truncate(self, module_names: list[str]) -> None:
         """Drop blocks after the last tapped block, and the head unless it is tapped."""
         def position(name: str) -> int:
@@ -230,53 +198,13 @@ class TapEfficientNet(nn.Module):
                 delattr(self, head_module)
             self.blocks = nn.Sequential(*list(self.blocks)[: last + 1])
 
-    def _feature_info(self) -> list[dict]:
-        """Channels and reduction of each tap, from a tiny dry run."""
-        was_training = self.training
-        self.eval()
-        shapes = {}
-        modules = dict(self.named_modules())
-        hooks = [modules[name].register_forward_hook(lambda m, i, o, tap=tap: shapes.__setitem__(tap, tuple(o.shape)))
-                 for tap, name in self.tap_map.items()]
-        with torch.no_grad():
-            self._body(torch.zeros(1, self.in_chans, 64, 64))
-        for h in hooks:
-            h.remove()
-        self.train(was_training)
-        return [{"name": tap, "module": self.tap_map[tap], "channels": shapes[tap][1],
-                 "reduction": 64 // shapes[tap][2]} for tap in self.tap_map]
-
-    def _register_hooks(self) -> None:
-        for h in self._hooks:
-            h.remove()
-        kept = dict(self.named_modules())
-        self._hooks = [kept[name].register_forward_hook(self._make_hook(tap)) for tap, name in self.tap_map.items()]
-
-    def _make_hook(self, tap: str):
-        def hook(module, inputs, output):
-            self._pooled[tap] = output.float().mean((2, 3))  # pooled at once: later in-place ops cannot alter it
-        return hook
-
     def fuse_batchnorm(self) -> "TapEfficientNet":
         """Fold every BatchNorm into the convolution before it, for inference (eval mode only).
 
         The folded BatchNorm becomes an identity with the same name, so taps on it still read the same tensor.
         """
-        from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-        if self.training:
-            raise RuntimeError("fuse_batchnorm is for eval mode only")
-        pairs = [("conv_stem", "bn0"), ("conv_head", "bn1"), ("expand_conv", "bn0"), ("depthwise_conv", "bn1"),
-                 ("project_conv", "bn2")]
-        for module in list(self.modules()):
-            for conv_name, bn_name in pairs:
-                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                    setattr(module, bn_name, nn.Identity())
-        self._register_hooks()
-        self.fused = True
-        return self
+        return self._fold_batchnorm([("conv_stem", "bn0"), ("conv_head", "bn1"), ("expand_conv", "bn0"),
+                                     ("depthwise_conv", "bn1"), ("project_conv", "bn2")])
 
     # --- forward ----------------------------------------------------------------------------------------------
     def _body(self, x: torch.Tensor) -> torch.Tensor:
@@ -284,25 +212,6 @@ class TapEfficientNet(nn.Module):
         if hasattr(self, "conv_head"):
             x = self.head_act(self.bn1(self.conv_head(x)))
         return x
-
-    def forward_taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Tap name -> ``(B, C_tap)`` global-average-pooled features (float32), in tap order."""
-        self._pooled = {}
-        last = self._body(x)
-        out = {tap: self._pooled[tap] for tap in self.tap_names}
-        self._pooled = {}
-        self._last = last
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` with a head, else the concatenated pooled taps ``(B, sum C_tap)``."""
-        taps = self.forward_taps(x)
-        last, self._last = self._last, None
-        if self.fc is None:
-            return torch.cat(list(taps.values()), dim=1)
-        if self.head_type == "final":
-            return self.fc(torch.flatten(last.mean((2, 3)), 1))
-        return self.fc(torch.cat(list(taps.values()), dim=1))
 
 
 def create_efficientnet(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None,

@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from stratonet.errors import ConfigError
 from stratonet.models.eca import ECA
+from stratonet.models.tapped import TappedNet
 
 
 class BasicBlock(nn.Module):
@@ -77,7 +77,7 @@ STEM = ["conv1", "bn1", "relu", "maxpool"]
 STAGES = ["layer1", "layer2", "layer3", "layer4"]
 
 
-class TapResNet(nn.Module):
+class TapResNet(TappedNet):
     """A (ECA-)ResNet whose named modules can be tapped; truncated after its last tap.
 
     Parameters
@@ -121,41 +121,8 @@ class TapResNet(nn.Module):
             setattr(self, STAGES[i], self._make_layer(block, planes, n, 1 if i == 0 else 2, eca))
         self._init_weights()
         self.in_chans = in_chans
-        if isinstance(taps, dict):
-            tap_map = {str(k): str(v) for k, v in taps.items()}
-        else:
-            tap_map = {str(v): str(v) for v in taps}
-        if not tap_map:
-            raise ConfigError("a model needs at least one tap")
-        modules = dict(self.named_modules())
-        bad = [m for m in tap_map.values() if m not in modules or m == ""]
-        if bad:
-            raise ConfigError(f"unknown module(s) to tap: {bad} (e.g. 'layer3.3', 'layer3.3.bn3', 'layer4')")
-        self.tap_map = tap_map
-        self.tap_names = list(tap_map)
-        if truncate:
-            self._truncate(list(tap_map.values()))
-        self.feature_info = self._feature_info()
-        self.head_type = head
-        self.num_classes = num_classes
-        self.fc: nn.Module | None = None
-        if num_classes:
-            if head == "final":
-                if not hasattr(self, "layer4"):
-                    raise ConfigError("the 'final' head needs layer4; tap layer4 or use the taps head")
-                self.fc = nn.Linear(512 * block.expansion, num_classes)
-            else:
-                self.fc = nn.Linear(sum(f["channels"] for f in self.feature_info), num_classes)
-        self._pooled: dict[str, torch.Tensor] = {}
-        self._last: torch.Tensor | None = None
-        self._hooks: list = []
-        self._register_hooks()
-
-    def _register_hooks(self) -> None:
-        for h in self._hooks:
-            h.remove()
-        kept = dict(self.named_modules())
-        self._hooks = [kept[name].register_forward_hook(self._make_hook(tap)) for tap, name in self.tap_map.items()]
+        self._setup_taps(taps, truncate, num_classes, head, "layer4", 512 * block.expansion,
+                         "'layer3.3', 'layer3.3.bn3', 'layer4'")
 
     def fuse_batchnorm(self) -> "TapResNet":
         """Fold every BatchNorm into the convolution before it, for inference (eval mode only).
@@ -167,19 +134,11 @@ class TapResNet(nn.Module):
 
         if self.training:
             raise RuntimeError("fuse_batchnorm is for eval mode only")
-        pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1"), ("1", "2"), ("3", "4")]
         if isinstance(self.conv1, nn.Sequential) and isinstance(self.bn1, nn.BatchNorm2d):  # deep stem's last conv
             self.conv1[-1] = fuse_conv_bn_eval(self.conv1[-1], self.bn1)
             self.bn1 = nn.Identity()
-        for module in list(self.modules()):
-            for conv_name, bn_name in pairs:
-                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                    setattr(module, bn_name, nn.Identity())
-        self._register_hooks()
-        self.fused = True
-        return self
+        return self._fold_batchnorm([("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1"), ("1", "2"),
+                                     ("3", "4")])
 
     # --- construction -----------------------------------------------------------------------------------------
     def _make_layer(self, block: type, planes: int, n: int, stride: int, eca: bool) -> nn.Sequential:
@@ -198,14 +157,6 @@ class TapResNet(nn.Module):
         self.inplanes = planes * block.expansion
         blocks += [block(self.inplanes, planes, eca=eca) for _ in range(1, n)]
         return nn.Sequential(*blocks)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def _truncate(self, module_names: list[str]) -> None:
         """Drop stages after the last tapped stage and blocks after the last tapped block in it."""
@@ -226,30 +177,6 @@ class TapResNet(nn.Module):
             layer = getattr(self, name)
             setattr(self, name, nn.Sequential(*list(layer)[: last_block + 1]))
 
-    def _feature_info(self) -> list[dict]:
-        """Channels and reduction of each tap, from a tiny dry run."""
-        was_training = self.training
-        self.eval()
-        shapes = {}
-        hooks = []
-        modules = dict(self.named_modules())
-        for tap, name in self.tap_map.items():
-            hooks.append(modules[name].register_forward_hook(
-                lambda m, i, o, tap=tap: shapes.__setitem__(tap, tuple(o.shape))))
-        with torch.no_grad():
-            self._body(torch.zeros(1, self.in_chans, 64, 64))
-        for h in hooks:
-            h.remove()
-        self.train(was_training)
-        return [{"name": tap, "module": self.tap_map[tap], "channels": shapes[tap][1],
-                 "reduction": 64 // shapes[tap][2]} for tap in self.tap_map]
-
-    def _make_hook(self, tap: str):
-        def hook(module, inputs, output):
-            # pool at once (float32), so no feature map is kept and later in-place ops cannot alter it
-            self._pooled[tap] = output.float().mean((2, 3))
-        return hook
-
     # --- forward ----------------------------------------------------------------------------------------------
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -260,21 +187,3 @@ class TapResNet(nn.Module):
             x = layer(x)
         return x
 
-    def forward_taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Tap name -> ``(B, C_tap)`` global-average-pooled features (float32), in tap order."""
-        self._pooled = {}
-        last = self._body(x)
-        out = {tap: self._pooled[tap] for tap in self.tap_names}
-        self._pooled = {}
-        self._last = last
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` with a head, else the concatenated pooled taps ``(B, sum C_tap)``."""
-        taps = self.forward_taps(x)
-        last, self._last = self._last, None
-        if self.fc is None:
-            return torch.cat(list(taps.values()), dim=1)
-        if self.head_type == "final":
-            return self.fc(torch.flatten(last.mean((2, 3)), 1))
-        return self.fc(torch.cat(list(taps.values()), dim=1))
