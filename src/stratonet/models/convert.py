@@ -16,6 +16,7 @@ import torch
 from stratonet.errors import InputFileError
 from stratonet.models.registry import DEPTHS, create_model
 from stratonet.models.resnet import BasicBlock
+from stratonet.models.tapped import adapt_stem, load_matching
 
 STEM_KEY = {False: "conv1.weight", True: "conv1.0.weight"}  # first convolution: plain / deep stem
 _ECA_KEY = re.compile(r"^(layer\d+\.\d+)\.(se|eca|attn)\.conv\.weight$")
@@ -127,26 +128,10 @@ def import_state_dict(sd: dict[str, torch.Tensor], model_name: str | None = None
         raise InputFileError(source, f"weights have ECA gates, load them into ecaresnet{depth} or stratonet{depth}")
     chans = in_chans or layout["in_chans"]
     stem_key = STEM_KEY[layout["deep_stem"]]
-    w = sd[stem_key]
-    if chans != w.shape[1]:
-        if chans == 1:
-            sd[stem_key] = w.sum(dim=1, keepdim=True)
-        else:
-            raise InputFileError(source, f"stem has {w.shape[1]} channel(s), cannot make {chans}")
+    adapt_stem(sd, stem_key, chans, source)
     num_classes = layout["num_classes"] if fam != "stratonet" else None
     model = create_model(target, seed=0, in_chans=chans, num_classes=num_classes, taps=taps)
-    own = model.state_dict()
-    dropped = sorted(k for k in sd if k not in own)
-    kept = {k: v for k, v in sd.items() if k in own}
-    missing = [k for k in own if k not in kept and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise InputFileError(source, f"{len(missing)} weight(s) of {target} missing from the source, e.g. {missing[:3]}")
-    bad = [k for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if bad:
-        k = bad[0]
-        raise InputFileError(source, f"shape mismatch for {k}: {tuple(kept[k].shape)} vs {tuple(own[k].shape)}")
-    model.load_state_dict(kept, strict=False)
-    model.seed = None
+    dropped = load_matching(model, sd, target, source)
     return model.eval(), {"layout": layout, "dropped": dropped}
 
 

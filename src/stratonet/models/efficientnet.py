@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stratonet.errors import ConfigError
-from stratonet.models.tapped import TappedNet
+from stratonet.models.tapped import TappedNet, adapt_stem, load_matching
 
 # (kernel, stride, expand ratio, input channels, output channels, repeats) of EfficientNet-B0's seven stages
 BASE_STAGES = [
@@ -278,29 +278,14 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
         raise InputFileError(source, f"weights are {variant}, cannot load into {model_name}")
     w = sd["conv_stem.weight"]
     chans = in_chans or int(w.shape[1])
-    if chans != w.shape[1]:
-        if chans == 1:
-            sd["conv_stem.weight"] = w.sum(dim=1, keepdim=True)
-        else:
-            raise InputFileError(source, f"stem has {w.shape[1]} channel(s), cannot make {chans}")
+    adapt_stem(sd, "conv_stem.weight", chans, source)
     num_classes = int(sd["fc.weight"].shape[0]) if "fc.weight" in sd else None
     tap_spec = default_taps(variant) if taps is None else taps
     mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
     keeps_head = any(str(m).split(".")[0] in ("conv_head", "bn1", "head_act") for m in mods)
     model = create_efficientnet(variant, seed=0, in_chans=chans, num_classes=num_classes if keeps_head else None,
                                 taps=tap_spec)
-    own = model.state_dict()
-    dropped = sorted(k for k in sd if k not in own)
-    kept = {k: v for k, v in sd.items() if k in own}
-    missing = [k for k in own if k not in kept and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise InputFileError(source, f"{len(missing)} weight(s) of {variant} missing from the source, e.g. {missing[:3]}")
-    bad = [k for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if bad:
-        k = bad[0]
-        raise InputFileError(source, f"shape mismatch for {k}: {tuple(kept[k].shape)} vs {tuple(own[k].shape)}")
-    model.load_state_dict(kept, strict=False)
-    model.seed = None
+    dropped = load_matching(model, sd, variant, source)
     layout = {"family": "efficientnet_lite", "variant": variant, "in_chans": int(w.shape[1]),
               "num_classes": num_classes}
     return model.eval(), {"layout": layout, "dropped": dropped}

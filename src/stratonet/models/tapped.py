@@ -127,3 +127,37 @@ class TappedNet(nn.Module):
         if self.head_type == "final":
             return self.fc(torch.flatten(last.mean((2, 3)), 1))
         return self.fc(torch.cat(list(taps.values()), dim=1))
+
+
+def adapt_stem(sd: dict[str, torch.Tensor], key: str, chans: int, source: str) -> None:
+    """Make the stem convolution ``sd[key]`` take ``chans`` channels: an RGB stem is summed to a grayscale one."""
+    from stratonet.errors import InputFileError
+
+    w = sd[key]
+    if chans != w.shape[1]:
+        if chans == 1:
+            sd[key] = w.sum(dim=1, keepdim=True)
+        else:
+            raise InputFileError(source, f"stem has {w.shape[1]} channel(s), cannot make {chans}")
+
+
+def load_matching(model: nn.Module, sd: dict[str, torch.Tensor], name: str, source: str) -> list[str]:
+    """Load every tensor of ``sd`` that ``model`` has; a missing or mis-shaped one is an error naming ``source``.
+
+    Returns the sorted keys of ``sd`` the model does not have (e.g. layers after its last tap).
+    """
+    from stratonet.errors import InputFileError
+
+    own = model.state_dict()
+    dropped = sorted(k for k in sd if k not in own)
+    kept = {k: v for k, v in sd.items() if k in own}
+    missing = [k for k in own if k not in kept and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise InputFileError(source, f"{len(missing)} weight(s) of {name} missing from the source, e.g. {missing[:3]}")
+    bad = [k for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise InputFileError(source, f"shape mismatch for {k}: {tuple(kept[k].shape)} vs {tuple(own[k].shape)}")
+    model.load_state_dict(kept, strict=False)
+    model.seed = None
+    return dropped
