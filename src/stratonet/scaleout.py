@@ -284,11 +284,9 @@ def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, o
         cpus, gpus, slots = task_resources(ray.nodes())
         n = shards or default_ray_shards(index, slots)
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries)(run_shard)
-        _, finished, _ = shard_status(out) if shard_root(out).exists() else (None, [], [])
-        stale_n = shard_status(out)[0]
-        if stale_n is not None and stale_n != n:
-            n = stale_n  # resume the split already on disk
-            _, finished, _ = shard_status(out)
+        on_disk, finished, _ = shard_status(out)
+        if on_disk is not None and on_disk != n:
+            n = on_disk  # resume the split already on disk (its finished shards are the ones listed)
         refs = [task.remote(run, index, out, i, n) for i in range(n) if i not in finished]
         from stratonet.progress import track
 
