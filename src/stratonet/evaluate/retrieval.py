@@ -17,17 +17,18 @@ import numpy as np
 import pandas as pd
 
 from stratonet.errors import ConfigError, StratoNetError
-from stratonet.evaluate.blockwise import average_precision_blockwise, nearest_allowed_blockwise
+from stratonet.evaluate.blockwise import METRICS, average_precision_blockwise, nearest_allowed_blockwise
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.controls import compound_column, negcon_mask, treatment_columns
 from stratonet.progress import get_logger
 from stratonet.tables import feature_columns
 
-METRICS = ("cosine", "correlation", "euclidean")
-
-
 def similarity_matrix(X: np.ndarray, metric: str = "cosine") -> np.ndarray:
-    """All-pairs similarity (float32): cosine, Pearson correlation, or 1 / (1 + Euclidean distance)."""
+    """All-pairs similarity (float32): cosine, Pearson correlation, or 1 / (1 + Euclidean distance).
+
+    The whole ``n x n`` matrix at once; the retrieval metrics use the blockwise form
+    (:mod:`stratonet.evaluate.blockwise`), and the tests use this one as its independent reference.
+    """
     if metric not in METRICS:
         raise ConfigError(f"unknown similarity '{metric}' (use {', '.join(METRICS)})")
     X = np.asarray(X, dtype=np.float32)
