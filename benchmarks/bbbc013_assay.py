@@ -4,6 +4,7 @@ Runs the tool end to end once and caches every stage under ``--work`` (default /
 
     LoadData CSV (from ../shared/data/bbbc013_translocation/metadata.csv)
       -> stratonet index -> stratonet extract classical (GFP + DNA; cells grown on GFP)
+      -> stratonet extract deep (pretrained EfficientNet-Lite0 by default, untrained StratoNet-50, ...)
       -> stratonet profile (well medians, mad_robustize vs negcon) -> evaluate_assay with several readouts
 
 Usage::
@@ -32,6 +33,23 @@ DATA = ROOT.parent / "shared" / "data" / "bbbc013_translocation"
 CONTROL_TYPES = {"negative_control": "negcon", "positive_control": "poscon", "dose_series": "trt"}
 DEFAULT_READOUTS = ["diff", "diff:top_k=10", "diff:top_k=25", "diff:top_k=50", "diff:top_k=100", "diff:pca=5",
                     "logistic", "logistic:top_k=25", "logistic:pca=5", "lda:top_k=50", "mahalanobis"]
+
+
+#: Deep feature sets: the default pretrained configuration (ImageNet EfficientNet-Lite0, whole field, plate
+#: scaling), the untrained baseline, and the two other modes / a larger input.
+DEEP_SETS = {
+    "deep": ["--weights", "efficientnet_lite0.in1k"],
+    "deep_untrained": ["--model", "stratonet50", "--seed", "0"],
+    "deep_tiles": ["--weights", "efficientnet_lite0.in1k", "--mode", "tiles"],
+    "deep_448": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448"],
+    "deep_image": ["--weights", "efficientnet_lite0.in1k", "--scaling", "image"],
+    "deep_bitdepth": ["--weights", "efficientnet_lite0.in1k", "--scaling", "bitdepth"],
+    "deep_448_image": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448", "--scaling", "image"],
+    "deep_448_bitdepth": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448", "--scaling", "bitdepth"],
+    "deep_640": ["--weights", "efficientnet_lite0.in1k", "--input-size", "640"],
+    "deep_tiles_image": ["--weights", "efficientnet_lite0.in1k", "--mode", "tiles", "--scaling", "image"],
+    "deep_untrained_448": ["--model", "stratonet50", "--seed", "0", "--input-size", "448"],
+}
 
 
 def stratonet(*args: str) -> None:
@@ -75,6 +93,16 @@ def build_profiles(work: Path) -> dict[str, Path]:
         stratonet("extract", "pixel", str(work / "index.parquet"), "-o", str(work / "pixel.parquet"), "--size", "16")
         stratonet("profile", str(work / "pixel.parquet"), "-o", str(profiles["pixel"]), "--aggregate", "well",
                   "--select", "drop_na_columns")
+    for name, extra in DEEP_SETS.items():  # deep features through the CLI, profiled like the classical ones
+        table = work / f"{name}.parquet"
+        profiles[name] = work / f"profiles_{name}.parquet"
+        if not table.exists():
+            t0 = time.perf_counter()
+            stratonet("extract", "deep", str(work / "index.parquet"), "-o", str(table), *extra)
+            print(f"{name} extraction: {time.perf_counter() - t0:.0f} s", flush=True)
+        if not profiles[name].exists():
+            stratonet("profile", str(table), "-o", str(profiles[name]), "--aggregate", "well", "--select",
+                      "drop_na_columns")
     if not profiles["all"].exists():  # every feature, normalised only
         stratonet("profile", str(site), "-o", str(profiles["all"]), "--aggregate", "well", "--select",
                   "drop_na_columns")
@@ -119,10 +147,41 @@ def run(profile: Path, readouts: list[str], n_boot: int, out_dir: Path | None) -
     return pd.DataFrame(rows)
 
 
+def profile_assay(table: pd.DataFrame, readout: str = "logistic:top_k=25", n_boot: int = 200) -> dict:
+    """The tool's assay figures for one site-level feature table of the plate, in memory.
+
+    The same steps as the CLI route above: controls named as in the LoadData CSV, ``run_profile`` (well medians,
+    mad_robustize vs negcon, drop_na_columns), then ``evaluate_assay`` with one readout. Returns Z' (with its
+    bootstrap 95 % CI) and the Spearman correlation of the readout with the dose index over the 72 dose wells.
+    """
+    from stratonet.evaluate.assay import evaluate_assay
+    from stratonet.profile.pipeline import run_profile
+
+    m = pd.read_csv(DATA / "metadata.csv")
+    meta = pd.DataFrame({"Metadata_Well": m.well.astype(str),
+                         "Metadata_control_type": m.control_type.map(CONTROL_TYPES),
+                         "Metadata_dose_index": m.dose_index,
+                         "Metadata_compound": m.control_type.map({"negative_control": "DMSO",
+                                                                  "positive_control": "poscon",
+                                                                  "dose_series": "PI3Ki"})})
+    tab = table.drop(columns=[c for c in meta.columns if c != "Metadata_Well" and c in table.columns])
+    tab = tab.assign(Metadata_Well=tab["Metadata_Well"].astype(str)).merge(meta, on="Metadata_Well",
+                                                                          validate="many_to_one")
+    prof = run_profile(tab, select="drop_na_columns")
+    spec = parse_readout(readout)
+    res = evaluate_assay(prof, readouts=[spec], dose_column="Metadata_dose_index", compound_column="Metadata_compound",
+                         n_boot=n_boot, with_map=False, p_method="gaussian")
+    p = next(iter(res["plates"].values()))
+    st = p["readouts"][spec.label]
+    return {"readout": spec.label, "z_prime": st["z_prime"], "z_prime_ci95": st["z_prime_ci95"],
+            "spearman_dose": p["dose"]["PI3Ki"]["spearman_dose"], "n_features": res["n_features"],
+            "n_wells": len(prof)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/assay_bbbc013"))
-    ap.add_argument("--profiles", default="all,selected,pixel", help="Which profile tables: all, selected, pixel.")
+    ap.add_argument("--profiles", default="all,selected,pixel", help="Which profile tables: all, selected, pixel, " + ", ".join(DEEP_SETS) + ".")
     ap.add_argument("--readouts", default=",".join(DEFAULT_READOUTS).replace(",", ";"),
                     help="';'-separated readouts, e.g. 'diff;diff:top_k=25;logistic'.")
     ap.add_argument("--n-boot", type=int, default=200)

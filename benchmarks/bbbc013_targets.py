@@ -14,8 +14,8 @@ Usage (from the repository root)::
     PYTHONPATH=src python benchmarks/bbbc013_targets.py --out /tmp/bbbc013 \\
         --config deep/stratonet50/none/whole/image --config pixel/16/image --config classical
 
-A config is ``deep/<model>/<weights or none>/<mode>[@px]/<scaling>[/center]`` (``tiles@112``: 112 px native
-tiles; ``cells@96``: 96 px crops around 24 sampled nuclei per site), ``pixel/<size>/<scaling>`` or
+A config is ``deep/<model>/<weights or none>/<mode>[@px]/<scaling>[/center]`` (``whole@448``: the field resized
+to a 448 px input; ``tiles@112``: 112 px native tiles; ``cells@96``: 96 px crops around 24 sampled nuclei per site), ``pixel/<size>/<scaling>`` or
 ``classical``. Feature tables are cached under ``--out`` (a rerun reuses them).
 """
 
@@ -144,8 +144,12 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
         path = out / f"{name}.parquet"
         if not path.exists():
             mode, _, side = mode.partition("@")  # tiles@112: 112 px native tiles; cells@96: 96 px crops
-            cells = dict(centers=sampled_centers(index, out), crop_size=int(side or CELL_CROP)) if mode == "cells" \
-                else ({"tile_size": int(side)} if side else {})
+            if mode == "cells":
+                cells = dict(centers=sampled_centers(index, out), crop_size=int(side or CELL_CROP))
+            elif mode == "whole":  # whole@448: the field resized to a 448 px network input
+                cells = {"input_size": int(side)} if side else {}
+            else:
+                cells = {"tile_size": int(side)} if side else {}
             man = extract_deep(index, path, model=None if weights != "none" else model, **cells,
                                weights=None if weights == "none" else weights, mode=mode, scaling=scaling,
                                center_object=center, batch_size=batch_size, workers=1, progress=False)

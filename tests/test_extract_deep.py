@@ -219,7 +219,7 @@ def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
     real = tmp_path / "real.parquet"
     jump_index(jump_fov).to_parquet(real)
     ctx = DemoContext(out=tmp_path / "demo", synth_index=small_index, real_index=real)
-    stage_extract_deep(ctx, input_size=64, baseline_model="stratonet18")  # the demo runs 224 px, stratonet50
+    stage_extract_deep(ctx, input_size=64, baseline_model="stratonet18")  # the demo runs native size, stratonet50
     assert ctx.features["deep"] == tmp_path / "demo" / "features" / "deep.parquet"
     assert len(pd.read_parquet(ctx.features["deep"])) == 4
     real_feats = pd.read_parquet(tmp_path / "demo" / "features" / "deep_real.parquet")
@@ -228,3 +228,58 @@ def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
     assert read_provenance(ctx.features["deep"])["scaling"]["mode"] == "plate"
     assert read_provenance(ctx.features["deep_untrained"])["weights"] == "untrained (seed 0)"
     assert len(pd.read_parquet(ctx.features["deep_untrained"])) == 4
+
+
+def _fields(tmp_path, sizes):
+    """One DNA field per site, of the given (H, W) sizes; returns the index."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for s, (h, w) in enumerate(sizes):
+        p = tmp_path / f"f{s}.tiff"
+        tifffile.imwrite(p, rng.integers(0, 4000, (h, w)).astype(np.uint16))
+        rows.append({"Metadata_Plate": "P1", "Metadata_Well": f"A0{s + 1}", "Metadata_Site": 1, "Path_DNA": str(p)})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def small_model_input(monkeypatch):
+    """Pretend the model's input side is 64 px, so that small test fields count as larger than it."""
+    from stratonet.extract import deep as deep_mod
+
+    orig = deep_mod.native_field_shape
+    monkeypatch.setattr(deep_mod, "native_field_shape", lambda rows, ch, il, size: orig(rows, ch, il, 64))
+
+
+def test_whole_fields_keep_their_native_size_by_default(tmp_path, small_model_input):
+    """No --input-size: a field at least as large as the model input goes in unresampled, equal to an explicit
+    --input-size of its own side; the provenance says so."""
+    idx = _fields(tmp_path, [(80, 80), (80, 80)])
+    fast = dict(model="stratonet18", workers=0, progress=False, scaling="image")
+    man = extract_deep(idx, tmp_path / "native.parquet", **fast, batch_size=8)
+    assert man["provenance"]["input_size"] == "native 80x80"
+    explicit = extract_deep(idx, tmp_path / "explicit.parquet", **fast, input_size=80, batch_size=8)
+    a, b = pd.read_parquet(tmp_path / "native.parquet"), pd.read_parquet(tmp_path / "explicit.parquet")
+    cols = feature_columns(a)
+    np.testing.assert_array_equal(a[cols].to_numpy(), b[cols].to_numpy())
+    assert explicit["provenance"]["input_size"] == 80
+
+
+def test_native_size_helpers():
+    from stratonet.extract.deep import native_batch_size
+
+    assert native_batch_size(64, (1080, 1080), 224) == 2  # same pixels per batch as 64 images of 224 px
+    assert native_batch_size(64, (200, 200), 224) == 64 and native_batch_size(1, (4000, 4000), 224) == 1
+
+
+def test_fields_smaller_than_the_model_input_are_resized_up(tmp_path):
+    idx = _fields(tmp_path, [(80, 80)])
+    man = extract_deep(idx, tmp_path / "small.parquet", model="stratonet18", workers=0, progress=False,
+                       scaling="image")
+    assert man["provenance"]["input_size"] == 224
+
+
+def test_native_size_refuses_a_field_of_another_size_by_name(tmp_path, small_model_input):
+    idx = _fields(tmp_path, [(72, 72), (72, 64)])
+    with pytest.raises(StratoNetError, match=r"A02.*72x64.*72x72.*--input-size"):
+        extract_deep(idx, tmp_path / "mixed.parquet", model="stratonet18", workers=0, progress=False,
+                     scaling="image")

@@ -81,7 +81,7 @@ DEMO_WEIGHTS = "efficientnet_lite0.in1k"  # ImageNet EfficientNet-Lite0, install
 BASELINE_MODEL = "stratonet50"  # untrained (seeded) baseline row
 
 
-def stage_extract_deep(ctx: DemoContext, weights: str = DEMO_WEIGHTS, input_size: int = 224,
+def stage_extract_deep(ctx: DemoContext, weights: str = DEMO_WEIGHTS, input_size: int | None = None,
                        baseline_model: str = BASELINE_MODEL) -> None:
     """Deep features, channel by channel, from pretrained ImageNet EfficientNet-Lite0 (``features/deep.parquet``
     on the synthetic plate, ``features/deep_real.parquet`` on the real FOV), plus the untrained StratoNet-50 (seed

@@ -31,9 +31,12 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--taps", default=None,
               help="Comma-separated module names to tap (e.g. layer3.3.bn3,layer3.5); default: the model's taps.")
 @click.option("--mode", type=click.Choice(["whole", "tiles", "cells"]), default="whole", show_default=True,
-              help="whole: field resized to --input-size; tiles: native-resolution grid, averaged; "
+              help="whole: the field at its native size (or resized to --input-size); tiles: native-resolution "
+                   "grid, averaged; "
                    "cells: crops around nuclei, kept per cell and averaged per site.")
-@click.option("--input-size", type=int, default=None, help="Network input side (default: the checkpoint's, or 224).")
+@click.option("--input-size", type=click.IntRange(16), default=None,
+              help="Network input side. Default: whole fields at their native size (no resampling; slower, "
+                   "keeps subcellular detail), crops and tiles at the checkpoint's size (or 224).")
 @click.option("--tile-size", type=int, default=None, help="tiles mode: tile side in pixels (default: input size).")
 @click.option("--crop-size", type=int, default=128, show_default=True, help="cells mode: crop side in pixels.")
 @click.option("--centers", type=click.Path(path_type=Path), default=None,

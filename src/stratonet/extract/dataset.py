@@ -40,6 +40,7 @@ class Preprocess:
     segment_channel: str = "DNA"  # cells without a centres table: Otsu on this channel
     scaling: "Scaling | None" = None  # fixed per-plate / bit-depth bounds; None = per-image percentiles
     center_object: bool = False  # cells / single-cell stacks: zero all but the object at the crop centre
+    native_shape: tuple[int, int] | None = None  # whole: keep fields of this (H, W) as they are (no resampling)
 
 
 class SiteDataset(Dataset):
@@ -98,6 +99,13 @@ class SiteDataset(Dataset):
                 if not found[0]:
                     raise SiteError(site_name(row), "center-object: no segmented cell lies at the crop centre")
                 whole = torch.from_numpy(masked)
+            if p.native_shape is not None:
+                if tuple(whole.shape[-2:]) != tuple(p.native_shape):
+                    h, w = p.native_shape
+                    raise SiteError(site_name(row), f"field is {whole.shape[-2]}x{whole.shape[-1]} px but this run's "
+                                                    f"fields are {h}x{w} (native input); pass --input-size N to "
+                                                    "resize every field to one size")
+                return whole.contiguous(), None
             return resize_batch(whole, p.input_size), None
         if p.mode == "tiles":
             tile = p.tile_size or p.input_size

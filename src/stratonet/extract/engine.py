@@ -149,12 +149,13 @@ class Embedder:
         return feats.reshape(n, c, self.dim)
 
 
-def try_compile_warmup(embedder: Embedder, size: int) -> Embedder:
+def try_compile_warmup(embedder: Embedder, size: int | tuple[int, int]) -> Embedder:
     """Compile on a dummy batch; on failure (no C++ compiler, unsupported op) fall back to eager with a warning."""
     if not embedder.compiled:
         return embedder
+    h, w = (size, size) if isinstance(size, int) else size
     try:
-        embedder(torch.zeros(1, 1, size, size))
+        embedder(torch.zeros(1, 1, h, w))
     except Exception as exc:  # inductor needs a toolchain; eager is always correct
         console.print(f"[yellow]warning:[/] torch.compile failed ({type(exc).__name__}: {str(exc)[:120]}); "
                       "running eagerly")
