@@ -35,20 +35,24 @@ DEFAULT_READOUTS = ["diff", "diff:top_k=10", "diff:top_k=25", "diff:top_k=50", "
                     "logistic", "logistic:top_k=25", "logistic:pca=5", "lda:top_k=50", "mahalanobis"]
 
 
-#: Deep feature sets: the default pretrained configuration (ImageNet EfficientNet-Lite0, whole field, plate
-#: scaling), the untrained baseline, and the two other modes / a larger input.
+#: Deep feature sets: the default pretrained configuration (ImageNet EfficientNet-Lite0, whole field at its native
+#: size, plate scaling), the other input sizes, scalings and tiles, and the untrained StratoNet-50 baseline.
+L0 = ["--weights", "efficientnet_lite0.in1k"]
 DEEP_SETS = {
-    "deep": ["--weights", "efficientnet_lite0.in1k"],
+    "deep": L0,  # the default: whole field at its native size (640 px here), plate scaling
+    "deep_image": L0 + ["--scaling", "image"],
+    "deep_bitdepth": L0 + ["--scaling", "bitdepth"],
+    "deep_448": L0 + ["--input-size", "448"],
+    "deep_448_image": L0 + ["--input-size", "448", "--scaling", "image"],
+    "deep_448_bitdepth": L0 + ["--input-size", "448", "--scaling", "bitdepth"],
+    "deep_224": L0 + ["--input-size", "224"],
+    "deep_224_image": L0 + ["--input-size", "224", "--scaling", "image"],
+    "deep_224_bitdepth": L0 + ["--input-size", "224", "--scaling", "bitdepth"],
+    "deep_tiles": L0 + ["--mode", "tiles"],
+    "deep_tiles_image": L0 + ["--mode", "tiles", "--scaling", "image"],
     "deep_untrained": ["--model", "stratonet50", "--seed", "0"],
-    "deep_tiles": ["--weights", "efficientnet_lite0.in1k", "--mode", "tiles"],
-    "deep_448": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448"],
-    "deep_image": ["--weights", "efficientnet_lite0.in1k", "--scaling", "image"],
-    "deep_bitdepth": ["--weights", "efficientnet_lite0.in1k", "--scaling", "bitdepth"],
-    "deep_448_image": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448", "--scaling", "image"],
-    "deep_448_bitdepth": ["--weights", "efficientnet_lite0.in1k", "--input-size", "448", "--scaling", "bitdepth"],
-    "deep_640": ["--weights", "efficientnet_lite0.in1k", "--input-size", "640"],
-    "deep_tiles_image": ["--weights", "efficientnet_lite0.in1k", "--mode", "tiles", "--scaling", "image"],
     "deep_untrained_448": ["--model", "stratonet50", "--seed", "0", "--input-size", "448"],
+    "deep_untrained_224": ["--model", "stratonet50", "--seed", "0", "--input-size", "224"],
 }
 
 
