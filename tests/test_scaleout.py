@@ -76,7 +76,8 @@ def test_ray_deep_equals_local(plate_index, tmp_path, ray_cluster):
     local = tmp_path / "local" / "deep.parquet"
     assert run_cli(["extract", "deep", plate_index, "-o", local, *DEEP]) == 0
     out = tmp_path / "ray" / "deep.parquet"
-    assert run_cli(["extract", "deep", plate_index, "-o", out, *DEEP, "--engine", "ray", "--ray-shards", "3"]) == 0
+    assert run_cli(["extract", "deep", plate_index, "-o", out, *DEEP, "--engine", "ray", "--ray-mode", "tasks",
+                    "--ray-shards", "3"]) == 0
     a, b = pd.read_parquet(out), pd.read_parquet(local)
     pd.testing.assert_frame_equal(a, b)  # row for row, value for value (bit-identical on CPU)
     assert len(a) == 12 and not a.duplicated(["Metadata_Plate", "Metadata_Well", "Metadata_Site"]).any()

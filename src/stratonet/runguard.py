@@ -230,6 +230,10 @@ def fault_point(name: str) -> None:
         time.sleep(3600)
     else:
         sig = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}[action]
+        mark = os.environ.get(FAULT_ENV + "_MARK")
+        if mark:  # tells a test that the fault fired (e.g. in a Ray worker it cannot watch)
+            with open(mark, "a") as f:
+                f.write(f"{os.getpid()}\n")
         os.kill(os.getpid(), sig)
         time.sleep(5)  # let the signal arrive (a handler raises from here)
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -252,6 +253,30 @@ def task_resources(nodes: list[dict]) -> tuple[float, float, int]:
     return node_cpus, 0.0, len(alive)
 
 
+@contextmanager
+def ray_session(address: str | None = None):
+    """Connect to ``address`` (default ``$RAY_ADDRESS``, else a new local cluster) unless Ray is already
+    initialised; yields the ``ray`` module and shuts down only a connection made here."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("--engine ray needs Ray: install stratonet[ray], i.e. pip install 'stratonet[ray]'") from exc
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True, configure_logging=False)
+        except Exception as exc:  # connection errors come in many types
+            raise StratoNetError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, out: str | Path,
                address: str | None = None, shards: int | None = None, max_retries: int = 3) -> dict:
     """Run every shard as a Ray task (retried if its worker dies), then merge them into ``out``.
@@ -267,20 +292,7 @@ def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, o
     max_retries : int
         Retries of a task whose worker died.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("--engine ray needs Ray: pip install 'stratonet[ray]'") from exc
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     ignore_reinit_error=True, configure_logging=False)
-        except Exception as exc:  # connection errors come in many types
-            raise StratoNetError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    try:
+    with ray_session(address) as ray:
         cpus, gpus, slots = task_resources(ray.nodes())
         n = shards or default_ray_shards(index, slots)
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries)(run_shard)
@@ -301,6 +313,3 @@ def run_on_ray(run: Callable[[pd.DataFrame, Path], dict], index: pd.DataFrame, o
                     raise cause
                 raise StratoNetError(f"a Ray task failed: {type(cause).__name__}: {cause}") from exc
         return merge_shards(out)
-    finally:
-        if started_here:
-            ray.shutdown()

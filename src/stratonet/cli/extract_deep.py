@@ -63,13 +63,18 @@ def _split(value: str | None) -> list[str] | None:
               help="Write finished sites to disk at least this often (a kill loses at most this much work).")
 @on_error_option
 @scaleout_options
+@click.option("--ray-mode", type=click.Choice(["data", "tasks"]), default="data", show_default=True,
+              help="ray engine: data = Ray Data streaming (decode tasks, a model actor pool, one Parquet part per "
+                   "unit of work); tasks = one Ray task per shard of wells running the local engine.")
+@click.option("--ray-actors", type=click.IntRange(1), default=None,
+              help="ray data: model actors (default: one per GPU, or one per node on CPU).")
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
          flush_seconds: float, on_error: str, engine: str, ray_address: str | None, ray_shards: int | None,
-         shard: str | None) -> None:
+         shard: str | None, ray_mode: str, ray_actors: int | None) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -97,8 +102,25 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local",
         )
 
-    manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,
-                               ray_address, ray_shards)
+    if engine == "ray" and ray_mode == "data" and shard is None:
+        from stratonet.raydata import extract_deep_ray
+
+        if ray_shards is not None:
+            from stratonet.errors import ConfigError
+
+            raise ConfigError("--ray-shards applies to --ray-mode tasks; Ray Data sizes its own units of work")
+        manifest = extract_deep_ray(
+            table, out, address=ray_address, actors=ray_actors, channels=_split(channels), model=model,
+            weights=weights, seed=seed, taps=_split(taps), precision=precision, mode=mode, input_size=input_size,
+            tile_size=tile_size, crop_size=crop_size, centers=centers, batch_size=batch_size, device=device,
+            compile=compile_, threads=threads, on_error=on_error, illum=not no_illum, scaling=scaling,
+            scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, center_object=center_object,
+            normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite)
+        e = manifest["engine"]
+        how = f"ray data ({e['actors']} model actor(s), {e['units']} units of {e['sites_per_unit']} sites)"
+    else:
+        manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,
+                                   ray_address, ray_shards)
     unit = row_unit(table.columns)  # "crop" for array-stack indexes, else "site"
     console.print(
         f"{plural(manifest['sites_processed'], unit)} extracted ({manifest['sites_resumed']} resumed, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -121,6 +122,14 @@ def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) ->
 
 
 SIGNATURE_KEY = b"stratonet_deep_signature"
+#: Estimated model units (whole fields, tiles, crops) per site, which sets how many sites one batch holds.
+UNITS_PER_SITE = {"whole": 1, "tiles": 16, "cells": 64}
+
+
+def sites_per_model_batch(batch_size: int, mode: str, n_channels: int) -> int:
+    """Sites the local engine decodes together and sends through the model as one batch (every engine uses it, so
+    that batches, and hence the features, are the same)."""
+    return max(1, int(batch_size) // (UNITS_PER_SITE[mode] * n_channels))
 
 
 def _resume_file(out: Path) -> Path:
@@ -166,6 +175,127 @@ def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
         raise ConfigError(f"{out} exists and was not written by this extractor; use another --out or --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     sig_path.write_text(json.dumps(signature, indent=2, default=str))
+
+
+@dataclass
+class DeepPlan:
+    """Everything an engine needs to run ``extract deep`` (validated input, model, preprocessing, provenance)."""
+
+    df: pd.DataFrame
+    rows: list[dict]
+    key_cols: list[str]
+    chans: list[str]
+    dev: torch.device
+    net: object
+    card: dict
+    label: str
+    prec: object
+    size: int
+    mean: object
+    std: object
+    prep: Preprocess
+    provenance: dict
+    signature: dict
+    stamp: dict
+    cell_stamp: dict
+    native: tuple | None = None  # whole fields kept at this (H, W)
+    batch_size: int = 64  # channel images per forward pass (fewer for native-size fields)
+
+
+def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode, input_size, tile_size, crop_size,
+                 centers, batch_size, device, on_error, illum, percentiles, scaling, scaling_file, bit_depth,
+                 scaling_sites, center_object, normalize, fuse_bn, overwrite, precision, threads=None) -> DeepPlan:
+    """Validate the input, build the model, resolve scaling, and check (or record) the resume signature.
+
+    Shared by the local engine (:func:`extract_deep`) and the Ray Data engine (:mod:`stratonet.raydata`), so both
+    write the same provenance and signature and resume each other's checks. ``device`` may be a resolved
+    :class:`torch.device` (the Ray engine names the actors' device, which the driver may lack).
+    """
+    log = get_logger()
+    out = Path(out)
+    if not out.name.endswith(".parquet"):
+        raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
+    if int(batch_size) < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    source = "index" if isinstance(index, pd.DataFrame) else str(index)
+    df = index if isinstance(index, pd.DataFrame) else read_table(index)
+    validate_index(df, source)
+    available = channels_of(df)
+    chans = list(channels) if channels else available
+    absent = [c for c in chans if c not in available]
+    if absent:
+        raise StratoNetError(f"{source}: channel(s) {absent} not in the index (it has {', '.join(available)})")
+    key_cols = SITE_KEYS + (["Metadata_ObjectNumber"] if "Metadata_ObjectNumber" in df.columns else [])
+    dup = df.duplicated(subset=key_cols)
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
+    if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
+        raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
+    if center_object and not (mode == "cells" or (mode == "whole" and "Metadata_ObjectNumber" in key_cols)):
+        raise ConfigError("--center-object applies to --mode cells or to single-cell array stacks "
+                          f"(an index with Metadata_ObjectNumber), not to mode '{mode}' on whole sites")
+    if center_object and "DNA" not in available:
+        raise ConfigError(f"--center-object segments cells from the DNA channel; {source} has none "
+                          f"(channels: {', '.join(available)})")
+
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads(dev) if callable(threads) else int(threads))
+    net, card, label = build_model(model, weights, seed, taps)
+    prec = resolve_precision(precision, dev, net)
+    if "WARNING" in prec.reason:
+        console.print(f"[yellow]warning:[/] --precision {prec.name}: {prec.reason}")
+    size = int(input_size or card.get("input_size") or 224)
+    if label.startswith("untrained"):
+        console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
+                      f"{net.model_name}; they are labelled so in the table, manifest and report.")
+        log.info("untrained network: %s", label)
+    norm = card.get("normalization") or {}
+    if normalize == "imagenet":
+        mean, std = norm.get("mean", [0.485, 0.456, 0.406]), norm.get("std", [0.229, 0.224, 0.225])
+    elif normalize == "none":
+        mean = std = None
+    else:
+        raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
+
+    rows = df.to_dict("records")
+    scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
+                            scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
+                            illum=illum, log=log, on_error=on_error)
+    native = None
+    if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols:
+        native = native_field_shape(rows, chans, illum, size)
+    prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
+                      low=percentiles[0], high=percentiles[1], illum=illum,
+                      scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native)
+    provenance = {
+        "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
+        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize, "scaling": scale.describe(),
+    }
+    if native is not None:  # whole fields at their native pixel size: the model input is the field itself
+        provenance["input_size"] = f"native {native[0]}x{native[1]}"
+        batch_size = native_batch_size(batch_size, native, size)
+    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
+        provenance.update({"weights_sha256": card.get("sha256"),
+                           "weights_source": card.get("source") or card.get("imported_from"),
+                           "weights_source_sha256": card.get("source_sha256"),
+                           "weights_normalization": (card.get("normalization") or {}).get("name")})
+    if center_object:
+        provenance["center_object"] = True
+    signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
+                 "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
+    provenance["precision"] = signature["precision"] = prec.name
+    _check_signature(out, signature, overwrite)
+
+    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
+             SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
+    cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
+    return DeepPlan(df=df, rows=rows, key_cols=key_cols, chans=chans, dev=dev, net=net, card=card, label=label,
+                    prec=prec, size=size, mean=mean, std=std, prep=prep, provenance=provenance, signature=signature,
+                    stamp=stamp, cell_stamp=cell_stamp, native=native, batch_size=int(batch_size))
 
 
 @guarded_output("out")  # one run per output; SIGTERM handled like Ctrl-C
@@ -271,85 +401,19 @@ def extract_deep(
     """
     log = get_logger()
     out = Path(out)
-    if not out.name.endswith(".parquet"):
-        raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
-    if int(batch_size) < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    source = "index" if isinstance(index, pd.DataFrame) else str(index)
-    df = index if isinstance(index, pd.DataFrame) else read_table(index)
-    validate_index(df, source)
-    available = channels_of(df)
-    chans = list(channels) if channels else available
-    absent = [c for c in chans if c not in available]
-    if absent:
-        raise StratoNetError(f"{source}: channel(s) {absent} not in the index (it has {', '.join(available)})")
-    key_cols = SITE_KEYS + (["Metadata_ObjectNumber"] if "Metadata_ObjectNumber" in df.columns else [])
-    dup = df.duplicated(subset=key_cols)
-    if dup.any():
-        r = df[dup].iloc[0]
-        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
-    if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
-        raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
-    if center_object and not (mode == "cells" or (mode == "whole" and "Metadata_ObjectNumber" in key_cols)):
-        raise ConfigError("--center-object applies to --mode cells or to single-cell array stacks "
-                          f"(an index with Metadata_ObjectNumber), not to mode '{mode}' on whole sites")
-    if center_object and "DNA" not in available:
-        raise ConfigError(f"--center-object segments cells from the DNA channel; {source} has none "
-                          f"(channels: {', '.join(available)})")
-
-    dev = resolve_device(device)
-    torch.set_num_threads(int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
-    net, card, label = build_model(model, weights, seed, taps)
-    prec = resolve_precision(precision, dev, net)
-    if "WARNING" in prec.reason:
-        console.print(f"[yellow]warning:[/] --precision {prec.name}: {prec.reason}")
-    size = int(input_size or card.get("input_size") or 224)
-    if label.startswith("untrained"):
-        console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
-                      f"{net.model_name}; they are labelled so in the table, manifest and report.")
-        log.info("untrained network: %s", label)
-    norm = card.get("normalization") or {}
-    if normalize == "imagenet":
-        mean, std = norm.get("mean", [0.485, 0.456, 0.406]), norm.get("std", [0.229, 0.224, 0.225])
-    elif normalize == "none":
-        mean = std = None
-    else:
-        raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
-
-    rows = df.to_dict("records")
-    scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
-                            scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
-                            illum=illum, log=log, on_error=on_error)
-    native = None
-    if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols:
-        native = native_field_shape(rows, chans, illum, size)
-    prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
-                      low=percentiles[0], high=percentiles[1], illum=illum,
-                      scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native)
-    provenance = {
-        "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
-        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize, "scaling": scale.describe(),
-    }
-    if native is not None:  # whole fields at their native pixel size: the model input is the field itself
-        provenance["input_size"] = f"native {native[0]}x{native[1]}"
-        batch_size = native_batch_size(batch_size, native, size)
-    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
-        provenance.update({"weights_sha256": card.get("sha256"),
-                           "weights_source": card.get("source") or card.get("imported_from"),
-                           "weights_source_sha256": card.get("source_sha256"),
-                           "weights_normalization": (card.get("normalization") or {}).get("name")})
-    if center_object:
-        provenance["center_object"] = True
-    signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
-                 "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
-    provenance["precision"] = signature["precision"] = prec.name
-    _check_signature(out, signature, overwrite)
-
-    stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
-             SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
-    cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
+    plan = prepare_deep(index, out, channels=channels, model=model, weights=weights, seed=seed, taps=taps, mode=mode,
+                        input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
+                        batch_size=batch_size, device=device, on_error=on_error, illum=illum,
+                        percentiles=percentiles, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
+                        scaling_sites=scaling_sites, center_object=center_object, normalize=normalize,
+                        fuse_bn=fuse_bn, overwrite=overwrite, precision=precision,
+                        threads=lambda dev: int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
+    df, rows, key_cols, chans, dev, net, card, prec = (plan.df, plan.rows, plan.key_cols, plan.chans, plan.dev,
+                                                      plan.net, plan.card, plan.prec)
+    size, mean, std, prep, provenance, signature = (plan.size, plan.mean, plan.std, plan.prep, plan.provenance,
+                                                     plan.signature)
+    stamp, cell_stamp = plan.stamp, plan.cell_stamp
+    native, batch_size = plan.native, plan.batch_size
     writer = WideTableWriter(out, key_columns=key_cols, rows_per_part=rows_per_part, metadata=stamp,
                              seconds_per_part=flush_seconds)
     cell_writer = WideTableWriter(cells_path(out), key_columns=CELL_KEYS, rows_per_part=rows_per_part * 64,
@@ -366,8 +430,7 @@ def extract_deep(
                         precision=prec.name)
     embedder = try_compile_warmup(embedder, native or size)
     n_workers = default_workers(dev) if workers is None else int(workers)
-    per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
-    sites_per_batch = max(1, batch_size // per_site)
+    sites_per_batch = sites_per_model_batch(batch_size, mode, len(chans))
     loader = DataLoader(
         SiteDataset(todo, prep, center_map), batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
         collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,

@@ -1,0 +1,361 @@
+"""``extract deep --engine ray``: a Ray Data streaming pipeline (decode tasks -> model actor pool -> Parquet parts).
+
+The index is cut into *units of work*: contiguous runs of sites in index order, each a whole number of the local
+engine's model batches (:func:`~stratonet.extract.deep.sites_per_model_batch` sites), so that every forward pass sees
+exactly the images a local run's would and the features are the same bit for bit (on CPU). A unit flows through:
+
+1. a **decode task** (``Dataset.map``, 1 CPU, one thread): read, illumination-correct, scale (plate percentiles
+   estimated once on the whole index by the driver, before the pipeline) and resize every site, with the local
+   engine's :class:`~stratonet.extract.dataset.SiteDataset`;
+2. a **model actor** (``Dataset.map_batches`` with ``ActorPoolStrategy``): the model is built and its weights loaded
+   once per actor; one GPU per actor when the cluster has GPUs, else CPU actors holding most of a node's cores (as
+   many model threads as a local run on that node). The actor writes the unit's rows as one Parquet part,
+   ``<out>.parts/part-<unit>.parquet``, atomically (temporary file, then rename), and returns only a small summary.
+
+Ray Data's streaming executor gives backpressure: decode tasks stop when the decoded units waiting for the actors
+fill their share of the object store, so memory is bounded by the unit size (at most ~64 MB decoded) times the
+units in flight, not by the screen. ``STRATONET_RAY_OBJECT_STORE_LIMIT`` (bytes) caps the pipeline's object store use
+further (``DataContext.execution_options.resource_limits``).
+
+Resume and retries: a unit is done when its part holds all its sites (or the final table already has them); a rerun
+runs only the others, with the unit size recorded in ``<out>.parts/ray_units.json``. A decode task or model actor that
+dies is retried by Ray (actors are restarted); a retried unit rewrites the same part with the same rows, so no row
+is lost or written twice. At the end the parts are merged in unit order (= index order) into ``out`` with the
+resume signature and provenance of the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from stratonet.errors import ConfigError, StratoNetError
+
+#: Decoded bytes per unit of work, at most (whole sites at 224 px, 5 channels: ~64 sites).
+UNIT_BYTES = 64 << 20
+#: At least this many units per model actor, so that decoding of one overlaps the model on another.
+UNITS_PER_ACTOR = 8
+PLAN_FILE = "ray_units.json"
+#: Retries of a decode task whose worker died (an application error is reported, not retried).
+DECODE_RETRIES = 4
+OBJECT_STORE_ENV = "STRATONET_RAY_OBJECT_STORE_LIMIT"
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("--engine ray needs Ray (with Ray Data): install stratonet[ray], "
+                          "i.e. pip install 'stratonet[ray]'") from exc
+    return ray
+
+
+def unit_sites(n_sites: int, spb: int, bytes_per_site: int, rows_per_part: int, n_actors: int) -> int:
+    """Sites per unit: a multiple of the model batch ``spb``, at most ``UNIT_BYTES`` decoded and ``rows_per_part``
+    rows, and small enough for ``UNITS_PER_ACTOR`` units per actor."""
+    k_mem = max(1, UNIT_BYTES // max(1, spb * bytes_per_site))
+    k_rows = max(1, rows_per_part // spb)
+    k_par = max(1, math.ceil(n_sites / (spb * UNITS_PER_ACTOR * max(1, n_actors))))
+    return spb * min(k_mem, k_rows, k_par)
+
+
+def actor_resources(nodes: list[dict], device: str, actors: int | None) -> tuple[int, float, float, str]:
+    """``(actors, cpus per actor, gpus per actor, device)``: one GPU actor per GPU when the cluster has GPUs (and
+    ``device`` is not ``cpu``), else one CPU actor per node holding the cores a local run gives the model."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    if not alive:
+        raise StratoNetError("the Ray cluster has no live node")
+    total_cpu = sum(r.get("CPU", 0.0) for r in alive)
+    gpus = sum(r.get("GPU", 0.0) for r in alive)
+    if device == "cuda" and gpus < 1:
+        raise ConfigError("--device cuda was asked for, but the Ray cluster has no GPU (use --device cpu or auto)")
+    if gpus >= 1 and device != "cpu":
+        return int(actors or gpus), 1.0, 1.0, "cuda"
+    node_cpus = min(r.get("CPU", 1.0) for r in alive)
+    n = int(actors or len(alive))
+    cpus = max(1.0, node_cpus - max(1, int(node_cpus) // 4))  # as default_threads_workers: the rest decode
+    if total_cpu - n * cpus < 1:  # leave decode tasks at least one CPU, or the pipeline cannot start
+        cpus = max(0.5, (total_cpu - 1) / n) if total_cpu > 1 else 0.5
+    return n, cpus, 0.0, "cpu"
+
+
+def _part(parts_dir: Path, unit: int, width: int) -> Path:
+    return parts_dir / f"part-{unit:0{width}d}.parquet"
+
+
+def decode_unit(row: dict, prep, centers) -> dict:
+    """Ray Data ``map``: one unit's index rows -> its decoded sites (the local engine's items, pickled)."""
+    import torch
+
+    from stratonet.extract.dataset import SiteDataset
+
+    torch.set_num_threads(1)  # as the local engine's decode workers
+    rows = pickle.loads(row["rows"])
+    data = SiteDataset(rows, prep, centers)
+    items = [data[i] for i in range(len(rows))]
+    return {"unit": row["unit"], "rows": row["rows"], "payload": pickle.dumps(items, protocol=5)}
+
+
+class DeepActor:
+    """Ray Data actor: the model built once; each call embeds whole units and writes one Parquet part per unit."""
+
+    def __init__(self, build: dict, embed: dict, threads: int, spb: int, mode: str, meta_cols: list[str],
+                 names: list[str], parts_dir: str, cell_parts_dir: str | None, width: int, stamp: dict,
+                 cell_stamp: dict, on_error: str):
+        import torch
+
+        from stratonet.extract.deep import build_model
+        from stratonet.extract.engine import Embedder, try_compile_warmup
+
+        torch.set_num_threads(int(threads))
+        net = build_model(**build)[0]
+        device = torch.device(embed.pop("device"))
+        size = embed.pop("size")
+        self.embedder = try_compile_warmup(Embedder(net, device, **embed), size)
+        self.spb, self.mode, self.meta_cols, self.names = spb, mode, meta_cols, names
+        self.parts_dir = Path(parts_dir)
+        self.cell_parts_dir = Path(cell_parts_dir) if cell_parts_dir else None
+        self.width, self.stamp, self.cell_stamp, self.on_error = width, stamp, cell_stamp, on_error
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        out = {"unit": [], "sites": [], "model_units": [], "errors": []}
+        for unit, rows_b, payload in zip(batch["unit"], batch["rows"], batch["payload"]):
+            sites, units, errors = self._unit(int(unit), pickle.loads(rows_b), pickle.loads(payload))
+            out["unit"].append(int(unit))
+            out["sites"].append(sites)
+            out["model_units"].append(units)
+            out["errors"].append(json.dumps(errors))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def _unit(self, unit: int, rows: list[dict], items: list[dict]) -> tuple[int, int, list]:
+        from stratonet.extract.dataset import collate_sites
+        from stratonet.extract.deep import _tables
+        from stratonet.extract.writer import _write_part
+        from stratonet.index.schema import site_name
+        from stratonet.runguard import fault_point
+
+        site_dfs, cell_dfs, errors, n_units = [], [], [], 0
+        for a in range(0, len(items), self.spb):  # the local engine's batches: same images per forward pass
+            b = collate_sites(items[a: a + self.spb])
+            if b["i"]:
+                feats = self.embedder(b["x"])
+                site_df, cell_df = _tables(b, feats, rows, self.meta_cols, self.names, self.mode)
+                site_dfs.append(site_df)
+                if cell_df is not None:
+                    cell_dfs.append(cell_df)
+                n_units += int(sum(b["counts"]))
+            errors += [[site_name(rows[i]), msg] for i, msg in b["errors"].items()]
+        if errors and self.on_error == "fail":
+            return 0, 0, errors  # the driver stops the run; nothing of this unit is written
+        if site_dfs:
+            if cell_dfs:  # per-cell rows reach disk before the site rows that mark the unit done
+                self.cell_parts_dir.mkdir(parents=True, exist_ok=True)
+                _write_part(pd.concat(cell_dfs, ignore_index=True), _part(self.cell_parts_dir, unit, self.width),
+                            self.cell_stamp)
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            _write_part(pd.concat(site_dfs, ignore_index=True), _part(self.parts_dir, unit, self.width), self.stamp)
+        fault_point("deep.ray_unit_written")  # tests kill the actor here: its retry rewrites the same part
+        return sum(len(d) for d in site_dfs), n_units, errors
+
+
+def _done_units(units: list[list[dict]], key_cols: list[str], parts_dir: Path, width: int, out: Path) -> set[int]:
+    """Units whose part holds all their sites, or whose sites are all in an existing final table."""
+    import pyarrow.parquet as pq
+
+    from stratonet.resumable import key_tuples
+
+    final: set[tuple] = set()
+    if out.exists():
+        final = set(key_tuples(pq.read_table(out, columns=key_cols).to_pandas(), key_cols))
+    done = set()
+    for k, rows in enumerate(units):
+        part = _part(parts_dir, k, width)
+        if part.exists() and pq.ParquetFile(part).metadata.num_rows == len(rows):
+            done.add(k)
+        elif final and all(tuple(str(r[c]) for c in key_cols) in final for r in rows):
+            done.add(k)
+    return done
+
+
+def _unit_plan(parts_dir: Path, n_sites: int, default: int) -> int:
+    """The unit size of an unfinished Ray run (so its parts stay valid), else ``default`` (recorded)."""
+    plan = parts_dir / PLAN_FILE
+    if plan.exists():
+        rec = json.loads(plan.read_text())
+        if rec.get("sites") == n_sites:
+            return int(rec["unit_sites"])
+        raise ConfigError(f"{parts_dir} holds parts of a Ray run over {rec.get('sites')} sites, not {n_sites}; "
+                          "use --overwrite or another --out")
+    if parts_dir.exists() and any(parts_dir.glob("part-*.parquet")):
+        raise ConfigError(f"{parts_dir} holds parts of an unfinished local run; finish it with --engine local, or "
+                          "use --overwrite")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    plan.write_text(json.dumps({"unit_sites": default, "sites": n_sites}))
+    return default
+
+
+def _guarded(fn):
+    from stratonet.runguard import guarded_output
+
+    return guarded_output("out")(fn)  # one run per output; SIGTERM handled like Ctrl-C
+
+
+@_guarded
+def extract_deep_ray(index, out, *, address: str | None = None, actors: int | None = None,
+                     unit_size: int | None = None, channels=None, model=None, weights=None, seed: int = 0,
+                     taps=None, mode: str = "whole", input_size=None, tile_size=None, crop_size: int = 128,
+                     centers=None, batch_size: int = 64, device: str = "auto", compile: bool = False,
+                     threads: int | None = None, on_error: str = "fail", illum: bool = True,
+                     percentiles=(0.1, 99.9), scaling: str = "plate", scaling_file=None, bit_depth=None,
+                     scaling_sites: int = 24, center_object: bool = False, normalize: str = "imagenet",
+                     fuse_bn: bool = True, rows_per_part: int = 256, overwrite: bool = False, progress: bool = True,
+                     precision: str = "auto", **_ignored) -> dict:
+    """:func:`~stratonet.extract.deep.extract_deep` as a Ray Data streaming pipeline (see the module docstring).
+
+    Parameters are those of ``extract_deep``, plus ``address`` (``ray://host:10001``, ``auto``; default
+    ``$RAY_ADDRESS``, else a local cluster started and stopped here), ``actors`` (model actors; default one per GPU,
+    or one per node on CPU) and ``unit_size`` (sites per unit of work, rounded up to whole model batches).
+    ``workers`` and ``flush_seconds`` of the local engine have no meaning here (decode tasks and units replace them).
+    """
+    ray = import_ray()
+    from stratonet.extract.cells import read_centers
+    from stratonet.extract.deep import (CELL_KEYS, UNITS_PER_SITE, _resume_file, cells_path, feature_names,
+                                        manifest_path, prepare_deep, sites_per_model_batch)
+    from stratonet.extract.writer import WideTableWriter
+    from stratonet.progress import get_logger, track
+    from stratonet.resumable import ErrorLog
+    from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+    from stratonet.scaleout import ray_session
+
+    import torch
+
+    out = Path(out)
+    log = get_logger()
+    with ray_session(address):
+        n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), device, actors)
+        plan = prepare_deep(index, out, channels=channels, model=model, weights=weights, seed=seed, taps=taps,
+                            mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size,
+                            centers=centers, batch_size=batch_size, device=torch.device(dev_name),
+                            on_error=on_error, illum=illum, percentiles=percentiles, scaling=scaling,
+                            scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites,
+                            center_object=center_object, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
+                            precision=precision)
+        rows, chans = plan.rows, plan.chans
+        batch_size = plan.batch_size  # fewer channel images per pass for native-size fields
+        pixels = plan.native[0] * plan.native[1] if plan.native else plan.size ** 2
+        spb = sites_per_model_batch(batch_size, mode, len(chans))
+        parts_dir = out.with_name(out.name + ".parts")
+        if overwrite:
+            for d in (parts_dir, cells_path(out).with_name(cells_path(out).name + ".parts")):
+                (d / PLAN_FILE).unlink(missing_ok=True)
+        default = unit_sites(len(rows), spb, UNITS_PER_SITE[mode] * len(chans) * pixels * 4, rows_per_part,
+                             n_actors)
+        if unit_size:
+            default = spb * max(1, math.ceil(unit_size / spb))
+        per_unit = _unit_plan(parts_dir, len(rows), default)
+        units = [rows[a: a + per_unit] for a in range(0, len(rows), per_unit)]
+        width = max(5, len(str(len(units) - 1)))
+        done = _done_units(units, plan.key_cols, parts_dir, width, out)
+        todo = [k for k in range(len(units)) if k not in done]
+        meta_cols = [c for c in plan.df.columns if str(c).startswith("Metadata_")]
+        names = feature_names(chans, plan.net.feature_info)
+        center_map = read_centers(centers) if (mode == "cells" and centers) else None
+        cell_parts = cells_path(out).with_name(cells_path(out).name + ".parts") if mode == "cells" else None
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = False  # parts are named by unit; order is restored at the merge
+        limit = os.environ.get(OBJECT_STORE_ENV)
+        if limit:
+            from ray.data import ExecutionResources
+
+            ctx.execution_options.resource_limits = ExecutionResources(object_store_memory=float(limit))
+        threads_ = int(threads or max(1, int(actor_cpus)))
+        errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
+        n_sites = n_units = 0
+        t_start = time.perf_counter()
+        with ResourceMonitor() as monitor:
+            if todo:
+                items = [{"unit": k, "rows": pickle.dumps(units[k], protocol=5)} for k in todo]
+                ds = ray.data.from_items(items, override_num_blocks=len(items))  # one block per unit
+                # Explicit task retries also keep Ray Data from fusing the decode into the model actors (their
+                # remote args differ): decoding runs as separate CPU tasks, overlapping the model.
+                ds = ds.map(decode_unit, fn_kwargs={"prep": plan.prep, "centers": center_map}, num_cpus=1,
+                            max_retries=DECODE_RETRIES)
+                ds = ds.map_batches(
+                    DeepActor, batch_size=1, batch_format="numpy", num_cpus=actor_cpus, num_gpus=actor_gpus,
+                    compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
+                    fn_constructor_kwargs=dict(
+                        build={"model": model, "weights": weights, "seed": seed, "taps": taps},
+                        embed={"device": dev_name, "size": plan.native or plan.size, "batch_size": batch_size, "mean": plan.mean,
+                               "std": plan.std, "compile": compile, "fuse_bn": fuse_bn, "precision": plan.prec.name},
+                        threads=threads_, spb=spb, mode=mode, meta_cols=meta_cols, names=names,
+                        parts_dir=str(parts_dir), cell_parts_dir=str(cell_parts) if cell_parts else None,
+                        width=width, stamp=plan.stamp, cell_stamp=plan.cell_stamp, on_error=on_error))
+                results = ds.iter_rows()
+                log.info("ray data plan: %s", ds)
+                for r in track(results, f"ray data: {len(todo)} unit(s) of {per_unit} sites", total=len(todo),
+                               disable=not progress):
+                    errs = json.loads(r["errors"])
+                    if errs and on_error == "fail":
+                        raise StratoNetError(errs[0][1])
+                    for site, msg in errs:
+                        errors.add(site, "extract deep", msg)
+                        log.warning(msg)
+                    n_sites += int(r["sites"])
+                    n_units += int(r["model_units"])
+        wall = time.perf_counter() - t_start
+    errors_file = errors.save()
+    writer = WideTableWriter(out, key_columns=plan.key_cols, metadata=plan.stamp)
+    if not writer._part_files() and not out.exists():
+        raise StratoNetError(f"no site could be processed ({len(errors)} error(s), see {errors_file})")
+    (parts_dir / PLAN_FILE).unlink(missing_ok=True)
+    writer.finalize()  # parts in unit order = index order; keys written twice (never expected) are dropped
+    if cell_parts is not None:
+        WideTableWriter(cells_path(out), key_columns=CELL_KEYS, metadata=plan.cell_stamp).finalize()
+    _resume_file(out).unlink(missing_ok=True)
+
+    channel_images = n_sites * len(chans)
+    manifest = {
+        "output": str(out),
+        "cells_output": str(cells_path(out)) if mode == "cells" else None,
+        "provenance": plan.provenance,
+        "config": dict(plan.signature) | {"batch_size": batch_size, "device": dev_name, "compile": compile,
+                                          "fuse_bn": fuse_bn, "threads": threads_, "rows_per_part": rows_per_part,
+                                          "precision": precision, "engine": "ray-data"},
+        "engine": {"name": "ray-data", "actors": n_actors, "cpus_per_actor": actor_cpus,
+                   "gpus_per_actor": actor_gpus, "decode_cpus_per_task": 1, "sites_per_unit": per_unit,
+                   "sites_per_model_batch": spb, "units": len(units), "units_resumed": len(done),
+                   "object_store_limit": float(limit) if limit else None},
+        "precision": plan.prec.as_dict(),
+        "model_card": plan.card,
+        "packages": package_versions(),
+        "device": device_info("cpu") if dev_name == "cpu" else {"device": dev_name, "where": "ray actors"},
+        "threads": threads_,
+        "workers": None,
+        "sites_total": len(rows),
+        "sites_resumed": sum(len(units[k]) for k in done),
+        "sites_processed": n_sites,
+        "errors": len(errors),
+        "errors_file": str(errors_file) if errors_file else None,
+        "channel_images": channel_images,
+        "model_images": n_units * len(chans),
+        "wall_s": wall,
+        "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
+        "model_images_per_s": n_units * len(chans) / wall if wall > 0 else float("nan"),
+        "resources": monitor.summary(),
+        "features": len(names),
+    }
+    write_json(manifest, manifest_path(out))
+    log.info("deep features (ray data): %d sites, %.1f channel-images/s -> %s", n_sites,
+             manifest["channel_images_per_s"], out)
+    return manifest

@@ -1,0 +1,132 @@
+"""`extract deep --engine ray` (Ray Data streaming: decode tasks, a model actor pool, one Parquet part per unit)
+against the local engine on a small synthetic plate: equality, resume after an interruption, a killed actor."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+# 5 channels, batch 16 -> 3 sites per model batch; 12 sites -> 4 units of 3 sites on one actor
+DEEP = ["--model", "stratonet18", "--input-size", "64", "--batch-size", "16", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory) -> tuple[Path, Path]:
+    """A 6-well x 2-site synthetic plate (128 px), indexed, and the local engine's table for it."""
+    root = tmp_path_factory.mktemp("raydata")
+    assert run_cli(["synth", root / "plate", "--wells", 6, "--sites", 2, "--size", 128, "--seed", 5]) == 0
+    idx = root / "index.parquet"
+    assert run_cli(["index", root / "plate" / "load_data.csv", "-o", idx]) == 0
+    local = root / "local" / "deep.parquet"
+    assert run_cli(["extract", "deep", idx, "-o", local, *DEEP, "--workers", "0"]) == 0
+    return idx, local
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _same_as_local(out: Path, local: Path) -> None:
+    got, want = pd.read_parquet(out), pd.read_parquet(local)
+    assert len(got) == 12 and not got.duplicated(KEYS).any()
+    pd.testing.assert_frame_equal(got, want)  # row for row, value for value: bit-identical on CPU
+    assert got.equals(want)
+    meta_got, meta_want = _meta(out), _meta(local)
+    assert meta_got == meta_want and meta_got  # same provenance and resume signature
+
+
+def _meta(path: Path) -> dict:
+    """Schema metadata as JSON, without the path of the plate scaling file (it lies next to each output)."""
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if not str(v).endswith(".scaling.json")}
+        return d
+
+    return {k: strip(json.loads(v)) for k, v in (pq.read_schema(path).metadata or {}).items()
+            if k.startswith(b"stratonet")}
+
+
+def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster):
+    idx, local = plate
+    out = tmp_path / "ray" / "deep.parquet"
+    assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
+    _same_as_local(out, local)
+    man = json.loads((tmp_path / "ray" / "deep.manifest.json").read_text())
+    assert man["engine"]["name"] == "ray-data" and man["engine"]["units"] == 4
+    assert man["engine"]["sites_per_unit"] == 3 and man["sites_processed"] == 12
+    assert not (tmp_path / "ray" / "deep.parquet.parts").exists()  # parts merged and removed
+    # a rerun of a finished table does nothing and changes nothing
+    assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
+    _same_as_local(out, local)
+
+
+def test_ray_data_resumes_an_interrupted_run_without_duplicates(plate, tmp_path, ray_cluster, monkeypatch):
+    """The driver is interrupted after two units came back; the rerun runs only the units without a complete part."""
+    import stratonet.progress as progress
+    from stratonet.raydata import extract_deep_ray
+
+    idx, local = plate
+    out = tmp_path / "ray" / "deep.parquet"
+    opts = dict(model="stratonet18", input_size=64, batch_size=16, seed=1, progress=False)
+    real_track = progress.track
+
+    def interrupted_track(iterable, *args, **kwargs):
+        for n, item in enumerate(real_track(iterable, *args, **kwargs)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(progress, "track", interrupted_track)
+    with pytest.raises(KeyboardInterrupt):
+        extract_deep_ray(pd.read_parquet(idx), out, **opts)
+    monkeypatch.setattr(progress, "track", real_track)
+    parts = sorted((out.parent / "deep.parquet.parts").glob("part-*.parquet"))
+    assert 2 <= len(parts) and not out.exists()
+    (out.parent / "deep.parquet.parts" / "part-00003.tmp").write_text("half a part")  # a write cut short
+    man = extract_deep_ray(pd.read_parquet(idx), out, **opts)
+    assert man["engine"]["units_resumed"] >= 2 and man["sites_resumed"] + man["sites_processed"] == 12
+    _same_as_local(out, local)
+
+
+def test_killed_model_actor_still_gives_complete_duplicate_free_table(plate, tmp_path):
+    """Every model actor process is SIGKILLed right after writing its third unit's part, before returning it:
+    Ray restarts the actor and retries the unit, which rewrites the same part. The table equals a local run's."""
+    idx, local = plate
+    mark = tmp_path / "killed"
+    ray.shutdown()  # the module cluster, if any: this one passes the fault to its workers
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"STRATONET_FAULT": "deep.ray_unit_written@3:kill",
+                                       "STRATONET_FAULT_MARK": str(mark)}})
+    try:
+        out = tmp_path / "ray" / "deep.parquet"
+        assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
+        assert mark.exists() and len(mark.read_text().split()) >= 1  # at least one actor was killed
+        _same_as_local(out, local)
+    finally:
+        ray.shutdown()
+
+
+def test_unit_sizes_are_whole_model_batches():
+    from stratonet.raydata import actor_resources, unit_sites
+
+    assert unit_sites(12, 3, 10, 256, 1) == 3  # 8 units per actor wanted: one batch each
+    assert unit_sites(100_000, 12, 1 << 20, 256, 1) == 60  # 64 MB of decoded sites at most
+    assert unit_sites(100_000, 12, 1000, 256, 1) == 252  # at most rows_per_part, whole batches
+    assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None) == (1, 1.0, 0.0, "cpu")
+    assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None) == (2, 1.0, 1.0, "cuda")
+    assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", None) == (2, 12.0, 0.0, "cpu")
