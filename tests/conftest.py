@@ -41,6 +41,18 @@ def jump_metadata() -> Path:
     return need(JUMP_METADATA)
 
 
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster per test module (2 CPUs, no dashboard), shut down after it."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
 def run_cli(argv: list[str]) -> int:
     """Run ``stratonet`` in-process and return its exit code (0 when it returned normally)."""
     from stratonet.cli import main

@@ -4,7 +4,6 @@ against the local engine on a small synthetic plate: equality, resume after an i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -31,14 +30,6 @@ def plate(tmp_path_factory) -> tuple[Path, Path]:
     local = root / "local" / "deep.parquet"
     assert run_cli(["extract", "deep", idx, "-o", local, *DEEP, "--workers", "0"]) == 0
     return idx, local
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _same_as_local(out: Path, local: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,15 +57,6 @@ def test_pixel_shards_merge_equals_local_and_missing_shard_is_named(plate_index,
 
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """One local Ray cluster for the module (2 CPUs, no dashboard)."""
-    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 DEEP = ["--model", "stratonet18", "--input-size", "64", "--batch-size", "16", "--workers", "0"]
