@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
-from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
+from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
 from stratonet.extract.precision import default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
@@ -173,6 +173,7 @@ def extract_deep(
     progress: bool = True,
     config: dict | None = None,
     precision: str = "auto",
+    on_start: Callable[[], object] | None = None,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -228,6 +229,9 @@ def extract_deep(
         SIGTERM flush everything).
     overwrite : bool
         Discard existing output instead of resuming.
+    on_start : callable, optional
+        Called once the output is known to be resumable (or new), before anything is written: the CLI writes its
+        run configuration there, so that a refused resume leaves the existing run's files untouched.
     precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
@@ -287,6 +291,13 @@ def extract_deep(
         raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
 
     rows = df.to_dict("records")
+    if not overwrite and (out.exists() or out.with_name(out.name + ".parts").exists()):
+        # before resolve_scaling, which may re-estimate and rewrite the existing run's <stem>.scaling.json
+        changed = scaling_changes(_stored_signature(out), requested_scaling(
+            scaling, out, percentiles[0], percentiles[1], scaling_file, scaling_sites, seed))
+        if changed:
+            raise ConfigError(f"{out} was started with a different configuration (scaling); "
+                              "use another --out or --overwrite")
     scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
@@ -308,6 +319,8 @@ def extract_deep(
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     provenance["precision"] = signature["precision"] = prec.name
     _check_signature(out, signature, overwrite)
+    if on_start is not None:
+        on_start()  # the CLI writes its run configuration only now: a refused resume leaves the old one
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
              SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
