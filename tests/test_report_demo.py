@@ -19,8 +19,9 @@ def test_demo_stages_end_to_end(tmp_path):
     ctx.features["deep"] = rf.write(rf.deep_table(sites, {"low": 0.3, "high": 2.0}, per_tap=6, seed=1),
                                     feats / "deep.parquet", feature_set="deep", model="stratonet50",
                                     weights="untrained (seed 0)")
-    ctx.features["classical"] = rf.write(rf.classical_table(sites, n=20, informative=8), feats / "classical.parquet",
-                                         feature_set="classical")
+    # the demo writes classical features as `extract classical` does: a folder, profiled from its site.parquet
+    ctx.features["classical"] = rf.write(rf.classical_table(sites, n=20, informative=8),
+                                         feats / "classical" / "site.parquet", feature_set="classical")
     pixel = rf.features_for(sites, [f"DNA_px_{i:04d}" for i in range(16)], {}, seed=5)
     ctx.features["pixel"] = rf.write(pixel, feats / "pixel.parquet", feature_set="pixel")
     # a single real field of view (no controls): listed, not profiled
@@ -60,6 +61,7 @@ def test_demo_stages_end_to_end(tmp_path):
     assert ctx.outputs["report"] == ctx.report
     assert 'id="untrained-warning"' in html and "demo settings" in html
     assert "features/deep_real_fov.parquet" in html
+    assert "features/classical/site.parquet" in html  # the classical folder's site table is in the overview
     metrics = json.loads((ctx.report.parent / "metrics.json").read_text())
     assert metrics["sections"]["classifiers"] == "ok" and metrics["sections"]["training"] == "not run"
     assert set(metrics["classify"]) == {"deep", "classical", "pixel"}

@@ -117,11 +117,10 @@ def stage_extract_classical(ctx: DemoContext) -> None:
     Uses a lighter feature set than the CLI default to stay within its time budget: no radial distribution,
     texture at scale 3 only, an 8-step granularity spectrum.
     """
-    import shutil
-
     from stratonet.classical.measure import MeasureParams
     from stratonet.extract.classical import ClassicalConfig, extract_classical
     from stratonet.tables import read_table
+    from stratonet.wording import plural
 
     if ctx.synth_index is None and ctx.real_index is None:
         raise NotAvailableError("extract classical needs the synth / index stages")
@@ -134,22 +133,16 @@ def stage_extract_classical(ctx: DemoContext) -> None:
     for name, index in (("classical", ctx.synth_index), ("classical_real", ctx.real_index)):
         if index is None:
             continue
-        out = feats / name
+        out = feats / name  # the folder `stratonet extract classical -o` writes, with the same file names
         man = extract_classical(read_table(index), out, cfg, workers=2)
-        from stratonet.wording import plural
-
         console.print(f"  {name}: {plural(man['n_sites'], 'site')}, {plural(man['n_cells'], 'cell')}, "
                       f"{man['core_s_per_site']:.1f} core-s/site", highlight=False)
         for note in man["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
-        shutil.copyfile(out / "site.parquet", feats / f"{name}.parquet")
-        shutil.copyfile(out / "site.manifest.json", feats / f"{name}.manifest.json")
-        ctx.outputs[f"{name} features"] = feats / f"{name}.parquet"
-        ctx.outputs[f"{name} (single cells, sites, wells)"] = out
-    if ctx.synth_index is not None:
-        ctx.features["classical"] = feats / "classical.parquet"
-    else:
-        ctx.features["classical"] = feats / "classical_real.parquet"
+        ctx.outputs[f"{name} features (single cells, sites, wells)"] = out
+    # profiled from the site table (median of the cells), as `stratonet profile FOLDER/site.parquet` would
+    profiled = "classical" if ctx.synth_index is not None else "classical_real"
+    ctx.features["classical"] = feats / profiled / "site.parquet"
 
 
 def stage_extract_pixel(ctx: DemoContext) -> None:
@@ -238,6 +231,38 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 ]
 
 
+#: Files that go with a listed output and need no line of their own.
+_COMPANIONS = (".manifest.json", ".scaling.json", ".config.yaml", ".log", ".errors.csv", ".errors.parquet", ".lock")
+
+
+def unlisted_folders(out: Path, listed) -> dict[str, Path]:
+    """The folders under ``out`` that the outputs list does not cover yet, by relative name (``"profiles/"``).
+
+    A folder is covered when it, or a folder above it, is listed. A folder with nothing listed inside it, or
+    holding a file that is not listed (manifests, configs and logs beside listed files aside), is listed itself;
+    otherwise its subfolders are looked at in turn. Together with ``listed`` the result names every folder the demo wrote.
+    """
+    listed = {Path(p).resolve() for p in listed}
+    found: dict[str, Path] = {}
+
+    def visit(d: Path) -> None:
+        r = d.resolve()
+        if r in listed or any(q in r.parents for q in listed):
+            return
+        loose = [f for f in d.iterdir() if f.is_file() and f.resolve() not in listed
+                 and not f.name.endswith(_COMPANIONS)]
+        holds_listed = any(r in q.parents for q in listed)
+        if d != out and (loose or not holds_listed):
+            found[f"{d.relative_to(out).as_posix()}/"] = d
+            return
+        for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+            visit(sub)
+
+    if Path(out).is_dir():
+        visit(Path(out))
+    return found
+
+
 def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     """Run every available stage; print what was written and where."""
     ctx = DemoContext(out=Path(out), seed=seed)
@@ -257,10 +282,7 @@ def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     for name, t in timings:
         console.print(f"  {name:<20} {t}")
     console.print(f"\nOutputs in [bold]{ctx.out.resolve()}[/]")
-    listed = [Path(p).resolve() for p in ctx.outputs.values()]
-    for d in sorted(p for p in ctx.out.iterdir() if p.is_dir()):  # every folder written is listed
-        if not any(q == d.resolve() or d.resolve() in q.parents for q in listed):
-            ctx.outputs[f"{d.name}/"] = d
+    ctx.outputs.update(unlisted_folders(ctx.out, ctx.outputs.values()))  # every folder written is listed
     width = max((len(w) for w in ctx.outputs), default=20)
     for what, p in ctx.outputs.items():
         console.print(f"  {what:<{width}} {Path(p).resolve()}", soft_wrap=True, highlight=False)

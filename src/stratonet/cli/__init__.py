@@ -65,7 +65,8 @@ def _error(msg: str) -> None:
     from stratonet.progress import console, get_logger
 
     get_logger().error(msg)
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+    # one line in a log or pipe; on a terminal rich wraps at word boundaries (the terminal would cut mid-word)
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=not console.is_terminal)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,7 +82,10 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
     from stratonet.extract.deep import extract_deep
     from stratonet.progress import console
 
-    cfg = start_run(out.parent if str(out.parent) else Path("."), name="extract_deep")
+    run_dir = out.parent if str(out.parent) else Path(".")
+    local = engine == "local" and not shard
+    # a local run writes its config once the resume check has passed, so a refused rerun leaves the old one
+    cfg = run_dir / "extract_deep.config.yaml" if local else start_run(run_dir, name="extract_deep")
     from stratonet.tables import read_table
     from stratonet.wording import plural, row_unit
 
@@ -100,6 +103,7 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
             scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
             overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local",
+            on_start=(lambda: start_run(run_dir, name="extract_deep")) if local else None,
         )
 
     if engine == "ray" and ray_mode == "data" and shard is None:

@@ -39,7 +39,9 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     from stratonet.extract.pixel import extract_pixel
     from stratonet.progress import console
 
-    start_run(out.parent, "extract_pixel")
+    local = engine == "local" and not shard
+    if not local:
+        start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
         from stratonet.tables import read_table
@@ -50,7 +52,10 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     def run(idx, dest):
         path = extract_pixel(idx, dest, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
                              scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed,
-                             overwrite=overwrite)
+                             overwrite=overwrite,
+                             # a local run writes its config once the resume check has passed (a refused rerun
+                             # leaves the existing run's extract_pixel.config.yaml as it was)
+                             on_start=(lambda: start_run(out.parent, "extract_pixel")) if local else None)
         return {"output": str(path)}
 
     _, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)

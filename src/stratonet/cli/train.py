@@ -64,6 +64,11 @@ def train() -> None:
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--step-size", type=int, default=30, show_default=True, help="Epochs per step of --scheduler step.")
 @click.option("--gamma", type=float, default=0.1, show_default=True, help="LR factor per step.")
+@click.option("--init", default=None, metavar="NAME|PATH",
+              help="Start from pretrained weights: a weights name (resnet50.tv_in1k; resnet50.imagenet for the first "
+                   "registered ImageNet weights of resnet50), a checkpoint or an original .pth. Every tensor that "
+                   "matches by name and shape is loaded (StratoNet's ECA gates keep their own initialisation); the "
+                   "model card's 'init' and metrics.json record what was loaded.")
 @_common
 def classifier(data: Path, out: Path, channels: str | None, **kw) -> None:
     """Train a registered model on an ImageFolder tree (one folder per class) or an index with --label.

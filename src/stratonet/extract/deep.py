@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
-from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
+from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
 from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
 from stratonet.extract.precision import default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
@@ -204,7 +204,8 @@ class DeepPlan:
 
 def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode, input_size, tile_size, crop_size,
                  centers, batch_size, device, on_error, illum, percentiles, scaling, scaling_file, bit_depth,
-                 scaling_sites, center_object, normalize, fuse_bn, overwrite, precision, threads=None) -> DeepPlan:
+                 scaling_sites, center_object, normalize, fuse_bn, overwrite, precision, threads=None,
+                 on_start=None) -> DeepPlan:
     """Validate the input, build the model, resolve scaling, and check (or record) the resume signature.
 
     Shared by the local engine (:func:`extract_deep`) and the Ray Data engine (:mod:`stratonet.raydata`), so both
@@ -262,6 +263,13 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
         raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
 
     rows = df.to_dict("records")
+    if not overwrite and (out.exists() or out.with_name(out.name + ".parts").exists()):
+        # before resolve_scaling, which may re-estimate and rewrite the existing run's <stem>.scaling.json
+        changed = scaling_changes(_stored_signature(out), requested_scaling(
+            scaling, out, percentiles[0], percentiles[1], scaling_file, scaling_sites, seed))
+        if changed:
+            raise ConfigError(f"{out} was started with a different configuration (scaling); "
+                              "use another --out or --overwrite")
     scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
@@ -289,6 +297,8 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
                  "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
     provenance["precision"] = signature["precision"] = prec.name
     _check_signature(out, signature, overwrite)
+    if on_start is not None:
+        on_start()  # the CLI writes its run configuration only now: a refused resume leaves the old one
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
              SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
@@ -333,6 +343,7 @@ def extract_deep(
     progress: bool = True,
     config: dict | None = None,
     precision: str = "auto",
+    on_start: Callable[[], object] | None = None,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -390,6 +401,9 @@ def extract_deep(
         SIGTERM flush everything).
     overwrite : bool
         Discard existing output instead of resuming.
+    on_start : callable, optional
+        Called once the output is known to be resumable (or new), before anything is written: the CLI writes its
+        run configuration there, so that a refused resume leaves the existing run's files untouched.
     precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
@@ -406,7 +420,7 @@ def extract_deep(
                         batch_size=batch_size, device=device, on_error=on_error, illum=illum,
                         percentiles=percentiles, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
                         scaling_sites=scaling_sites, center_object=center_object, normalize=normalize,
-                        fuse_bn=fuse_bn, overwrite=overwrite, precision=precision,
+                        fuse_bn=fuse_bn, overwrite=overwrite, precision=precision, on_start=on_start,
                         threads=lambda dev: int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
     df, rows, key_cols, chans, dev, net, card, prec = (plan.df, plan.rows, plan.key_cols, plan.chans, plan.dev,
                                                       plan.net, plan.card, plan.prec)

@@ -5,9 +5,10 @@ Features are named ``<Channel>_px_<iiii>`` (row-major pixel index), so channels 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,12 +16,12 @@ import pandas as pd
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.index.schema import STACK_PATH, channels_of, site_name, validate_index
 from stratonet.io import load_index_row
-from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
+from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
 from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
 from stratonet.remote import is_url
-from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
+from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns, signature_diff
 from stratonet.runguard import fault_point
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
@@ -84,6 +85,7 @@ def extract_pixel(
     seed: int = 0,
     overwrite: bool = False,
     flush_seconds: float = 60.0,
+    on_start: Callable[[], object] | None = None,
 ) -> Path:
     """Write the pixel-baseline feature table (resumable).
 
@@ -108,6 +110,9 @@ def extract_pixel(
         Discard existing output instead of resuming (a resume with other settings is refused).
     flush_seconds : float
         Flush a part at least this often, so a kill loses at most this much work.
+    on_start : callable, optional
+        Called once the output is known to be resumable (or new), before anything is written: the CLI writes its
+        run configuration there, so that a refused resume leaves the existing run's files untouched.
 
     Returns
     -------
@@ -136,14 +141,35 @@ def extract_pixel(
     with OutputLock(out), interrupt_on_sigterm():
         if overwrite:
             PartitionedWriter(out).discard()
+        base = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
+                "key_columns": keys}
+        _refuse_changed_settings(out, base, requested_scaling(scaling, out, low, high, scaling_file, scaling_sites,
+                                                              seed))
         scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
                                 scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                                 illum=illum, log=get_logger(), on_error=on_error)
-        signature = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
-                     "key_columns": keys, "scaling": scale.describe()}
+        signature = {**base, "scaling": scale.describe()}
         writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256, seconds_per_part=flush_seconds,
                                    signature=signature)
+        if on_start is not None:
+            on_start()
         return _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high, scale)
+
+
+def _refuse_changed_settings(out: Path, base: dict, scaling: dict) -> None:
+    """Refuse a resume with other settings before anything is read or written (plate scaling would otherwise
+    re-estimate and rewrite the existing run's ``<stem>.scaling.json`` first)."""
+    existing = PartitionedWriter(out)
+    if not existing.has_output():
+        return
+    old = existing.stored_signature()
+    if old is None:
+        return  # PartitionedWriter's own check refuses it, naming why
+    diff = signature_diff({k: old.get(k) for k in base}, json.loads(json.dumps(base, default=str)))
+    diff += scaling_changes(old, scaling)
+    if diff:
+        raise ConfigError(f"{out} was written with a different configuration ({', '.join(diff)}); "
+                          "use --overwrite to start over, or another output")
 
 
 def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high,

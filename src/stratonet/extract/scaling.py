@@ -234,6 +234,32 @@ class Scaling:
         return d
 
 
+def requested_scaling(mode: str, out: str | Path, low: float = 0.1, high: float = 99.9,
+                      scaling_file: str | Path | None = None, n_sites: int = 24, seed: int = 0) -> dict:
+    """The part of :meth:`Scaling.describe` that the options fix before any image is read.
+
+    A resume compares it with the stored signature *before* :func:`resolve_scaling`, which may estimate plate
+    percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was.
+    """
+    d: dict = {"mode": mode}
+    if mode in ("image", "plate"):
+        d["percentiles"] = [low, high]
+    if mode == "plate":
+        d["file"] = str(scaling_file if scaling_file is not None else scaling_path(out))
+        if scaling_file is None:
+            d["sites_per_plate"], d["seed"] = n_sites, seed
+    return d
+
+
+def scaling_changes(stored: dict | None, requested: dict) -> list[str]:
+    """``["scaling"]`` when a stored signature's scaling differs from :func:`requested_scaling`, else ``[]``."""
+    old = (stored or {}).get("scaling")
+    if not isinstance(old, dict):
+        return []
+    req = json.loads(json.dumps(requested, default=str))
+    return ["scaling"] if any(old.get(k) != v for k, v in req.items()) else []
+
+
 def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
                     low: float = 0.1, high: float = 99.9, scaling_file: str | Path | None = None,
                     bit_depth: int | None = None, n_sites: int = 24, seed: int = 0, illum: bool = True,

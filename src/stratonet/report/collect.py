@@ -91,16 +91,18 @@ def collect_run(run: str | Path, exclude: Path | None = None) -> RunData:
     for p in sorted(root.rglob("*.config.yaml")):
         if not excluded(p):
             data.configs[str(p.relative_to(root))] = p.read_text(errors="replace")
-    for sub in ("features", "profiles"):
-        for p in sorted((root / sub).glob("*.parquet")) if (root / sub).is_dir() else []:
-            from stratonet.tables import read_provenance
+    from stratonet.report.plates import find_feature_tables
+    from stratonet.tables import read_provenance
 
-            key = f"{sub}/{p.name}"
-            try:
-                data.table_provenance[key] = read_provenance(p)
-                data.table_shapes[key] = table_shape(p)
-            except Exception as exc:  # a corrupt table must not stop the report; it is listed as unreadable
-                data.table_provenance[key] = {"error": f"unreadable ({type(exc).__name__})"}
+    tables = sorted(find_feature_tables(root).values())  # a classical output folder: its site.parquet
+    tables += sorted((root / "profiles").glob("*.parquet")) if (root / "profiles").is_dir() else []
+    for p in tables:
+        key = p.relative_to(root).as_posix()
+        try:
+            data.table_provenance[key] = read_provenance(p)
+            data.table_shapes[key] = table_shape(p)
+        except Exception as exc:  # a corrupt table must not stop the report; it is listed as unreadable
+            data.table_provenance[key] = {"error": f"unreadable ({type(exc).__name__})"}
     return data
 
 

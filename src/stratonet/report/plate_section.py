@@ -49,17 +49,18 @@ def _key(row) -> tuple[str, str, str]:
 
 
 def _site_tables(run: Path) -> dict[str, Path]:
-    """Site-level feature tables (``features/*.parquet`` with Metadata_Site)."""
+    """Site-level feature tables (``features/*.parquet`` and ``features/<classical>/site.parquet`` with
+    Metadata_Site), by name."""
     import pyarrow.parquet as pq
 
     out = {}
-    for p in sorted((run / "features").glob("*.parquet")) if (run / "features").is_dir() else []:
+    for name, p in P.find_feature_tables(run).items():
         try:
             names = pq.read_schema(p).names
         except Exception:  # listed as unreadable in the overview already
             continue
         if all(k in names for k in SITE_KEYS):
-            out[p.stem] = p
+            out[name] = p
     return out
 
 

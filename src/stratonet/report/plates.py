@@ -224,6 +224,19 @@ def find_index_tables(run: Path) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
+def find_feature_tables(run: Path) -> dict[str, Path]:
+    """Feature tables of a run, by name: ``features/<name>.parquet`` (deep, pixel) and the site table of each
+    ``extract classical`` output folder, ``features/<name>/site.parquet`` (the CLI and the demo write the same).
+    """
+    feats = run / "features"
+    if not feats.is_dir():
+        return {}
+    out = {p.stem: p for p in sorted(feats.glob("*.parquet")) if p.is_file()}
+    for d in sorted(p for p in feats.iterdir() if p.is_dir() and (p / "site.parquet").is_file()):
+        out.setdefault(d.name, d / "site.parquet")
+    return out
+
+
 def find_masks(run: Path) -> dict[tuple[str, str, str], dict[str, Path]]:
     """Label images saved by ``extract classical --save-masks``: (plate, well, site) -> {Nuclei|Cells: path}."""
     out: dict[tuple[str, str, str], dict[str, Path]] = {}

@@ -68,6 +68,7 @@ class ClassifierConfig:
     num_workers: int = 0
     resume: bool = False
     name: str | None = None
+    init: str | None = None  # pretrained weights to start from (name or path); None: seeded initialisation
 
     def run_dir(self) -> Path:
         return Path(self.out) / "train" / (self.name or f"classifier_{self.model}")
@@ -160,7 +161,10 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         train_ds.transform, val_ds.transform = t_train, t_val
         if d.main:
             console.print(f"{described}: {len(classes)} classes, {len(train_ds)} train / {len(val_ds)} val images")
-        model = build_network(cfg.model, cfg.in_chans, len(classes), seed=cfg.seed).to(device)
+        model = build_network(cfg.model, cfg.in_chans, len(classes), seed=cfg.seed, init=cfg.init).to(device)
+        init_report = getattr(model, "init_report", None)  # also written into the card by save_checkpoint
+        if init_report and d.main:
+            console.print(init_summary(init_report), highlight=False)
         if d.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -207,7 +211,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
     write_evaluation(run, final["y_true"], final["y_pred"], classes, f"{cfg.model} best checkpoint (validation)")
     metrics = {
         "model": cfg.model,
-        "provenance": {"model": cfg.model, "weights": CHECKPOINT, "trained_on": described, "seed": cfg.seed},
+        "provenance": {"model": cfg.model, "weights": CHECKPOINT, "trained_on": described, "seed": cfg.seed,
+                       "init": init_report or f"untrained (seed {cfg.seed})"},
         **metrics, "top1": final["top1"], "top5": final["top5"], "val_loss": final["loss"],
         "chance": 1.0 / len(classes), "collapsed": check["collapsed"], "collapse": check,
         "best_epoch": best["epoch"], "epochs_run": len(history), "checkpoint": str(run / CHECKPOINT),
@@ -220,6 +225,16 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
     console.print(f"{cfg.model}: best val top-1 {final['top1']:.3f} (epoch {best['epoch']}), top-5 "
                   f"{final['top5']:.3f}, chance {1 / len(classes):.3f}; checkpoint {run / CHECKPOINT}")
     return metrics
+
+
+def init_summary(report: dict) -> str:
+    """One line on what ``--init`` loaded: tensors and parameters, and how many tensors kept their own init."""
+    kept = report.get("kept_own_init") or []
+    gates = sum(1 for k in kept if ".attn." in k)  # the ECA gates (absent from a plain ResNet)
+    return (f"init: {report['loaded_tensors']} tensors ({report['loaded_parameters']:,} of "
+            f"{report['target_parameters']:,} parameters) loaded from {report.get('source')}; "
+            f"{len(kept)} kept their own initialisation{f' ({gates} ECA gates)' if gates else ''}, "
+            f"{len(report.get('shape_mismatch') or [])} differ in shape (e.g. the classification head)")
 
 
 def _loader(ds, cfg: ClassifierConfig, d: Dist, shuffle: bool):

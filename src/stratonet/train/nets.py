@@ -49,13 +49,18 @@ class CNN3(nn.Module):
         return self.head(self.dropout(x))
 
 
-def build_network(name: str, in_chans: int, num_classes: int, seed: int = 0) -> nn.Module:
+def build_network(name: str, in_chans: int, num_classes: int, seed: int = 0, init: str | None = None) -> nn.Module:
     """A freshly initialised (seeded) network for ``name``: ``cnn3`` or any registered model of stratonet.models.
 
     Registered models get their classification head from ``create_model(..., num_classes=...)`` (for StratoNet, a
-    head on the concatenated pooled taps).
+    head on the concatenated pooled taps). ``init`` (a weights name or a checkpoint / ``.pth`` path) loads every
+    pretrained tensor that matches by name and shape, as ``create_model(..., init=...)`` does; the report of what
+    was loaded is ``model.init_report`` and goes into the saved model card.
     """
     name = TREATMENT_ALIASES.get(name, name)
+    if init is not None and name == "cnn3":
+        raise ConfigError("--init needs a registered model (e.g. stratonet50, resnet50); cnn3 has no pretrained "
+                          "weights")
     if name == "cnn3":
         torch.manual_seed(seed)
         return CNN3(in_chans=in_chans, num_classes=num_classes)
@@ -65,7 +70,7 @@ def build_network(name: str, in_chans: int, num_classes: int, seed: int = 0) -> 
         raise NotAvailableError(f"model '{name}' needs stratonet.models, which is not available ({exc})") from exc
     if name not in list_models():
         raise ConfigError(f"unknown model '{name}' (choose cnn3, rf, svm or one of: {', '.join(list_models())})")
-    return create_model(name, seed=seed, in_chans=in_chans, num_classes=num_classes)
+    return create_model(name, seed=seed, in_chans=in_chans, num_classes=num_classes, init=init)
 
 
 def canonical_name(name: str) -> str:
