@@ -60,12 +60,12 @@ def write_sites(folder: Path, n_sites: int, size: int = 1080, seed: int = 0) -> 
     return index
 
 
-def io_ceiling(index: Path, workers: int, batch_size: int, size: int) -> float:
+def io_ceiling(index: Path, workers: int, batch_size: int, size: int, per_plane: bool = True) -> float:
     from stratonet.extract.dataset import Preprocess, SiteDataset, collate_sites
     from stratonet.extract.deep import _worker_init
 
     rows = pd.read_parquet(index).to_dict("records")
-    loader = DataLoader(SiteDataset(rows, Preprocess(CHANNELS, input_size=size)),
+    loader = DataLoader(SiteDataset(rows, Preprocess(CHANNELS, input_size=size, per_plane=per_plane)),
                         batch_size=max(1, batch_size // len(CHANNELS)), num_workers=workers,
                         collate_fn=collate_sites, worker_init_fn=_worker_init,
                         prefetch_factor=4 if workers else None)

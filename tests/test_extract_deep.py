@@ -228,3 +228,38 @@ def test_demo_stage_extract_deep(small_index, jump_fov, tmp_path):
     assert read_provenance(ctx.features["deep"])["scaling"]["mode"] == "plate"
     assert read_provenance(ctx.features["deep_untrained"])["weights"] == "untrained (seed 0)"
     assert len(pd.read_parquet(ctx.features["deep_untrained"])) == 4
+
+
+@pytest.mark.parametrize("scaling", ["plate", "image"])
+@pytest.mark.parametrize("illum", [False, True])
+def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scaling, illum):
+    """``whole`` mode decodes one plane at a time (issue 13: lean decode); it must give exactly the tensor of the
+    general path (full (C, H, W) float stack, then rescale and resize), on the real JUMP FOV at 1080 -> 224."""
+    import torch
+
+    from stratonet.extract.dataset import Preprocess, SiteDataset
+    from stratonet.extract.scaling import resolve_scaling
+
+    orig = jump_fov / "images" / "orig"
+    chans = ["AGP", "RNA", "DNA"]
+    row = {"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1}
+    for ch, c in zip(chans, (2, 3, 5)):
+        row[f"Path_{ch}"] = str(orig / f"r01c01f01p01-ch{c}sk1fk1fl1.tiff")
+        if illum:
+            fn = np.random.default_rng(c).uniform(0.5, 1.5, (1080, 1080)).astype(np.float32)
+            np.save(tmp_path / f"illum_{ch}.npy", fn)
+            row[f"Illum_{ch}"] = str(tmp_path / f"illum_{ch}.npy")
+    scale = resolve_scaling(scaling, [row], chans, tmp_path / "deep.parquet", low=0.1, high=99.9, scaling_file=None,
+                            bit_depth=None, n_sites=4, seed=0, illum=illum, log=None, on_error="fail")
+    prep = Preprocess(chans, input_size=224, illum=illum, scaling=None if scaling == "image" else scale)
+    ds = SiteDataset([row], prep)
+    lean = ds._load_whole_planes(row)
+    from stratonet.extract.transforms import rescale_to_unit, resize_batch
+    from stratonet.io import load_index_row
+
+    raw = load_index_row(row, chans, illum=illum, dtype=np.float32)
+    bounds = prep.scaling.bounds(row) if prep.scaling is not None else None
+    general = resize_batch(rescale_to_unit(raw, 0.1, 99.9, bounds=bounds)[None], 224)
+    assert lean.shape == general.shape == (1, 3, 224, 224)
+    assert torch.equal(lean, general)
+    assert torch.equal(ds[0]["x"], general)

@@ -17,9 +17,9 @@ from stratonet.errors import SiteError, StratoNetError
 from stratonet.extract.cells import otsu_centers
 from stratonet.extract.center import center_object_crops, require_found, segment_cells_for_masks
 from stratonet.extract.scaling import Scaling
-from stratonet.extract.transforms import rescale_to_unit, resize_batch
-from stratonet.index.schema import site_name
-from stratonet.io import load_index_row
+from stratonet.extract.transforms import channel_percentiles, rescale_to_unit, resize_batch
+from stratonet.index.schema import ILLUM_PREFIX, STACK_PATH, site_name, site_paths
+from stratonet.io import load_index_row, read_image, read_site_plane
 from stratonet.preprocess import crops_around, tile_grid
 
 MODES = ("whole", "tiles", "cells")
@@ -40,6 +40,7 @@ class Preprocess:
     segment_channel: str = "DNA"  # cells without a centres table: Otsu on this channel
     scaling: "Scaling | None" = None  # fixed per-plate / bit-depth bounds; None = per-image percentiles
     center_object: bool = False  # cells / single-cell stacks: zero all but the object at the crop centre
+    per_plane: bool = True  # whole mode: decode one plane at a time (same output; False = the stacked path)
 
 
 class SiteDataset(Dataset):
@@ -75,6 +76,8 @@ class SiteDataset(Dataset):
 
     def _load(self, row: dict) -> tuple[torch.Tensor, np.ndarray | None]:
         p = self.prep
+        if p.per_plane and p.mode == "whole" and not p.center_object and STACK_PATH not in row.keys():
+            return self._load_whole_planes(row), None
         read = list(p.channels)
         needs_dna = (p.mode == "cells" and self.centers is None) or p.center_object
         seg_extra = needs_dna and p.segment_channel not in read
@@ -112,6 +115,43 @@ class SiteDataset(Dataset):
             require_found(found, site_name(row))
             crops, centers = crops[found], centers[found]  # a crop with nothing at its centre is not a cell
         return resize_batch(torch.from_numpy(np.ascontiguousarray(crops)), p.input_size), centers
+
+    def _load_whole_planes(self, row: dict) -> torch.Tensor:
+        """``whole`` mode one plane at a time: read, (illumination-correct,) rescale and resize each channel before
+        reading the next. The same arithmetic as the general path (equal output, tests/test_extract_deep.py), but it
+        never builds the full-resolution ``(C, H, W)`` float stack (two copies and ~23 MB of fresh memory per
+        1080x1080 5-channel site, about 40 % of the decode time), and per-image percentiles of integer images are
+        taken from the stored integers directly."""
+        p = self.prep
+        site = site_name(row)
+        paths = site_paths(row, list(p.channels))
+        bounds = p.scaling.bounds(row) if p.scaling is not None else None
+        out = torch.empty((1, len(p.channels), p.input_size, p.input_size), dtype=torch.float32)
+        shape = None
+        for i, ch in enumerate(p.channels):
+            plane = read_site_plane(paths, ch, site)
+            if shape is not None and plane.shape != shape:
+                raise SiteError(site, f"channel images differ in size ({p.channels[0]}={shape[0]}x{shape[1]}, "
+                                      f"{ch}={plane.shape[0]}x{plane.shape[1]})")
+            shape = plane.shape
+            unit = np.asarray(plane, dtype=np.float32)
+            if unit is plane or not unit.flags.writeable:
+                unit = unit.copy()
+            ip = row.get(f"{ILLUM_PREFIX}{ch}") if p.illum and hasattr(row, "get") else None
+            corrected = isinstance(ip, str) and bool(ip)
+            if corrected:
+                fn = read_image(ip).astype(np.float32)
+                if fn.shape != unit.shape:
+                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {unit.shape}")
+                np.divide(unit, np.maximum(fn, 1e-6), out=unit)
+            if bounds is not None:
+                lo_hi = bounds[i]
+            else:  # the stored integers hold the same values as their float copy: no float -> int round trip
+                exact_ints = not corrected and plane.dtype in (np.uint8, np.uint16)
+                lo_hi = channel_percentiles(plane if exact_ints else unit, p.low, p.high)
+            scaled = rescale_to_unit(unit, bounds=[lo_hi])  # (1, H, W), in place on the float copy
+            out[0, i] = resize_batch(scaled[None], p.input_size)[0, 0]
+        return out
 
     def _centers(self, row: dict, raw: np.ndarray, read: list[str]) -> np.ndarray:
         site = site_name(row)
