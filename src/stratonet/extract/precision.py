@@ -107,6 +107,29 @@ def resolve_precision(requested: str, device: torch.device, model: nn.Module | N
     return Precision(requested, requested, "asked for")
 
 
+def resolve_train_precision(requested: str, device: torch.device, bf16: bool = True) -> Precision:
+    """``train --precision``: the autocast precision of training (weights, optimiser state and loss stay fp32).
+
+    ``auto`` picks bf16 autocast on CUDA and on CPUs with native bf16 (the same probe as extraction), else fp32;
+    ``--no-bf16`` (the older switch) turns ``auto`` into fp32. Unlike extraction, ``auto`` does not depend on the
+    model class: mixed-precision training keeps fp32 master weights, and its checkpoints are stored in fp32.
+    """
+    if requested not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{requested}' (use {', '.join(PRECISIONS)})")
+    flag = None if device.type == "cuda" else cpu_native_bf16(cpu_flags())
+    if requested == "auto":
+        if not bf16:
+            return Precision("fp32", requested, "auto: --no-bf16 given")
+        if device.type == "cuda":
+            return Precision("bf16", requested, "auto: CUDA device")
+        if flag:
+            return Precision("bf16", requested, f"auto: CPU has native bf16 ({flag})")
+        return Precision("fp32", requested, "auto: CPU lacks native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    if requested == "bf16" and device.type == "cpu" and not flag:
+        return Precision("bf16", requested, "asked for; this CPU lacks native bf16, so it is emulated (slow)")
+    return Precision(requested, requested, "asked for")
+
+
 def default_threads_workers(precision: str, device: torch.device, cores: int | None = None,
                             workers: int | None = None) -> tuple[int, int]:
     """Model intra-op threads and DataLoader decode workers (CPU defaults from measurements, see RESULTS.md).
