@@ -106,6 +106,11 @@ def test_bit_identical_features(small_index, tmp_path):
     fa, fb = pd.read_parquet(a), pd.read_parquet(b)
     cols = feature_columns(fa)
     assert np.array_equal(fa[cols].to_numpy(), fb[cols].to_numpy())
+    # workers=0 decodes in a background thread by default; in line gives the same features
+    inline = tmp_path / "inline.parquet"
+    man = extract_deep(small_index, inline, **{**FAST, "decode_thread": False})
+    assert man["config"]["decode_thread"] is False
+    assert np.array_equal(fa[cols].to_numpy(), pd.read_parquet(inline)[cols].to_numpy())
     # another seed gives other features
     c = tmp_path / "c.parquet"
     extract_deep(small_index, c, **{**FAST, "seed": 1})
@@ -263,3 +268,24 @@ def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scal
     assert lean.shape == general.shape == (1, 3, 224, 224)
     assert torch.equal(lean, general)
     assert torch.equal(ds[0]["x"], general)
+
+
+def test_thread_prefetch_order_errors_and_early_stop():
+    from stratonet.extract.dataset import ThreadPrefetch
+
+    assert list(ThreadPrefetch(range(7), depth=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise ValueError("bad site")
+
+    got = []
+    with pytest.raises(ValueError, match="bad site"):
+        for item in ThreadPrefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    pre = ThreadPrefetch(iter(range(10 ** 6)), depth=2)
+    it = iter(pre)
+    assert next(it) == 0
+    it.close()  # the consumer stops early: the producer thread ends too
+    assert not pre._thread.is_alive()

@@ -180,3 +180,61 @@ def collate_sites(items: list[dict]) -> dict:
         "x": x,
         "errors": {it["i"]: it["error"] for it in items if it["x"] is None},
     }
+
+
+class ThreadPrefetch:
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead (decode overlapping the model without a
+    worker process: tifffile's reads and torch's kernels release the GIL).
+
+    Exceptions raised by the iterable are re-raised in the consumer. :meth:`close` (also on garbage collection, or
+    when the consumer stops early) stops the thread after the item it is producing.
+    """
+
+    _END = object()
+
+    def __init__(self, iterable, depth: int = 2):
+        import queue
+        import threading
+
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, int(depth)))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(iter(iterable),), daemon=True,
+                                        name="stratonet-prefetch")
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, it) -> None:
+        try:
+            for item in it:
+                if not self._put((item, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            self._put((None, exc))
+            return
+        self._put((self._END, None))
+
+    def __iter__(self):
+        try:
+            while True:
+                item, exc = self._queue.get()
+                if exc is not None:
+                    raise exc
+                if item is self._END:
+                    return
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -21,10 +21,10 @@ from torch.utils.data import DataLoader
 
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
-from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
+from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, ThreadPrefetch, collate_sites
 from stratonet.extract.scaling import DEFAULT_SCALING, resolve_scaling
-from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
-from stratonet.extract.precision import default_threads_workers, resolve_precision
+from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
+from stratonet.extract.precision import default_batch_size, default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
@@ -152,7 +152,7 @@ def extract_deep(
     tile_size: int | None = None,
     crop_size: int = 128,
     centers: str | Path | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     device: str = "auto",
     compile: bool = False,
@@ -173,6 +173,7 @@ def extract_deep(
     progress: bool = True,
     config: dict | None = None,
     precision: str = "auto",
+    decode_thread: bool | None = None,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -191,15 +192,17 @@ def extract_deep(
         Whole field resized to ``input_size``; a grid of native-resolution ``tile_size`` tiles averaged per site;
         or ``crop_size`` crops around nucleus centres (from ``centers`` or an Otsu fallback on DNA), kept per cell
         and averaged per site.
-    batch_size : int
-        Channel images per forward pass.
+    batch_size : int, optional
+        Channel images per forward pass (default: 16 on CPU, 64 on CUDA; see
+        :func:`stratonet.extract.precision.default_batch_size`).
     workers : int, optional
-        DataLoader worker processes (default depends on the device; 0 = in the main process).
+        DataLoader worker processes (default: see :func:`stratonet.extract.precision.default_threads_workers`;
+        0 = decode in the main process, in a background thread unless ``decode_thread`` is False).
     device : {"auto", "cpu", "cuda"}
     compile : bool
         ``torch.compile`` the model (falls back to eager with a warning if compilation fails).
     threads : int, optional
-        Intra-op threads of the model (default: torch's, i.e. the core count).
+        Intra-op threads of the model (default: the cores the decode workers leave).
     on_error : {"fail", "skip"}
         Stop at the first bad site, or record it in ``<stem>.errors.csv`` and go on.
     illum : bool
@@ -231,6 +234,9 @@ def extract_deep(
     precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
+    decode_thread : bool, optional
+        With no worker processes, decode the next batch in a background thread while the model runs (default:
+        True when ``workers`` is 0); False decodes in line, between batches.
 
     Returns
     -------
@@ -243,6 +249,8 @@ def extract_deep(
         raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
     if mode not in MODES:
         raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
+    dev = resolve_device(device)
+    batch_size = default_batch_size(dev) if batch_size is None else batch_size
     if int(batch_size) < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     source = "index" if isinstance(index, pd.DataFrame) else str(index)
@@ -267,8 +275,8 @@ def extract_deep(
         raise ConfigError(f"--center-object segments cells from the DNA channel; {source} has none "
                           f"(channels: {', '.join(available)})")
 
-    dev = resolve_device(device)
-    torch.set_num_threads(int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
+    default_threads, default_n_workers = default_threads_workers(precision, dev, workers=workers)
+    torch.set_num_threads(int(threads or default_threads))
     net, card, label = build_model(model, weights, seed, taps)
     prec = resolve_precision(precision, dev, net)
     if "WARNING" in prec.reason:
@@ -327,7 +335,7 @@ def extract_deep(
     embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn,
                         precision=prec.name)
     embedder = try_compile_warmup(embedder, size)
-    n_workers = default_workers(dev) if workers is None else int(workers)
+    n_workers = default_n_workers
     per_site = {"whole": 1, "tiles": 16, "cells": 64}[mode] * len(chans)
     sites_per_batch = max(1, batch_size // per_site)
     loader = DataLoader(
@@ -335,12 +343,15 @@ def extract_deep(
         collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
         prefetch_factor=4 if n_workers else None, persistent_workers=False,
     )
+    if decode_thread is None:
+        decode_thread = n_workers == 0
+    batches = ThreadPrefetch(loader, depth=2) if decode_thread and n_workers == 0 else loader
     errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
     n_sites = n_units = 0
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
         try:
-            for batch in track_units(loader, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
+            for batch in track_units(batches, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
                                      units_of=lambda b: len(b["i"]) + len(b["errors"]), disable=not progress):
                 if batch["i"]:
                     feats = embedder(batch["x"])  # (units, C, D)
@@ -364,6 +375,8 @@ def extract_deep(
                 raise KeyboardInterrupt from None
             raise
         finally:  # on success, error, Ctrl-C or SIGTERM: every finished site reaches disk; a rerun resumes
+            if isinstance(batches, ThreadPrefetch):
+                batches.close()
             writer.flush()
             writer.wait()
     wall = time.perf_counter() - t_start
@@ -382,7 +395,8 @@ def extract_deep(
         "cells_output": str(cells_path(out)) if mode == "cells" else None,
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
-            "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
+            "batch_size": batch_size, "workers": n_workers,
+            "decode_thread": bool(decode_thread and n_workers == 0), "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
             "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
         "precision": prec.as_dict(),
         "model_card": card,

@@ -130,21 +130,41 @@ def resolve_train_precision(requested: str, device: torch.device, bf16: bool = T
     return Precision(requested, requested, "asked for")
 
 
+# Measured costs behind the CPU defaults (benchmarks/RESULTS.md, issue 13): decoding a 1080x1080 uint16 channel image
+# to 224 px takes about 5 ms on one core (plane-at-a-time path), while StratoNet-50 takes about 40 core-ms per channel
+# image in bf16 and 65 in fp32 at batch 16. Decode is thus 1/9 (bf16) to 1/14 (fp32) of the work.
+DECODE_CORES_PER_WORKER = 8  # one decode process per 8 cores on machines big enough for processes to pay off
+CPU_BATCH_SIZE = 16  # channel images per forward pass on CPU: 1.6-2x faster than 64 (cache-resident activations)
+CUDA_BATCH_SIZE = 64
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Channel images per forward pass: 16 on CPU (both precisions; 32 and 64 were 1.6-2x slower on the 2-core
+    machine of benchmarks/RESULTS.md), 64 on CUDA."""
+    return CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
+
+
 def default_threads_workers(precision: str, device: torch.device, cores: int | None = None,
                             workers: int | None = None) -> tuple[int, int]:
-    """Model intra-op threads and DataLoader decode workers (CPU defaults from measurements, see RESULTS.md).
+    """Model intra-op threads and DataLoader decode worker processes (CPU defaults from measurements, RESULTS.md).
 
-    On CUDA all but one core decode and the model keeps torch's threads. On CPU one decode worker per 4 cores
-    (at least 1), one thread each, and the model gets the cores left (at least 1), so that workers and model never
-    ask for more threads than there are cores. On the 2-core machine of benchmarks/RESULTS.md, 1 model thread + 1
-    worker ran bf16 end to end about 2x faster than 2 threads + 1 worker (two runs, both on a machine shared with
-    other jobs); fp32, bf16 and int8 follow the same rule, as none measured differently. ``workers`` given: the
-    model gets the other cores.
+    CUDA: all but one core decode (at most 16 workers) and the model keeps torch's threads.
+
+    CPU: below 8 cores no worker process: the main process decodes in one background thread
+    (:class:`stratonet.extract.dataset.ThreadPrefetch`) while the model runs on every core; decoding is about 1/9 of
+    the work, so the thread takes a small share of one core. From 8 cores one worker process (one thread each) per
+    8 cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores. On
+    the 2-core machine of benchmarks/RESULTS.md this rule (2 threads + the decode thread) was compared end to end
+    with 1 thread + 1 worker (the previous default), 2 threads + 1 worker, 1 thread + the decode thread and serial
+    decoding; see RESULTS.md for the figures. The rule does not depend on the precision: bf16 and fp32 both leave
+    decoding a small share. ``workers`` given: the model gets the cores the workers leave (at least 1).
     """
     cores = cores or os.cpu_count() or 1
     if device.type == "cuda":
-        return torch.get_num_threads(), max(1, min(16, cores - 1))
-    workers = max(1, cores // 4) if workers is None else int(workers)
+        return torch.get_num_threads(), max(1, min(16, cores - 1)) if workers is None else int(workers)
+    if workers is None:
+        workers = 0 if cores < DECODE_CORES_PER_WORKER else cores // DECODE_CORES_PER_WORKER
+    workers = int(workers)
     return max(1, cores - workers), workers
 
 
