@@ -117,41 +117,42 @@ class SiteDataset(Dataset):
         return resize_batch(torch.from_numpy(np.ascontiguousarray(crops)), p.input_size), centers
 
     def _load_whole_planes(self, row: dict) -> torch.Tensor:
-        """``whole`` mode one plane at a time: read, (illumination-correct,) rescale and resize each channel before
-        reading the next. The same arithmetic as the general path (equal output, tests/test_extract_deep.py), but it
-        never builds the full-resolution ``(C, H, W)`` float stack (two copies and ~23 MB of fresh memory per
-        1080x1080 5-channel site, about 40 % of the decode time), and per-image percentiles of integer images are
-        taken from the stored integers directly."""
+        """``whole`` mode without the temporary copies: each stored plane is converted straight into a float32
+        ``(C, H, W)`` buffer that this dataset reuses from site to site, illumination-corrected there, and the
+        buffer is rescaled in place and resized. The same arithmetic as the general path (equal output,
+        tests/test_extract_deep.py), without its ``np.stack`` copy and the fresh full-resolution float array per
+        site (page faults on ~23 MB per 1080x1080 5-channel site). Per-image percentiles of integer images come
+        from the stored integers directly (the same values, no float -> integer round trip)."""
         p = self.prep
         site = site_name(row)
         paths = site_paths(row, list(p.channels))
+        planes = []
+        for ch in p.channels:
+            planes.append(read_site_plane(paths, ch, site))
+            if planes[-1].shape != planes[0].shape:
+                raise SiteError(site, f"channel images differ in size ({p.channels[0]}={planes[0].shape[0]}x"
+                                      f"{planes[0].shape[1]}, {ch}={planes[-1].shape[0]}x{planes[-1].shape[1]})")
+        shape = (len(planes),) + planes[0].shape
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf.shape != shape:
+            buf = self._buf = np.empty(shape, dtype=np.float32)
         bounds = p.scaling.bounds(row) if p.scaling is not None else None
-        out = torch.empty((1, len(p.channels), p.input_size, p.input_size), dtype=torch.float32)
-        shape = None
-        for i, ch in enumerate(p.channels):
-            plane = read_site_plane(paths, ch, site)
-            if shape is not None and plane.shape != shape:
-                raise SiteError(site, f"channel images differ in size ({p.channels[0]}={shape[0]}x{shape[1]}, "
-                                      f"{ch}={plane.shape[0]}x{plane.shape[1]})")
-            shape = plane.shape
-            unit = np.asarray(plane, dtype=np.float32)
-            if unit is plane or not unit.flags.writeable:
-                unit = unit.copy()
+        per_image = []
+        for i, (ch, plane) in enumerate(zip(p.channels, planes)):
+            np.copyto(buf[i], plane, casting="unsafe")
             ip = row.get(f"{ILLUM_PREFIX}{ch}") if p.illum and hasattr(row, "get") else None
             corrected = isinstance(ip, str) and bool(ip)
             if corrected:
                 fn = read_image(ip).astype(np.float32)
-                if fn.shape != unit.shape:
-                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {unit.shape}")
-                np.divide(unit, np.maximum(fn, 1e-6), out=unit)
-            if bounds is not None:
-                lo_hi = bounds[i]
-            else:  # the stored integers hold the same values as their float copy: no float -> int round trip
+                if fn.shape != buf.shape[1:]:
+                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {buf.shape[1:]}")
+                np.divide(buf[i], np.maximum(fn, 1e-6), out=buf[i])
+            if bounds is None:
                 exact_ints = not corrected and plane.dtype in (np.uint8, np.uint16)
-                lo_hi = channel_percentiles(plane if exact_ints else unit, p.low, p.high)
-            scaled = rescale_to_unit(unit, bounds=[lo_hi])  # (1, H, W), in place on the float copy
-            out[0, i] = resize_batch(scaled[None], p.input_size)[0, 0]
-        return out
+                per_image.append(channel_percentiles(plane if exact_ints else buf[i], p.low, p.high))
+        unit = rescale_to_unit(buf, bounds=bounds if bounds is not None else per_image)  # in place on the buffer
+        out = resize_batch(unit[None], p.input_size)
+        return out.clone() if out.data_ptr() == unit.data_ptr() else out  # never hand out the reused buffer
 
     def _centers(self, row: dict, raw: np.ndarray, read: list[str]) -> np.ndarray:
         site = site_name(row)
