@@ -154,13 +154,16 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
     CUDA: all but one core decode (at most 16 workers) and the model keeps torch's threads.
 
     CPU: below 8 cores no worker process: the main process decodes in one background thread
-    (:class:`stratonet.extract.dataset.ThreadPrefetch`) while the model runs on every core; decoding is about 1/9 of
-    the work, so the thread takes a small share of one core. From 8 cores one worker process (one thread each) per
-    8 cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores. On
-    the 2-core machine of benchmarks/RESULTS.md this rule (2 threads + the decode thread) was compared end to end
-    with 1 thread + 1 worker (the previous default), 2 threads + 1 worker, 1 thread + the decode thread and serial
-    decoding; see RESULTS.md for the figures. The rule does not depend on the precision: bf16 and fp32 both leave
-    decoding a small share. ``workers`` given: the model gets the cores the workers leave (at least 1).
+    (:class:`stratonet.extract.dataset.ThreadPrefetch`) that gets one core, and the model gets the others (at least
+    1). From 8 cores one worker process (one thread each) per 8 cores, and the model gets the cores they leave.
+    Model threads + worker processes + the decode thread never exceed the cores (a 1-core machine still needs one
+    model thread and the decode thread). Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16,
+    end to end): 1 model thread + the decode thread ran 29.7 channel-images/s on a quiet machine, against 28.0 for
+    2 threads + the decode thread, 23.2 for 1 thread + 1 worker process, 15.0 for the previous default (1 thread +
+    1 worker, batch 64) and 9.7 for 2 threads decoding in line; under load (average 4 to 8) it won by 1.6-2x over
+    2 threads + the decode thread. The rule does not depend on the precision: decoding (about 5 ms per channel
+    image on one core) is a small share of the model's 40 (bf16) to 65 (fp32) core-ms. ``workers`` given: the model
+    gets the cores the workers (or, with 0, the decode thread) leave, at least 1.
     """
     cores = cores or os.cpu_count() or 1
     if device.type == "cuda":
@@ -168,7 +171,7 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
     if workers is None:
         workers = 0 if cores < DECODE_CORES_PER_WORKER else cores // DECODE_CORES_PER_WORKER
     workers = int(workers)
-    return max(1, cores - workers), workers
+    return max(1, cores - (workers or 1)), workers  # workers == 0: the decode thread takes one core
 
 
 # --- int8 ------------------------------------------------------------------------------------------------------------
