@@ -158,10 +158,11 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
     1). From 8 cores one worker process (one thread each) per 8 cores, and the model gets the cores they leave.
     Model threads + worker processes + the decode thread never exceed the cores (a 1-core machine still needs one
     model thread and the decode thread). Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16,
-    end to end): 1 model thread + the decode thread ran 29.7 channel-images/s on a quiet machine, against 28.0 for
-    2 threads + the decode thread, 23.2 for 1 thread + 1 worker process, 15.0 for the previous default (1 thread +
-    1 worker, batch 64) and 9.7 for 2 threads decoding in line; under load (average 4 to 8) it won by 1.6-2x over
-    2 threads + the decode thread. The rule does not depend on the precision: decoding (about 5 ms per channel
+    end to end, two quiet runs): 1 model thread + the decode thread ran 29.7 and 24.3 channel-images/s, 2 threads +
+    the decode thread 28.0 and 30.8, 1 thread + 1 worker process 23.2 and 23.6, the previous default (1 thread + 1
+    worker, batch 64) 15.0 and 16.6; under load (average 4 to 8) 1 thread + the decode thread won by 1.6-2x over 2
+    threads. On a quiet machine 1 and 2 model threads are within run-to-run noise; under load 1 thread is much
+    faster, and it never oversubscribes. The rule does not depend on the precision: decoding (about 5 ms per channel
     image on one core) is a small share of the model's 40 (bf16) to 65 (fp32) core-ms. ``workers`` given: the model
     gets the cores the workers (or, with 0, the decode thread) leave, at least 1.
     """
