@@ -254,7 +254,7 @@ def roofline(argv_args) -> dict:
     threads0, workers0 = default_threads_workers("bf16", torch.device("cpu"))
     variants = [(p, None, None, None, None) for p in precisions if p != "int8"]  # int8 is not offered
     bf16_variants = [(1, 1, None, 64),  # the previous defaults
-                     (1, 1, None, None), (cores, 0, False, None), (cores, 0, True, None),
+                     (1, 1, None, None), (cores, 0, False, None), (max(1, cores - 1), 0, True, None),
                      (None, None, None, 32)]
     variants += [("bf16", *v) for v in bf16_variants if "bf16" in precisions]
     e2e: dict = {}

@@ -87,15 +87,15 @@ def test_default_threads_and_workers_never_oversubscribe(cores):
     for prec in ("fp32", "bf16", "int8"):
         threads, workers = precision_mod.default_threads_workers(prec, CPU, cores=cores)
         assert threads >= 1 and workers >= 0
-        # model threads + worker processes (one thread each) + the decode thread (no workers) fit the cores;
-        # a 1-core machine still needs one model thread and one decoder
-        assert threads + workers + (1 if workers == 0 else 0) <= max(cores, 2)
+        # model threads + worker processes (one thread each) fit the cores; with no worker the decode thread (busy
+        # about 1/9 of the time, see default_threads_workers) shares them
+        assert threads + workers <= cores
         # small machines decode in the main process (a background thread); from 8 cores one process per 8 cores
         assert workers == (0 if cores < 8 else cores // 8)
         assert (threads, workers) == precision_mod.default_threads_workers("auto", CPU, cores=cores)
     # workers given: the model gets the cores they leave, at least one
     assert precision_mod.default_threads_workers("bf16", CPU, cores=cores, workers=1) == (max(1, cores - 1), 1)
-    assert precision_mod.default_threads_workers("bf16", CPU, cores=cores, workers=0) == (max(1, cores - 1), 0)
+    assert precision_mod.default_threads_workers("bf16", CPU, cores=cores, workers=0) == (cores, 0)
 
 
 def test_default_batch_size_per_device():

@@ -47,7 +47,7 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--threads", type=click.IntRange(1), default=None,
-              help="Model intra-op threads (default: the cores the worker processes, or the decode thread, leave).")
+              help="Model intra-op threads (default: the cores the worker processes leave).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,

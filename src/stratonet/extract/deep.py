@@ -202,7 +202,7 @@ def extract_deep(
     compile : bool
         ``torch.compile`` the model (falls back to eager with a warning if compilation fails).
     threads : int, optional
-        Intra-op threads of the model (default: the cores the decode workers or the decode thread leave).
+        Intra-op threads of the model (default: the cores the decode worker processes leave).
     on_error : {"fail", "skip"}
         Stop at the first bad site, or record it in ``<stem>.errors.csv`` and go on.
     illum : bool

@@ -154,17 +154,15 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
     CUDA: all but one core decode (at most 16 workers) and the model keeps torch's threads.
 
     CPU: below 8 cores no worker process: the main process decodes in one background thread
-    (:class:`stratonet.extract.dataset.ThreadPrefetch`) that gets one core, and the model gets the others (at least
-    1). From 8 cores one worker process (one thread each) per 8 cores, and the model gets the cores they leave.
-    Model threads + worker processes + the decode thread never exceed the cores (a 1-core machine still needs one
-    model thread and the decode thread). Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16,
-    end to end, two quiet runs): 1 model thread + the decode thread ran 29.7 and 24.3 channel-images/s, 2 threads +
-    the decode thread 28.0 and 30.8, 1 thread + 1 worker process 23.2 and 23.6, the previous default (1 thread + 1
-    worker, batch 64) 15.0 and 16.6; under load (average 4 to 8) 1 thread + the decode thread won by 1.6-2x over 2
-    threads. On a quiet machine 1 and 2 model threads are within run-to-run noise; under load 1 thread is much
-    faster, and it never oversubscribes. The rule does not depend on the precision: decoding (about 5 ms per channel
-    image on one core) is a small share of the model's 40 (bf16) to 65 (fp32) core-ms. ``workers`` given: the model
-    gets the cores the workers (or, with 0, the decode thread) leave, at least 1.
+    (:class:`stratonet.extract.dataset.ThreadPrefetch`) while the model runs on every core; the decode thread is
+    busy about 1/9 of the time (about 5 ms per channel image, against 40 (bf16) to 65 (fp32) core-ms for
+    StratoNet-50), so it is not given a core of its own. From 8 cores one worker process (one thread each) per 8
+    cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores.
+    Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16, end to end, three quiet runs): 2 model
+    threads + the decode thread 28.0, 30.8 and 33.8 channel-images/s, 1 thread + the decode thread 29.7, 24.3 and
+    29.3, the previous default (1 thread + 1 worker, batch 64) 15.0, 16.6 and 16.9. Under load (average 4 to 8) the
+    order reverses: 1 thread + the decode thread was 1.6-2x faster than 2 threads (pass ``threads=1`` on a shared
+    machine). The rule does not depend on the precision. ``workers`` given: the model gets the cores they leave.
     """
     cores = cores or os.cpu_count() or 1
     if device.type == "cuda":
@@ -172,7 +170,7 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
     if workers is None:
         workers = 0 if cores < DECODE_CORES_PER_WORKER else cores // DECODE_CORES_PER_WORKER
     workers = int(workers)
-    return max(1, cores - (workers or 1)), workers  # workers == 0: the decode thread takes one core
+    return max(1, cores - workers), workers  # workers == 0: the decode thread shares the cores
 
 
 # --- int8 ------------------------------------------------------------------------------------------------------------
