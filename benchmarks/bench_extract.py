@@ -60,12 +60,12 @@ def write_sites(folder: Path, n_sites: int, size: int = 1080, seed: int = 0) -> 
     return index
 
 
-def io_ceiling(index: Path, workers: int, batch_size: int, size: int) -> float:
+def io_ceiling(index: Path, workers: int, batch_size: int, size: int, per_plane: bool = True) -> float:
     from stratonet.extract.dataset import Preprocess, SiteDataset, collate_sites
     from stratonet.extract.deep import _worker_init
 
     rows = pd.read_parquet(index).to_dict("records")
-    loader = DataLoader(SiteDataset(rows, Preprocess(CHANNELS, input_size=size)),
+    loader = DataLoader(SiteDataset(rows, Preprocess(CHANNELS, input_size=size, per_plane=per_plane)),
                         batch_size=max(1, batch_size // len(CHANNELS)), num_workers=workers,
                         collate_fn=collate_sites, worker_init_fn=_worker_init,
                         prefetch_factor=4 if workers else None)
@@ -249,20 +249,34 @@ def roofline(argv_args) -> dict:
     res["roofline_images_per_s"] = {p: res["gemm_gflops"][p] / gflop for p in res["gemm_gflops"]}
     res["fraction_of_roofline"] = {k: v / res["roofline_images_per_s"][k.split("@")[0]]
                                    for k, v in res["model_only"].items() if k.split("@")[0] in res["gemm_gflops"]}
-    # end to end: each precision at its defaults, then the threads/workers variants of bf16
+    # end to end: each precision at its defaults (batch, threads, workers, decode thread), then bf16 variants:
+    # (threads, workers, decode_thread, batch); None = the default
     threads0, workers0 = default_threads_workers("bf16", torch.device("cpu"))
-    variants = [(p, None, None) for p in precisions if p != "int8"]  # int8 is not offered by extract_deep
-    variants += [("bf16", t, w) for t, w in ((1, 1), (cores, 1), (cores, 0)) if (t, w) != (threads0, workers0)]
+    variants = [(p, None, None, None, None) for p in precisions if p != "int8"]  # int8 is not offered
+    bf16_variants = [(1, 1, None, 64),  # the previous defaults
+                     (1, 1, None, None), (cores, 0, False, None), (max(1, cores - 1), 0, True, None),
+                     (None, None, None, 32)]
+    variants += [("bf16", *v) for v in bf16_variants if "bf16" in precisions]
     e2e: dict = {}
-    for prec, threads, workers in variants * args.e2e_rounds:
-        key = f"{prec} threads={threads or 'default'} workers={'default' if workers is None else workers}"
+    for prec, threads, workers, dthread, bs in variants * args.e2e_rounds:
+        key = (f"{prec} threads={threads or 'default'} workers={'default' if workers is None else workers} "
+               f"decode_thread={'default' if dthread is None else dthread} batch={bs or 'default'}")
         t0 = time.perf_counter()
-        man = extract_deep(index, args.out / "deep.parquet", model=args.model, batch_size=64, precision=prec,
-                           threads=threads, workers=workers, overwrite=True, progress=False)
+        man = extract_deep(index, args.out / "deep.parquet", model=args.model, batch_size=bs, precision=prec,
+                           threads=threads, workers=workers, decode_thread=dthread, overwrite=True, progress=False)
         e2e.setdefault(key, []).append(man["channel_images"] / (time.perf_counter() - t0))
+        res.setdefault("end_to_end_settings", {})[key] = {k: man["config"][k] for k in
+                                                          ("threads", "workers", "decode_thread", "batch_size")}
     torch.set_num_threads(threads0)
     res["end_to_end"] = {k: _median(v) for k, v in e2e.items()}
-    res["io_ceiling"] = {w: io_ceiling(index, w, 64, args.size) for w in (1, 2)}
+    # I/O ceiling: decode + preprocess alone, the stacked (previous) and the plane-at-a-time path, interleaved
+    io: dict = {}
+    for _ in range(args.e2e_rounds):
+        for w in (0, 1, 2):
+            for per_plane in (False, True):
+                io.setdefault(f"{w} worker(s), {'per-plane' if per_plane else 'stacked'}", []).append(
+                    io_ceiling(index, w, 16, args.size, per_plane=per_plane))
+    res["io_ceiling"] = {k: _median(v) for k, v in io.items()}
     res["wall_s"] = time.perf_counter() - t_all
     res["load_avg_1m_end"] = os.getloadavg()[0]
 
@@ -280,13 +294,18 @@ def roofline(argv_args) -> dict:
         print(f"| {k} | {v:.1f} | {roof:.1f} | {v / roof:.2f} |")
     print("\nint8 quantisation (calibration) time: " +
           ", ".join(f"{k} {v:.1f} s" for k, v in res["int8_quantise"].items()))
-    print(f"I/O ceiling (decode + preprocess): " + ", ".join(f"{w} worker(s) {v:.1f}" for w, v in res["io_ceiling"].items()))
-    big = max(batch_sizes)
-    print(f"\n| end to end (median of {args.e2e_rounds}) | ch-img/s | / min(I/O, model-only@{big}) |\n|---|---|---|")
+    print(f"I/O ceiling (decode + preprocess, median of {args.e2e_rounds}): " +
+          ", ".join(f"{w} {v:.1f}" for w, v in res["io_ceiling"].items()))
+    from stratonet.extract.precision import CPU_BATCH_SIZE
+
+    io_best = max(res["io_ceiling"].values())
+    print(f"\n| end to end (median of {args.e2e_rounds}) | settings that ran | ch-img/s | / min(I/O, model-only@{CPU_BATCH_SIZE}) "
+          f"|\n|---|---|---|---|")
     for k, v in res["end_to_end"].items():
         p = k.split()[0]
-        bound = min(res["io_ceiling"][1], res["model_only"].get(f"{p}@{big}", float("nan")))
-        print(f"| {k} | {v:.1f} | {v / bound:.2f} |")
+        bound = min(io_best, res["model_only"].get(f"{p}@{CPU_BATCH_SIZE}", float("nan")))
+        ran = res["end_to_end_settings"][k]
+        print(f"| {k} | {ran} | {v:.1f} | {v / bound:.2f} |")
     best = max(res["end_to_end"].items(), key=lambda kv: kv[1])
     hours = JUMP_SOURCE_CHANNEL_IMAGES / (best[1] * 32 / cores) / 3600
     res["projection"] = {"setting": best[0], "hours_32_cores": hours}

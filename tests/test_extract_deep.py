@@ -106,6 +106,11 @@ def test_bit_identical_features(small_index, tmp_path):
     fa, fb = pd.read_parquet(a), pd.read_parquet(b)
     cols = feature_columns(fa)
     assert np.array_equal(fa[cols].to_numpy(), fb[cols].to_numpy())
+    # workers=0 decodes in a background thread by default; in line gives the same features
+    inline = tmp_path / "inline.parquet"
+    man = extract_deep(small_index, inline, **{**FAST, "decode_thread": False})
+    assert man["config"]["decode_thread"] is False
+    assert np.array_equal(fa[cols].to_numpy(), pd.read_parquet(inline)[cols].to_numpy())
     # another seed gives other features
     c = tmp_path / "c.parquet"
     extract_deep(small_index, c, **{**FAST, "seed": 1})
@@ -283,3 +288,58 @@ def test_native_size_refuses_a_field_of_another_size_by_name(tmp_path, small_mod
     with pytest.raises(StratoNetError, match=r"A02.*72x64.*72x72.*--input-size"):
         extract_deep(idx, tmp_path / "mixed.parquet", model="stratonet18", workers=0, progress=False,
                      scaling="image")
+
+@pytest.mark.parametrize("scaling", ["plate", "image"])
+@pytest.mark.parametrize("illum", [False, True])
+def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scaling, illum):
+    """``whole`` mode decodes one plane at a time (issue 13: lean decode); it must give exactly the tensor of the
+    general path (full (C, H, W) float stack, then rescale and resize), on the real JUMP FOV at 1080 -> 224."""
+    import torch
+
+    from stratonet.extract.dataset import Preprocess, SiteDataset
+    from stratonet.extract.scaling import resolve_scaling
+
+    orig = jump_fov / "images" / "orig"
+    chans = ["AGP", "RNA", "DNA"]
+    row = {"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1}
+    for ch, c in zip(chans, (2, 3, 5)):
+        row[f"Path_{ch}"] = str(orig / f"r01c01f01p01-ch{c}sk1fk1fl1.tiff")
+        if illum:
+            fn = np.random.default_rng(c).uniform(0.5, 1.5, (1080, 1080)).astype(np.float32)
+            np.save(tmp_path / f"illum_{ch}.npy", fn)
+            row[f"Illum_{ch}"] = str(tmp_path / f"illum_{ch}.npy")
+    scale = resolve_scaling(scaling, [row], chans, tmp_path / "deep.parquet", low=0.1, high=99.9, scaling_file=None,
+                            bit_depth=None, n_sites=4, seed=0, illum=illum, log=None, on_error="fail")
+    prep = Preprocess(chans, input_size=224, illum=illum, scaling=None if scaling == "image" else scale)
+    ds = SiteDataset([row], prep)
+    lean = ds._load_whole_planes(row)
+    from stratonet.extract.transforms import rescale_to_unit, resize_batch
+    from stratonet.io import load_index_row
+
+    raw = load_index_row(row, chans, illum=illum, dtype=np.float32)
+    bounds = prep.scaling.bounds(row) if prep.scaling is not None else None
+    general = resize_batch(rescale_to_unit(raw, 0.1, 99.9, bounds=bounds)[None], 224)
+    assert lean.shape == general.shape == (1, 3, 224, 224)
+    assert torch.equal(lean, general)
+    assert torch.equal(ds[0]["x"], general)
+
+
+def test_thread_prefetch_order_errors_and_early_stop():
+    from stratonet.extract.dataset import ThreadPrefetch
+
+    assert list(ThreadPrefetch(range(7), depth=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise ValueError("bad site")
+
+    got = []
+    with pytest.raises(ValueError, match="bad site"):
+        for item in ThreadPrefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    pre = ThreadPrefetch(iter(range(10 ** 6)), depth=2)
+    it = iter(pre)
+    assert next(it) == 0
+    it.close()  # the consumer stops early: the producer thread ends too
+    assert not pre._thread.is_alive()

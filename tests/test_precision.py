@@ -82,13 +82,25 @@ def test_auto_on_cuda_is_bf16_and_explicit_choices_are_kept(monkeypatch):
         resolve_precision("fp16", CPU)
 
 
-@pytest.mark.parametrize("cores", [1, 2, 4, 16, 64])
+@pytest.mark.parametrize("cores", [1, 2, 4, 7, 8, 16, 64])
 def test_default_threads_and_workers_never_oversubscribe(cores):
     for prec in ("fp32", "bf16", "int8"):
         threads, workers = precision_mod.default_threads_workers(prec, CPU, cores=cores)
-        assert threads >= 1 and workers >= 1
-        # one thread per decode worker: together they fit the cores (a 1-core machine still needs one of each)
-        assert threads + workers <= max(cores, 2)
+        assert threads >= 1 and workers >= 0
+        # model threads + worker processes (one thread each) fit the cores; with no worker the decode thread (busy
+        # about 1/9 of the time, see default_threads_workers) shares them
+        assert threads + workers <= cores
+        # small machines decode in the main process (a background thread); from 8 cores one process per 8 cores
+        assert workers == (0 if cores < 8 else cores // 8)
+        assert (threads, workers) == precision_mod.default_threads_workers("auto", CPU, cores=cores)
+    # workers given: the model gets the cores they leave, at least one
+    assert precision_mod.default_threads_workers("bf16", CPU, cores=cores, workers=1) == (max(1, cores - 1), 1)
+    assert precision_mod.default_threads_workers("bf16", CPU, cores=cores, workers=0) == (cores, 0)
+
+
+def test_default_batch_size_per_device():
+    assert precision_mod.default_batch_size(CPU) == 16
+    assert precision_mod.default_batch_size(torch.device("cuda")) == 64
 
 
 @pytest.mark.parametrize("flags, expected", [(NO_BF16 | {"avx512_bf16"}, "bf16"), (NO_BF16, "fp32")])

@@ -99,6 +99,19 @@ def full_scale(image: np.ndarray, bit_depth: int | str = "auto", where: str = "i
     return 1.0
 
 
+def read_site_plane(paths: Mapping[str, str], ch: str, site: str = "?") -> np.ndarray:
+    """One channel of a site as a 2-D plane in its stored dtype (the checks of :func:`load_site`, one channel)."""
+    p = paths.get(ch)
+    if p is None or (isinstance(p, float) and np.isnan(p)) or p == "":
+        raise SiteError(site, f"channel '{ch}' is missing (available: {sorted(k for k, v in paths.items() if v)})")
+    img = read_image(p)
+    if img.ndim == 3 and 1 in img.shape:
+        img = img.squeeze()
+    if img.ndim != 2:
+        raise SiteError(site, f"channel '{ch}' image {p} has shape {img.shape}, expected a 2-D plane")
+    return img
+
+
 def load_site(
     paths: Mapping[str, str],
     channels: Sequence[str],
@@ -134,14 +147,8 @@ def load_site(
     """
     planes = []
     for ch in channels:
+        img = read_site_plane(paths, ch, site)
         p = paths.get(ch)
-        if p is None or (isinstance(p, float) and np.isnan(p)) or p == "":
-            raise SiteError(site, f"channel '{ch}' is missing (available: {sorted(k for k, v in paths.items() if v)})")
-        img = read_image(p)
-        if img.ndim == 3 and 1 in img.shape:
-            img = img.squeeze()
-        if img.ndim != 2:
-            raise SiteError(site, f"channel '{ch}' image {p} has shape {img.shape}, expected a 2-D plane")
         if dtypes is not None:
             dtypes.add(str(img.dtype))
         if bit_depth is not None:

@@ -213,7 +213,7 @@ def _guarded(fn):
 def extract_deep_ray(index, out, *, address: str | None = None, actors: int | None = None,
                      unit_size: int | None = None, channels=None, model=None, weights=None, seed: int = 0,
                      taps=None, mode: str = "whole", input_size=None, tile_size=None, crop_size: int = 128,
-                     centers=None, batch_size: int = 64, device: str = "auto", compile: bool = False,
+                     centers=None, batch_size: int | None = None, device: str = "auto", compile: bool = False,
                      threads: int | None = None, on_error: str = "fail", illum: bool = True,
                      percentiles=(0.1, 99.9), scaling: str = "plate", scaling_file=None, bit_depth=None,
                      scaling_sites: int = 24, center_object: bool = False, normalize: str = "imagenet",
@@ -242,6 +242,10 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     log = get_logger()
     with ray_session(address):
         n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), device, actors)
+        if batch_size is None:  # the local engine's default for the actors' device, so the batches match
+            from stratonet.extract.precision import default_batch_size
+
+            batch_size = default_batch_size(torch.device(dev_name))
         plan = prepare_deep(index, out, channels=channels, model=model, weights=weights, seed=seed, taps=taps,
                             mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size,
                             centers=centers, batch_size=batch_size, device=torch.device(dev_name),

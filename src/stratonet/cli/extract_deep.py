@@ -42,13 +42,15 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--centers", type=click.Path(path_type=Path), default=None,
               help="cells mode: table of Nuclei_Location_Center_X/Y per Metadata_Plate/Well/Site (e.g. CellProfiler "
                    "Nuclei.csv); default: Otsu nuclei on DNA.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Channel images per forward pass.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Channel images per forward pass (default: 16 on CPU, 64 on CUDA).")
 @click.option("--workers", type=click.IntRange(0), default=None,
-              help="Decode/preprocess worker processes (default: cores/4 on CPU, cores-1 on CUDA; 0 = none).")
+              help="Decode/preprocess worker processes (default on CPU: none below 8 cores, the main process decoding "
+                   "in a background thread, then cores/8; on CUDA cores-1; 0 = none).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--threads", type=click.IntRange(1), default=None,
-              help="Model intra-op threads (default: the cores the workers leave).")
+              help="Model intra-op threads (default: the cores the worker processes leave).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,

@@ -32,7 +32,12 @@ def _common(f):
         click.option("--deterministic/--no-deterministic", default=False, show_default=True,
                      help="Seeded, deterministic kernels (slower)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bf16 autocast (CUDA only)."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="Autocast precision: auto = bf16 on CUDA and on CPUs with native bf16 (avx512_bf16 / "
+                          "AMX), else fp32. Weights and checkpoints stay fp32; recorded in metrics.json and the "
+                          "model card."),
+        click.option("--bf16/--no-bf16", default=True, show_default=True,
+                     help="Older switch: --no-bf16 makes --precision auto run in fp32."),
         click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader worker processes."),
         click.option("--resume/--no-resume", default=False, show_default=True,
                      help="Continue from RUN/train/<name>/last_state.pt up to --epochs."),

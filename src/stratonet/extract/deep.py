@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader
 
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
-from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, collate_sites
+from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, ThreadPrefetch, collate_sites
 from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
-from stratonet.extract.engine import Embedder, default_workers, resolve_device, try_compile_warmup
-from stratonet.extract.precision import default_threads_workers, resolve_precision
+from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
+from stratonet.extract.precision import default_batch_size, default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.io import load_index_row
 from stratonet.models import create_model, load_checkpoint, model_card
@@ -322,7 +322,7 @@ def extract_deep(
     tile_size: int | None = None,
     crop_size: int = 128,
     centers: str | Path | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     device: str = "auto",
     compile: bool = False,
@@ -344,6 +344,7 @@ def extract_deep(
     config: dict | None = None,
     precision: str = "auto",
     on_start: Callable[[], object] | None = None,
+    decode_thread: bool | None = None,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -363,16 +364,19 @@ def extract_deep(
         and single-cell array crops, are resized to the model's input); a grid of native-resolution ``tile_size`` tiles averaged per site;
         or ``crop_size`` crops around nucleus centres (from ``centers`` or an Otsu fallback on DNA), kept per cell
         and averaged per site.
-    batch_size : int
-        Channel images per forward pass (of the model's input size: native-size fields get proportionally fewer,
-        so that memory stays bounded; the manifest records the batch that ran).
+    batch_size : int, optional
+        Channel images per forward pass (default: 16 on CPU, 64 on CUDA; see
+        :func:`stratonet.extract.precision.default_batch_size`), counted in images of the model's input size:
+        native-size fields get proportionally fewer, so that memory stays bounded (the manifest records the batch
+        that ran).
     workers : int, optional
-        DataLoader worker processes (default depends on the device; 0 = in the main process).
+        DataLoader worker processes (default: see :func:`stratonet.extract.precision.default_threads_workers`;
+        0 = decode in the main process, in a background thread unless ``decode_thread`` is False).
     device : {"auto", "cpu", "cuda"}
     compile : bool
         ``torch.compile`` the model (falls back to eager with a warning if compilation fails).
     threads : int, optional
-        Intra-op threads of the model (default: torch's, i.e. the core count).
+        Intra-op threads of the model (default: the cores the decode worker processes leave).
     on_error : {"fail", "skip"}
         Stop at the first bad site, or record it in ``<stem>.errors.csv`` and go on.
     illum : bool
@@ -407,6 +411,9 @@ def extract_deep(
     precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
+    decode_thread : bool, optional
+        With no worker processes, decode the next batch in a background thread while the model runs (default:
+        True when ``workers`` is 0); False decodes in line, between batches.
 
     Returns
     -------
@@ -415,13 +422,16 @@ def extract_deep(
     """
     log = get_logger()
     out = Path(out)
+    dev = resolve_device(device)
+    batch_size = default_batch_size(dev) if batch_size is None else batch_size
+    default_threads, n_workers = default_threads_workers(precision, dev, workers=workers)
     plan = prepare_deep(index, out, channels=channels, model=model, weights=weights, seed=seed, taps=taps, mode=mode,
                         input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
-                        batch_size=batch_size, device=device, on_error=on_error, illum=illum,
+                        batch_size=batch_size, device=dev, on_error=on_error, illum=illum,
                         percentiles=percentiles, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
                         scaling_sites=scaling_sites, center_object=center_object, normalize=normalize,
                         fuse_bn=fuse_bn, overwrite=overwrite, precision=precision, on_start=on_start,
-                        threads=lambda dev: int(threads or default_threads_workers(precision, dev, workers=workers)[0]))
+                        threads=int(threads or default_threads))
     df, rows, key_cols, chans, dev, net, card, prec = (plan.df, plan.rows, plan.key_cols, plan.chans, plan.dev,
                                                       plan.net, plan.card, plan.prec)
     size, mean, std, prep, provenance, signature = (plan.size, plan.mean, plan.std, plan.prep, plan.provenance,
@@ -443,19 +453,21 @@ def extract_deep(
     embedder = Embedder(net, dev, batch_size=batch_size, mean=mean, std=std, compile=compile, fuse_bn=fuse_bn,
                         precision=prec.name)
     embedder = try_compile_warmup(embedder, native or size)
-    n_workers = default_workers(dev) if workers is None else int(workers)
     sites_per_batch = sites_per_model_batch(batch_size, mode, len(chans))
     loader = DataLoader(
         SiteDataset(todo, prep, center_map), batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
         collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
         prefetch_factor=4 if n_workers else None, persistent_workers=False,
     )
+    if decode_thread is None:
+        decode_thread = n_workers == 0
+    batches = ThreadPrefetch(loader, depth=2) if decode_thread and n_workers == 0 else loader
     errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
     n_sites = n_units = 0
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
         try:
-            for batch in track_units(loader, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
+            for batch in track_units(batches, f"deep features ({net.model_name}, {mode}): sites", total=len(todo),
                                      units_of=lambda b: len(b["i"]) + len(b["errors"]), disable=not progress):
                 if batch["i"]:
                     feats = embedder(batch["x"])  # (units, C, D)
@@ -479,6 +491,8 @@ def extract_deep(
                 raise KeyboardInterrupt from None
             raise
         finally:  # on success, error, Ctrl-C or SIGTERM: every finished site reaches disk; a rerun resumes
+            if isinstance(batches, ThreadPrefetch):
+                batches.close()
             writer.flush()
             writer.wait()
     wall = time.perf_counter() - t_start
@@ -497,7 +511,8 @@ def extract_deep(
         "cells_output": str(cells_path(out)) if mode == "cells" else None,
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
-            "batch_size": batch_size, "workers": n_workers, "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
+            "batch_size": batch_size, "workers": n_workers,
+            "decode_thread": bool(decode_thread and n_workers == 0), "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
             "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
         "precision": prec.as_dict(),
         "model_card": card,

@@ -29,12 +29,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def default_workers(device: torch.device) -> int:
-    """DataLoader workers: on a GPU node all but one core decode; on CPU one worker per 4 cores (at least 1),
-    leaving the rest to the model's intra-op threads."""
-    cores = os.cpu_count() or 1
-    if device.type == "cuda":
-        return max(1, min(16, cores - 1))
-    return max(1, cores // 4)
+    """DataLoader worker processes by default (see :func:`stratonet.extract.precision.default_threads_workers`)."""
+    from stratonet.extract.precision import default_threads_workers
+
+    return default_threads_workers("auto", device, cores=os.cpu_count() or 1)[1]
 
 
 class Embedder:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from stratonet.errors import ConfigError, StratoNetError
-from stratonet.index.schema import STACK_PATH, channels_of, site_name, validate_index
+from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.io import load_index_row
 from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
 from stratonet.extract.transforms import rescale_to_unit
@@ -24,7 +24,7 @@ from stratonet.remote import is_url
 from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns, signature_diff
 from stratonet.runguard import fault_point
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
-from stratonet.tables import SITE_KEYS, metadata_columns, read_table, stamp_provenance
+from stratonet.tables import metadata_columns, read_table, stamp_provenance
 
 CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
 

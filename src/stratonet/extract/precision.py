@@ -25,8 +25,11 @@ from stratonet.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# Model classes whose bf16 features were checked against fp32 (tests/test_precision.py). EfficientNet-Lite0 with its
-# ImageNet weights failed (per-image cosine 0.973 on the real JUMP FOV), so ``auto`` keeps other models in fp32.
+# Model classes whose bf16 features were checked against fp32 (tests/test_precision.py, untrained StratoNet-50;
+# benchmarks/bench_precision_trained.py, StratoNet-50 trained 3 epochs: per-image cosine >= 0.9999, 99.3 % of the
+# features >= 0.999 per-feature cosine, worst strong feature 0.997). EfficientNet-Lite0 with its ImageNet weights
+# failed (per-image cosine 0.973 in one session, 0.996 in another; only 11-16 % of its features within per-feature
+# cosine 0.999) and was only 1.1x faster in bf16, so ``auto`` keeps other models in fp32.
 BF16_CHECKED_MODELS = ("TapResNet",)
 
 
@@ -107,22 +110,67 @@ def resolve_precision(requested: str, device: torch.device, model: nn.Module | N
     return Precision(requested, requested, "asked for")
 
 
+def resolve_train_precision(requested: str, device: torch.device, bf16: bool = True) -> Precision:
+    """``train --precision``: the autocast precision of training (weights, optimiser state and loss stay fp32).
+
+    ``auto`` picks bf16 autocast on CUDA and on CPUs with native bf16 (the same probe as extraction), else fp32;
+    ``--no-bf16`` (the older switch) turns ``auto`` into fp32. Unlike extraction, ``auto`` does not depend on the
+    model class: mixed-precision training keeps fp32 master weights, and its checkpoints are stored in fp32.
+    """
+    if requested not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{requested}' (use {', '.join(PRECISIONS)})")
+    flag = None if device.type == "cuda" else cpu_native_bf16(cpu_flags())
+    if requested == "auto":
+        if not bf16:
+            return Precision("fp32", requested, "auto: --no-bf16 given")
+        if device.type == "cuda":
+            return Precision("bf16", requested, "auto: CUDA device")
+        if flag:
+            return Precision("bf16", requested, f"auto: CPU has native bf16 ({flag})")
+        return Precision("fp32", requested, "auto: CPU lacks native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    if requested == "bf16" and device.type == "cpu" and not flag:
+        return Precision("bf16", requested, "asked for; this CPU lacks native bf16, so it is emulated (slow)")
+    return Precision(requested, requested, "asked for")
+
+
+# Measured costs behind the CPU defaults (benchmarks/RESULTS.md, issue 13): decoding a 1080x1080 uint16 channel image
+# to 224 px takes about 5 ms on one core (plane-at-a-time path), while StratoNet-50 takes about 40 core-ms per channel
+# image in bf16 and 65 in fp32 at batch 16. Decode is thus 1/9 (bf16) to 1/14 (fp32) of the work.
+DECODE_CORES_PER_WORKER = 8  # one decode process per 8 cores on machines big enough for processes to pay off
+CPU_BATCH_SIZE = 16  # channel images per forward pass on CPU: 1.6-2x faster than 64 (cache-resident activations)
+CUDA_BATCH_SIZE = 64
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Channel images per forward pass: 16 on CPU (both precisions; 32 and 64 were 1.6-2x slower on the 2-core
+    machine of benchmarks/RESULTS.md), 64 on CUDA."""
+    return CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
+
+
 def default_threads_workers(precision: str, device: torch.device, cores: int | None = None,
                             workers: int | None = None) -> tuple[int, int]:
-    """Model intra-op threads and DataLoader decode workers (CPU defaults from measurements, see RESULTS.md).
+    """Model intra-op threads and DataLoader decode worker processes (CPU defaults from measurements, RESULTS.md).
 
-    On CUDA all but one core decode and the model keeps torch's threads. On CPU one decode worker per 4 cores
-    (at least 1), one thread each, and the model gets the cores left (at least 1), so that workers and model never
-    ask for more threads than there are cores. On the 2-core machine of benchmarks/RESULTS.md, 1 model thread + 1
-    worker ran bf16 end to end about 2x faster than 2 threads + 1 worker (two runs, both on a machine shared with
-    other jobs); fp32, bf16 and int8 follow the same rule, as none measured differently. ``workers`` given: the
-    model gets the other cores.
+    CUDA: all but one core decode (at most 16 workers) and the model keeps torch's threads.
+
+    CPU: below 8 cores no worker process: the main process decodes in one background thread
+    (:class:`stratonet.extract.dataset.ThreadPrefetch`) while the model runs on every core; the decode thread is
+    busy about 1/9 of the time (about 5 ms per channel image, against 40 (bf16) to 65 (fp32) core-ms for
+    StratoNet-50), so it is not given a core of its own. From 8 cores one worker process (one thread each) per 8
+    cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores.
+    Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16, end to end, three quiet runs): 2 model
+    threads + the decode thread 28.0, 30.8 and 33.8 channel-images/s, 1 thread + the decode thread 29.7, 24.3 and
+    29.3, the previous default (1 thread + 1 worker, batch 64) 15.0, 16.6 and 16.9. Under load (average 4 to 8) the
+    order reverses: 1 thread + the decode thread was 1.6-2x faster than 2 threads (pass ``threads=1`` on a shared
+    machine). The rule does not depend on the precision. ``workers`` given: the model gets the cores they leave.
     """
     cores = cores or os.cpu_count() or 1
     if device.type == "cuda":
-        return torch.get_num_threads(), max(1, min(16, cores - 1))
-    workers = max(1, cores // 4) if workers is None else int(workers)
-    return max(1, cores - workers), workers
+        return torch.get_num_threads(), max(1, min(16, cores - 1)) if workers is None else int(workers)
+    if workers is None:
+        workers = 0 if cores < DECODE_CORES_PER_WORKER else cores // DECODE_CORES_PER_WORKER
+    workers = int(workers)
+    return max(1, cores - workers), workers  # workers == 0: the decode thread shares the cores
 
 
 # --- int8 ------------------------------------------------------------------------------------------------------------

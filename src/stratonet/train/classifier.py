@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Subset
 
 from stratonet.errors import ConfigError, InputFileError
 from stratonet.progress import console
+from stratonet.extract.precision import resolve_train_precision
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.train.data import ImageFolderDataset, IndexImageDataset, estimate_stats
 from stratonet.train.engine import (
@@ -65,6 +66,7 @@ class ClassifierConfig:
     deterministic: bool = False
     device: str = "auto"
     bf16: bool = True
+    precision: str = "auto"
     num_workers: int = 0
     resume: bool = False
     name: str | None = None
@@ -140,6 +142,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
 
     d, device = init_distributed(cfg.device)
     seed_everything(cfg.seed + d.rank, cfg.deterministic)
+    prec = resolve_train_precision(cfg.precision, device, cfg.bf16)
+    use_bf16 = prec.name == "bf16"
     run = cfg.run_dir()
     if d.main:
         run.mkdir(parents=True, exist_ok=True)
@@ -182,6 +186,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
             "channel_handling": described_channels,
             "training_data": described, "seed": cfg.seed, "optimizer": cfg.optimizer, "lr": cfg.lr,
             "scheduler": cfg.scheduler, "label_smoothing": cfg.label_smoothing,
+            "training_precision": prec.as_dict(),
         }
 
         def on_epoch(epoch: int, row: dict) -> None:
@@ -191,7 +196,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
                                 {**card, "epoch": epoch, "val_top1": row["val_top1"], "val_top5": row["val_top5"]})
 
         history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, cfg.epochs, device,
-                      run / STATE_FILE, resume=cfg.resume, bf16=cfg.bf16, d=d, train_sampler=sampler,
+                      run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, d=d, train_sampler=sampler,
                       on_epoch=on_epoch, extra_state=lambda: {"best": dict(best)},
                       on_resume=lambda extra: best.update(extra.get("best", {})))
     if not d.main:
@@ -204,7 +209,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
     best_model, best_card = load_checkpoint(run / CHECKPOINT)
     best_model = best_model.to(device)
     full_val = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
-    final = run_epoch(best_model, full_val, criterion, device, None, bf16=cfg.bf16, collect=True)
+    final = run_epoch(best_model, full_val, criterion, device, None, bf16=use_bf16, collect=True)
     metrics = classification_metrics(final["y_true"], final["y_pred"], train_ds.targets, classes)
     check = collapse_check(final["y_pred"], len(classes))
     warn_collapse(check, classes, cfg.model)
@@ -214,6 +219,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         "provenance": {"model": cfg.model, "weights": CHECKPOINT, "trained_on": described, "seed": cfg.seed,
                        "init": init_report or f"untrained (seed {cfg.seed})"},
         **metrics, "top1": final["top1"], "top5": final["top5"], "val_loss": final["loss"],
+        "precision": prec.as_dict(),
         "chance": 1.0 / len(classes), "collapsed": check["collapsed"], "collapse": check,
         "best_epoch": best["epoch"], "epochs_run": len(history), "checkpoint": str(run / CHECKPOINT),
         "selection": "checkpoint with the best validation top-1 (selected on the same validation set)",

@@ -84,9 +84,9 @@ def all_reduce_sum(values: list[float], d: Dist, device: torch.device) -> list[f
 
 
 def autocast_for(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA (when asked), a no-op elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on CUDA or CPU when ``bf16`` (the resolved ``--precision``), else a no-op."""
+    if bf16 and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 

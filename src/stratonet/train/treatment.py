@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, validate_index
 from stratonet.progress import console
+from stratonet.extract.precision import resolve_train_precision
 from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.tables import read_table
 from stratonet.train.data import TensorImageDataset, channel_stats, preload_index
@@ -66,6 +67,7 @@ class TreatmentConfig:
     deterministic: bool = False
     device: str = "auto"
     bf16: bool = True
+    precision: str = "auto"
     num_workers: int = 0
     name: str | None = None
     resume: bool = False
@@ -171,6 +173,7 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
         "collapse": {**check, "dominant_class": enc.classes[check["dominant_class"]]
                      if check["dominant_class"] is not None else None, "threshold": cfg.collapse_threshold},
         "train_accuracy": result.get("train_accuracy"),
+        "precision": result.get("precision"),  # None for the pixel baselines (sklearn)
         "epochs_run": result.get("epochs_run"),
         "classes": enc.classes,
         "n_train": int(len(tr_idx)), "n_train_before_downsampling": int(n_train_all), "n_val": int(len(va_idx)),
@@ -207,6 +210,8 @@ def _train_pixels(cfg: TreatmentConfig, images: np.ndarray, y: np.ndarray, tr_id
 
 def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding, mean, std) -> dict:
     device = pick_device(cfg.device)
+    prec = resolve_train_precision(cfg.precision, device, cfg.bf16)
+    use_bf16 = prec.name == "bf16"
     model_name = canonical_name(cfg.model)
     in_chans = images.shape[1]
     model = build_network(model_name, in_chans, len(enc), seed=cfg.seed).to(device)
@@ -228,16 +233,17 @@ def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding
     scheduler = make_scheduler(optimizer, cfg.scheduler, cfg.epochs)
     plateau = make_plateau(optimizer, cfg.plateau_patience) if cfg.plateau_patience > 0 else None
     history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, cfg.epochs, device,
-                  run / STATE_FILE, resume=cfg.resume, bf16=cfg.bf16, train_sampler=sampler, top5=False)
+                  run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, train_sampler=sampler, top5=False)
     epochs = write_epochs(run, history)
     plot_curves(epochs, run / "curves.png", f"{model_name} on {cfg.label}", ("train_acc", "val_acc"))
-    final = run_epoch(model, val_loader, criterion, device, None, bf16=cfg.bf16, collect=True)
+    final = run_epoch(model, val_loader, criterion, device, None, bf16=use_bf16, collect=True)
     card = {
         "name": run.name, "in_chans": in_chans, "num_classes": len(enc), "classes": enc.classes,
         "input_size": cfg.crop, "preload_size": cfg.size, "channels": cfg.channels or "all",
         "grayscale": cfg.grayscale, "normalization": {"mean": mean, "std": std, "name": "dataset"},
         "intensity": "each channel divided by its dataset-level 99.9th percentile, then normalised",
         "training_data": str(cfg.index), "label": cfg.label, "epochs": len(history), "seed": cfg.seed,
+        "training_precision": prec.as_dict(),
     }
     weights_path = run / "model.safetensors"
     if model_name == "cnn3":
@@ -249,4 +255,5 @@ def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding
         card.pop("num_classes")
         save_checkpoint(unwrap(model), weights_path, card)
     return {"y_pred": final["y_pred"], "train_accuracy": history[-1]["train_acc"] if history else None,
-            "epochs_run": len(history), "weights": weights_path.name, "device": str(device)}
+            "epochs_run": len(history), "weights": weights_path.name, "device": str(device),
+            "precision": prec.as_dict()}
