@@ -6,7 +6,7 @@ local CPUs (not timed). ``--engine ray`` is the Ray Data streaming pipeline (dec
 ``--tasks-too`` also times the older task-per-shard mode (``--ray-mode tasks``: each shard a task holding the node).
 The peak object store use of the cluster is sampled every 0.2 s during the Ray Data run (backpressure check).
 
-    python benchmarks/bench_ray.py --wells 96 --sites 2 --size 540 --model stratonet50
+    python benchmarks/bench_ray.py --wells 96 --sites 2 --size 540 --model stratonet50 --input-size 224
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--sites", type=int, default=2)
     ap.add_argument("--size", type=int, default=540)
     ap.add_argument("--model", default="stratonet50")
+    ap.add_argument("--input-size", type=int, default=224,
+                    help="network input side (224 as in earlier runs; 0 = extract deep's default, native size)")
     ap.add_argument("--shards", type=int, default=None, help="--tasks-too: Ray tasks (default: the engine's choice)")
     ap.add_argument("--tasks-too", action="store_true", help="also time --ray-mode tasks (task per shard)")
     args = ap.parse_args()
@@ -42,6 +44,8 @@ def main() -> None:
     run(["index", work / "plate" / "load_data.csv", "-o", work / "index.parquet"])
     n_images = args.wells * args.sites * 5
     common = ["extract", "deep", work / "index.parquet", "--model", args.model]
+    if args.input_size:
+        common += ["--input-size", args.input_size]
     t0 = time.perf_counter()
     run(common + ["-o", work / "local" / "deep.parquet"])
     t_local = time.perf_counter() - t0
