@@ -274,7 +274,9 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
     native = None
-    if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols:
+    trained_here = bool(card.get("training_data")) and not (card.get("imported_from") or card.get("source"))
+    if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols and not trained_here:
+        # a checkpoint `stratonet train` made saw fields resized to its input size: keep that scale
         native = native_field_shape(rows, chans, illum, size)
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
                       low=percentiles[0], high=percentiles[1], illum=illum,

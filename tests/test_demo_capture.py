@@ -1,0 +1,46 @@
+"""Issue 10: what `make demo` printed on an 80-column terminal, captured, has no library warning and no wrap inside
+a word or a path.
+
+The capture is ``tests/data/demo_output_80col.txt``: the screen of a tmux pane 80 columns wide after ``make demo``
+(``tmux capture-pane -p -S -``), so each line is what a user saw, cut where the terminal cut it. Regenerate it
+after a change to the demo's output with the commands in tests/data/README.md. The live check of the same rules on
+a CLI command runs in tests/test_correctness_output.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+CAPTURE = Path(__file__).parent / "data" / "demo_output_80col.txt"
+WARNINGS = re.compile(r"\b\w*Warning\b|warnings\.warn|Traceback \(most recent call last\)")
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    if not CAPTURE.exists():
+        pytest.fail(f"{CAPTURE} is missing: capture `make demo` as tests/data/README.md says")
+    text = CAPTURE.read_text()
+    assert "DEMO_EXIT=0" in text, "the captured demo did not exit 0"
+    return text.splitlines()
+
+
+def test_demo_capture_has_no_library_warning(lines):
+    hits = [ln for ln in lines if WARNINGS.search(ln)]
+    assert not hits, hits[:5]
+
+
+def test_demo_capture_has_no_wrap_inside_a_word(lines):
+    """A line the terminal cut (80 columns) must end between words: a full line ending in a letter or digit that is
+    followed by a line starting with one is a word (or path) split in two."""
+    cuts = [(a, b) for a, b in zip(lines, lines[1:])
+            if len(a) >= 80 and a[79:80].isalnum() and b[:1].isalnum()]
+    assert not cuts, cuts[:3]
+
+
+def test_demo_capture_reports_every_stage(lines):
+    text = "\n".join(lines)
+    for word in ("index", "deep", "classical", "profile", "report"):
+        assert word in text
