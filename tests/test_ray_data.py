@@ -121,3 +121,7 @@ def test_unit_sizes_are_whole_model_batches():
     assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None) == (1, 1.0, 0.0, "cpu")
     assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None) == (2, 1.0, 1.0, "cuda")
     assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", None) == (2, 12.0, 0.0, "cpu")
+    from stratonet.raydata import actor_threads
+
+    assert actor_threads([{"Resources": {"CPU": 2.0}}], 1, "cpu") == 2  # the model on every core, as locally
+    assert actor_threads([{"Resources": {"CPU": 16.0}}] * 2, 4, "cpu") == 8 and actor_threads([], 1, "cuda") == 1

@@ -86,6 +86,16 @@ def actor_resources(nodes: list[dict], device: str, actors: int | None) -> tuple
     return n, cpus, 0.0, "cpu"
 
 
+def actor_threads(nodes: list[dict], n_actors: int, device: str) -> int:
+    """Intra-op threads of a CPU model actor: every core of its node's share, as the local engine gives the model
+    every core with decoding beside it (the actor reserves fewer CPUs so that decode tasks can be scheduled)."""
+    if device != "cpu":
+        return 1
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    per_node = max(1, -(-int(n_actors) // max(1, len(alive))))
+    return max(1, int(min(r.get("CPU", 1.0) for r in alive)) // per_node)
+
+
 def _part(parts_dir: Path, unit: int, width: int) -> Path:
     return parts_dir / f"part-{unit:0{width}d}.parquet"
 
@@ -283,7 +293,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
             from ray.data import ExecutionResources
 
             ctx.execution_options.resource_limits = ExecutionResources(object_store_memory=float(limit))
-        threads_ = int(threads or max(1, int(actor_cpus)))
+        threads_ = int(threads or actor_threads(ray.nodes(), n_actors, dev_name))
         errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
         n_sites = n_units = 0
         t_start = time.perf_counter()
