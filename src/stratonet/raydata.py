@@ -239,7 +239,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     ray = import_ray()
     from stratonet.extract.cells import read_centers
     from stratonet.extract.deep import (CELL_KEYS, UNITS_PER_SITE, _resume_file, cells_path, feature_names,
-                                        manifest_path, prepare_deep, sites_per_model_batch)
+                                        manifest_path, prepare_deep, run_counts, sites_per_model_batch)
     from stratonet.extract.writer import WideTableWriter
     from stratonet.progress import get_logger, track
     from stratonet.resumable import ErrorLog
@@ -338,7 +338,6 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         WideTableWriter(cells_path(out), key_columns=CELL_KEYS, metadata=plan.cell_stamp).finalize()
     _resume_file(out).unlink(missing_ok=True)
 
-    channel_images = n_sites * len(chans)
     manifest = {
         "output": str(out),
         "cells_output": str(cells_path(out)) if mode == "cells" else None,
@@ -356,16 +355,8 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         "device": device_info("cpu") if dev_name == "cpu" else {"device": dev_name, "where": "ray actors"},
         "threads": threads_,
         "workers": None,
-        "sites_total": len(rows),
-        "sites_resumed": sum(len(units[k]) for k in done),
-        "sites_processed": n_sites,
-        "errors": len(errors),
-        "errors_file": str(errors_file) if errors_file else None,
-        "channel_images": channel_images,
-        "model_images": n_units * len(chans),
-        "wall_s": wall,
-        "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
-        "model_images_per_s": n_units * len(chans) / wall if wall > 0 else float("nan"),
+        **run_counts(len(rows), sum(len(units[k]) for k in done), n_sites, errors, errors_file, len(chans), n_units,
+                     wall),
         "resources": monitor.summary(),
         "features": len(names),
     }

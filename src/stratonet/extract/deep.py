@@ -109,6 +109,17 @@ def native_batch_size(batch_size: int, shape: tuple[int, int], model_size: int) 
     return max(1, min(int(batch_size), budget // (shape[0] * shape[1])))
 
 
+def run_counts(total: int, resumed: int, processed: int, errors, errors_file, n_channels: int, n_units: int,
+               wall: float) -> dict:
+    """The manifest's site, error and throughput fields (the same for every engine)."""
+    channel_images, model_images = processed * n_channels, n_units * n_channels
+    return {"sites_total": total, "sites_resumed": resumed, "sites_processed": processed, "errors": len(errors),
+            "errors_file": str(errors_file) if errors_file else None, "channel_images": channel_images,
+            "model_images": model_images, "wall_s": wall,
+            "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
+            "model_images_per_s": model_images / wall if wall > 0 else float("nan")}
+
+
 def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) -> None:
     """Remove per-cell rows of sites whose site row was never written (a run stopped between the two flushes)."""
     for part in writer._part_files():
@@ -507,7 +518,6 @@ def extract_deep(
     _resume_file(out).unlink(missing_ok=True)  # the final table carries the signature: no stray file
 
     res = monitor.summary()
-    channel_images = n_sites * len(chans)
     manifest = {
         "output": str(out),
         "cells_output": str(cells_path(out)) if mode == "cells" else None,
@@ -522,16 +532,7 @@ def extract_deep(
         "device": device_info(str(dev)),
         "threads": torch.get_num_threads(),
         "workers": n_workers,
-        "sites_total": len(rows),
-        "sites_resumed": len(rows) - len(todo),
-        "sites_processed": n_sites,
-        "errors": len(errors),
-        "errors_file": str(errors_file) if errors_file else None,
-        "channel_images": channel_images,
-        "model_images": n_units * len(chans),
-        "wall_s": wall,
-        "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
-        "model_images_per_s": n_units * len(chans) / wall if wall > 0 else float("nan"),
+        **run_counts(len(rows), len(rows) - len(todo), n_sites, errors, errors_file, len(chans), n_units, wall),
         "resources": res,
         "features": len(names),
     }
