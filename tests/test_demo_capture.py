@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 CAPTURE = Path(__file__).parent / "data" / "demo_output_80col.txt"
-WARNINGS = re.compile(r"\b\w*Warning\b|warnings\.warn|Traceback \(most recent call last\)")
+# a library warning as Python prints it ("UserWarning: ..."), not the tool's own count of them
+WARNINGS = re.compile(r"\w+Warning: |warnings\.warn|Traceback \(most recent call last\)")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,11 @@ def test_demo_capture_has_no_library_warning(lines):
 
 
 def test_demo_capture_has_no_wrap_inside_a_word(lines):
-    """A line the terminal cut (80 columns) must end between words: a full line ending in a letter or digit that is
-    followed by a line starting with one is a word (or path) split in two."""
+    """A line the terminal cut (80 columns) must end between words: a full line ending in a letter followed by a
+    line starting with one is a word split in two, and a full line followed by one starting with "/" a path.
+    (A full progress-bar line ends in a digit of its clock.)"""
     cuts = [(a, b) for a, b in zip(lines, lines[1:])
-            if len(a) >= 80 and a[79:80].isalnum() and b[:1].isalnum()]
+            if len(a) >= 80 and ((a[79:80].isalpha() and b[:1].isalpha()) or b.startswith("/"))]
     assert not cuts, cuts[:3]
 
 

@@ -6,6 +6,7 @@ raise :class:`~stratonet.errors.NotAvailableError` and are listed as skipped, ne
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -281,11 +282,33 @@ def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     console.rule("[bold]demo finished")
     for name, t in timings:
         console.print(f"  {name:<20} {t}")
-    console.print(f"\nOutputs in [bold]{ctx.out.resolve()}[/]")
     ctx.outputs.update(unlisted_folders(ctx.out, ctx.outputs.values()))  # every folder written is listed
-    width = max((len(w) for w in ctx.outputs), default=20)
-    for what, p in ctx.outputs.items():
-        console.print(f"  {what:<{width}} {Path(p).resolve()}", soft_wrap=True, highlight=False)
-    if ctx.report is not None:
-        console.print(f"\n[bold green]Report:[/] {Path(ctx.report).resolve()}", soft_wrap=True, highlight=False)
+    print_outputs(ctx.out, ctx.outputs, ctx.report)
     return ctx
+
+
+def print_outputs(out: Path, outputs: dict[str, Path], report: Path | None) -> None:
+    """The outputs as paths relative to ``out`` (printed once, on its own line), beside what they are.
+
+    Paths are never cut by the terminal: a path column that does not wrap, and descriptions that wrap at words.
+    """
+    from rich.table import Table
+
+    root = Path(out).resolve()
+    console.print("\nOutputs, under")
+    console.print(str(root), soft_wrap=True, highlight=False)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for what, p in outputs.items():
+        p = Path(p).resolve()
+        rel = os.path.relpath(p, root) + ("/" if p.is_dir() else "")
+        grid.add_row(rel, what)
+    console.print(grid, highlight=False)
+    if report is not None:
+        path = str(Path(report).resolve())
+        if len("Report: " + path) > console.width:
+            console.print("\n[bold green]Report:[/]")
+            console.print(path, soft_wrap=True, highlight=False)
+        else:
+            console.print(f"\n[bold green]Report:[/] {path}", soft_wrap=True, highlight=False)
