@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
+from stratonet.tables import read_provenance
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
@@ -64,6 +65,20 @@ def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster):
     # a rerun of a finished table does nothing and changes nothing
     assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
     _same_as_local(out, local)
+
+
+def test_ray_data_keeps_native_size_fields_like_local(tmp_path, ray_cluster):
+    """No --input-size and fields larger than the model input: both engines feed them unresampled, identically."""
+    assert run_cli(["synth", tmp_path / "plate", "--wells", 2, "--sites", 1, "--size", 240, "--seed", 2]) == 0
+    idx = tmp_path / "index.parquet"
+    assert run_cli(["index", tmp_path / "plate" / "load_data.csv", "-o", idx]) == 0
+    opts = ["--model", "stratonet18", "--channels", "DNA,RNA"]
+    assert run_cli(["extract", "deep", idx, "-o", tmp_path / "local" / "deep.parquet", *opts]) == 0
+    assert run_cli(["extract", "deep", idx, "-o", tmp_path / "ray" / "deep.parquet", *opts, "--engine", "ray"]) == 0
+    for engine in ("local", "ray"):
+        assert read_provenance(tmp_path / engine / "deep.parquet")["input_size"] == "native 240x240"
+    got, want = pd.read_parquet(tmp_path / "ray" / "deep.parquet"), pd.read_parquet(tmp_path / "local" / "deep.parquet")
+    assert len(want) == 2 and got.equals(want)
 
 
 def test_ray_data_resumes_an_interrupted_run_without_duplicates(plate, tmp_path, ray_cluster, monkeypatch):
