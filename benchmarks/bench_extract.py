@@ -93,12 +93,13 @@ def model_only(model_name: str, batch_size: int, size: int, n_images: int) -> fl
     return done / (time.perf_counter() - t0)
 
 
-def end_to_end(index: Path, out: Path, model_name: str, batch_size: int, workers: int | None) -> tuple[float, dict]:
+def end_to_end(index: Path, out: Path, model_name: str, batch_size: int, workers: int | None,
+               size: int = 224) -> tuple[float, dict]:
     from stratonet.extract.deep import extract_deep
 
     t0 = time.perf_counter()
     man = extract_deep(index, out, model=model_name, batch_size=batch_size, workers=workers, overwrite=True,
-                       progress=False)
+                       progress=False, input_size=size)  # the model-only figures are at this size too
     return man["channel_images"] / (time.perf_counter() - t0), man
 
 
@@ -263,7 +264,8 @@ def roofline(argv_args) -> dict:
                f"decode_thread={'default' if dthread is None else dthread} batch={bs or 'default'}")
         t0 = time.perf_counter()
         man = extract_deep(index, args.out / "deep.parquet", model=args.model, batch_size=bs, precision=prec,
-                           threads=threads, workers=workers, decode_thread=dthread, overwrite=True, progress=False)
+                           threads=threads, workers=workers, decode_thread=dthread, overwrite=True, progress=False,
+                           input_size=args.size)
         e2e.setdefault(key, []).append(man["channel_images"] / (time.perf_counter() - t0))
         res.setdefault("end_to_end_settings", {})[key] = {k: man["config"][k] for k in
                                                           ("threads", "workers", "decode_thread", "batch_size")}
@@ -347,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
            "cpu": subprocess.run(["lscpu"], capture_output=True, text=True).stdout.split("\n")}
     res["a_io_ceiling"] = io_ceiling(index, workers, args.batch_size, args.size)
     res["b_model_only"] = model_only(args.model, args.batch_size, args.size, n_images=2 * args.batch_size)
-    res["c_end_to_end"], man = end_to_end(index, args.out / "deep.parquet", args.model, args.batch_size, workers)
+    res["c_end_to_end"], man = end_to_end(index, args.out / "deep.parquet", args.model, args.batch_size, workers,
+                                          args.size)
     res["c_loop_only"] = man["channel_images_per_s"]
     res["peak_rss_gb_tree"] = man["resources"]["rss_gb_max"]
     res["cpu_pct_avg_e2e"] = man["resources"]["cpu_pct_avg"]

@@ -24,7 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bbbc013_targets import bbbc013_index  # noqa: E402
 
-CONFIGS = {"efficientnet_lite0": dict(weights="efficientnet_lite0.in1k"), "stratonet50": dict(model="stratonet50")}
+# both at 224 px, as the model-only part (whole fields would otherwise go in at their native 640 px)
+CONFIGS = {"efficientnet_lite0": dict(weights="efficientnet_lite0.in1k", input_size=224),
+           "stratonet50": dict(model="stratonet50", input_size=224)}
 
 
 def model_only(batch: int = 32, reps: int = 3) -> dict[str, float]:
