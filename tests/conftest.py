@@ -41,6 +41,17 @@ def jump_metadata() -> Path:
     return need(JUMP_METADATA)
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless Chromium binary for the report checks (skips where none is installed; CI installs one)."""
+    from stratonet.report.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); CI installs it")
+    return path
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local Ray cluster per test module (2 CPUs, no dashboard), shut down after it."""

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import run_cli
 from stratonet.report import SECTIONS, build_report
-from stratonet.report.browser import check_page, find_chromium
+from stratonet.report.browser import check_page
 
 SECTION_IDS = [sid for sid, _ in SECTIONS]
 CLASSIFIERS = {"svm": (0.81, 0.78), "rf": (0.74, 0.70)}  # accuracy, macro F1
@@ -161,14 +161,6 @@ def test_corrupt_metrics_names_the_file(tmp_path, capsys):
     assert run_cli(["report", run]) != 0
     err = capsys.readouterr().err
     assert "retrieval/deep/metrics.json" in err and "Traceback" not in err
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = find_chromium()
-    if path is None:
-        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); CI installs it")
-    return path
 
 
 def test_report_in_headless_chromium(tmp_path, chromium):

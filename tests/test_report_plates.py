@@ -14,7 +14,7 @@ from conftest import run_cli
 from plate_run import FAILED_WELL, PLATE, build_plate_run
 from stratonet.report import build_report
 from stratonet.report import html as H
-from stratonet.report.browser import check_page, find_chromium
+from stratonet.report.browser import check_page
 from stratonet.report.numbers import MAX_CLASSES, confusion_html, correlation_html, group_classes
 
 
@@ -102,14 +102,6 @@ def test_confusion_groups_beyond_twenty_classes_and_marks_absent():
     corr = pd.DataFrame(np.random.default_rng(0).uniform(-1, 1, (50, 50)), index=[f"a{i}" for i in range(50)],
                         columns=[f"b{i}" for i in range(50)])
     assert correlation_html(corr, "x").count("<tr><th class=\"t\" title=") == MAX_CLASSES
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = find_chromium()
-    if path is None:
-        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); CI installs it")
-    return path
 
 
 def test_plate_viewer_in_headless_chromium(plate_report, chromium, tmp_path):
