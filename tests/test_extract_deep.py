@@ -252,7 +252,7 @@ def small_model_input(monkeypatch):
     from stratonet.extract import deep as deep_mod
 
     orig = deep_mod.native_field_shape
-    monkeypatch.setattr(deep_mod, "native_field_shape", lambda rows, ch, il, size: orig(rows, ch, il, 64))
+    monkeypatch.setattr(deep_mod, "native_field_shape", lambda rows, ch, size: orig(rows, ch, 64))
 
 
 def test_whole_fields_keep_their_native_size_by_default(tmp_path, small_model_input):

@@ -80,7 +80,7 @@ def build_model(model: str | None, weights: str | Path | None, seed: int, taps=N
     return net, model_card(net, weights=label), label
 
 
-def native_field_shape(rows: list[dict], channels: Sequence[str], illum: bool, model_size: int) -> tuple | None:
+def native_field_shape(rows: list[dict], channels: Sequence[str], model_size: int) -> tuple | None:
     """``(H, W)`` of the run's fields when whole mode can keep them as they are, else None.
 
     Whole fields are not downsampled by default: a network pooled globally accepts any size, and shrinking a
@@ -255,7 +255,7 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if threads is not None:
-        torch.set_num_threads(threads(dev) if callable(threads) else int(threads))
+        torch.set_num_threads(int(threads))
     net, card, label = build_model(model, weights, seed, taps)
     prec = resolve_precision(precision, dev, net)
     if "WARNING" in prec.reason:
@@ -288,7 +288,7 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     trained_here = bool(card.get("training_data")) and not (card.get("imported_from") or card.get("source"))
     if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols and not trained_here:
         # a checkpoint `stratonet train` made saw fields resized to its input size: keep that scale
-        native = native_field_shape(rows, chans, illum, size)
+        native = native_field_shape(rows, chans, size)
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
                       low=percentiles[0], high=percentiles[1], illum=illum,
                       scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native)
