@@ -61,15 +61,24 @@ def stratonet(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "stratonet", *args], check=True, env=env)
 
 
+def well_annotations(m: pd.DataFrame) -> pd.DataFrame:
+    """Per well of ``metadata.csv``: the field's control names, the dose index and a compound name."""
+    return pd.DataFrame({
+        "Metadata_Well": m.well.astype(str), "Metadata_control_type": m.control_type.map(CONTROL_TYPES),
+        "Metadata_dose_index": m.dose_index,
+        "Metadata_compound": m.control_type.map({"negative_control": "DMSO", "positive_control": "poscon",
+                                                 "dose_series": "PI3Ki"}),
+    })
+
+
 def load_data_csv(work: Path) -> Path:
     """A CellProfiler LoadData CSV of the plate with the field's control names."""
     m = pd.read_csv(DATA / "metadata.csv")
+    ann = well_annotations(m)
     out = pd.DataFrame({
         "Metadata_Plate": m.plate, "Metadata_Well": m.well, "Metadata_Site": 1,
-        "Metadata_control_type": m.control_type.map(CONTROL_TYPES), "Metadata_dose_index": m.dose_index,
-        "Metadata_treatment_class": m.treatment_class,
-        "Metadata_compound": m.control_type.map({"negative_control": "DMSO", "positive_control": "poscon",
-                                                 "dose_series": "PI3Ki"}),
+        "Metadata_control_type": ann.Metadata_control_type, "Metadata_dose_index": m.dose_index,
+        "Metadata_treatment_class": m.treatment_class, "Metadata_compound": ann.Metadata_compound,
         "FileName_OrigGFP": [Path(f).name for f in m.file_gfp],
         "PathName_OrigGFP": [str(DATA / Path(f).parent) for f in m.file_gfp],
         "FileName_OrigDNA": [Path(f).name for f in m.file_dna],
@@ -161,13 +170,7 @@ def profile_assay(table: pd.DataFrame, readout: str = "logistic:top_k=25", n_boo
     from stratonet.evaluate.assay import evaluate_assay
     from stratonet.profile.pipeline import run_profile
 
-    m = pd.read_csv(DATA / "metadata.csv")
-    meta = pd.DataFrame({"Metadata_Well": m.well.astype(str),
-                         "Metadata_control_type": m.control_type.map(CONTROL_TYPES),
-                         "Metadata_dose_index": m.dose_index,
-                         "Metadata_compound": m.control_type.map({"negative_control": "DMSO",
-                                                                  "positive_control": "poscon",
-                                                                  "dose_series": "PI3Ki"})})
+    meta = well_annotations(pd.read_csv(DATA / "metadata.csv"))
     tab = table.drop(columns=[c for c in meta.columns if c != "Metadata_Well" and c in table.columns])
     tab = tab.assign(Metadata_Well=tab["Metadata_Well"].astype(str)).merge(meta, on="Metadata_Well",
                                                                           validate="many_to_one")
