@@ -334,6 +334,12 @@ def _stop_pool(pool) -> None:
         except Exception:
             pass
     pool.shutdown(wait=False, cancel_futures=True)
+    # Let the pool's manager thread finish closing its wakeup pipe now: if the interpreter exits while it is still
+    # closing, concurrent.futures' exit hook can write to the closed pipe and print an OSError traceback after our
+    # one-line error (seen once in CI after a killed worker).
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=10)
 
 
 def aggregate_wells(out_dir: Path, provenance: dict) -> None:
