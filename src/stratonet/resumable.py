@@ -191,7 +191,7 @@ class PartitionedWriter:
         if self.signature is not None:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self._schema_metadata()})
         with discard_on_error(tmp, part):  # a full disk leaves no half-written part behind
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, **lean_parquet_options(table.schema))
             tmp.replace(part)
         self._buffer, self._buffered = [], 0
 
@@ -242,13 +242,21 @@ def _first_occurrence_masks(sources: list[Path], key_columns: Sequence[str]) -> 
     return [pa.array(~dup[src == i]) for i in range(len(sources))]
 
 
+def lean_parquet_options(schema: pa.Schema) -> dict:
+    """Parquet writer options for feature tables: dictionary encoding and column statistics only for the
+    non-float (metadata) columns. Float features gain nothing from either (their values hardly repeat, and no
+    reader filters on them), and on a 15,000-column deep table they cost ~40 % of the write time."""
+    keep = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    return {"use_dictionary": keep, "write_statistics": keep}
+
+
 def _merge(sources: list[Path], schema: pa.Schema, out: Path, key_columns: Sequence[str]) -> None:
     """Stream ``sources`` into ``out`` (atomic), keeping the first row of every key."""
     masks = _first_occurrence_masks(sources, key_columns)
     dropped = sum(len(m) - m.true_count for m in masks if m is not None)
     tmp = out.with_name(out.name + ".tmp")
     with discard_on_error(tmp, out):  # a full disk leaves no half-written file behind
-        with pq.ParquetWriter(tmp, schema) as writer:
+        with pq.ParquetWriter(tmp, schema, **lean_parquet_options(schema)) as writer:
             for src, mask in zip(sources, masks):
                 pf = pq.ParquetFile(src)
                 offset = 0

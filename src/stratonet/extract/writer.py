@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stratonet.resumable import PartitionedWriter, _merge, _unified_schema
+from stratonet.resumable import PartitionedWriter, _merge, _unified_schema, lean_parquet_options
 from stratonet.tables import discard_on_error
 
 
@@ -94,5 +94,5 @@ def _write_part(df: pd.DataFrame, part, metadata: dict | None) -> None:
     if metadata:
         table = table.replace_schema_metadata(metadata)
     with discard_on_error(tmp, part):  # a full disk leaves no half-written part behind
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **lean_parquet_options(table.schema))
         tmp.replace(part)
