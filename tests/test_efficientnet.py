@@ -41,7 +41,12 @@ def test_lite_architecture():
     info = {f["name"]: f for f in full.feature_info}
     assert list(info) == ["low", "medium", "high"]
     assert (info["low"]["reduction"], info["medium"]["reduction"], info["high"]["reduction"]) == (8, 16, 32)
-    assert info["high"]["channels"] == 1280 and full.head_type == "final"
+    assert info["high"]["channels"] == 1280 and full.head_type == "final"  # a classifier keeps the whole network
+    # features: ends of stages 4, 5 and 6, cut after stage 6 (no 1280-channel head)
+    feat = create_model("efficientnet_lite0")
+    assert [(f["name"], f["channels"], f["reduction"]) for f in feat.feature_info] == [
+        ("low", 80, 16), ("medium", 112, 16), ("high", 192, 32)]
+    assert not hasattr(feat, "conv_head") and len(feat.blocks) == 15
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         taps = full.forward_taps(x)
@@ -126,3 +131,24 @@ def test_imagenet_head_classifies_cat_and_coffee(variant, tmp_path, capsys):
     with torch.no_grad():
         rnd = untrained(torch.cat([_photo("chelsea", size), _photo("coffee", size)])).topk(5, dim=1).indices.tolist()
     assert not (set(rnd[0]) & CAT_CLASSES and set(rnd[1]) & COFFEE_CLASSES)
+
+
+def test_imported_checkpoint_keeps_whole_network_and_extracts_default_taps(tmp_path):
+    """An imported Lite0 checkpoint stores every layer (head and classifier); extraction retaps it to the default
+    feature taps, and an explicit ``taps`` still reaches the head. A checkpoint trained here keeps its card's taps."""
+    from stratonet.extract.deep import build_model
+    from stratonet.models.checkpoint import save_checkpoint
+    from stratonet.models.efficientnet import default_taps, full_taps
+
+    full = create_model("efficientnet_lite0", num_classes=1000, seed=3)
+    assert full.tap_map == full_taps("efficientnet_lite0")
+    save_checkpoint(full, tmp_path / "imported", card={"imported_from": "lite0.pth", "training_data": "ImageNet-1k"})
+    net, card, _ = build_model(None, tmp_path / "imported", seed=0)
+    assert card["taps"] == full_taps("efficientnet_lite0") and card["num_classes"] == 1000
+    assert net.tap_map == default_taps("efficientnet_lite0") and not hasattr(net, "conv_head")
+    assert torch.equal(net.state_dict()["blocks.14.project_conv.weight"], full.state_dict()["blocks.14.project_conv.weight"])
+    head, _, _ = build_model(None, tmp_path / "imported", seed=0, taps=["blocks.4", "head_act"])
+    assert [f["channels"] for f in head.feature_info] == [40, 1280]
+    save_checkpoint(full, tmp_path / "trained", card={"training_data": "my plates"})
+    trained, _, _ = build_model(None, tmp_path / "trained", seed=0)
+    assert trained.tap_map == full_taps("efficientnet_lite0")

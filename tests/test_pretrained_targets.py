@@ -32,9 +32,12 @@ def test_bbbc013_default_pretrained_deep(tmp_path):
     man = extract_deep(index, out, weights=LITE0, progress=False)
     prov = man["provenance"]
     assert prov["scaling"]["mode"] == "plate" and prov["mode"] == "whole" and prov["input_size"] == "native 640x640"
+    # the bundled checkpoint keeps the whole network; features come from the default taps (stage ends 4, 5, 6)
+    assert prov["taps"] == {"low": "blocks.7", "medium": "blocks.10", "high": "blocks.14"}
     fig = profile_assay(pd.read_parquet(out), n_boot=50)
-    # measured 0.545 and 0.915 (benchmarks/RESULTS.md, "BBBC013 ... through the tool"); target Z' >= 0.5, rho >= 0.9
-    assert fig["z_prime"] >= 0.5 and fig["z_prime"] == pytest.approx(0.545, abs=0.03)
+    # measured 0.504 and 0.936 (benchmarks/RESULTS.md, "Which taps of EfficientNet-Lite0"); target Z' >= 0.5,
+    # rho >= 0.9. The margin on Z' is small: the 1280-channel head gave 0.545 here but cost MoA F1 on synthetic data.
+    assert fig["z_prime"] >= 0.5 and fig["z_prime"] == pytest.approx(0.504, abs=0.01)
     assert fig["spearman_dose"] >= 0.9
 
 
@@ -50,3 +53,20 @@ def test_jump_fovs_pretrained_separates_more_than_untrained(tmp_path):
     # the issue's measure: nearest neighbours within vs across the FOVs (measured 1.00 vs 0.88 of 32 tiles; the
     # silhouette is about equal, 0.21 vs 0.22, see benchmarks/RESULTS.md)
     assert pre["nn_same_fov"] > raw["nn_same_fov"], (pre, raw)
+
+
+def test_synthetic_plate_pretrained_beats_untrained(tmp_path):
+    """Synthetic 96-well plate, MoA macro-F1 over 7 classes with wells held out: the default pretrained features
+    (EfficientNet-Lite0 ImageNet, native size, plate scaling) beat untrained StratoNet-50's (measured 0.990 against
+    0.972, benchmarks/RESULTS.md "Which taps of EfficientNet-Lite0"; with the old head taps it was 0.849)."""
+    from synth_moa import moa_f1, synth_index
+
+    from stratonet.extract.deep import extract_deep
+
+    index = synth_index(tmp_path, 96, 1, 320, 0)
+    extract_deep(index, tmp_path / "pre.parquet", weights=LITE0, progress=False)
+    extract_deep(index, tmp_path / "raw.parquet", model="stratonet50", progress=False)
+    pre, _ = moa_f1(pd.read_parquet(tmp_path / "pre.parquet"), treated_only=False)
+    raw, _ = moa_f1(pd.read_parquet(tmp_path / "raw.parquet"), treated_only=False)
+    assert pre > raw, (pre, raw)
+    assert pre == pytest.approx(0.990, abs=0.02)

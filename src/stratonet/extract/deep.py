@@ -65,6 +65,11 @@ def build_model(model: str | None, weights: str | Path | None, seed: int, taps=N
         net, card = load_checkpoint(resolve_weights(weights))  # a path, or a cached / installed weights name
         if model is not None and model != card["model"]:
             raise ConfigError(f"--model {model} differs from the checkpoint's model {card['model']} ({weights})")
+        if taps is None and (card.get("imported_from") or card.get("source")):
+            from stratonet.models import default_taps
+
+            if dict(card["taps"]) != default_taps(card["model"]):
+                taps = default_taps(card["model"])  # imported weights keep every layer; features: the defaults
         if taps is not None:
             retapped = create_model(card["model"], in_chans=int(card["in_chans"]), taps=taps)
             state = net.state_dict()

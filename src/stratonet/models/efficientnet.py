@@ -13,7 +13,8 @@ Strided convolutions pad like TensorFlow's "SAME" (the weights were trained that
 Taps
 ----
 Every block (``blocks.N``) and sub-module can be tapped; ``head_act`` is the 1280-channel output after the head
-convolution (the usual "features" of the network). Stage ends are listed by :func:`stage_ends`.
+convolution (the classifier's input). Stage ends are listed by :func:`stage_ends`. Features default to the ends of
+stages 4, 5 and 6 (:func:`default_taps`); imported weights keep the whole network (:func:`full_taps`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,22 @@ def stage_ends(name: str) -> list[int]:
 
 
 def default_taps(name: str) -> dict[str, str]:
-    """``low``: end of stage 3 (stride 8); ``medium``: end of stage 5 (stride 16); ``high``: the 1280-channel head."""
+    """Feature taps: ``low`` = end of stage 4 (stride 16), ``medium`` = end of stage 5 (stride 16), ``high`` = end
+    of stage 6 (stride 32); the network is cut after stage 6.
+
+    The 1280-channel ImageNet head (``head_act``, the pre-logit layer) is left out: as 1,280 of 1,432 features per
+    channel it swamped the rest and cost MoA classification on a synthetic plate (macro-F1 0.85 against 0.99 with
+    these taps), for a small gain on BBBC013 (Z' 0.545 against 0.504); benchmarks/RESULTS.md has every variant
+    measured. ``full_taps`` keeps the whole network (classification, imported checkpoints).
+    """
+    ends = stage_ends(name)
+    return {"low": f"blocks.{ends[3]}", "medium": f"blocks.{ends[4]}", "high": f"blocks.{ends[5]}"}
+
+
+def full_taps(name: str) -> dict[str, str]:
+    """Taps that keep the whole network, head included: ``low`` = end of stage 3, ``medium`` = end of stage 5,
+    ``high`` = the 1280-channel head. Used with a classifier (``num_classes``) and when importing weights, so that a
+    checkpoint holds every layer and its ImageNet classifier."""
     ends = stage_ends(name)
     return {"low": f"blocks.{ends[2]}", "medium": f"blocks.{ends[4]}", "high": "head_act"}
 
@@ -216,8 +232,13 @@ class TapEfficientNet(TappedNet):
 
 def create_efficientnet(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None,
                         taps=None) -> TapEfficientNet:
-    """Build an EfficientNet-Lite variant initialised from ``seed`` (see :func:`stratonet.models.create_model`)."""
-    tap_spec = default_taps(name) if taps is None else taps
+    """Build an EfficientNet-Lite variant initialised from ``seed`` (see :func:`stratonet.models.create_model`).
+
+    Without ``taps``: the feature taps (:func:`default_taps`), or the whole network (:func:`full_taps`) when a
+    classifier (``num_classes``) is asked for."""
+    if taps is None:
+        taps = full_taps(name) if num_classes else default_taps(name)
+    tap_spec = taps
     mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
     head = "final" if num_classes and any(str(m).split(".")[0] in ("conv_head", "bn1", "head_act")
                                           for m in mods) else "taps"
@@ -280,7 +301,7 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
     chans = in_chans or int(w.shape[1])
     adapt_stem(sd, "conv_stem.weight", chans, source)
     num_classes = int(sd["fc.weight"].shape[0]) if "fc.weight" in sd else None
-    tap_spec = default_taps(variant) if taps is None else taps
+    tap_spec = full_taps(variant) if taps is None else taps  # keep every layer (extraction retaps to the defaults)
     mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
     keeps_head = any(str(m).split(".")[0] in ("conv_head", "bn1", "head_act") for m in mods)
     model = create_efficientnet(variant, seed=0, in_chans=chans, num_classes=num_classes if keeps_head else None,
@@ -291,5 +312,5 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
     return model.eval(), {"layout": layout, "dropped": dropped}
 
 
-__all__ = ["TapEfficientNet", "create_efficientnet", "default_taps", "stage_ends", "VARIANTS", "LITE_MEAN", "LITE_STD",
+__all__ = ["TapEfficientNet", "create_efficientnet", "default_taps", "full_taps", "stage_ends", "VARIANTS", "LITE_MEAN", "LITE_STD",
            "import_efficientnet_state_dict", "is_efficientnet_state_dict"]

@@ -20,9 +20,9 @@ they get the usual ``fc`` on the pooled ``layer4`` output (ResNet-50 with a 1000
 resnet50d / ecaresnet50d / stratonet50d: the same with the ResNet-D deep stem and average-pool shortcuts (timm's
 ``ecaresnet50d`` ImageNet weights load into ``ecaresnet50d`` or, truncated, ``stratonet50d``).
 
-efficientnet_lite0/1/2 (:mod:`stratonet.models.efficientnet`): ``low`` = end of stage 3 (stride 8), ``medium`` = end
-of stage 5 (stride 16), ``high`` = the 1280-channel head (``head_act``); lite0 with its 1000-class head: 4.65 M
-parameters.
+efficientnet_lite0/1/2 (:mod:`stratonet.models.efficientnet`): ``low`` = end of stage 4 (stride 16), ``medium`` = end
+of stage 5 (stride 16), ``high`` = end of stage 6 (stride 32), cut there; with ``num_classes`` the whole network and
+its ``fc`` on the 1280-channel head (``head_act``); lite0 with its 1000-class head: 4.65 M parameters.
 """
 
 from __future__ import annotations
