@@ -66,3 +66,26 @@ def test_feature_columns_written_without_statistics_or_dictionary(tmp_path):
         assert not feat.is_stats_set
         assert not any("DICTIONARY" in e for e in feat.encodings)
         assert pd.read_parquet(out)["f"].tolist() == [0.5, 1.5, 0.5, 1.5]
+
+
+def test_merge_groups_small_parts_into_large_row_groups(tmp_path, monkeypatch):
+    """Finalize writes one row group per ~MERGE_GROUP_BYTES, not one per part (each costs a fixed time per column),
+    and keeps every row in order whatever the grouping."""
+    import pyarrow.parquet as pq
+
+    import stratonet.resumable as res
+
+    wells = [f"A{i:02d}" for i in range(1, 11)]
+    tables = {}
+    for limit in (res.MERGE_GROUP_BYTES, 1):  # default, and a flush after every source row group
+        monkeypatch.setattr(res, "MERGE_GROUP_BYTES", limit)
+        out = tmp_path / f"t{limit}.parquet"
+        w = PartitionedWriter(out, rows_per_part=2)
+        for a in range(0, len(wells), 2):
+            w.write(_rows(wells[a: a + 2], value=float(a)))
+        w.finalize()  # five parts
+        groups = pq.ParquetFile(out).num_row_groups
+        assert groups == (1 if limit > 1 else 5)
+        tables[limit] = pd.read_parquet(out)
+    a, b = tables.values()
+    assert a.equals(b) and a["Metadata_Well"].tolist() == wells

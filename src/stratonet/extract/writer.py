@@ -80,8 +80,9 @@ class WideTableWriter(PartitionedWriter):
             parts[0].replace(self.out)  # already stamped: nothing to merge
         else:
             sources = ([self.out] if self.out.exists() else []) + parts
-            schema = _unified_schema(sources).with_metadata(self.metadata)
-            _merge(sources, schema, self.out, self.key_columns)  # drops keys written twice (a kill mid-finalize)
+            files = [pq.ParquetFile(src) for src in sources]  # opened once: ~0.1 s each on a 15,000-column table
+            schema = _unified_schema(files).with_metadata(self.metadata)
+            _merge(sources, schema, self.out, self.key_columns, files=files)  # drops keys written twice
             for p in parts:
                 p.unlink()
         self._remove_parts_dir()
