@@ -82,6 +82,13 @@ def test_real_jump_fov_cli(jump_fov, tmp_path, capsys):
     assert man["model_card"]["weights"] == "untrained (seed 0)" and man["packages"]["torch"]
     assert (tmp_path / "feat" / "extract_deep.config.yaml").exists()
     assert "untrained (seed 0)" in capsys.readouterr().err
+    assert man["config"]["decode_thread"] is True  # the default with no worker process
+    # --decode-in-line: the same features, decoded between batches (recorded in the manifest)
+    inline = tmp_path / "inline" / "deep.parquet"
+    assert run_cli(["extract", "deep", idx, "-o", inline, "--model", "stratonet18", "--input-size", "64",
+                    "--workers", "0", "--decode-in-line"]) == 0
+    assert json.loads(manifest_path(inline).read_text())["config"]["decode_thread"] is False
+    assert pd.read_parquet(inline)[feats].equals(df[feats])
 
 
 def test_missing_channel_is_one_line_error(small_index, tmp_path, capsys):

@@ -51,6 +51,10 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile the model.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="Model intra-op threads (default: the cores the worker processes leave).")
+@click.option("--decode-thread/--decode-in-line", "decode_thread", default=None,
+              help="With no worker processes: decode the next batch in a background thread while the model runs "
+                   "(the default), or between batches. On a dedicated 2-core node in-line decoding ran 1.08-1.13x "
+                   "faster; on a shared, loaded machine the thread ran 1.4-2.9x faster (benchmarks/RESULTS.md).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,
@@ -73,7 +77,8 @@ def _split(value: str | None) -> list[str] | None:
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
-         threads: int | None, no_illum: bool, scaling: str, scaling_file: Path | None, bit_depth: int | None,
+         threads: int | None, decode_thread: bool | None, no_illum: bool, scaling: str, scaling_file: Path | None,
+         bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
          flush_seconds: float, on_error: str, engine: str, ray_address: str | None, ray_shards: int | None,
          shard: str | None, ray_mode: str, ray_actors: int | None) -> None:
@@ -102,7 +107,8 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             precision=precision,
             mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
             batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-            on_error=on_error, illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
+            decode_thread=decode_thread, on_error=on_error, illum=not no_illum, scaling=scaling,
+            scaling_file=scaling_file, bit_depth=bit_depth,
             scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
             overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local",
             on_start=(lambda: start_run(run_dir, name="extract_deep")) if local else None,
