@@ -322,11 +322,11 @@ def roofline(argv_args) -> dict:
     print(f"| end to end (median of {args.e2e_rounds}) | settings that ran | ch-img/s | / min(I/O, model-only@{CPU_BATCH_SIZE}) "
           f"| site loop ch-img/s | once per run (s) | / CPU-sharing bound |\n|---|---|---|---|---|---|---|")
     for k, v in res["end_to_end"].items():
-        p = k.split()[0]
-        bound = min(io_best, res["model_only"].get(f"{p}@{CPU_BATCH_SIZE}", float("nan")))
+        model = res["model_only"].get(f"{k.split()[0]}@{CPU_BATCH_SIZE}", float("nan"))
+        bound = min(io_best, model)
         ran = res["end_to_end_settings"][k]
         # decoding and the model share the same cores: one channel image costs the sum of both times
-        shared = 1.0 / (1.0 / res["model_only"].get(f"{p}@{CPU_BATCH_SIZE}", float("nan")) + 1.0 / io_main)
+        shared = 1.0 / (1.0 / model + 1.0 / io_main)
         res["cpu_shared_bound"][k] = shared
         print(f"| {k} | {ran} | {v:.1f} | {v / bound:.2f} | {res['end_to_end_pipeline'][k]:.1f} "
               f"| {res['end_to_end_fixed_s'][k]:.2f} | {v / shared:.2f} |")

@@ -51,7 +51,7 @@ def test_jump_fovs_pretrained_separates_more_than_untrained(tmp_path):
     pre = separation(*tile_features(index, LITE0, None, "plate", tmp_path))
     raw = separation(*tile_features(index, None, "stratonet50", "plate", tmp_path))
     # the measure: nearest neighbours within vs across the FOVs (measured 1.00 vs 0.88 of 32 tiles; the
-    # silhouette is about equal, 0.21 vs 0.22, see benchmarks/RESULTS.md)
+    # silhouette 0.41 vs 0.22 with the default taps, see benchmarks/RESULTS.md)
     assert pre["nn_same_fov"] > raw["nn_same_fov"], (pre, raw)
 
 

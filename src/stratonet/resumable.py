@@ -203,11 +203,8 @@ class PartitionedWriter:
             self._remove_parts_dir()
             return self.out
         sources = ([self.out] if self.out.exists() else []) + parts
-        files = [pq.ParquetFile(src) for src in sources]
-        schema = _unified_schema(files)
-        if self.signature is not None:
-            schema = schema.with_metadata(self._schema_metadata())
-        _merge(sources, schema, self.out, self.key_columns, files=files)
+        _merge(sources, self.out, self.key_columns,
+               metadata=self._schema_metadata() if self.signature is not None else None)
         fault_point("finalize.merged")  # a kill here leaves the merged file and its parts: the next merge dedupes
         for p in parts:
             p.unlink()
@@ -255,14 +252,16 @@ def lean_parquet_options(schema: pa.Schema) -> dict:
 MERGE_GROUP_BYTES = 128 << 20
 
 
-def _merge(sources: list[Path], schema: pa.Schema, out: Path, key_columns: Sequence[str],
-           files: list[pq.ParquetFile] | None = None) -> None:
-    """Stream ``sources`` into ``out`` (atomic), keeping the first row of every key.
+def _merge(sources: list[Path], out: Path, key_columns: Sequence[str], metadata: dict | None = None) -> None:
+    """Stream ``sources`` into ``out`` (atomic) under their unified schema with ``metadata``, keeping the first row
+    of every key.
 
-    Each source is opened once (``files``: already opened, e.g. by :func:`_unified_schema`); row groups are read
-    one at a time and written in groups of about ``MERGE_GROUP_BYTES``, so memory stays bounded by that size plus
-    one source row group."""
-    files = files or [pq.ParquetFile(src) for src in sources]
+    Each source is opened once (~0.1 s each on a 15,000-column table); row groups are read one at a time and written
+    in groups of about ``MERGE_GROUP_BYTES``, so memory stays bounded by that size plus one source row group."""
+    files = [pq.ParquetFile(src) for src in sources]
+    schema = _unified_schema(files)
+    if metadata:
+        schema = schema.with_metadata(metadata)
     masks = _first_occurrence_masks(files, key_columns)
     dropped = sum(len(m) - m.true_count for m in masks if m is not None)
     tmp = out.with_name(out.name + ".tmp")

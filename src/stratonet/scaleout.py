@@ -187,19 +187,12 @@ def _merge_file(files: list[Path], dest: Path) -> bool:
     summary. Returns whether ``dest`` was written."""
     import pyarrow.parquet as pq
 
-    from stratonet.resumable import _conform, _unified_schema
+    from stratonet.resumable import _merge
 
     name = dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if name.endswith(".parquet"):
-        schema = _unified_schema(files).with_metadata(pq.read_schema(files[0]).metadata)
-        tmp = dest.with_name(dest.name + ".tmp")
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for f in files:
-                pf = pq.ParquetFile(f)
-                for g in range(pf.num_row_groups):
-                    writer.write_table(_conform(pf.read_row_group(g), schema))
-        tmp.replace(dest)
+    if name.endswith(".parquet"):  # shards hold disjoint wells: no key to deduplicate
+        _merge(files, dest, key_columns=(), metadata=pq.read_schema(files[0]).metadata)
         return True
     if name.endswith(".json") or name.endswith(".yaml") or name == "stratonet.log":
         return False

