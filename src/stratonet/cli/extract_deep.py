@@ -52,9 +52,10 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="Model intra-op threads (default: the cores the worker processes leave).")
 @click.option("--decode-thread/--decode-in-line", "decode_thread", default=None,
-              help="With no worker processes: decode the next batch in a background thread while the model runs "
-                   "(the default), or between batches. On a dedicated 2-core node in-line decoding ran 1.08-1.13x "
-                   "faster; on a shared, loaded machine the thread ran 1.4-2.9x faster (benchmarks/RESULTS.md).")
+              help="With no worker processes: decode the next sites on threads while the model runs, or in line "
+                   "between model batches. Default: in line while the machine is otherwise idle (faster on a "
+                   "dedicated node), ahead while other processes keep cores busy (faster on a shared one), chosen "
+                   "again for every group of sites; always ahead on CUDA (benchmarks/RESULTS.md).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,

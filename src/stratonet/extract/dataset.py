@@ -17,7 +17,7 @@ from stratonet.errors import SiteError, StratoNetError
 from stratonet.extract.cells import otsu_centers
 from stratonet.extract.center import center_object_crops, require_found, segment_cells_for_masks
 from stratonet.extract.scaling import Scaling
-from stratonet.extract.transforms import channel_percentiles, rescale_to_unit, resize_batch
+from stratonet.extract.transforms import channel_percentiles, rescale_to_unit, resize_batch, scale_resize_planes
 from stratonet.index.schema import ILLUM_PREFIX, STACK_PATH, site_name, site_paths
 from stratonet.io import load_index_row, read_image, read_site_plane
 from stratonet.preprocess import crops_around, tile_grid
@@ -119,12 +119,15 @@ class SiteDataset(Dataset):
         return resize_batch(torch.from_numpy(np.ascontiguousarray(crops)), p.input_size), centers
 
     def _load_whole_planes(self, row: dict) -> torch.Tensor:
-        """``whole`` mode without the temporary copies: each stored plane is converted straight into a float32
-        ``(C, H, W)`` buffer that this dataset reuses from site to site, illumination-corrected there, and the
-        buffer is rescaled in place and resized. The same arithmetic as the general path (equal output,
-        tests/test_extract_deep.py), without its ``np.stack`` copy and the fresh full-resolution float array per
-        site (page faults on ~23 MB per 1080x1080 5-channel site). Per-image percentiles of integer images come
-        from the stored integers directly (the same values, no float -> integer round trip)."""
+        """``whole`` mode without full-resolution float copies where possible.
+
+        When the field is resized and its bounds are known before any float conversion (plate or bit-depth
+        scaling, or per-image percentiles of uncorrected integer planes, which come from the stored integers),
+        :func:`scale_resize_planes` converts, corrects, rescales and shrinks each plane strip by strip. Otherwise
+        each plane goes into a float32 ``(C, H, W)`` buffer reused from site to site (per thread), is corrected
+        there, and the buffer is rescaled in place and resized. Both give the general path's numbers within
+        float32 rounding (tests/test_extract_deep.py).
+        """
         p = self.prep
         site = site_name(row)
         paths = site_paths(row, list(p.channels))
@@ -134,27 +137,49 @@ class SiteDataset(Dataset):
             if planes[-1].shape != planes[0].shape:
                 raise SiteError(site, f"channel images differ in size ({p.channels[0]}={planes[0].shape[0]}x"
                                       f"{planes[0].shape[1]}, {ch}={planes[-1].shape[0]}x{planes[-1].shape[1]})")
-        shape = (len(planes),) + planes[0].shape
-        buf = getattr(self, "_buf", None)
-        if buf is None or buf.shape != shape:
-            buf = self._buf = np.empty(shape, dtype=np.float32)
-        bounds = p.scaling.bounds(row) if p.scaling is not None else None
-        per_image = []
-        for i, (ch, plane) in enumerate(zip(p.channels, planes)):
-            np.copyto(buf[i], plane, casting="unsafe")
+        hw = planes[0].shape
+        illum = []
+        for ch in p.channels:
             ip = row.get(f"{ILLUM_PREFIX}{ch}") if p.illum and hasattr(row, "get") else None
-            corrected = isinstance(ip, str) and bool(ip)
-            if corrected:
+            fn = None
+            if isinstance(ip, str) and ip:
                 fn = read_image(ip).astype(np.float32)
-                if fn.shape != buf.shape[1:]:
-                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {buf.shape[1:]}")
+                if fn.shape != hw:
+                    raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {hw}")
+            illum.append(fn)
+        bounds = p.scaling.bounds(row) if p.scaling is not None else None
+        if bounds is None and all(fn is None and pl.dtype in (np.uint8, np.uint16) for fn, pl in zip(illum, planes)):
+            bounds = [channel_percentiles(pl, p.low, p.high) for pl in planes]  # exact, from the stored integers
+        if bounds is not None and p.native_shape is None and tuple(hw) != (p.input_size, p.input_size):
+            return scale_resize_planes(planes, bounds, p.input_size, illum)
+        shape = (len(planes),) + hw
+        local = self._local()
+        buf = getattr(local, "buf", None)
+        if buf is None or buf.shape != shape:
+            buf = local.buf = np.empty(shape, dtype=np.float32)
+        for i, (plane, fn) in enumerate(zip(planes, illum)):
+            np.copyto(buf[i], plane, casting="unsafe")
+            if fn is not None:
                 np.divide(buf[i], np.maximum(fn, 1e-6), out=buf[i])
-            if bounds is None:
-                exact_ints = not corrected and plane.dtype in (np.uint8, np.uint16)
-                per_image.append(channel_percentiles(plane if exact_ints else buf[i], p.low, p.high))
-        unit = rescale_to_unit(buf, bounds=bounds if bounds is not None else per_image)  # in place on the buffer
+        if bounds is None:
+            bounds = [channel_percentiles(buf[i], p.low, p.high) for i in range(len(planes))]
+        unit = rescale_to_unit(buf, bounds=bounds)  # in place on the buffer
         out = self._fit_whole(unit[None], row)
         return out.clone() if out.data_ptr() == unit.data_ptr() else out  # never hand out the reused buffer
+
+    def _local(self):
+        """Per-thread scratch space (:class:`ParallelDecode` calls this dataset from several threads)."""
+        local = self.__dict__.get("_thread_local")
+        if local is None:
+            import threading
+
+            local = self._thread_local = threading.local()
+        return local
+
+    def __getstate__(self) -> dict:  # DataLoader workers get a copy without the thread-local scratch
+        state = dict(self.__dict__)
+        state.pop("_thread_local", None)
+        return state
 
     def _fit_whole(self, whole: torch.Tensor, row: dict) -> torch.Tensor:
         """A ``(1, C, H, W)`` field as model input: kept as it is at the run's native size, else resized."""
@@ -197,59 +222,90 @@ def collate_sites(items: list[dict]) -> dict:
     }
 
 
-class ThreadPrefetch:
-    """Iterate ``iterable`` in a background thread, ``depth`` items ahead (decode overlapping the model without a
-    worker process: tifffile's reads and torch's kernels release the GIL).
+class ParallelDecode:
+    """Decode sites on ``threads`` threads, either in line (between model batches) or ahead (while the model runs).
 
-    Exceptions raised by the iterable are re-raised in the consumer. :meth:`close` (also on garbage collection, or
-    when the consumer stops early) stops the thread after the item it is producing.
+    In line, decoding and the model never compete for cores, and each decode step uses every core: fastest on a
+    dedicated machine. Ahead, the next sites decode while the model runs: when other processes keep cores busy,
+    the extra runnable threads win this run a larger share of the CPU. ``ahead=None`` chooses before every group
+    of sites from :class:`stratonet.extract.cpuload.OtherLoad`: ahead while other processes used more than
+    ``busy_cores`` cores since the last choice, else in line.
+
+    Groups of ``threads * sites_per_batch`` sites are decoded together (one ``sites_per_batch`` share per thread)
+    and handed out as ``threads`` batches, in index order.
+
+    Parameters
+    ----------
+    dataset : SiteDataset
+    sites_per_batch : int
+    threads : int
+        Decode threads; each runs torch with one intra-op thread.
+    ahead : bool or None
+        True: always ahead; False: always in line; None: chosen per group by the machine's load.
+    busy_cores : float
+        Threshold of ``ahead=None``.
     """
 
-    _END = object()
+    def __init__(self, dataset: "SiteDataset", sites_per_batch: int, threads: int, ahead: bool | None = False,
+                 busy_cores: float = 0.5):
+        from concurrent.futures import ThreadPoolExecutor
 
-    def __init__(self, iterable, depth: int = 2):
-        import queue
-        import threading
+        self.dataset = dataset
+        self.sites_per_batch = max(1, int(sites_per_batch))
+        self.threads = max(1, int(threads))
+        self.ahead = ahead
+        self.busy_cores = float(busy_cores)
+        self.groups_ahead = self.groups_in_line = 0  # how the groups were decoded (for the manifest)
+        self._probe = None
+        if ahead is None:
+            from stratonet.extract.cpuload import OtherLoad
 
-        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, int(depth)))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(iter(iterable),), daemon=True,
-                                        name="stratonet-prefetch")
-        self._thread.start()
+            self._probe = OtherLoad()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="stratonet-decode",
+                                        initializer=torch.set_num_threads, initargs=(1,))
 
-    def _put(self, item) -> bool:
-        import queue
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.sites_per_batch)
 
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _decode_share(self, start: int) -> dict:
+        stop = min(start + self.sites_per_batch, len(self.dataset))
+        return collate_sites([self.dataset[i] for i in range(start, stop)])
 
-    def _produce(self, it) -> None:
-        try:
-            for item in it:
-                if not self._put((item, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer
-            self._put((None, exc))
-            return
-        self._put((self._END, None))
+    def _submit(self, groups) -> list | None:
+        starts = next(groups, None)
+        return None if starts is None else [self._pool.submit(self._decode_share, s) for s in starts]
+
+    def _go_ahead(self) -> bool:
+        if self._probe is None:
+            return bool(self.ahead)
+        others = self._probe.cores()
+        return others is not None and others > self.busy_cores
 
     def __iter__(self):
+        n = len(self.dataset)
+        step = self.sites_per_batch * self.threads
+        groups = (range(g, min(g + step, n), self.sites_per_batch) for g in range(0, n, step))
         try:
-            while True:
-                item, exc = self._queue.get()
-                if exc is not None:
-                    raise exc
-                if item is self._END:
-                    return
-                yield item
+            pending = self._submit(groups)
+            while pending is not None:
+                done = [f.result() for f in pending]
+                ahead = self._go_ahead()
+                pending = self._submit(groups) if ahead else None
+                if ahead:
+                    self.groups_ahead += 1
+                else:
+                    self.groups_in_line += 1
+                yield from done
+                if not ahead:
+                    pending = self._submit(groups)
         finally:
             self.close()
 
+    def describe(self) -> str:
+        """How decoding ran, for the manifest."""
+        mode = {True: "ahead", False: "in line", None: "auto"}[self.ahead]
+        return (f"{mode} on {self.threads} thread(s); groups of sites decoded ahead: {self.groups_ahead}, "
+                f"in line: {self.groups_in_line}")
+
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)

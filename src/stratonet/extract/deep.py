@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
-from stratonet.extract.dataset import MODES, Preprocess, SiteDataset, ThreadPrefetch, collate_sites
+from stratonet.extract.dataset import MODES, ParallelDecode, Preprocess, SiteDataset, collate_sites
 from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
 from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
 from stratonet.extract.precision import default_batch_size, default_threads_workers, resolve_precision
@@ -396,7 +396,7 @@ def extract_deep(
         that ran).
     workers : int, optional
         DataLoader worker processes (default: see :func:`stratonet.extract.precision.default_threads_workers`;
-        0 = decode in the main process, in a background thread unless ``decode_thread`` is False).
+        0 = decode in this process, on threads (see ``decode_thread``).
     device : {"auto", "cpu", "cuda"}
     compile : bool
         ``torch.compile`` the model (falls back to eager with a warning if compilation fails).
@@ -437,8 +437,11 @@ def extract_deep(
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
     decode_thread : bool, optional
-        With no worker processes, decode the next batch in a background thread while the model runs (default:
-        True when ``workers`` is 0); False decodes in line, between batches.
+        With no worker processes, sites decode on as many threads as the model uses (see
+        :class:`stratonet.extract.dataset.ParallelDecode`). True: ahead, while the model runs; False: in line,
+        between model batches; None (default): in line while the machine is otherwise idle, ahead while other
+        processes keep more than half a core busy (chosen again before every group of sites), and always ahead
+        on CUDA. The manifest's ``config.decode`` says how the groups ran.
 
     Returns
     -------
@@ -479,14 +482,18 @@ def extract_deep(
                         precision=prec.name)
     embedder = try_compile_warmup(embedder, native or size)
     sites_per_batch = sites_per_model_batch(batch_size, mode, len(chans))
+    dataset = SiteDataset(todo, prep, center_map)
     loader = DataLoader(
-        SiteDataset(todo, prep, center_map), batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
+        dataset, batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
         collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
         prefetch_factor=4 if n_workers else None, persistent_workers=False,
     )
-    if decode_thread is None:
-        decode_thread = n_workers == 0
-    batches = ThreadPrefetch(loader, depth=2) if decode_thread and n_workers == 0 else loader
+    decode = None
+    if n_workers:
+        batches = loader
+    else:  # decode in this process on as many threads as the model uses: in line, ahead, or chosen by load
+        ahead = True if (decode_thread is None and dev.type == "cuda") else decode_thread  # a GPU never waits
+        decode = batches = ParallelDecode(dataset, sites_per_batch, threads=torch.get_num_threads(), ahead=ahead)
     errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
     n_sites = n_units = 0
     t_start = time.perf_counter()
@@ -516,8 +523,8 @@ def extract_deep(
                 raise KeyboardInterrupt from None
             raise
         finally:  # on success, error, Ctrl-C or SIGTERM: every finished site reaches disk; a rerun resumes
-            if isinstance(batches, ThreadPrefetch):
-                batches.close()
+            if decode is not None:
+                decode.close()
             writer.flush()
             writer.wait()
     wall = time.perf_counter() - t_start
@@ -536,7 +543,8 @@ def extract_deep(
         "provenance": provenance,
         "config": config or {k: v for k, v in signature.items()} | {
             "batch_size": batch_size, "workers": n_workers,
-            "decode_thread": bool(decode_thread and n_workers == 0), "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
+            "decode_thread": "auto" if decode_thread is None else bool(decode_thread),
+            "decode": decode.describe() if decode is not None else f"{n_workers} worker process(es)", "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
             "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
         "precision": prec.as_dict(),
         "model_card": card,

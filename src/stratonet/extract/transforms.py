@@ -7,6 +7,8 @@ filter, which is much faster than scikit-image's Gaussian pre-filter.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -72,3 +74,78 @@ def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x.contiguous()
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+_BLOCK = 16  # output rows per banded product (measured: 8-32 within 1.3x; 16 fastest at 1080 -> 224 on 2 cores)
+
+
+@lru_cache(maxsize=32)
+def resize_weights(n_in: int, n_out: int) -> tuple[tuple[int, int, int, torch.Tensor], ...]:
+    """Banded weights of a 1-D anti-aliased bilinear resize ``n_in`` -> ``n_out``, in blocks of output rows.
+
+    The weights are torch's own: resizing the identity matrix along one axis with ``F.interpolate`` gives the
+    ``(n_out, n_in)`` matrix ``W`` with ``resize(x) == W @ x`` along that axis. Returns one ``(start, in_lo,
+    in_hi, W[start:start + b, in_lo:in_hi])`` per block of ``b`` output rows; ``[in_lo, in_hi)`` covers every
+    non-zero weight of the block.
+    """
+    eye = torch.eye(n_in, dtype=torch.float32)[None, None]
+    w = F.interpolate(eye, size=(n_out, n_in), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+    blocks = []
+    for start in range(0, n_out, _BLOCK):
+        rows = w[start:start + _BLOCK]
+        cols = torch.nonzero(rows.abs().sum(0))[:, 0]
+        lo, hi = int(cols.min()), int(cols.max()) + 1
+        blocks.append((start, lo, hi, rows[:, lo:hi].contiguous()))
+    return tuple(blocks)
+
+
+def scale_resize_planes(planes: list[np.ndarray], bounds, size: int,
+                        illum: list[np.ndarray | None] | None = None) -> torch.Tensor:
+    """Stored planes -> ``(1, C, size, size)`` model input in one pass per plane, strip by strip.
+
+    The same arithmetic as ``resize_batch(rescale_to_unit(planes / illum, bounds=bounds)[None], size)``, within
+    float32 rounding (~3e-7, tests/test_transforms.py), without any full-resolution float image: each block of
+    output rows converts only the input rows it reads (a strip that stays in the CPU cache) to float32, divides it
+    by the illumination function, rescales and clips it, and multiplies it by the block's resize weights; the
+    horizontal resize then runs on the already shrunk rows. About 1.6x less time than the two-step path and far
+    less memory traffic, which matters when decoding shares the cores and caches with the model.
+
+    Parameters
+    ----------
+    planes : list of 2-D arrays
+        One plane per channel, equal shapes, any real dtype.
+    bounds : sequence of (low, high)
+        Per channel; values map to [0, 1] between them, clipped. ``high <= low`` gives an all-zero channel.
+    size : int
+        Output side.
+    illum : list of 2-D arrays or None, optional
+        Per channel illumination function (divided by ``max(fn, 1e-6)``), or None for none.
+    """
+    h, w = planes[0].shape
+    rows_w = resize_weights(int(h), int(size))
+    cols_w = resize_weights(int(w), int(size))
+    n = len(planes)
+    shrunk = torch.empty((n, size, w), dtype=torch.float32)
+    widest = max(hi - lo for _, lo, hi, _ in rows_w)
+    scratch = np.empty((widest, w), dtype=np.float32)
+    for i, plane in enumerate(planes):
+        lo_t = torch.tensor(float(bounds[i][0]), dtype=torch.float32)  # float32 bounds, as rescale_to_unit
+        hi_t = torch.tensor(float(bounds[i][1]), dtype=torch.float32)
+        scale_t = hi_t - lo_t
+        if bool(hi_t <= lo_t):  # a flat channel
+            shrunk[i] = 0.0
+            continue
+        fn = illum[i] if illum is not None else None
+        for start, lo, hi, wb in rows_w:
+            strip = scratch[: hi - lo]
+            np.copyto(strip, plane[lo:hi], casting="unsafe")
+            if fn is not None:
+                np.divide(strip, np.maximum(fn[lo:hi], 1e-6), out=strip)
+            t = torch.from_numpy(strip)
+            t.sub_(lo_t).div_(scale_t).clamp_(0.0, 1.0)
+            torch.matmul(wb, t, out=shrunk[i, start:start + wb.shape[0]])
+    flat = shrunk.reshape(n * size, w)
+    out = torch.empty((n * size, size), dtype=torch.float32)
+    for start, lo, hi, wb in cols_w:
+        out[:, start:start + wb.shape[0]] = flat[:, lo:hi] @ wb.T
+    return out.reshape(1, n, size, size)
