@@ -544,7 +544,8 @@ def extract_deep(
         "config": config or {k: v for k, v in signature.items()} | {
             "batch_size": batch_size, "workers": n_workers,
             "decode_thread": "auto" if decode_thread is None else bool(decode_thread),
-            "decode": decode.describe() if decode is not None else f"{n_workers} worker process(es)", "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
+            "decode": decode.describe() if decode is not None else f"{n_workers} worker process(es)",
+            "device": str(dev), "compile": embedder.compiled, "fuse_bn": fuse_bn,
             "threads": torch.get_num_threads(), "rows_per_part": rows_per_part, "precision": precision},
         "precision": prec.as_dict(),
         "model_card": card,
