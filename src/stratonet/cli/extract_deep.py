@@ -54,9 +54,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--decode-thread/--decode-in-line", "decode_thread", default=None,
               help="With no worker processes: decode the next sites on threads while the model runs, or in line "
                    "between model batches. Default: in line while the machine is otherwise idle (faster on a "
-                   "dedicated node), ahead while other processes keep cores busy (for a larger share of a shared one), "
-                   "chosen "
-                   "again for every group of sites; always ahead on CUDA (benchmarks/RESULTS.md).")
+                   "dedicated node), ahead while other processes keep cores busy (for a larger share of a shared "
+                   "one), chosen again for every group of sites; always ahead on CUDA (benchmarks/RESULTS.md).")
 @click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
 @scaling_options
 @click.option("--center-object", is_flag=True, default=False,

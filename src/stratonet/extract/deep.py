@@ -483,14 +483,13 @@ def extract_deep(
     embedder = try_compile_warmup(embedder, native or size)
     sites_per_batch = sites_per_model_batch(batch_size, mode, len(chans))
     dataset = SiteDataset(todo, prep, center_map)
-    loader = DataLoader(
-        dataset, batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
-        collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
-        prefetch_factor=4 if n_workers else None, persistent_workers=False,
-    )
     decode = None
     if n_workers:
-        batches = loader
+        batches = DataLoader(
+            dataset, batch_size=sites_per_batch, shuffle=False, num_workers=n_workers,
+            collate_fn=collate_sites, pin_memory=dev.type == "cuda", worker_init_fn=_worker_init,
+            prefetch_factor=4, persistent_workers=False,
+        )
     else:  # decode in this process on as many threads as the model uses: in line, ahead, or chosen by load
         ahead = True if (decode_thread is None and dev.type == "cuda") else decode_thread  # a GPU never waits
         decode = batches = ParallelDecode(dataset, sites_per_batch, threads=torch.get_num_threads(), ahead=ahead)

@@ -155,9 +155,9 @@ def default_threads_workers(precision: str, device: torch.device, cores: int | N
 
     CPU: below 8 cores no worker process: the main process decodes on as many threads as the model uses, in line
     or ahead of the model by the machine's load (:class:`stratonet.extract.dataset.ParallelDecode`); decoding
-    costs about 2.2 core-ms per 1080x1080 channel image (read included) against about 35 (bf16) to 75 (fp32) core-ms for
-    StratoNet-50, so it is not given a core of its own. From 8 cores one worker process (one thread each) per 8
-    cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores.
+    costs about 2.2-2.6 core-ms per 1080x1080 channel image (read included) against about 35 (bf16) to 75
+    (fp32) core-ms for StratoNet-50, so it is not given a core of its own. From 8 cores one worker process (one
+    thread each) per 8 cores, and the model gets the cores they leave. Model threads + worker processes never exceed the cores.
     Measured on the 2-core machine of benchmarks/RESULTS.md (bf16, batch 16, end to end, three quiet runs): 2 model
     threads + a decode thread 28.0, 30.8 and 33.8 channel-images/s, 1 thread + a decode thread 29.7, 24.3 and
     29.3, the previous default (1 thread + 1 worker, batch 64) 15.0, 16.6 and 16.9. Under load (average 4 to 8)

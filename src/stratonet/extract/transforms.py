@@ -104,11 +104,12 @@ def scale_resize_planes(planes: list[np.ndarray], bounds, size: int,
     """Stored planes -> ``(1, C, size, size)`` model input in one pass per plane, strip by strip.
 
     The same arithmetic as ``resize_batch(rescale_to_unit(planes / illum, bounds=bounds)[None], size)``, within
-    float32 rounding (~3e-7, tests/test_transforms.py), without any full-resolution float image: each block of
+    float32 rounding (~3e-7, tests/test_extract_deep.py), without any full-resolution float image: each block of
     output rows converts only the input rows it reads (a strip that stays in the CPU cache) to float32, divides it
     by the illumination function, rescales and clips it, and multiplies it by the block's resize weights; the
-    horizontal resize then runs on the already shrunk rows. About 1.6x less time than the two-step path and far
-    less memory traffic, which matters when decoding shares the cores and caches with the model.
+    horizontal resize then runs on the already shrunk rows. 1.4-1.9x less time than the two-step path on one
+    thread (benchmarks/bench_decode.py) and far less memory traffic, which matters when decoding shares the cores
+    and caches with the model.
 
     Parameters
     ----------
