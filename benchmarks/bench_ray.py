@@ -3,7 +3,9 @@
 All runs use the same index, model and options in this one process tree; the ratio of their throughputs is the
 figure (machines are noisy, so absolute rates are secondary). The Ray cluster is started by this script with all
 local CPUs (not timed). ``--engine ray`` is the Ray Data streaming pipeline (decode tasks, a model actor pool);
-``--tasks-too`` also times the older task-per-shard mode (``--ray-mode tasks``: each shard a task holding the node).
+By default on this CPU-only cluster the model actor decodes its own units (``--ray-decode auto`` = ``actor``);
+``--decode-tasks-too`` also times Ray Data with separate decode tasks (``--ray-decode tasks``, the GPU layout), and
+``--tasks-too`` the older task-per-shard mode (``--ray-mode tasks``: each shard a task holding the node).
 The peak object store use of the cluster is sampled every 0.2 s during the Ray Data run (backpressure check).
 
     python benchmarks/bench_ray.py --wells 96 --sites 2 --size 540 --model stratonet50 --input-size 224
@@ -28,6 +30,8 @@ def main() -> None:
                     help="network input side (224 as in earlier runs; 0 = extract deep's default, native size)")
     ap.add_argument("--shards", type=int, default=None, help="--tasks-too: Ray tasks (default: the engine's choice)")
     ap.add_argument("--tasks-too", action="store_true", help="also time --ray-mode tasks (task per shard)")
+    ap.add_argument("--decode-tasks-too", action="store_true",
+                    help="also time Ray Data with separate decode tasks (--ray-decode tasks)")
     args = ap.parse_args()
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
     from stratonet.cli import main as cli
@@ -72,6 +76,11 @@ def main() -> None:
     t_ray = time.perf_counter() - t0
     stop.set()
     sampler.join()
+    t_dtasks = None
+    if args.decode_tasks_too:
+        t0 = time.perf_counter()
+        run(common + ["-o", work / "dtasks" / "deep.parquet", "--engine", "ray", "--ray-decode", "tasks"])
+        t_dtasks = time.perf_counter() - t0
     t_tasks = None
     if args.tasks_too:
         t0 = time.perf_counter()
@@ -87,6 +96,16 @@ def main() -> None:
           f"ray data {n_images / t_ray:.2f} ch-img/s ({t_ray:.1f} s); ray data / local throughput = "
           f"{t_local / t_ray:.2f}; tables identical: {got.equals(want)} (max abs diff {diff:g}); peak object store "
           f"use {peak[0] / 2**20:.0f} MiB of {total_store / 2**20:.0f} MiB")
+    import json
+
+    for name in ("local", "ray") + (("dtasks",) if t_dtasks is not None else ()):
+        man = json.loads((work / name / "deep.manifest.json").read_text())
+        print(f"  manifest {name}: pipeline {man['channel_images_per_s']:.2f} ch-img/s; decode: "
+              f"{man['config'].get('decode')}")
+    if t_dtasks is not None:
+        same = pd.read_parquet(work / "dtasks" / "deep.parquet").equals(want)
+        print(f"ray data with decode tasks {n_images / t_dtasks:.2f} ch-img/s ({t_dtasks:.1f} s); / local = "
+              f"{t_local / t_dtasks:.2f}; tables identical: {same}")
     if t_tasks is not None:
         same = pd.read_parquet(work / "tasks" / "deep.parquet").equals(want)
         print(f"ray tasks (task per shard) {n_images / t_tasks:.2f} ch-img/s ({t_tasks:.1f} s); tasks / local = "

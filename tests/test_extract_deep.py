@@ -370,6 +370,32 @@ def test_parallel_decode_keeps_order_and_errors(ahead):
         assert (dec.groups_ahead if ahead else dec.groups_in_line) == 2
 
 
+def test_parallel_decode_leaves_the_callers_model_threads_alone():
+    """torch sets a thread's OpenMP count lazily from the process-wide value: a thread that set 2 but had not yet run
+    a parallel op dropped to 1 once the decode threads set theirs (the Ray actor's model ran on one core)."""
+    import threading
+
+    import torch
+
+    from stratonet.extract.dataset import ParallelDecode
+
+    seen = []
+
+    def caller():  # a fresh thread, as Ray Data's call thread in the model actor
+        torch.set_num_threads(2)
+        assert len(list(ParallelDecode(_Items(6), sites_per_batch=1, threads=2, ahead=True))) == 6
+        seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    try:
+        t = threading.Thread(target=caller)
+        t.start()
+        t.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2]
+
+
 def test_parallel_decode_auto_follows_the_load(monkeypatch):
     """auto decodes ahead while other processes keep cores busy, in line while the machine is idle."""
     from stratonet.extract import cpuload

@@ -53,14 +53,24 @@ def _meta(path: Path) -> dict:
             if k.startswith(b"stratonet")}
 
 
-def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster):
+@pytest.mark.parametrize("decode", ["auto", "tasks"])
+def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster, decode):
+    """auto on this CPU-only cluster decodes in the model actor; tasks decodes in separate 1-CPU tasks."""
     idx, local = plate
     out = tmp_path / "ray" / "deep.parquet"
-    assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
+    assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray", "--ray-decode", decode]) == 0
     _same_as_local(out, local)
     man = json.loads((tmp_path / "ray" / "deep.manifest.json").read_text())
     assert man["engine"]["name"] == "ray-data" and man["engine"]["units"] == 4
     assert man["engine"]["sites_per_unit"] == 3 and man["sites_processed"] == 12
+    if decode == "auto":
+        assert man["engine"]["decode"] == "actor" and man["engine"]["cpus_per_actor"] == 2.0
+        assert man["config"]["decode"].startswith("in the model actors on 2 thread(s)")
+        groups = man["engine"]["decode_groups"]  # each unit of 3 sites is one group (2 threads x 3 sites per batch)
+        assert groups["ahead"] + groups["in_line"] == 4
+    else:
+        assert man["engine"]["decode"] == "tasks" and man["engine"]["decode_cpus_per_task"] == 1
+        assert man["engine"]["cpus_per_actor"] == 1.0
     assert not (tmp_path / "ray" / "deep.parquet.parts").exists()  # parts merged and removed
     # a rerun of a finished table does nothing and changes nothing
     assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
@@ -136,6 +146,16 @@ def test_unit_sizes_are_whole_model_batches():
     assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None) == (1, 1.0, 0.0, "cpu")
     assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None) == (2, 1.0, 1.0, "cuda")
     assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", None) == (2, 12.0, 0.0, "cpu")
+    # actors that decode their own units hold their node's share whole; GPU actors are unchanged
+    assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None, True) == (1, 2.0, 0.0, "cpu")
+    assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", 4, True) == (4, 8.0, 0.0, "cpu")
+    assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None, True) == (2, 1.0, 1.0, "cuda")
+    from stratonet.raydata import decode_placement
+
+    assert decode_placement("auto", "cpu") == "actor" and decode_placement("auto", "cuda") == "tasks"
+    assert decode_placement("tasks", "cpu") == "tasks" and decode_placement("actor", "cuda") == "actor"
+    with pytest.raises(Exception, match="auto, actor or tasks"):
+        decode_placement("gpu", "cpu")
     from stratonet.raydata import actor_threads
 
     assert actor_threads([{"Resources": {"CPU": 2.0}}], 1, "cpu") == 2  # the model on every core, as locally

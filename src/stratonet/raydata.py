@@ -1,20 +1,27 @@
-"""``extract deep --engine ray``: a Ray Data streaming pipeline (decode tasks -> model actor pool -> Parquet parts).
+"""``extract deep --engine ray``: a Ray Data streaming pipeline (units of sites -> model actor pool -> Parquet parts).
 
 The index is cut into *units of work*: contiguous runs of sites in index order, each a whole number of the local
 engine's model batches (:func:`~stratonet.extract.deep.sites_per_model_batch` sites), so that every forward pass sees
-exactly the images a local run's would and the features are the same bit for bit (on CPU). A unit flows through:
+exactly the images a local run's would and the features are the same bit for bit (on CPU). Where a unit is decoded
+(read, illumination-correct, scale with the plate percentiles the driver estimated once on the whole index, resize,
+all with the local engine's :class:`~stratonet.extract.dataset.SiteDataset`) depends on the cluster
+(``decode="auto"``):
 
-1. a **decode task** (``Dataset.map``, 1 CPU, one thread): read, illumination-correct, scale (plate percentiles
-   estimated once on the whole index by the driver, before the pipeline) and resize every site, with the local
-   engine's :class:`~stratonet.extract.dataset.SiteDataset`;
-2. a **model actor** (``Dataset.map_batches`` with ``ActorPoolStrategy``): the model is built and its weights loaded
-   once per actor; one GPU per actor when the cluster has GPUs, else CPU actors holding most of a node's cores (as
-   many model threads as a local run on that node). The actor writes the unit's rows as one Parquet part,
-   ``<out>.parts/part-<unit>.parquet``, atomically (temporary file, then rename), and returns only a small summary.
+- **CPU actors** (``decode="actor"``, the default without GPUs): each model actor holds a whole node and decodes its
+  units itself with the local engine's :class:`~stratonet.extract.dataset.ParallelDecode`, on the model's threads.
+  Only the index rows of a unit travel through Ray; decoded pixels never enter the object store, and decoding never
+  competes with the model for the node's cores, as in a local run.
+- **GPU actors** (``decode="tasks"``, the default with GPUs): a unit is decoded by a **decode task**
+  (``Dataset.map``, 1 CPU, one thread) and the decoded sites go through the object store to a GPU actor, so that the
+  node's CPUs decode while the GPUs run the model.
+
+The **model actors** (``Dataset.map_batches`` with ``ActorPoolStrategy``) build the model and load its weights once
+each, embed a unit in the local engine's batches, write its rows as one Parquet part,
+``<out>.parts/part-<unit>.parquet``, atomically (temporary file, then rename), and return only a small summary.
 
 Ray Data's streaming executor gives backpressure: decode tasks stop when the decoded units waiting for the actors
 fill their share of the object store, so memory is bounded by the unit size (at most ~64 MB decoded) times the
-units in flight, not by the screen. ``STRATONET_RAY_OBJECT_STORE_LIMIT`` (bytes) caps the pipeline's object store use
+units in flight, not by the screen (with decoding in the actors, only index rows are queued). ``STRATONET_RAY_OBJECT_STORE_LIMIT`` (bytes) caps the pipeline's object store use
 further (``DataContext.execution_options.resource_limits``).
 
 Resume and retries: a unit is done when its part holds all its sites (or the final table already has them); a rerun
@@ -66,9 +73,11 @@ def unit_sites(n_sites: int, spb: int, bytes_per_site: int, rows_per_part: int, 
     return spb * min(k_mem, k_rows, k_par)
 
 
-def actor_resources(nodes: list[dict], device: str, actors: int | None) -> tuple[int, float, float, str]:
+def actor_resources(nodes: list[dict], device: str, actors: int | None,
+                    decode_in_actor: bool = False) -> tuple[int, float, float, str]:
     """``(actors, cpus per actor, gpus per actor, device)``: one GPU actor per GPU when the cluster has GPUs (and
-    ``device`` is not ``cpu``), else one CPU actor per node holding the cores a local run gives the model."""
+    ``device`` is not ``cpu``), else one CPU actor per node: holding the whole node when it decodes its own units
+    (``decode_in_actor``), else the cores a local run gives the model, leaving the rest to decode tasks."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
     if not alive:
         raise StratoNetError("the Ray cluster has no live node")
@@ -80,6 +89,9 @@ def actor_resources(nodes: list[dict], device: str, actors: int | None) -> tuple
         return int(actors or gpus), 1.0, 1.0, "cuda"
     node_cpus = min(r.get("CPU", 1.0) for r in alive)
     n = int(actors or len(alive))
+    if decode_in_actor:
+        per_node = -(-n // len(alive))
+        return n, max(0.5, node_cpus / per_node), 0.0, "cpu"
     cpus = max(1.0, node_cpus - max(1, int(node_cpus) // 4))  # as default_threads_workers: the rest decode
     if total_cpu - n * cpus < 1:  # leave decode tasks at least one CPU, or the pipeline cannot start
         cpus = max(0.5, (total_cpu - 1) / n) if total_cpu > 1 else 0.5
@@ -94,6 +106,16 @@ def actor_threads(nodes: list[dict], n_actors: int, device: str) -> int:
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
     per_node = max(1, -(-int(n_actors) // max(1, len(alive))))
     return max(1, int(min(r.get("CPU", 1.0) for r in alive)) // per_node)
+
+
+def decode_placement(decode: str, device: str) -> str:
+    """``"actor"`` (model actors decode their own units) or ``"tasks"`` (separate decode tasks) for ``decode``
+    ``auto|actor|tasks`` on actors of ``device``: auto decodes in the actors on CPU and in tasks beside GPUs."""
+    if decode not in ("auto", "actor", "tasks"):
+        raise ConfigError(f"decode must be auto, actor or tasks, not {decode!r}")
+    if decode == "auto":
+        return "actor" if device == "cpu" else "tasks"
+    return decode
 
 
 def _part(parts_dir: Path, unit: int, width: int) -> Path:
@@ -114,11 +136,15 @@ def decode_unit(row: dict, prep, centers) -> dict:
 
 
 class DeepActor:
-    """Ray Data actor: the model built once; each call embeds whole units and writes one Parquet part per unit."""
+    """Ray Data actor: the model built once; each call embeds whole units and writes one Parquet part per unit.
+
+    A unit arrives decoded (``payload``, from :func:`decode_unit`) or as index rows only, which the actor decodes
+    itself with :class:`~stratonet.extract.dataset.ParallelDecode` on its model threads (``decode`` given: the
+    local engine's ``prep``, ``centers`` and ``ahead``)."""
 
     def __init__(self, build: dict, embed: dict, threads: int, spb: int, mode: str, meta_cols: list[str],
                  names: list[str], parts_dir: str, cell_parts_dir: str | None, width: int, stamp: dict,
-                 cell_stamp: dict, on_error: str):
+                 cell_stamp: dict, on_error: str, decode: dict | None = None):
         import torch
 
         from stratonet.extract.deep import build_model
@@ -133,29 +159,58 @@ class DeepActor:
         self.parts_dir = Path(parts_dir)
         self.cell_parts_dir = Path(cell_parts_dir) if cell_parts_dir else None
         self.width, self.stamp, self.cell_stamp, self.on_error = width, stamp, cell_stamp, on_error
+        self.decode, self.threads = decode, int(threads)
+        self.groups = [0, 0]  # the current unit's groups decoded ahead / in line
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        out = {"unit": [], "sites": [], "model_units": [], "errors": []}
-        for unit, rows_b, payload in zip(batch["unit"], batch["rows"], batch["payload"]):
-            sites, units, errors = self._unit(int(unit), pickle.loads(rows_b), pickle.loads(payload))
+        from stratonet.extract.dataset import pin_torch_threads
+
+        # Ray Data calls the actor on a thread of its own, whose OpenMP thread count is not the one set in
+        # __init__ (the model ran on one core): set and pin it on the calling thread.
+        pin_torch_threads(self.threads)
+
+        out = {"unit": [], "sites": [], "model_units": [], "errors": [], "decode": [], "seconds": []}
+        payloads = batch["payload"] if "payload" in batch else [None] * len(batch["unit"])
+        for unit, rows_b, payload in zip(batch["unit"], batch["rows"], payloads):
+            rows = pickle.loads(rows_b)
+            self.groups = [0, 0]
+            t0 = time.perf_counter()
+            sites, units, errors = self._unit(int(unit), rows, self._batches(rows, payload))
             out["unit"].append(int(unit))
             out["sites"].append(sites)
             out["model_units"].append(units)
             out["errors"].append(json.dumps(errors))
+            out["decode"].append(json.dumps(self.groups))
+            out["seconds"].append(time.perf_counter() - t0)
         return {k: np.asarray(v) for k, v in out.items()}
 
-    def _unit(self, unit: int, rows: list[dict], items: list[dict]) -> tuple[int, int, list]:
-        from stratonet.extract.dataset import collate_sites
+    def _batches(self, rows: list[dict], payload: bytes | None):
+        """The unit's model batches, in the local engine's grouping: same sites per forward pass."""
+        from stratonet.extract.dataset import ParallelDecode, SiteDataset, collate_sites
+
+        if payload is not None:  # decoded by a decode task
+            items = pickle.loads(payload)
+            for a in range(0, len(items), self.spb):
+                yield collate_sites(items[a: a + self.spb])
+            return
+        dataset = SiteDataset(rows, self.decode["prep"], self.decode["centers"])
+        decode = ParallelDecode(dataset, self.spb, threads=self.threads, ahead=self.decode["ahead"])
+        try:
+            yield from decode
+        finally:
+            decode.close()
+            self.groups = [decode.groups_ahead, decode.groups_in_line]
+
+    def _unit(self, unit: int, rows: list[dict], batches) -> tuple[int, int, list]:
         from stratonet.extract.deep import _tables
         from stratonet.extract.writer import _write_part
         from stratonet.index.schema import site_name
         from stratonet.runguard import fault_point
 
         site_dfs, cell_dfs, errors, n_units = [], [], [], 0
-        for a in range(0, len(items), self.spb):  # the local engine's batches: same images per forward pass
-            b = collate_sites(items[a: a + self.spb])
+        for b in batches:
             if b["i"]:
                 feats = self.embedder(b["x"])
                 site_df, cell_df = _tables(b, feats, rows, self.meta_cols, self.names, self.mode)
@@ -228,12 +283,15 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                      percentiles=(0.1, 99.9), scaling: str = "plate", scaling_file=None, bit_depth=None,
                      scaling_sites: int = 24, center_object: bool = False, normalize: str = "imagenet",
                      fuse_bn: bool = True, rows_per_part: int = 256, overwrite: bool = False, progress: bool = True,
-                     precision: str = "auto", **_ignored) -> dict:
+                     precision: str = "auto", decode: str = "auto", decode_thread: bool | None = None,
+                     **_ignored) -> dict:
     """:func:`~stratonet.extract.deep.extract_deep` as a Ray Data streaming pipeline (see the module docstring).
 
     Parameters are those of ``extract_deep``, plus ``address`` (``ray://host:10001``, ``auto``; default
     ``$RAY_ADDRESS``, else a local cluster started and stopped here), ``actors`` (model actors; default one per GPU,
-    or one per node on CPU) and ``unit_size`` (sites per unit of work, rounded up to whole model batches).
+    or one per node on CPU), ``unit_size`` (sites per unit of work, rounded up to whole model batches) and ``decode``
+    (``auto|actor|tasks``: where units are decoded, see the module docstring; ``decode_thread`` is the local engine's
+    choice of in line / ahead for actors that decode).
     ``workers`` and ``flush_seconds`` of the local engine have no meaning here (decode tasks and units replace them).
     """
     ray = import_ray()
@@ -251,7 +309,9 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     out = Path(out)
     log = get_logger()
     with ray_session(address):
-        n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), device, actors)
+        gpu_cluster = any(n.get("Resources", {}).get("GPU", 0) >= 1 for n in ray.nodes() if n.get("Alive", True))
+        where = decode_placement(decode, "cuda" if gpu_cluster and device != "cpu" else "cpu")
+        n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), device, actors, where == "actor")
         if batch_size is None:  # the local engine's default for the actors' device, so the batches match
             from stratonet.extract.precision import default_batch_size
 
@@ -296,15 +356,18 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         threads_ = int(threads or actor_threads(ray.nodes(), n_actors, dev_name))
         errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
         n_sites = n_units = 0
-        t_start = time.perf_counter()
+        groups = [0, 0]  # decode groups run ahead / in line by the actors
+        busy = 0.0  # seconds the actors spent on units (the rest of the wall: start-up and Ray's scheduling)
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         with ResourceMonitor() as monitor:
             if todo:
                 items = [{"unit": k, "rows": pickle.dumps(units[k], protocol=5)} for k in todo]
                 ds = ray.data.from_items(items, override_num_blocks=len(items))  # one block per unit
-                # Explicit task retries also keep Ray Data from fusing the decode into the model actors (their
-                # remote args differ): decoding runs as separate CPU tasks, overlapping the model.
-                ds = ds.map(decode_unit, fn_kwargs={"prep": plan.prep, "centers": center_map}, num_cpus=1,
-                            max_retries=DECODE_RETRIES)
+                if where == "tasks":
+                    # Explicit task retries also keep Ray Data from fusing the decode into the model actors (their
+                    # remote args differ): decoding runs as separate CPU tasks, overlapping the model.
+                    ds = ds.map(decode_unit, fn_kwargs={"prep": plan.prep, "centers": center_map}, num_cpus=1,
+                                max_retries=DECODE_RETRIES)
                 ds = ds.map_batches(
                     DeepActor, batch_size=1, batch_format="numpy", num_cpus=actor_cpus, num_gpus=actor_gpus,
                     compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
@@ -314,7 +377,9 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                                "std": plan.std, "compile": compile, "fuse_bn": fuse_bn, "precision": plan.prec.name},
                         threads=threads_, spb=spb, mode=mode, meta_cols=meta_cols, names=names,
                         parts_dir=str(parts_dir), cell_parts_dir=str(cell_parts) if cell_parts else None,
-                        width=width, stamp=plan.stamp, cell_stamp=plan.cell_stamp, on_error=on_error))
+                        width=width, stamp=plan.stamp, cell_stamp=plan.cell_stamp, on_error=on_error,
+                        decode={"prep": plan.prep, "centers": center_map, "ahead": decode_thread}
+                        if where == "actor" else None))
                 results = ds.iter_rows()
                 log.info("ray data plan: %s", ds)
                 for r in track(results, f"ray data: {len(todo)} unit(s) of {per_unit} sites", total=len(todo),
@@ -327,7 +392,10 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                         log.warning(msg)
                     n_sites += int(r["sites"])
                     n_units += int(r["model_units"])
+                    groups = [a + b for a, b in zip(groups, json.loads(r["decode"]))]
+                    busy += float(r["seconds"])
         wall = time.perf_counter() - t_start
+        driver_cpu = time.process_time() - cpu_start
     errors_file = errors.save()
     writer = WideTableWriter(out, key_columns=plan.key_cols, metadata=plan.stamp)
     if not writer._part_files() and not out.exists():
@@ -344,9 +412,16 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         "provenance": plan.provenance,
         "config": dict(plan.signature) | {"batch_size": batch_size, "device": dev_name, "compile": compile,
                                           "fuse_bn": fuse_bn, "threads": threads_, "rows_per_part": rows_per_part,
-                                          "precision": precision, "engine": "ray-data"},
+                                          "precision": precision, "engine": "ray-data",
+                                          "decode_thread": "auto" if decode_thread is None else bool(decode_thread),
+                                          "decode": (f"in the model actors on {threads_} thread(s): ahead "
+                                                     f"{groups[0]}, in line {groups[1]}" if where == "actor" else
+                                                     "decode tasks, 1 CPU each")},
         "engine": {"name": "ray-data", "actors": n_actors, "cpus_per_actor": actor_cpus,
-                   "gpus_per_actor": actor_gpus, "decode_cpus_per_task": 1, "sites_per_unit": per_unit,
+                   "gpus_per_actor": actor_gpus, "decode": where,
+                   "actor_busy_s": round(busy, 3), "driver_cpu_s": round(driver_cpu, 3),
+                   "decode_groups": {"ahead": groups[0], "in_line": groups[1]} if where == "actor" else None,
+                   "decode_cpus_per_task": 1 if where == "tasks" else None, "sites_per_unit": per_unit,
                    "sites_per_model_batch": spb, "units": len(units), "units_resumed": len(done),
                    "object_store_limit": float(limit) if limit else None},
         "precision": plan.prec.as_dict(),

@@ -222,6 +222,23 @@ def collate_sites(items: list[dict]) -> dict:
     }
 
 
+def pin_torch_threads(n: int | None = None) -> int:
+    """Set (``n``) and pin the calling thread's torch intra-op thread count; return it.
+
+    torch initialises a thread's OpenMP thread count lazily, on its first parallel call, from the *process-wide*
+    value last passed to ``torch.set_num_threads`` by any thread. A thread that sets its count but has not yet run a
+    parallel op therefore silently drops to 1 when a decode thread meanwhile calls ``torch.set_num_threads(1)``.
+    Asking for the count runs the lazy initialisation now, so that later calls elsewhere cannot change it.
+    """
+    if n is not None:
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
+
+
+def _one_torch_thread() -> None:
+    pin_torch_threads(1)
+
+
 class ParallelDecode:
     """Decode sites on ``threads`` threads, either in line (between model batches) or ahead (while the model runs).
 
@@ -261,8 +278,9 @@ class ParallelDecode:
             from stratonet.extract.cpuload import OtherLoad
 
             self._probe = OtherLoad()
+        pin_torch_threads()  # the caller's model threads keep their count once the decode threads set theirs to 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="stratonet-decode",
-                                        initializer=torch.set_num_threads, initargs=(1,))
+                                        initializer=_one_torch_thread)
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.sites_per_batch)
