@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
-# 5 channels, batch 16 -> 3 sites per model batch; 12 sites -> 4 units of 3 sites on one actor
+# 5 channels, batch 16 -> 3 sites per model batch; 12 sites -> 2 units of 6 sites on the one actor decoding them
 DEEP = ["--model", "stratonet18", "--input-size", "64", "--batch-size", "16", "--seed", "1"]
 
 
@@ -61,13 +61,16 @@ def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster, decode):
     assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray", "--ray-decode", decode]) == 0
     _same_as_local(out, local)
     man = json.loads((tmp_path / "ray" / "deep.manifest.json").read_text())
-    assert man["engine"]["name"] == "ray-data" and man["engine"]["units"] == 4
-    assert man["engine"]["sites_per_unit"] == 3 and man["sites_processed"] == 12
+    assert man["engine"]["name"] == "ray-data" and man["sites_processed"] == 12
+    if decode == "auto":  # actors decoding their units get two each (whole model batches of 3 sites)
+        assert man["engine"]["units"] == 2 and man["engine"]["sites_per_unit"] == 6
+    else:  # decoded units travel through the object store: eight per actor wanted, one batch at least
+        assert man["engine"]["units"] == 4 and man["engine"]["sites_per_unit"] == 3
     if decode == "auto":
         assert man["engine"]["decode"] == "actor" and man["engine"]["cpus_per_actor"] == 2.0
         assert man["config"]["decode"].startswith("in the model actors on 2 thread(s)")
-        groups = man["engine"]["decode_groups"]  # each unit of 3 sites is one group (2 threads x 3 sites per batch)
-        assert groups["ahead"] + groups["in_line"] == 4
+        groups = man["engine"]["decode_groups"]  # each unit of 6 sites is one group (2 threads x 3 sites per batch)
+        assert groups["ahead"] + groups["in_line"] == 2
     else:
         assert man["engine"]["decode"] == "tasks" and man["engine"]["decode_cpus_per_task"] == 1
         assert man["engine"]["cpus_per_actor"] == 1.0
@@ -98,7 +101,7 @@ def test_ray_data_resumes_an_interrupted_run_without_duplicates(plate, tmp_path,
 
     idx, local = plate
     out = tmp_path / "ray" / "deep.parquet"
-    opts = dict(model="stratonet18", input_size=64, batch_size=16, seed=1, progress=False)
+    opts = dict(model="stratonet18", input_size=64, batch_size=16, seed=1, progress=False, unit_size=3)
     real_track = progress.track
 
     def interrupted_track(iterable, *args, **kwargs):
@@ -130,7 +133,7 @@ def test_killed_model_actor_still_gives_complete_duplicate_free_table(plate, tmp
                                        "STRATONET_FAULT_MARK": str(mark)}})
     try:
         out = tmp_path / "ray" / "deep.parquet"
-        assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray"]) == 0
+        assert run_cli(["extract", "deep", idx, "-o", out, *DEEP, "--engine", "ray", "--ray-unit-size", 3]) == 0
         assert mark.exists() and len(mark.read_text().split()) >= 1  # at least one actor was killed
         _same_as_local(out, local)
     finally:
@@ -143,6 +146,10 @@ def test_unit_sizes_are_whole_model_batches():
     assert unit_sites(12, 3, 10, 256, 1) == 3  # 8 units per actor wanted: one batch each
     assert unit_sites(100_000, 12, 1 << 20, 256, 1) == 60  # 64 MB of decoded sites at most
     assert unit_sites(100_000, 12, 1000, 256, 1) == 252  # at most rows_per_part, whole batches
+    # decoded in the actor: two units per actor, no memory bound (the unit streams through the actor)
+    assert unit_sites(192, 3, 10, 256, 1, decode_in_actor=True) == 96
+    assert unit_sites(100_000, 12, 1 << 20, 256, 1, decode_in_actor=True) == 252
+    assert unit_sites(192, 3, 10, 256, 4, decode_in_actor=True) == 24
     assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None) == (1, 1.0, 0.0, "cpu")
     assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None) == (2, 1.0, 1.0, "cuda")
     assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", None) == (2, 12.0, 0.0, "cpu")
@@ -160,3 +167,36 @@ def test_unit_sizes_are_whole_model_batches():
 
     assert actor_threads([{"Resources": {"CPU": 2.0}}], 1, "cpu") == 2  # the model on every core, as locally
     assert actor_threads([{"Resources": {"CPU": 16.0}}] * 2, 4, "cpu") == 8 and actor_threads([], 1, "cuda") == 1
+
+
+def test_unit_summaries_arrive_as_each_unit_finishes(ray_cluster, tmp_path):
+    """The driver gets a unit's summary as soon as that unit is done (the progress bar and resume bookkeeping move
+    with the work); Dataset.iter_rows prefetches a block ahead and held unit 0 back until unit 1 was done too."""
+    from stratonet.raydata import _unit_summaries
+
+    def held_back_unless_consumed(batch: dict, marker: str) -> dict:
+        """Unit 1 waits (up to 20 s) for the consumer to have received unit 0, and reports whether it saw that.
+        (Nested, so that Ray pickles it by value: the test module is not importable on the workers.)"""
+        import time
+        from pathlib import Path
+
+        import numpy as np
+
+        seen = []
+        for unit in batch["unit"]:
+            waited = 0.0
+            while int(unit) == 1 and not Path(marker).exists() and waited < 20:
+                time.sleep(0.1)
+                waited += 0.1
+            seen.append(int(unit) == 0 or Path(marker).exists())
+        return {"unit": batch["unit"], "saw_consumer": np.asarray(seen)}
+
+    marker = tmp_path / "unit0-received"
+    ds = ray.data.from_items([{"unit": 0}, {"unit": 1}], override_num_blocks=2).map_batches(
+        held_back_unless_consumed, fn_kwargs={"marker": str(marker)}, batch_size=1, num_cpus=0.5)
+    got = []
+    for row in _unit_summaries(ds):
+        got.append((int(row["unit"]), bool(row["saw_consumer"])))
+        if int(row["unit"]) == 0:
+            marker.write_text("yes")
+    assert sorted(got) == [(0, True), (1, True)]

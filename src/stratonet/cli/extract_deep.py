@@ -78,6 +78,10 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--ray-decode", type=click.Choice(["auto", "actor", "tasks"]), default="auto", show_default=True,
               help="ray data: where sites are decoded. actor = in the model actors, on their threads (auto on "
                    "CPU-only clusters); tasks = separate 1-CPU decode tasks feeding the actors (auto with GPUs).")
+@click.option("--ray-unit-size", type=click.IntRange(1), default=None,
+              help="ray data: sites per unit of work (one Parquet part; the retry and resume granularity), rounded "
+                   "up to whole model batches [default: 2 units per actor decoding its own, 8 beside decode tasks; "
+                   "at most 256 sites].")
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
@@ -85,7 +89,8 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
          bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
          flush_seconds: float, on_error: str, engine: str, ray_address: str | None, ray_shards: int | None,
-         shard: str | None, ray_mode: str, ray_actors: int | None, ray_decode: str) -> None:
+         shard: str | None, ray_mode: str, ray_actors: int | None, ray_decode: str,
+         ray_unit_size: int | None) -> None:
     """Extract deep features channel by channel (StratoNet, ResNet, ECA-ResNet) at named taps.
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
@@ -132,7 +137,7 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             compile=compile_, threads=threads, on_error=on_error, illum=not no_illum, scaling=scaling,
             scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, center_object=center_object,
             normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite, decode=ray_decode,
-            decode_thread=decode_thread)
+            decode_thread=decode_thread, unit_size=ray_unit_size)
         e = manifest["engine"]
         how = f"ray data ({e['actors']} model actor(s), {e['units']} units of {e['sites_per_unit']} sites)"
     else:
