@@ -17,7 +17,8 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
-# 5 channels, batch 16 -> 3 sites per model batch; 12 sites -> 2 units of 6 sites on the one actor decoding them
+# 5 channels, batch 16 -> 3 sites per model batch; 12 sites -> 1 unit (the local engine's one part) on the one actor
+# decoding them
 DEEP = ["--model", "stratonet18", "--input-size", "64", "--batch-size", "16", "--seed", "1"]
 
 
@@ -62,8 +63,8 @@ def test_ray_data_deep_equals_local(plate, tmp_path, ray_cluster, decode):
     _same_as_local(out, local)
     man = json.loads((tmp_path / "ray" / "deep.manifest.json").read_text())
     assert man["engine"]["name"] == "ray-data" and man["sites_processed"] == 12
-    if decode == "auto":  # actors decoding their units get two each (whole model batches of 3 sites)
-        assert man["engine"]["units"] == 2 and man["engine"]["sites_per_unit"] == 6
+    if decode == "auto":  # a lone actor decoding its units writes the local engine's parts (one here)
+        assert man["engine"]["units"] == 1 and man["engine"]["sites_per_unit"] == 12
     else:  # decoded units travel through the object store: eight per actor wanted, one batch at least
         assert man["engine"]["units"] == 4 and man["engine"]["sites_per_unit"] == 3
     if decode == "auto":
@@ -96,24 +97,24 @@ def test_ray_data_keeps_native_size_fields_like_local(tmp_path, ray_cluster):
 
 def test_ray_data_resumes_an_interrupted_run_without_duplicates(plate, tmp_path, ray_cluster, monkeypatch):
     """The driver is interrupted after two units came back; the rerun runs only the units without a complete part."""
-    import stratonet.progress as progress
+    import stratonet.raydata as raydata
     from stratonet.raydata import extract_deep_ray
 
     idx, local = plate
     out = tmp_path / "ray" / "deep.parquet"
     opts = dict(model="stratonet18", input_size=64, batch_size=16, seed=1, progress=False, unit_size=3)
-    real_track = progress.track
+    real_summaries = raydata._unit_summaries
 
-    def interrupted_track(iterable, *args, **kwargs):
-        for n, item in enumerate(real_track(iterable, *args, **kwargs)):
+    def interrupted_summaries(ds):
+        for n, item in enumerate(real_summaries(ds)):
             if n == 2:
                 raise KeyboardInterrupt
             yield item
 
-    monkeypatch.setattr(progress, "track", interrupted_track)
+    monkeypatch.setattr(raydata, "_unit_summaries", interrupted_summaries)
     with pytest.raises(KeyboardInterrupt):
         extract_deep_ray(pd.read_parquet(idx), out, **opts)
-    monkeypatch.setattr(progress, "track", real_track)
+    monkeypatch.setattr(raydata, "_unit_summaries", real_summaries)
     parts = sorted((out.parent / "deep.parquet.parts").glob("part-*.parquet"))
     assert 2 <= len(parts) and not out.exists()
     (out.parent / "deep.parquet.parts" / "part-00003.tmp").write_text("half a part")  # a write cut short
@@ -145,11 +146,14 @@ def test_unit_sizes_are_whole_model_batches():
 
     assert unit_sites(12, 3, 10, 256, 1) == 3  # 8 units per actor wanted: one batch each
     assert unit_sites(100_000, 12, 1 << 20, 256, 1) == 60  # 64 MB of decoded sites at most
-    assert unit_sites(100_000, 12, 1000, 256, 1) == 252  # at most rows_per_part, whole batches
-    # decoded in the actor: two units per actor, no memory bound (the unit streams through the actor)
-    assert unit_sites(192, 3, 10, 256, 1, decode_in_actor=True) == 96
-    assert unit_sites(100_000, 12, 1 << 20, 256, 1, decode_in_actor=True) == 252
+    assert unit_sites(100_000, 12, 1000, 256, 1) == 264  # about rows_per_part: whole batches, rounded up
+    # decoded in the actor: no memory bound (the unit streams through the actor); a lone actor writes the local
+    # engine's parts (about rows_per_part sites each), several get two units each for balance
+    assert unit_sites(192, 3, 10, 256, 1, decode_in_actor=True) == 192
+    assert unit_sites(768, 3, 10, 256, 1, decode_in_actor=True) == 258  # 3 parts, as a local run writes
+    assert unit_sites(100_000, 12, 1 << 20, 256, 1, decode_in_actor=True) == 264
     assert unit_sites(192, 3, 10, 256, 4, decode_in_actor=True) == 24
+    assert unit_sites(520, 3, 10, 256, 1, decode_in_actor=True) == 174  # evened out: not 258 + 258 + a runt of 4
     assert actor_resources([{"Resources": {"CPU": 2.0}}], "auto", None) == (1, 1.0, 0.0, "cpu")
     assert actor_resources([{"Resources": {"CPU": 16.0, "GPU": 2.0}}], "auto", None) == (2, 1.0, 1.0, "cuda")
     assert actor_resources([{"Resources": {"CPU": 16.0}}] * 2, "auto", None) == (2, 12.0, 0.0, "cpu")
@@ -200,3 +204,53 @@ def test_unit_summaries_arrive_as_each_unit_finishes(ray_cluster, tmp_path):
         if int(row["unit"]) == 0:
             marker.write_text("yes")
     assert sorted(got) == [(0, True), (1, True)]
+
+
+def test_unit_progress_counts_finished_units_and_the_actors_reports(tmp_path):
+    """The bar's position: whole finished units from the summaries, plus the counts actors wrote for the others; a
+    report of a finished unit is not counted twice, and an unreadable report counts as nothing until rewritten."""
+    from stratonet.raydata import UnitProgress
+
+    with UnitProgress(tmp_path / ".progress") as counts:
+        assert counts.sites() == 0  # no folder yet
+        UnitProgress.report(counts.directory, 0, 6)
+        UnitProgress.report(counts.directory, 1, 3)
+        assert counts.sites() == 9
+        UnitProgress.report(counts.directory, 0, 9)  # replaced, not added
+        assert counts.sites() == 12
+        counts.unit_done(0, 12)
+        assert counts.sites() == 15 and not (counts.directory / "unit-0").exists()
+        (counts.directory / "unit-2").write_text("")  # being rewritten
+        (counts.directory / "unit-3").write_text("x")
+        assert counts.sites() == 15
+        assert not list(counts.directory.glob("*.tmp"))
+    assert not counts.directory.exists()  # removed on exit, so the parts folder can go after the merge
+    (tmp_path / ".progress").mkdir()
+    (tmp_path / ".progress" / "unit-0").write_text("5")  # left by an interrupted run
+    with UnitProgress(tmp_path / ".progress") as counts:
+        assert counts.sites() == 0
+
+
+def test_actors_report_sites_within_a_unit(plate, tmp_path, ray_cluster, monkeypatch):
+    """With the progress bar on, an actor writes how many sites of its unit are done (the first batch at once), so
+    the bar counts sites, not whole units; the counts are gone after the run, and so is the parts folder."""
+    import stratonet.raydata as raydata
+    from stratonet.raydata import extract_deep_ray
+
+    idx, local = plate
+    seen: dict[int, int] = {}
+    real_done = raydata.UnitProgress.unit_done
+
+    def unit_done(self, unit, sites):
+        report = self.directory / f"unit-{unit}"
+        seen[unit] = int(report.read_text()) if report.exists() else 0
+        real_done(self, unit, sites)
+
+    monkeypatch.setattr(raydata.UnitProgress, "unit_done", unit_done)
+    out = tmp_path / "ray" / "deep.parquet"
+    man = extract_deep_ray(pd.read_parquet(idx), out, model="stratonet18", input_size=64, batch_size=16, seed=1,
+                           progress=True, unit_size=6)
+    assert man["engine"]["units"] == 2 and sorted(seen) == [0, 1]
+    assert all(3 <= n <= 6 for n in seen.values())  # at least the first batch of 3 sites was reported
+    assert not (out.parent / "deep.parquet.parts").exists()
+    _same_as_local(out, local)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -84,25 +86,63 @@ class _RunLogHandler(logging.FileHandler):
                       highlight=False, soft_wrap=True)
 
 
+def _bar(disable: bool | None) -> Progress:
+    """The project's progress bar on stderr: description, bar, done/total, elapsed and remaining time (left on the
+    screen at a terminal, removed when stderr is a file)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=bool(disable),
+        transient=not sys.stderr.isatty(),
+    )
+
+
 def track(iterable: Iterable[T], description: str, total: int | None = None, disable: bool | None = None) -> Iterator[T]:
     """Iterate with a rich progress bar on stderr (hidden when stderr is not a terminal and not forced)."""
-    if disable is None:
-        disable = False
     if total is None:
         try:
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=disable,
-        transient=not sys.stderr.isatty(),
-    )
-    with progress:
+    with _bar(disable) as progress:
         task = progress.add_task(description, total=total)
         for item in iterable:
             yield item
             progress.advance(task)
+
+
+@contextmanager
+def polled_progress(description: str, total: int, poll: Callable[[], int], interval: float = 0.5,
+                    disable: bool | None = None) -> Iterator[Callable[[], None]]:
+    """A progress bar whose position ``poll()`` gives, asked every ``interval`` seconds on a thread of its own: for
+    work done in other processes that report how far they are (e.g. Ray actors writing per-unit counts).
+
+    Yields a function that updates the bar at once (call it when the caller learns of progress itself). A ``poll``
+    that raises leaves the bar where it was until the next call."""
+    stop = threading.Event()
+    with _bar(disable) as progress:
+        task = progress.add_task(description, total=total)
+
+        def update() -> None:
+            try:
+                done = poll()
+            except Exception:  # a report half written or gone: the next poll will see it
+                return
+            progress.update(task, completed=min(total, done))
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                update()
+
+        poller = threading.Thread(target=loop, name="stratonet-progress", daemon=True)
+        if not disable:
+            poller.start()
+        try:
+            yield update
+        finally:
+            stop.set()
+            if poller.is_alive():
+                poller.join()
+            update()
 
 
 def warn(message: str) -> None:
@@ -116,12 +156,7 @@ def track_units(iterable: Iterable[T], description: str, total: int, units_of, d
 
     ``units_of(item)`` gives how many units an item holds; the bar advances by that after the item is used.
     """
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=bool(disable),
-        transient=not sys.stderr.isatty(),
-    )
-    with progress:
+    with _bar(disable) as progress:
         task = progress.add_task(description, total=total)
         for item in iterable:
             yield item

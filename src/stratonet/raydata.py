@@ -18,6 +18,10 @@ all with the local engine's :class:`~stratonet.extract.dataset.SiteDataset`) dep
 The **model actors** (``Dataset.map_batches`` with ``ActorPoolStrategy``) build the model and load its weights once
 each, embed a unit in the local engine's batches, write its rows as one Parquet part,
 ``<out>.parts/part-<unit>.parquet``, atomically (temporary file, then rename), and return only a small summary.
+A lone CPU actor works through units of the local engine's part size (``rows_per_part`` sites), so that a Ray run
+writes and merges as many parts as a local one; several actors get two units each, for balance. While a unit runs,
+its actor writes how many of its sites are done to ``<out>.parts/.progress/unit-<k>`` (at most every 0.5 s), and
+the driver's progress bar counts sites from those and from the finished units' summaries.
 
 Ray Data's streaming executor gives backpressure: decode tasks stop when the decoded units waiting for the actors
 fill their share of the object store, so memory is bounded by the unit size (at most ~64 MB decoded) times the
@@ -49,10 +53,15 @@ UNIT_BYTES = 64 << 20
 #: At least this many units per model actor when decode tasks feed it, so that decoding of one unit overlaps the
 #: model on another.
 UNITS_PER_ACTOR = 8
-#: ... and when the actors decode their own units: enough for balance and retries; every unit costs a Parquet part
-#: write and a restart of the decode pipeline (measured: 8 units of 24 sites 0.69x as fast as 2 of 96).
+#: ... and when the actors decode their own units (with more than one actor): enough for balance and retries; every
+#: unit costs a Parquet part write, a restart of the decode pipeline (measured: 8 units of 24 sites 0.69x as fast as
+#: 2 of 96) and its share of the final merge (~0.5 s to read back a part of 15,000 columns).
 UNITS_PER_DECODING_ACTOR = 2
 PLAN_FILE = "ray_units.json"
+#: Where the actors say how many sites of each unit they have done (``<out>.parts/.progress/unit-<k>``), at most
+#: every ``PROGRESS_EVERY_S`` seconds: the driver's progress bar counts sites, not whole units.
+PROGRESS_DIR = ".progress"
+PROGRESS_EVERY_S = 0.5
 #: Retries of a decode task whose worker died (an application error is reported, not retried).
 DECODE_RETRIES = 4
 OBJECT_STORE_ENV = "STRATONET_RAY_OBJECT_STORE_LIMIT"
@@ -65,20 +74,38 @@ def import_ray():
     except ImportError as exc:
         raise ConfigError("--engine ray needs Ray (with Ray Data): install stratonet[ray], "
                           "i.e. pip install 'stratonet[ray]'") from exc
+    _quiet_ray_data_console()
     return ray
+
+
+def _quiet_ray_data_console() -> None:
+    """Keep Ray Data's INFO lines ("Starting execution of Dataset ...") off the terminal, where they break the
+    progress bar; its warnings still show, and everything stays in Ray's own ``ray-data.log``."""
+    import logging
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.name == "console":
+            handler.setLevel(max(handler.level, logging.WARNING))
 
 
 def unit_sites(n_sites: int, spb: int, bytes_per_site: int, rows_per_part: int, n_actors: int,
                decode_in_actor: bool = False) -> int:
-    """Sites per unit: a multiple of the model batch ``spb``, at most ``rows_per_part`` rows, and small enough for
-    ``UNITS_PER_ACTOR`` units per actor. A unit that travels decoded (decode tasks) is also at most ``UNIT_BYTES``
-    decoded; one decoded by its actor streams through it batch by batch, so only
-    ``UNITS_PER_DECODING_ACTOR`` units per actor are needed and the memory bound does not apply."""
+    """Sites per unit: a multiple of the model batch ``spb``, about ``rows_per_part`` rows at most (the local
+    engine's part: whole batches, rounded up), and small enough for ``UNITS_PER_ACTOR`` units per actor. A unit that
+    travels decoded (decode tasks) is also at most ``UNIT_BYTES`` decoded; one decoded by its actor streams through
+    it batch by batch, so only ``UNITS_PER_DECODING_ACTOR`` units per actor are needed (one for a lone actor:
+    nothing to balance, so it writes the local engine's parts) and the memory bound does not apply. The units are
+    then evened out, so that the last one is not a runt."""
     k_mem = max(1, UNIT_BYTES // max(1, spb * bytes_per_site)) if not decode_in_actor else math.inf
-    k_rows = max(1, rows_per_part // spb)
-    per_actor = UNITS_PER_DECODING_ACTOR if decode_in_actor else UNITS_PER_ACTOR
+    k_rows = max(1, math.ceil(rows_per_part / spb))
+    if decode_in_actor:
+        per_actor = 1 if n_actors <= 1 else UNITS_PER_DECODING_ACTOR
+    else:
+        per_actor = UNITS_PER_ACTOR
     k_par = max(1, math.ceil(n_sites / (spb * per_actor * max(1, n_actors))))
-    return spb * min(k_mem, k_rows, k_par)
+    k = min(k_mem, k_rows, k_par)
+    n_units = max(1, math.ceil(n_sites / (spb * k)))
+    return spb * max(1, math.ceil(n_sites / (spb * n_units)))
 
 
 def actor_resources(nodes: list[dict], device: str, actors: int | None,
@@ -143,6 +170,64 @@ def decode_unit(row: dict, prep, centers) -> dict:
     return {"unit": row["unit"], "rows": row["rows"], "payload": pickle.dumps(items, protocol=5)}
 
 
+class UnitProgress:
+    """Sites done in a Ray run, for the driver's progress bar: whole units from the actors' summaries, plus the
+    counts the actors write for the units they are working on (a file per unit, see :meth:`report`).
+
+    Without a shared filesystem the driver sees no files and the bar moves by whole units."""
+
+    def __init__(self, directory: Path):
+        import threading
+
+        self.directory = Path(directory)
+        self._done: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "UnitProgress":
+        self.clear()  # counts left by an interrupted run would be stale
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.clear()  # the parts folder is removed after the merge only when it is empty
+
+    def clear(self) -> None:
+        """Remove the counts."""
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def unit_done(self, unit: int, sites: int) -> None:
+        with self._lock:
+            self._done[int(unit)] = int(sites)
+        (self.directory / f"unit-{int(unit)}").unlink(missing_ok=True)
+
+    def sites(self) -> int:
+        """Sites of finished units plus those the actors reported for unfinished ones."""
+        with self._lock:
+            done = dict(self._done)
+        partial = 0
+        for path in self.directory.glob("unit-*"):
+            unit = int(path.name.split("-")[1])
+            if unit not in done:
+                try:
+                    partial += int(path.read_text() or 0)
+                except (OSError, ValueError):  # removed or being replaced just now
+                    pass
+        return sum(done.values()) + partial
+
+    @staticmethod
+    def report(directory: Path, unit: int, sites: int) -> None:
+        """Write ``sites`` as unit ``unit``'s count (atomic: temporary file, then rename); never fails the unit."""
+        path = Path(directory) / f"unit-{int(unit)}"
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(str(int(sites)))
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
 class DeepActor:
     """Ray Data actor: the model built once; each call embeds whole units and writes one Parquet part per unit.
 
@@ -152,7 +237,7 @@ class DeepActor:
 
     def __init__(self, build: dict, embed: dict, threads: int, spb: int, mode: str, meta_cols: list[str],
                  names: list[str], parts_dir: str, cell_parts_dir: str | None, width: int, stamp: dict,
-                 cell_stamp: dict, on_error: str, decode: dict | None = None):
+                 cell_stamp: dict, on_error: str, decode: dict | None = None, progress_dir: str | None = None):
         import torch
 
         from stratonet.extract.deep import build_model
@@ -169,6 +254,7 @@ class DeepActor:
         self.width, self.stamp, self.cell_stamp, self.on_error = width, stamp, cell_stamp, on_error
         self.decode, self.threads = decode, int(threads)
         self.groups = [0, 0]  # the current unit's groups decoded ahead / in line
+        self.progress_dir = Path(progress_dir) if progress_dir else None
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -218,6 +304,7 @@ class DeepActor:
         from stratonet.runguard import fault_point
 
         site_dfs, cell_dfs, errors, n_units = [], [], [], 0
+        seen, reported = 0, -math.inf  # the first batch is reported at once, then every PROGRESS_EVERY_S
         for b in batches:
             if b["i"]:
                 feats = self.embedder(b["x"])
@@ -227,6 +314,10 @@ class DeepActor:
                     cell_dfs.append(cell_df)
                 n_units += int(sum(b["counts"]))
             errors += [[site_name(rows[i]), msg] for i, msg in b["errors"].items()]
+            seen += len(b["i"]) + len(b["errors"])
+            if self.progress_dir is not None and time.monotonic() - reported >= PROGRESS_EVERY_S:
+                UnitProgress.report(self.progress_dir, unit, seen)
+                reported = time.monotonic()
         if errors and self.on_error == "fail":
             return 0, 0, errors  # the driver stops the run; nothing of this unit is written
         if site_dfs:
@@ -284,6 +375,17 @@ def _unit_summaries(ds):
             yield {k: v[i] for k, v in batch.items()}
 
 
+def _take_summary(summary: dict, on_error: str, errors, log) -> None:
+    """Record the failed sites of a unit's summary in ``errors``; the first one stops the run under
+    ``on_error="fail"``."""
+    errs = json.loads(summary["errors"])
+    if errs and on_error == "fail":
+        raise StratoNetError(errs[0][1])
+    for site, msg in errs:
+        errors.add(site, "extract deep", msg)
+        log.warning(msg)
+
+
 def _guarded(fn):
     from stratonet.runguard import guarded_output
 
@@ -315,7 +417,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     from stratonet.extract.deep import (CELL_KEYS, UNITS_PER_SITE, _resume_file, cells_path, feature_names,
                                         manifest_path, prepare_deep, run_counts, sites_per_model_batch)
     from stratonet.extract.writer import WideTableWriter
-    from stratonet.progress import get_logger, track
+    from stratonet.progress import get_logger, polled_progress
     from stratonet.resumable import ErrorLog
     from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
     from stratonet.scaleout import ray_session
@@ -375,7 +477,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         groups = [0, 0]  # decode groups run ahead / in line by the actors
         busy = 0.0  # seconds the actors spent on units (the rest of the wall: start-up and Ray's scheduling)
         t_start, cpu_start = time.perf_counter(), time.process_time()
-        with ResourceMonitor() as monitor:
+        with ResourceMonitor() as monitor, UnitProgress(parts_dir / PROGRESS_DIR) as counts:
             if todo:
                 items = [{"unit": k, "rows": pickle.dumps(units[k], protocol=5)} for k in todo]
                 ds = ray.data.from_items(items, override_num_blocks=len(items))  # one block per unit
@@ -395,21 +497,20 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                         parts_dir=str(parts_dir), cell_parts_dir=str(cell_parts) if cell_parts else None,
                         width=width, stamp=plan.stamp, cell_stamp=plan.cell_stamp, on_error=on_error,
                         decode={"prep": plan.prep, "centers": center_map, "ahead": decode_thread}
-                        if where == "actor" else None))
-                results = _unit_summaries(ds)
+                        if where == "actor" else None,
+                        progress_dir=str(counts.directory) if progress else None))
                 log.info("ray data plan: %s", ds)
-                for r in track(results, f"ray data: {len(todo)} unit(s) of {per_unit} sites", total=len(todo),
-                               disable=not progress):
-                    errs = json.loads(r["errors"])
-                    if errs and on_error == "fail":
-                        raise StratoNetError(errs[0][1])
-                    for site, msg in errs:
-                        errors.add(site, "extract deep", msg)
-                        log.warning(msg)
-                    n_sites += int(r["sites"])
-                    n_units += int(r["model_units"])
-                    groups = [a + b for a, b in zip(groups, json.loads(r["decode"]))]
-                    busy += float(r["seconds"])
+                total = sum(len(units[k]) for k in todo)
+                with polled_progress(f"ray data: sites in {len(todo)} unit(s)", total, counts.sites,
+                                     disable=not progress) as show:
+                    for r in _unit_summaries(ds):
+                        _take_summary(r, on_error, errors, log)
+                        counts.unit_done(int(r["unit"]), len(units[int(r["unit"])]))
+                        show()
+                        n_sites += int(r["sites"])
+                        n_units += int(r["model_units"])
+                        groups = [a + b for a, b in zip(groups, json.loads(r["decode"]))]
+                        busy += float(r["seconds"])
         wall = time.perf_counter() - t_start
         driver_cpu = time.process_time() - cpu_start
     errors_file = errors.save()

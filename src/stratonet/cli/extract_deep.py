@@ -139,7 +139,8 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite, decode=ray_decode,
             decode_thread=decode_thread, unit_size=ray_unit_size)
         e = manifest["engine"]
-        how = f"ray data ({e['actors']} model actor(s), {e['units']} units of {e['sites_per_unit']} sites)"
+        how = (f"ray data ({plural(e['actors'], 'model actor')}, {plural(e['units'], 'unit')} of "
+               f"{plural(e['sites_per_unit'], 'site')})")
     else:
         manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,
                                    ray_address, ray_shards)
