@@ -217,13 +217,13 @@ def test_unit_progress_counts_finished_units_and_the_actors_reports(tmp_path):
         UnitProgress.report(counts.directory, 1, 3)
         assert counts.sites() == 9
         UnitProgress.report(counts.directory, 0, 9)  # replaced, not added
-        assert counts.sites() == 12
+        assert counts.sites() == 12 and not list(counts.directory.glob("*.tmp"))
         counts.unit_done(0, 12)
         assert counts.sites() == 15 and not (counts.directory / "unit-0").exists()
         (counts.directory / "unit-2").write_text("")  # being rewritten
         (counts.directory / "unit-3").write_text("x")
+        (counts.directory / "unit-4.123.tmp").write_text("7")  # a report being written
         assert counts.sites() == 15
-        assert not list(counts.directory.glob("*.tmp"))
     assert not counts.directory.exists()  # removed on exit, so the parts folder can go after the merge
     (tmp_path / ".progress").mkdir()
     (tmp_path / ".progress" / "unit-0").write_text("5")  # left by an interrupted run

@@ -207,8 +207,8 @@ class UnitProgress:
             done = dict(self._done)
         partial = 0
         for path in self.directory.glob("unit-*"):
-            unit = int(path.name.split("-")[1])
-            if unit not in done:
+            unit = path.name.removeprefix("unit-")
+            if unit.isdigit() and int(unit) not in done:  # not a report being written (unit-<k>.<pid>.tmp)
                 try:
                     partial += int(path.read_text() or 0)
                 except (OSError, ValueError):  # removed or being replaced just now
