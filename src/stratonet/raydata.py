@@ -421,6 +421,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     from stratonet.resumable import ErrorLog
     from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
     from stratonet.scaleout import ray_session
+    from stratonet.wording import plural
 
     import torch
 
@@ -501,7 +502,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                         progress_dir=str(counts.directory) if progress else None))
                 log.info("ray data plan: %s", ds)
                 total = sum(len(units[k]) for k in todo)
-                with polled_progress(f"ray data: sites in {len(todo)} unit(s)", total, counts.sites,
+                with polled_progress(f"ray data: sites in {plural(len(todo), 'unit')}", total, counts.sites,
                                      disable=not progress) as show:
                     for r in _unit_summaries(ds):
                         _take_summary(r, on_error, errors, log)
