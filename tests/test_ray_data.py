@@ -254,3 +254,16 @@ def test_actors_report_sites_within_a_unit(plate, tmp_path, ray_cluster, monkeyp
     assert all(3 <= n <= 6 for n in seen.values())  # at least the first batch of 3 sites was reported
     assert not (out.parent / "deep.parquet.parts").exists()
     _same_as_local(out, local)
+
+
+def test_ray_data_keeps_its_info_lines_and_bar_notice_off_the_terminal():
+    """Ray Data's INFO lines and its "Progress bars disabled" warning (this module turns its bars off, having its
+    own) would print over the run's progress bar; its other warnings still reach the terminal."""
+    import logging
+
+    from stratonet.raydata import import_ray
+
+    import_ray()
+    console = [h for h in logging.getLogger("ray.data").handlers if h.name == "console"]
+    assert console and all(h.level == logging.WARNING for h in console)
+    assert logging.getLogger("ray.data._internal.progress").getEffectiveLevel() == logging.ERROR

@@ -80,12 +80,15 @@ def import_ray():
 
 def _quiet_ray_data_console() -> None:
     """Keep Ray Data's INFO lines ("Starting execution of Dataset ...") off the terminal, where they break the
-    progress bar; its warnings still show, and everything stays in Ray's own ``ray-data.log``."""
+    progress bar; its warnings still show, and everything stays in Ray's own ``ray-data.log``. Its progress module
+    only warns that its bars are off, which this module does on purpose (the run has its own bar)."""
     import logging
 
     for handler in logging.getLogger("ray.data").handlers:
         if handler.name == "console":
             handler.setLevel(max(handler.level, logging.WARNING))
+    progress_log = logging.getLogger("ray.data._internal.progress")
+    progress_log.setLevel(max(progress_log.level, logging.ERROR))
 
 
 def unit_sites(n_sites: int, spb: int, bytes_per_site: int, rows_per_part: int, n_actors: int,
