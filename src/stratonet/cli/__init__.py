@@ -15,6 +15,7 @@ import click
 from stratonet import __version__
 from stratonet.cli.demo import demo
 from stratonet.cli.evaluate import evaluate
+from stratonet.cli.export import export
 from stratonet.cli.extract_classical import classical
 from stratonet.cli.extract_deep import deep
 from stratonet.cli.extract_pixel import pixel
@@ -57,7 +58,7 @@ def extract() -> None:
 extract.add_command(deep)
 extract.add_command(classical)
 extract.add_command(pixel)
-for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo, merge):
+for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo, merge, export):
     cli.add_command(_cmd)
 
 
