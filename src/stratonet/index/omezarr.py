@@ -104,7 +104,9 @@ def _well_rows(base: str, well: dict, spec: dict, plate: str, cmap: dict, choice
     for pos, img in enumerate(images):
         fpath = join(wpath, str(img["path"]))
         info = image_info(fpath)
-        names = _channel_names(info.labels, info, cmap, level_array(info, choice.level))
+        arr = level_array(info, choice.level)
+        n_channels = arr.shape[info.axes.index("c")] if "c" in info.axes else 1
+        names = channel_names(info.labels, n_channels, info.path, cmap)
         row = {"Metadata_Plate": plate, "Metadata_Well": wname,
                "Metadata_Site": int(img["path"]) + 1 if str(img["path"]).isdigit() else pos + 1}
         extra = dict(info.group.attrs).get(EXPORT_ATTR) or {}
@@ -117,25 +119,25 @@ def _well_rows(base: str, well: dict, spec: dict, plate: str, cmap: dict, choice
     return rows
 
 
-def _channel_names(labels, info, cmap: dict, arr) -> list[str]:
-    """Channel names of an image: omero labels renamed by the map (labels first, then indices)."""
-    n = arr.shape[info.axes.index("c")] if "c" in info.axes else 1
+def channel_names(labels: tuple[str, ...] | None, n: int, where: str, cmap: dict) -> list[str]:
+    """Channel names of an image with ``n`` channels: its labels renamed by the map (labels first, then indices);
+    without labels, the map must name every index. One-line errors name ``where``."""
     if labels is None:
         if cmap and all(str(i) in cmap for i in range(n)):
             labels = tuple(str(i) for i in range(n))
         else:
-            raise InputFileError(info.path, f"no 'omero' channel labels for its {n} channel(s); add them, or name "
+            raise InputFileError(where, f"no 'omero' channel labels for its {n} channel(s); add them, or name "
                                             f"the channels by index: --channel-map "
                                             f"{','.join(f'{i}=NAME{i}' for i in range(n))}")
     if len(labels) != n:
-        raise InputFileError(info.path, f"omero lists {len(labels)} channel(s) but the image has {n}")
+        raise InputFileError(where, f"omero lists {len(labels)} channel(s) but the image has {n}")
     names = []
     for i, label in enumerate(labels):
         name = cmap.get(channel_key(label)) or cmap.get(str(i)) or re.sub(r"[^A-Za-z0-9]", "", label)
         if not name or not name[0].isalpha():
-            raise ConfigError(f"{info.path}: channel {i} label '{label}' is not a usable name; map it, e.g. "
+            raise ConfigError(f"{where}: channel {i} label '{label}' is not a usable name; map it, e.g. "
                               f"--channel-map '{i}=DNA'")
         names.append(name)
     if len(set(names)) != len(names):
-        raise ConfigError(f"{info.path}: channel names repeat ({names}); give distinct names with --channel-map")
+        raise ConfigError(f"{where}: channel names repeat ({names}); give distinct names with --channel-map")
     return names
