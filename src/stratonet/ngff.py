@@ -78,6 +78,12 @@ class ImageInfo:
     group: object
 
 
+def clear_cache() -> None:
+    """Forget the opened images (indexing reopens a plate that may have changed since)."""
+    with _LOCK:
+        _CACHE.update(pid=os.getpid(), images={})
+
+
 def image_info(path: str) -> ImageInfo:
     """Open an OME-Zarr image (cached per process) and check its axes; one-line errors name ``path``."""
     with _LOCK:

@@ -18,7 +18,7 @@ import pandas as pd
 from stratonet.errors import ConfigError, InputFileError
 from stratonet.index.layouts import channel_key, parse_channel_map
 from stratonet.index.schema import PATH_PREFIX, normalise_well
-from stratonet.ngff import image_info, join, level_array, ome_attrs, open_group, plane_shape, require_zarr
+from stratonet.ngff import clear_cache, image_info, join, level_array, ome_attrs, open_group, plane_shape, require_zarr
 from stratonet.planes import PlaneRef
 from stratonet.progress import track
 from stratonet.remote import is_url
@@ -65,6 +65,7 @@ def omezarr(source: str | Path, channel_map: str | dict | None = None, plate: st
         labels without a channel map, a level/z/t out of range; the message names the path.
     """
     require_zarr()
+    clear_cache()
     base = str(source).rstrip("/") if is_url(source) else str(Path(source).resolve())
     meta = ome_attrs(open_group(base))
     spec = meta.get("plate")
