@@ -65,9 +65,12 @@ for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo
 def _error(msg: str) -> None:
     from stratonet.progress import console, get_logger
 
+    from rich.markup import escape
+
     get_logger().error(msg)
-    # one line in a log or pipe; on a terminal rich wraps at word boundaries (the terminal would cut mid-word)
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=not console.is_terminal)
+    # one line in a log or pipe; on a terminal rich wraps at word boundaries (the terminal would cut mid-word);
+    # the message is escaped so that text such as "pip install 'stratonet[czi]'" is printed, not read as markup
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, markup=True, soft_wrap=not console.is_terminal)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,8 +47,7 @@ def export_plate(index: pd.DataFrame, out: Path, cfg: ZarrExport = ZarrExport())
         For a site whose channels differ in size or dtype, or whose site number is not a positive integer.
     """
     require_zarr()
-    from ome_zarr.writer import write_plate_metadata, write_well_metadata
-
+    write_plate_metadata, write_well_metadata = _writer("write_plate_metadata", "write_well_metadata")
     if STACK_PATH in index.columns:
         raise ConfigError("an index of array stacks (--layout arrays) cannot be exported as an HCS plate")
     rows = _one_plate(index, cfg.plate)
@@ -79,6 +78,18 @@ def export_plate(index: pd.DataFrame, out: Path, cfg: ZarrExport = ZarrExport())
             n_sites += 1
     return {"plate": plate, "wells": len(wells), "sites": n_sites, "channels": channels,
             "illum_dropped": any(col.startswith(ILLUM_PREFIX) for col in rows.columns)}
+
+
+def _writer(*names: str) -> tuple:
+    """Functions of ``ome_zarr.writer``; its import-time deprecation notice (a default ``Scaler`` argument inside
+    ome-zarr itself, not our use) is kept off the terminal."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="ome_zarr")
+        warnings.filterwarnings("ignore", message=".*Scaler.*", category=DeprecationWarning)
+        import ome_zarr.writer as writer
+    return tuple(getattr(writer, n) for n in names)
 
 
 def _one_plate(index: pd.DataFrame, plate: str | None) -> pd.DataFrame:
@@ -112,8 +123,7 @@ def _site_number(site: pd.Series) -> int:
 
 def _write_field(group, site: pd.Series, channels: list[str], levels: int) -> None:
     """One site as a (1, C, 1, H, W) image with omero labels and its metadata."""
-    from ome_zarr.writer import write_image
-
+    (write_image,) = _writer("write_image")
     name = site_name(site)
     paths = site_paths(site, channels)
     planes = [read_site_plane(paths, ch, name) for ch in channels]
