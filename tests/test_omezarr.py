@@ -86,6 +86,26 @@ def test_library_plate_is_indexed_and_read_plane_by_plane(lib_plate, tmp_path):
     assert read_image(pd.read_parquet(out)["Path_Hoechst"].iloc[0]).shape == (12, 16)
 
 
+def test_ngff_04_plate_in_zarr_v2_with_cyx_axes(tmp_path):
+    """The IDR's plates are NGFF 0.4 (zarr v2, metadata at the top of .zattrs); images may lack t and z."""
+    from ome_zarr.format import FormatV04
+
+    fmt = FormatV04()
+    root = zarr.open_group(str(tmp_path / "V4.zarr"), mode="w", zarr_format=2)
+    ome_writer.write_plate_metadata(root, ["A"], ["1"], ["A/1"], fmt=fmt, name="V4")
+    well = root.require_group("A").require_group("1")
+    ome_writer.write_well_metadata(well, [{"path": "0"}], fmt=fmt)
+    img = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16)
+    ome_writer.write_image(img, well.require_group("0"), axes="cyx", fmt=fmt, scale_factors=[],
+                           metadata={"omero": {"channels": [{"label": "DNA"}, {"label": "ER"}]}})
+    assert (tmp_path / "V4.zarr" / ".zattrs").exists()
+    out = tmp_path / "i.parquet"
+    assert run_cli(["index", tmp_path / "V4.zarr", "-o", out]) == 0
+    idx = pd.read_parquet(out)
+    assert idx[["Metadata_Plate", "Metadata_Well", "Metadata_Site"]].iloc[0].tolist() == ["V4", "A01", 1]
+    np.testing.assert_array_equal(read_image(idx["Path_ER"].iloc[0]), img[1])
+
+
 def test_level_z_or_time_out_of_range_is_one_line_error(lib_plate, tmp_path, capsys):
     path, _ = lib_plate
     assert run_cli(["index", path, "-o", tmp_path / "i.parquet", "--level", 2]) == 2
@@ -130,7 +150,7 @@ def test_broken_plates_are_one_line_errors_naming_the_path(lib_plate, tmp_path, 
 
 # -- the synthetic plate: TIFF route and OME-Zarr route give the same tables --------------------------------------
 
-DEEP = ["--model", "stratonet18", "--input-size", 32, "--workers", 0, "--batch-size", 2]
+DEEP = ["--model", "stratonet18", "--input-size", 32, "--workers", 0, "--batch-size", 4, "--channels", "DNA,AGP"]
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,11 @@ from stratonet.cli.common import start_run
                    "single-cell feature table).")
 @click.option("--levels", type=click.IntRange(1, 8), default=1, show_default=True,
               help=".zarr: resolution levels (1 = full resolution only; each next level halves the size).")
+@click.option("--compression", type=click.Choice(["blosc-zstd", "blosc-lz4", "zstd", "none"]), default="blosc-zstd",
+              show_default=True, help=".zarr: chunk compression (Blosc with byte shuffle decodes fastest).")
 @click.option("--plate", default=None, help=".zarr: the plate to write when the index holds several.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace OUT if it exists.")
-def export(source: Path, out: Path, levels: int, plate: str | None, overwrite: bool) -> None:
+def export(source: Path, out: Path, levels: int, compression: str, plate: str | None, overwrite: bool) -> None:
     """Write SOURCE in an open format chosen by OUT's suffix.
 
     OUT ending in .zarr: SOURCE is an index table (stratonet index) or a plate folder holding load_data.csv
@@ -35,7 +37,8 @@ def export(source: Path, out: Path, levels: int, plate: str | None, overwrite: b
         from stratonet.export.omezarr import ZarrExport, export_plate, index_of
 
         start_run(out.parent, "export")
-        done = export_plate(index_of(source), out, ZarrExport(levels=levels, plate=plate, overwrite=overwrite))
+        done = export_plate(index_of(source), out, ZarrExport(levels=levels, plate=plate, overwrite=overwrite,
+                                                                  compression=compression))
         console.print(f"OME-Zarr plate {done['plate']}: {plural(done['wells'], 'well')}, "
                       f"{plural(done['sites'], 'site')} x {plural(len(done['channels']), 'channel')} "
                       f"({', '.join(done['channels'])}), {plural(levels, 'level')} -> {out}", highlight=False)
