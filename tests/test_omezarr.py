@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import threading
 
 import numpy as np
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
+from format_fixtures import moto_s3, one_line_error
 from stratonet.errors import InputFileError
 from stratonet.io import read_image
 
@@ -22,15 +22,6 @@ ome_writer = pytest.importorskip("ome_zarr.writer")
 
 LABELS = ["Hoechst", "ER", "RNA"]
 
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    for n in needles:
-        assert n in err, err
-    return lines[-1]
 
 
 def library_plate(path, wells=("B/3", "C/5"), fields=2, shape=(2, 3, 2, 24, 32), omero=True):
@@ -112,10 +103,6 @@ def test_level_z_or_time_out_of_range_is_one_line_error(lib_plate, tmp_path, cap
     assert "no resolution level 2" in one_line_error(capsys, "B/3/0")
     assert run_cli(["index", path, "-o", tmp_path / "i.parquet", "--z", 5]) == 2
     assert "z=5 is out of range" in one_line_error(capsys, "B/3/0")
-
-
-def _zarr_json(path):
-    return json.loads((path / "zarr.json").read_text())
 
 
 def test_broken_plates_are_one_line_errors_naming_the_path(lib_plate, tmp_path, capsys):
@@ -246,20 +233,8 @@ def test_plate_over_http_reads_the_same_planes(http_plate, tmp_path):
 
 
 def test_plate_on_s3_via_moto_server(lib_plate, tmp_path, monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
     path, data = lib_plate
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    try:
-        host, port = srv.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(key, raising=False)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1")
-        s3.create_bucket(Bucket="gallery")
+    with moto_s3(monkeypatch) as s3:
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
             s3.put_object(Bucket="gallery", Key=f"plates/{f.relative_to(path.parent).as_posix()}",
                           Body=f.read_bytes(), ACL="public-read")
@@ -269,6 +244,5 @@ def test_plate_on_s3_via_moto_server(lib_plate, tmp_path, monkeypatch):
         assert idx["Path_ER"].iloc[0] == "s3://gallery/plates/LIB01.zarr/B/3/0#c=1&level=0&z=0&t=0"
         for _, row in idx.iterrows():
             w = f"{row['Metadata_Well'][0]}/{int(row['Metadata_Well'][1:])}"
-            np.testing.assert_array_equal(read_image(row["Path_Hoechst"]), data[(w, row["Metadata_Site"] - 1)][0, 0, 0])
-    finally:
-        srv.stop()
+            np.testing.assert_array_equal(read_image(row["Path_Hoechst"]),
+                                          data[(w, row["Metadata_Site"] - 1)][0, 0, 0])

@@ -9,19 +9,11 @@ import pytest
 import tifffile
 
 from conftest import run_cli
+from format_fixtures import one_line_error
 from stratonet.io import read_image
 
 h5py = pytest.importorskip("h5py")
 
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    for n in needles:
-        assert n in err, err
-    return lines[-1]
 
 
 def profiles():

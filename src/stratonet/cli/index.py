@@ -71,7 +71,8 @@ from stratonet.cli.paths import PATH_OR_URL
               help="Keep rows that repeat a key (plate, well, site[, object number]) instead of refusing them.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
-          plane: int | None, level: int, z_index: int, z_project: str | None, timepoint: int, pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
+          plane: int | None, level: int, z_index: int, z_project: str | None, timepoint: int,
+          pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
           barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
           nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
