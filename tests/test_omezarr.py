@@ -198,6 +198,20 @@ def test_tiff_and_omezarr_routes_give_identical_tables(two_routes, tmp_path, kin
         assert len(outs["zarr"]["single_cell.parquet"]) > 0  # cells were found, so the comparison has content
 
 
+def test_illumination_and_bitdepth_scaling_agree_across_routes(two_routes, tmp_path):
+    """Illumination functions computed at index time (--illum) and bit-depth scaling (the plate scaling is the
+    default of the test above): same numbers."""
+    tables = []
+    for route, source in (("tiff", two_routes / "plate" / "load_data.csv"), ("zarr", two_routes / "SYNTH01.zarr")):
+        idx = tmp_path / route / "index.parquet"
+        assert run_cli(["index", source, "-o", idx, "--illum"]) == 0
+        assert pd.read_parquet(idx)["Illum_DNA"].notna().all()
+        out = tmp_path / route / "pixel.parquet"
+        assert run_cli(["extract", "pixel", idx, "-o", out, "--size", 8, "--scaling", "bitdepth"]) == 0
+        tables.append(pd.read_parquet(out))
+    assert _same_table(*tables) == 0.0
+
+
 # -- remote plates -------------------------------------------------------------------------------------------------
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -119,7 +119,12 @@ def check_axes(axes: str, path: str) -> None:
 
 
 def level_array(info: ImageInfo, level: int):
-    """The zarr array of one resolution level (0 = full resolution)."""
+    """The zarr array of one resolution level (0 = full resolution), cached with the image (its metadata is
+    fetched once, not once per plane)."""
+    with _LOCK:
+        hit = _CACHE["images"].get((info.path, level))
+    if hit is not None:
+        return hit
     if not 0 <= level < len(info.levels):
         raise InputFileError(info.path, f"no resolution level {level} (the image has {len(info.levels)}: "
                                         f"0..{len(info.levels) - 1})")
@@ -132,6 +137,8 @@ def level_array(info: ImageInfo, level: int):
     if arr.ndim != len(info.axes):
         raise InputFileError(join(info.path, key), f"array has {arr.ndim} dimensions but the axes are "
                                                    f"'{info.axes}'")
+    with _LOCK:
+        _CACHE["images"][(info.path, level)] = arr
     return arr
 
 

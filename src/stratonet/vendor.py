@@ -2,7 +2,7 @@
 
 bioio picks the reader plugin installed for a file; the OME-TIFF reader comes with the ``formats`` extra, the
 others with their own extras (:data:`READER_EXTRAS`). A file no installed reader can open is a one-line error
-naming the file and the extra to install. Opened files are cached per process and scene; reads of one file are
+naming the file and the extra to install. Files are read from local paths. Opened files are cached per process and scene; reads of one file are
 serialised (a bioio image object keeps its current scene).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from stratonet.errors import InputFileError, NotAvailableError
 from stratonet.planes import PlaneRef
-from stratonet.remote import is_url, storage_options
+from stratonet.remote import is_url
 
 # file suffix -> (stratonet extra, bioio reader package)
 READER_EXTRAS = {
@@ -58,10 +58,13 @@ def open_image(path: str, scene: int = 0):
         hit = _CACHE["images"].get((path, scene))
         if hit is not None:
             return hit
-        if not is_url(path) and not os.path.isfile(path):
+        if is_url(path):
+            raise InputFileError(path, "vendor files are read from local paths only (copy the file, or convert the "
+                                       "plate to OME-Zarr)")
+        if not os.path.isfile(path):
             raise InputFileError(path, "file not found")
         try:
-            img = BioImage(path, fs_kwargs=storage_options(path)) if is_url(path) else BioImage(path)
+            img = BioImage(path)
         except UnsupportedFileFormatError:
             raise InputFileError(path, missing_reader(path)) from None
         except Exception as exc:
