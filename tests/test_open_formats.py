@@ -75,6 +75,13 @@ def test_export_refusals_are_one_line_errors(tmp_path, capsys):
     one_line_error(capsys, "2 plates", "--plate")
 
 
+def test_plane_options_on_a_file_layout_are_refused(tmp_path, capsys):
+    pd.DataFrame([{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1,
+                   "FileName_OrigDNA": "a.tiff"}]).to_csv(tmp_path / "load_data.csv", index=False)
+    assert run_cli(["index", tmp_path / "load_data.csv", "--z", 2, "-o", tmp_path / "i.parquet"]) == 2
+    one_line_error(capsys, "--z", "apply to the ome-zarr and bioio layouts", "loaddata")
+
+
 # -- vendor files through bioio -----------------------------------------------------------------------------------
 
 def ome_tiffs(folder):

@@ -102,6 +102,9 @@ def build_index(
     layout = layout or default_layout(source)
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
+    if planes is not None and planes != _omezarr.PlaneChoice() and layout not in ("ome-zarr", "bioio"):
+        raise ConfigError(f"--level, --z, --z-project and --timepoint apply to the ome-zarr and bioio layouts, not "
+                          f"'{layout}'")
     if remote and layout not in REMOTE_LAYOUTS:
         raise ConfigError(f"{source}: only a LoadData table or an OME-Zarr plate can be indexed from a URL "
                           f"('{layout}' needs a local folder)")
