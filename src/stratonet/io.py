@@ -13,6 +13,7 @@ import numpy as np
 
 from stratonet.errors import InputFileError, SiteError
 
+from stratonet.planes import parse_ref, read_plane
 from stratonet.remote import is_url, read_bytes
 
 
@@ -27,7 +28,9 @@ def read_image(path: str | Path) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        Local path or fsspec URL (``s3://`` is read anonymously). Suffixes: .tif/.tiff, .png, .jpg/.jpeg, .npy.
+        Local path or fsspec URL (``s3://`` is read anonymously). Suffixes: .tif/.tiff, .png, .jpg/.jpeg, .npy;
+        or a plane reference ``IMAGE#c=..&z=..`` into an OME-Zarr image or a vendor file (see
+        :mod:`stratonet.planes`), read chunk by chunk.
 
     Returns
     -------
@@ -40,6 +43,9 @@ def read_image(path: str | Path) -> np.ndarray:
         If the file is missing, corrupt or of an unknown type; the message names the file.
     """
     spath = str(path)
+    ref = parse_ref(spath)
+    if ref is not None:
+        return read_plane(ref)
     lower = spath.lower().split("?")[0]
     remote = is_url(spath)
     if not remote and not Path(spath).exists():

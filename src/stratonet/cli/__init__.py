@@ -15,6 +15,7 @@ import click
 from stratonet import __version__
 from stratonet.cli.demo import demo
 from stratonet.cli.evaluate import evaluate
+from stratonet.cli.export import export
 from stratonet.cli.extract_classical import classical
 from stratonet.cli.extract_deep import deep
 from stratonet.cli.extract_pixel import pixel
@@ -57,16 +58,19 @@ def extract() -> None:
 extract.add_command(deep)
 extract.add_command(classical)
 extract.add_command(pixel)
-for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo, merge):
+for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo, merge, export):
     cli.add_command(_cmd)
 
 
 def _error(msg: str) -> None:
     from stratonet.progress import console, get_logger
 
+    from rich.markup import escape
+
     get_logger().error(msg)
-    # one line in a log or pipe; on a terminal rich wraps at word boundaries (the terminal would cut mid-word)
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=not console.is_terminal)
+    # one line in a log or pipe; on a terminal rich wraps at word boundaries (the terminal would cut mid-word);
+    # the message is escaped so that text such as "pip install 'stratonet[czi]'" is printed, not read as markup
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, markup=True, soft_wrap=not console.is_terminal)
 
 
 def main(argv: list[str] | None = None) -> None:

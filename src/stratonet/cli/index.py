@@ -14,14 +14,24 @@ from stratonet.cli.paths import PATH_OR_URL
 @click.argument("source", type=PATH_OR_URL)
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("index.parquet"), show_default=True,
               help="Index table to write (.parquet, .csv or .csv.gz).")
-@click.option("--layout", type=click.Choice(["loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays"]),
-              default=None, help="How SOURCE is organised [default: loaddata for a .csv file, else phenix].")
+@click.option("--layout", type=click.Choice(["loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays",
+                                            "ome-zarr", "bioio"]),
+              default=None, help="How SOURCE is organised [default: loaddata for a .csv file, ome-zarr for a zarr "
+                                 "plate (a .zarr name or zarr metadata), else phenix].")
 @click.option("--channel-map", default=None,
               help="File-name channel -> name, e.g. '1=Mito,2=AGP,3=RNA,4=ER,5=DNA' (phenix default) or 'w1=DNA,...'.")
 @click.option("--plate", default=None,
               help="Plate name (phenix/imagexpress/regex; default: a BR barcode in the path, else the folder name); "
                    "for bbbc021 only this plate.")
 @click.option("--plane", type=int, default=None, help="Phenix plane to keep [default: 1].")
+@click.option("--level", type=click.IntRange(0), default=0, show_default=True,
+              help="ome-zarr: resolution level to read (0 = full resolution).")
+@click.option("--z", "z_index", type=click.IntRange(0), default=0, show_default=True,
+              help="ome-zarr / bioio: z plane to read (0-based).")
+@click.option("--z-project", type=click.Choice(["max"]), default=None,
+              help="ome-zarr / bioio: project all z planes instead of reading one (max: maximum projection).")
+@click.option("--timepoint", type=click.IntRange(0), default=0, show_default=True,
+              help="ome-zarr / bioio: time point to read (0-based).")
 @click.option("--pattern", default=None,
               help="regex layout: pattern on the path relative to SOURCE with named groups plate, well (or row+col), "
                    "site, channel.")
@@ -61,7 +71,8 @@ from stratonet.cli.paths import PATH_OR_URL
               help="Keep rows that repeat a key (plate, well, site[, object number]) instead of refusing them.")
 @on_error_option
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
-          plane: int | None, pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
+          plane: int | None, level: int, z_index: int, z_project: str | None, timepoint: int,
+          pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
           image_root: Path | None, source_name: str | None, batch: str | None, platemap: Path | None,
           barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
           nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
@@ -70,8 +81,11 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
     SOURCE is a folder of images (phenix, imagexpress, regex), a LoadData CSV (loaddata), BBBC021's image table
-    or its folder (bbbc021), or a folder of stacks with an index.csv (arrays).
+    or its folder (bbbc021), a folder of stacks with an index.csv (arrays), an OME-Zarr HCS plate, local or
+    s3:// / https:// (ome-zarr), or a vendor file or folder of them read through bioio (bioio).
     """
+    from stratonet.index.omezarr import PlaneChoice
+
     from stratonet.index import build_index
     from stratonet.index.build import default_layout
     from stratonet.progress import console, get_logger
@@ -85,6 +99,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         file_column=file_column, image_root=image_root, source_name=source_name, batch=batch, platemap=platemap,
         barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
         record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format, columns=columns,
+        planes=PlaneChoice(level=level, z=z_project or z_index, t=timepoint),
     )
     n_unlabelled = None
     if labels_dir is not None:

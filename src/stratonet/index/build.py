@@ -12,19 +12,24 @@ from stratonet.index import arrays as _arrays
 from stratonet.index import bbbc021 as _bbbc021
 from stratonet.index import layouts as _layouts
 from stratonet.index import loaddata as _loaddata
+from stratonet.index import omezarr as _omezarr
 from stratonet.index.checks import check_index
 from stratonet.index.metadata import join_compounds, join_platemaps
 from stratonet.index.plate_format import check_wells
 from stratonet.index.schema import PATH_PREFIX, STACK_PATH, validate_index
 from stratonet.remote import is_url
 
-LAYOUTS = ("loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays")
+LAYOUTS = ("loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays", "ome-zarr", "bioio")
+REMOTE_LAYOUTS = ("loaddata", "ome-zarr")
 
 
 def default_layout(source: str | Path) -> str:
-    """``loaddata`` for a .csv(.gz) file, else ``phenix``."""
+    """``loaddata`` for a .csv(.gz) file, ``ome-zarr`` for a zarr group (a .zarr name or zarr metadata), else
+    ``phenix``."""
     name = str(source).rstrip("/").rsplit("/", 1)[-1].lower() if is_url(source) else Path(source).name.lower()
-    return "loaddata" if name.endswith((".csv", ".csv.gz")) else "phenix"
+    if name.endswith((".csv", ".csv.gz")):
+        return "loaddata"
+    return "ome-zarr" if _omezarr.looks_like_plate(source) else "phenix"
 
 
 def build_index(
@@ -48,6 +53,7 @@ def build_index(
     record: Callable[[str, str], None] | None = None,
     plate_format: str | int | None = "auto",
     columns: str | dict | None = None,
+    planes: _omezarr.PlaneChoice | None = None,
 ) -> pd.DataFrame:
     """Build an image index (see :mod:`stratonet.index.schema`): one row per site, or per crop for ``arrays``.
 
@@ -55,8 +61,8 @@ def build_index(
     ----------
     source : path
         Folder of images, a LoadData CSV, a BBBC021 image table, or an array-stack folder.
-    layout : {"loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays"}, optional
-        Default: ``loaddata`` for a .csv file, else ``phenix``.
+    layout : {"loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays", "ome-zarr", "bioio"}, optional
+        Default: ``loaddata`` for a .csv file, ``ome-zarr`` for a zarr group, else ``phenix``.
     channel_map : str or dict, optional
         File-name channel token -> name (``"1=Mito,2=AGP"``); phenix defaults to JUMP's order.
     plate : str, optional
@@ -84,6 +90,8 @@ def build_index(
     plate_format : {"auto", 96, 384, 1536}
         Wells must exist on this plate format (``auto``: the smallest format holding each plate's wells); a well
         such as ``Z99`` or, on a 96-well plate, ``A13`` is an error.
+    planes : PlaneChoice, optional
+        ``ome-zarr`` / ``bioio``: resolution level, z plane or ``"max"`` projection, and time point to index.
 
     Returns
     -------
@@ -94,8 +102,12 @@ def build_index(
     layout = layout or default_layout(source)
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
-    if remote and layout != "loaddata":
-        raise ConfigError(f"{source}: only a LoadData table can be indexed from a URL ('{layout}' needs a local folder)")
+    if planes is not None and planes != _omezarr.PlaneChoice() and layout not in ("ome-zarr", "bioio"):
+        raise ConfigError(f"--level, --z, --z-project and --timepoint apply to the ome-zarr and bioio layouts, not "
+                          f"'{layout}'")
+    if remote and layout not in REMOTE_LAYOUTS:
+        raise ConfigError(f"{source}: only a LoadData table or an OME-Zarr plate can be indexed from a URL "
+                          f"('{layout}' needs a local folder)")
     if not remote and not Path(source).exists():
         raise InputFileError(str(source), "not found")
     if layout == "loaddata":
@@ -108,6 +120,13 @@ def build_index(
         df = _layouts.regex(source, pattern=pattern or "", channel_map=channel_map, plate=plate)
     elif layout == "bbbc021":
         df = _bbbc021.bbbc021(source, image_root=image_root, plate=plate)
+    elif layout == "ome-zarr":
+        df = _omezarr.omezarr(source, channel_map=channel_map, plate=plate, choice=planes or _omezarr.PlaneChoice())
+    elif layout == "bioio":
+        from stratonet.index.bioio_layout import bioio_files
+
+        df = bioio_files(source, channel_map=channel_map, plate=plate, pattern=pattern,
+                         choice=planes or _omezarr.PlaneChoice())
     else:
         df = _arrays.arrays(source, channels=channels, file_column=file_column, columns=columns)
     if source_name:

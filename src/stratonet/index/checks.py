@@ -1,7 +1,8 @@
 """Checks run while indexing: files exist, image headers are readable, a site's channels agree in size.
 
 Pixels are never decoded here: TIFF headers are parsed with tifffile, ``.npy`` headers with numpy's memory map,
-PNG/JPEG headers with Pillow. Remote files (fsspec URLs) are only checked for existence.
+PNG/JPEG headers with Pillow. Remote files (fsspec URLs) are only checked for existence. Plane references into
+OME-Zarr images or vendor files (:mod:`stratonet.planes`) are checked from their metadata, local or remote.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from stratonet.index.schema import (
     ILLUM_PREFIX, PATH_PREFIX, STACK_CHANNELS, STACK_PATH, channels_of, site_name,
 )
 from stratonet.io import is_url
+from stratonet.planes import parse_ref, plane_shape
 from stratonet.progress import track
 
 
@@ -41,6 +43,9 @@ def image_shape(path: str) -> tuple[int, ...] | None:
         If the file is missing, truncated, corrupt or of an unknown type.
     """
     spath = str(path)
+    ref = parse_ref(spath)
+    if ref is not None:
+        return plane_shape(ref)  # from the image's metadata, local or remote
     if is_url(spath):
         if not url_exists(spath):
             raise InputFileError(spath, "file not found")
