@@ -68,15 +68,18 @@ def _matrix(df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, list
     return X, names, len(features) - len(names)
 
 
+def _z_rows(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Z' of each row of two (resamples x wells) matrices of positive- and negative-control scores."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - 3 * (p.std(axis=1, ddof=1) + n.std(axis=1, ddof=1)) / np.abs(p.mean(axis=1) - n.mean(axis=1))
+
+
 def _bootstrap_zprime(pos: np.ndarray, neg: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of Z' by resampling the control wells' scores."""
     rng = np.random.default_rng(seed)
     ip = rng.integers(0, len(pos), size=(n_boot, len(pos)))
     ineg = rng.integers(0, len(neg), size=(n_boot, len(neg)))
-    p, n = pos[ip], neg[ineg]
-    gap = np.abs(p.mean(axis=1) - n.mean(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = 1 - 3 * (p.std(axis=1, ddof=1) + n.std(axis=1, ddof=1)) / gap
+    z = _z_rows(pos[ip], neg[ineg])
     lo, hi = np.nanpercentile(z[np.isfinite(z)], [2.5, 97.5]) if np.isfinite(z).any() else (np.nan, np.nan)
     return float(lo), float(hi)
 
@@ -90,13 +93,7 @@ def readout_agreement(a: np.ndarray, b: np.ndarray, neg: np.ndarray, pos: np.nda
     rng = np.random.default_rng(seed)
     ip = np.flatnonzero(pos)[rng.integers(0, int(pos.sum()), size=(n_boot, int(pos.sum())))]
     ineg = np.flatnonzero(neg)[rng.integers(0, int(neg.sum()), size=(n_boot, int(neg.sum())))]
-
-    def zp(s: np.ndarray) -> np.ndarray:
-        p, n = s[ip], s[ineg]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return 1 - 3 * (p.std(axis=1, ddof=1) + n.std(axis=1, ddof=1)) / np.abs(p.mean(axis=1) - n.mean(axis=1))
-
-    d = zp(a) - zp(b)
+    d = _z_rows(a[ip], a[ineg]) - _z_rows(b[ip], b[ineg])
     d = d[np.isfinite(d)]
     diff = z_prime(a[pos], a[neg]) - z_prime(b[pos], b[neg])
     if not d.size:
