@@ -252,38 +252,7 @@ def evaluate_assay(
         plate_res["best_feature"] = {"feature": fz["feature"].iloc[0], "z_prime": float(fz["z_prime"].iloc[0]),
                                      "note": "chosen on the same controls (in-sample)"}
         feat_rows.append(fz.head(50).assign(plate=plate, rank=np.arange(1, min(50, len(fz)) + 1)))
-        primary = None
-        for spec in readouts:
-            rr = score_readout(X, neg, pos, spec, names, seed=seed)
-            s = rr.scores
-            st = control_statistics(s[pos], s[neg])
-            st["z_prime_ci95"] = _bootstrap_zprime(s[pos], s[neg], seed=seed)
-            st.update(readout=spec.label, n_features_used=rr.n_features, fitted_on=rr.fitted_on)
-            if spec.kind == "feature":
-                st["note"] = "one feature, nothing fitted"
-            if rr.top_features:
-                st["features_used"] = rr.top_features[:50]
-            if rr.settings:
-                st["settings"] = rr.settings
-            plate_res["readouts"][spec.label] = st
-            stat_rows.append({"plate": plate, **{k: v for k, v in st.items()
-                                                 if not isinstance(v, (list, tuple, dict))},
-                              "z_prime_lo": st["z_prime_ci95"][0], "z_prime_hi": st["z_prime_ci95"][1]})
-            if np.isfinite(st["z_prime"]) and st["z_prime"] < 0:
-                warnings.append(f"plate {plate}, readout {spec.label}: Z' = {st['z_prime']:.2f} < 0, the controls "
-                                "overlap")
-            if primary is None:
-                primary = rr
-            elif spec.kind != "feature":
-                agree = readout_agreement(primary.scores, rr.scores, neg, pos, seed=seed)
-                agree["readouts"] = [readouts[0].label, spec.label]
-                plate_res.setdefault("readout_agreement", []).append(agree)
-                if agree["disagree"]:
-                    lo, hi = agree["difference_ci95"]
-                    warnings.append(f"plate {plate}: readouts disagree: Z' {readouts[0].label} "
-                                    f"{plate_res['readouts'][readouts[0].label]['z_prime']:.2f} vs {spec.label} "
-                                    f"{st['z_prime']:.2f} (difference 95% CI [{lo:.2f}, {hi:.2f}] excludes 0): the "
-                                    "answer depends on the readout; quote both")
+        primary = _score_readouts(X, names, neg, pos, readouts, plate, seed, plate_res, stat_rows, warnings)
         scores = primary.scores
         is_distance = readouts[0].kind in DISTANCES
         hits, info = call_hits(scores, neg, is_distance, fdr=fdr, p_method=p_method)
@@ -322,6 +291,47 @@ def evaluate_assay(
         _write_outputs(Path(out_dir), result, pd.DataFrame(stat_rows), pd.concat(feat_rows, ignore_index=True),
                        wells, pd.DataFrame(dose_rows), map_table, curves, dist_data, name)
     return result
+
+
+def _score_readouts(X: np.ndarray, names: list[str], neg: np.ndarray, pos: np.ndarray, readouts: list[ReadoutSpec],
+                    plate: str, seed: int, plate_res: dict, stat_rows: list, warnings: list):
+    """Score every readout of one plate into ``plate_res``/``stat_rows``; compare each with the first (primary).
+
+    Returns the primary readout's result.
+    """
+    primary = None
+    for spec in readouts:
+        rr = score_readout(X, neg, pos, spec, names, seed=seed)
+        s = rr.scores
+        st = control_statistics(s[pos], s[neg])
+        st["z_prime_ci95"] = _bootstrap_zprime(s[pos], s[neg], seed=seed)
+        st.update(readout=spec.label, n_features_used=rr.n_features, fitted_on=rr.fitted_on)
+        if spec.kind == "feature":
+            st["note"] = "one feature, nothing fitted"
+        if rr.top_features:
+            st["features_used"] = rr.top_features[:50]
+        if rr.settings:
+            st["settings"] = rr.settings
+        plate_res["readouts"][spec.label] = st
+        stat_rows.append({"plate": plate, **{k: v for k, v in st.items()
+                                             if not isinstance(v, (list, tuple, dict))},
+                          "z_prime_lo": st["z_prime_ci95"][0], "z_prime_hi": st["z_prime_ci95"][1]})
+        if np.isfinite(st["z_prime"]) and st["z_prime"] < 0:
+            warnings.append(f"plate {plate}, readout {spec.label}: Z' = {st['z_prime']:.2f} < 0, the controls "
+                            "overlap")
+        if primary is None:
+            primary = rr
+        elif spec.kind != "feature":
+            agree = readout_agreement(primary.scores, rr.scores, neg, pos, seed=seed)
+            agree["readouts"] = [readouts[0].label, spec.label]
+            plate_res.setdefault("readout_agreement", []).append(agree)
+            if agree["disagree"]:
+                lo, hi = agree["difference_ci95"]
+                warnings.append(f"plate {plate}: readouts disagree: Z' {readouts[0].label} "
+                                f"{plate_res['readouts'][readouts[0].label]['z_prime']:.2f} vs {spec.label} "
+                                f"{st['z_prime']:.2f} (difference 95% CI [{lo:.2f}, {hi:.2f}] excludes 0): the "
+                                "answer depends on the readout; quote both")
+    return primary
 
 
 @dataclass(frozen=True)
