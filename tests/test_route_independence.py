@@ -99,7 +99,7 @@ def test_nested_cv_never_scores_a_well_with_settings_that_saw_it(monkeypatch):
 
 
 def test_default_assay_readouts_dose_detection_and_agreement():
-    df = run_profile(_plate())
+    df = run_profile(_plate(n_noise=8))
     res = evaluate_assay(df, n_boot=20, with_map=False, p_method="gaussian")
     p = res["plates"]["P1"]
     assert list(p["readouts"]) == ["nested", "reference"]

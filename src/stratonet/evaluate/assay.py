@@ -271,6 +271,8 @@ def evaluate_assay(
                                                   warnings)
         if skipped:
             plate_res["dose_skipped"] = skipped
+            if skipped != dose_why:  # a missing dose column is said once, above
+                warnings.append(f"plate {plate}: dose-response not fitted: {skipped}")
         result["plates"][plate] = plate_res
     wells = pd.concat(well_tables, ignore_index=True)
     result["summary"] = _summary(result)
