@@ -227,22 +227,27 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
 @click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
               help="Run folder; results go to <RUN>/evaluate/assay/<NAME>/.")
 @click.option("--name", default=None, help="Feature-set name (default: the table's feature_set, else its file stem).")
-@click.option("--readout", default="logistic", show_default=True,
-              help="Comma list of readouts; the first drives the dose curves and hits: feature, diff, lda, logistic, "
-                   "mahalanobis, cosine.")
+@click.option("--readout", default="nested,reference", show_default=True,
+              help="Comma list of readouts; the first drives the dose curves and hits: nested (L2 logistic, number "
+                   "of features, C and scaling chosen by nested CV inside the controls), reference (all features, "
+                   "standardised, L2 logistic, C=0.1), feature, diff, lda, logistic, mahalanobis, cosine. The "
+                   "former default is 'logistic' (with --top-k 25).")
 @click.option("--feature", default=None, help="The feature of the 'feature' readout.")
 @click.option("--top-k", type=click.IntRange(0), default=25, show_default=True,
-              help="Axis readouts: keep the K features with the largest |Welch t| between the controls, chosen "
-                   "inside each leave-one-out fold (0: all). Default chosen on BBBC013 (benchmarks/RESULTS.md).")
+              help="diff/lda/logistic readouts: keep the K features with the largest |Welch t| between the controls, "
+                   "chosen inside each leave-one-out fold (0: all). Chosen on BBBC013 (benchmarks/RESULTS.md); "
+                   "the nested readout chooses its own.")
 @click.option("--pca", type=click.IntRange(0), default=0, show_default=True,
               help="Axis readouts: fit on this many principal components of the controls (0: none).")
 @click.option("--control-column", default="Metadata_control_type", show_default=True, help="Control column.")
 @click.option("--negcon", default="negcon", show_default=True, help="Negative-control value of the control column.")
 @click.option("--poscon", default="poscon", show_default=True, help="Positive-control value of the control column.")
 @click.option("--plate-column", default="Metadata_Plate", show_default=True, help="Statistics are per plate.")
-@click.option("--compound-column", default=None, help="Compound column of the dose curves [default: found].")
+@click.option("--compound-column", default=None, help="Compound column of the dose curves [default: found; "
+              "without one, all sample wells are one dose series].")
 @click.option("--dose-column", default=None,
-              help="Dose column [default: Metadata_concentration or another concentration column].")
+              help="Dose column [default: found: Metadata_concentration, Metadata_dose*, Metadata_mmoles_per_liter, "
+                   "Metadata_dose_index, ...].")
 @click.option("--dose-scale", type=click.Choice(["auto", "log", "linear"]), default="auto", show_default=True,
               help="Fit the 4PL on log10 dose, or on the dose as it is (a dose index); auto: linear for *index* "
                    "columns, else log.")
@@ -285,6 +290,10 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
             console.print(f"  {plate} {label}: Z' {st['z_prime']:.3f} [{lo:.2f}, {hi:.2f}], robust Z' "
                           f"{st['robust_z_prime']:.3f}, SSMD {st['ssmd']:.2f} (n_pos {st['n_pos']}, "
                           f"n_neg {st['n_neg']})", highlight=False)
+            if st.get("settings"):
+                ch = st["settings"]
+                console.print(f"    chosen by nested CV: top_k {ch['top_k']}, C {ch['C']:g}, scaling {ch['scaling']} "
+                              f"(inner Z' {ch['inner_z_prime']:.2f})", highlight=False)
         bf = p["best_feature"]
         console.print(f"  {plate} best single feature (in-sample): {bf['feature']} Z' {bf['z_prime']:.3f}",
                       highlight=False)

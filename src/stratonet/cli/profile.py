@@ -42,6 +42,11 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 @click.option("--spherize-epsilon", type=float, default=1e-6, show_default=True)
 @click.option("--platemap", type=click.Path(path_type=Path), default=None,
               help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one).")
+@click.option("--protect/--no-protect", "protect", default=True, show_default=True,
+              help="With negcon and poscon wells (or --protect-label), keep the best separating features that "
+                   "--select would remove, and record what selection cost (docs/feature-selection.md).")
+@click.option("--protect-label", default=None, help="Class column (e.g. Metadata_moa) whose separation ranks the "
+              "features to protect, instead of the controls.")
 @click.option("--out-of-core/--in-memory", "out_of_core", default=None,
               help="Aggregate a Parquet table (or folder of Parquet shards) by streaming it in bounded memory. "
                    "Default: out of core when the table's uncompressed size exceeds a quarter of this machine's "
@@ -49,7 +54,7 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 def profile(features: Path, out: Path, level: str, operation: str, method: str, by_plate: bool, reference: str,
             select: str, corr_threshold: float, na_cutoff: float, zero_mad: str, mad_epsilon: float,
             blocklist: Path | None, do_spherize: bool, spherize_epsilon: float, platemap: Path | None,
-            out_of_core: bool | None) -> None:
+            protect: bool, protect_label: str | None, out_of_core: bool | None) -> None:
     """Turn a feature table into normalised, feature-selected profiles.
 
     FEATURES is a table, a folder of Parquet shards, or the output folder of `extract classical` (its
@@ -58,6 +63,7 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     """
     from stratonet.errors import InputFileError
     from stratonet.profile import run_profile
+    from stratonet.profile.protect import ProtectConfig, selection_lines
     from stratonet.progress import console
     from stratonet.tables import read_provenance, read_table, write_table
 
@@ -88,7 +94,7 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
                        normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
                        corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
                        spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff, zero_mad=zero_mad,
-                       mad_epsilon=mad_epsilon)
+                       mad_epsilon=mad_epsilon, protect=ProtectConfig(enabled=protect, label=protect_label))
     if features.is_dir():  # a folder of shards: the first carries the provenance
         from stratonet.profile.outofcore import parquet_sources
 
@@ -98,12 +104,14 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     provenance.setdefault("feature_set", features.name.split(".")[0])
     steps = pre_steps + prof.attrs.get("steps", [])[1 if pre_steps else 0:]
     prof.attrs["steps"] = steps
-    provenance["profile"] = {"source": str(features), "steps": steps}
+    provenance["profile"] = {"source": str(features), "steps": steps, "selection": prof.attrs.get("selection", {})}
     write_table(prof, out, provenance=provenance)
     for step in prof.attrs.get("steps", []):
         cols = step.get("columns")
         named = f" ({', '.join(cols[:3])}{', ...' if len(cols) > 3 else ''})" if cols else ""
         console.print(f"  {step['step']}{named}: {step['rows']} rows x {step['features']} features", highlight=False)
+    for line in selection_lines(prof.attrs.get("selection", {})):
+        console.print(f"  {line}", highlight=False)
     console.print(f"profiles: {out}", highlight=False)
 
 

@@ -19,7 +19,7 @@ from stratonet.errors import ConfigError, StratoNetError
 from stratonet.evaluate.assay_stats import control_statistics, z_prime, z_prime_per_column
 from stratonet.evaluate.dose import DoseFit, fit_4pl, plot_dose_curves
 from stratonet.evaluate.hits import call_hits
-from stratonet.evaluate.readouts import DISTANCES, ReadoutSpec, score_readout
+from stratonet.evaluate.readouts import DISTANCES, REFERENCE, ReadoutSpec, score_readout
 from stratonet.progress import get_logger
 
 #: Fewer control wells of either kind than this is an error.
@@ -68,17 +68,38 @@ def _matrix(df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, list
     return X, names, len(features) - len(names)
 
 
+def _z_rows(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Z' of each row of two (resamples x wells) matrices of positive- and negative-control scores."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - 3 * (p.std(axis=1, ddof=1) + n.std(axis=1, ddof=1)) / np.abs(p.mean(axis=1) - n.mean(axis=1))
+
+
 def _bootstrap_zprime(pos: np.ndarray, neg: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of Z' by resampling the control wells' scores."""
     rng = np.random.default_rng(seed)
     ip = rng.integers(0, len(pos), size=(n_boot, len(pos)))
     ineg = rng.integers(0, len(neg), size=(n_boot, len(neg)))
-    p, n = pos[ip], neg[ineg]
-    gap = np.abs(p.mean(axis=1) - n.mean(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = 1 - 3 * (p.std(axis=1, ddof=1) + n.std(axis=1, ddof=1)) / gap
+    z = _z_rows(pos[ip], neg[ineg])
     lo, hi = np.nanpercentile(z[np.isfinite(z)], [2.5, 97.5]) if np.isfinite(z).any() else (np.nan, np.nan)
     return float(lo), float(hi)
+
+
+def readout_agreement(a: np.ndarray, b: np.ndarray, neg: np.ndarray, pos: np.ndarray, n_boot: int = 1000,
+                      seed: int = 0) -> dict:
+    """Z'(a) - Z'(b) of two readouts of the same wells, with a paired bootstrap 95 % interval over the controls.
+
+    ``disagree`` is True when the interval excludes 0: the readouts differ by more than their sampling noise.
+    """
+    rng = np.random.default_rng(seed)
+    ip = np.flatnonzero(pos)[rng.integers(0, int(pos.sum()), size=(n_boot, int(pos.sum())))]
+    ineg = np.flatnonzero(neg)[rng.integers(0, int(neg.sum()), size=(n_boot, int(neg.sum())))]
+    d = _z_rows(a[ip], a[ineg]) - _z_rows(b[ip], b[ineg])
+    d = d[np.isfinite(d)]
+    diff = z_prime(a[pos], a[neg]) - z_prime(b[pos], b[neg])
+    if not d.size:
+        return {"z_prime_difference": _num(diff), "difference_ci95": [None, None], "disagree": False}
+    lo, hi = (float(v) for v in np.percentile(d, [2.5, 97.5]))
+    return {"z_prime_difference": _num(diff), "difference_ci95": [lo, hi], "disagree": bool(lo > 0 or hi < 0)}
 
 
 def default_dose(df: pd.DataFrame, dose_column: str | None, dose_scale: str) -> tuple[str | None, bool]:
@@ -87,9 +108,9 @@ def default_dose(df: pd.DataFrame, dose_column: str | None, dose_scale: str) -> 
     ``dose_scale='auto'``: log10 for a concentration column, linear for a column named like a dose index
     (``*index*``, ``*step*``), whose steps are already log-spaced.
     """
-    from stratonet.profile.controls import concentration_column
+    from stratonet.profile.controls import dose_column as find_dose
 
-    col = dose_column or concentration_column(df)
+    col = dose_column or find_dose(df)
     if col is None:
         return None, False
     if col not in df.columns:
@@ -138,8 +159,10 @@ def evaluate_assay(
         Feature columns (default: every non-``Metadata_`` numeric column).
     readouts : list of ReadoutSpec, optional
         Readouts whose control statistics are reported; the first one is the primary readout used for the dose
-        curves and hits (default: an L2 logistic axis on the 25 features with the largest |Welch t| between the
-        controls, chosen inside each fold: the best of the readouts measured on BBBC013, see benchmarks/RESULTS.md).
+        curves and hits (default: ``nested``, an L2 logistic axis whose number of features, C and scaling are
+        chosen by nested cross-validation inside the controls, beside the fixed ``reference`` readout; see
+        :mod:`stratonet.evaluate.nested`). The primary readout's Z' is compared with every other readout's by a
+        paired bootstrap; a difference whose 95 % interval excludes 0 is a warning (``readout_agreement``).
     controls : Controls, optional
         Control column and its negcon / poscon values (default ``Metadata_control_type`` negcon / poscon).
     plate_column : str
@@ -177,7 +200,7 @@ def evaluate_assay(
     log = get_logger()
     drop_attrs(df)
     controls = controls or Controls()
-    readouts = list(readouts) if readouts else [ReadoutSpec("logistic", top_k=DEFAULT_TOP_K)]
+    readouts = list(readouts) if readouts else [ReadoutSpec("nested"), REFERENCE]
     feats = feature_columns(df, features)
     if not feats:
         raise StratoNetError("no numeric feature columns in the profiles")
@@ -190,6 +213,16 @@ def evaluate_assay(
         raise StratoNetError(f"compound column '{compound_column}' not in profiles")
     dose_col, log_dose = default_dose(df, dose_column, dose_scale)
     warnings: list[str] = []
+    dose_why = ""
+    if dose_col is None:
+        from stratonet.profile.controls import DOSE_COLUMNS
+
+        dose_why = (f"no dose column found (looked for {', '.join(DOSE_COLUMNS[:4])}, Metadata_dose*, "
+                    "Metadata_*concentration*); name it with --dose-column")
+        warnings.append(f"dose-response not fitted: {dose_why}")
+    elif comp_col is None:
+        warnings.append("no compound column found: all sample wells are fitted as one dose series (name the "
+                        "compound column with --compound-column if the plate holds several compounds)")
     result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
                     "n_features": len(feats), "controls": vars(controls).copy(),
                     "readouts": [r.label for r in readouts], "primary_readout": readouts[0].label,
@@ -219,26 +252,7 @@ def evaluate_assay(
         plate_res["best_feature"] = {"feature": fz["feature"].iloc[0], "z_prime": float(fz["z_prime"].iloc[0]),
                                      "note": "chosen on the same controls (in-sample)"}
         feat_rows.append(fz.head(50).assign(plate=plate, rank=np.arange(1, min(50, len(fz)) + 1)))
-        primary = None
-        for spec in readouts:
-            rr = score_readout(X, neg, pos, spec, names, seed=seed)
-            s = rr.scores
-            st = control_statistics(s[pos], s[neg])
-            st["z_prime_ci95"] = _bootstrap_zprime(s[pos], s[neg], seed=seed)
-            st.update(readout=spec.label, n_features_used=rr.n_features, fitted_on=rr.fitted_on)
-            if spec.kind == "feature":
-                st["note"] = "one feature, nothing fitted"
-            if rr.top_features:
-                st["features_used"] = rr.top_features[:50]
-            plate_res["readouts"][spec.label] = st
-            stat_rows.append({"plate": plate, **{k: v for k, v in st.items()
-                                                 if not isinstance(v, (list, tuple, dict))},
-                              "z_prime_lo": st["z_prime_ci95"][0], "z_prime_hi": st["z_prime_ci95"][1]})
-            if np.isfinite(st["z_prime"]) and st["z_prime"] < 0:
-                warnings.append(f"plate {plate}, readout {spec.label}: Z' = {st['z_prime']:.2f} < 0, the controls "
-                                "overlap")
-            if primary is None:
-                primary = rr
+        primary = _score_readouts(X, names, neg, pos, readouts, plate, seed, plate_res, stat_rows, warnings)
         scores = primary.scores
         is_distance = readouts[0].kind in DISTANCES
         hits, info = call_hits(scores, neg, is_distance, fdr=fdr, p_method=p_method)
@@ -252,37 +266,13 @@ def evaluate_assay(
         well_tables.append(wt)
         dist_data.append((plate, scores, neg, pos))
         # dose-response per compound (sample wells only; controls give the reference lines)
-        plate_res["dose"] = {}
-        too_few: list[str] = []
-        if dose_col and comp_col:
-            samples = ~neg & ~pos
-            for comp, idx in sub[samples].groupby(sub.loc[samples, comp_col].astype(str)).groups.items():
-                rows = np.asarray(list(idx))
-                x = pd.to_numeric(sub.loc[rows, dose_col], errors="coerce").to_numpy(dtype=float)
-                y = scores[rows]
-                fit = fit_4pl(x, y, log_dose=log_dose, n_boot=n_boot, seed=seed)
-                rho = _spearman(x, y)
-                dose_rows.append({"plate": plate, "compound": comp, **fit.as_row(), "spearman_dose": rho})
-                plate_res["dose"][comp] = {"status": fit.status, "note": fit.note, "ec50": _num(fit.ec50),
-                                           "ec50_ci95": [_num(fit.ec50_lo), _num(fit.ec50_hi)],
-                                           "hill": _num(fit.hill), "top": _num(fit.top), "bottom": _num(fit.bottom),
-                                           "n_wells": fit.n_wells, "n_doses": fit.n_doses,
-                                           "spearman_dose": _num(rho)}
-                if fit.status == "failed" and fit.n_doses < 4:
-                    too_few.append(comp)
-                elif fit.status != "ok":
-                    warnings.append(f"plate {plate}, compound {comp}: dose fit {fit.status} ({fit.note})")
-                curves.append({"name": f"{comp} ({plate})" if len(plates) > 1 else str(comp), "x": x, "y": y,
-                               "fit": fit, "log_dose": log_dose, "dose_label": dose_col,
-                               "reference": {"negcon median": float(np.median(scores[neg])),
-                                             "poscon median": float(np.median(scores[pos]))}})
-            if too_few:
-                warnings.append(f"plate {plate}: no dose curve for {len(too_few)} compound(s) with fewer than 4 "
-                                f"doses ({', '.join(too_few[:5])}{', ...' if len(too_few) > 5 else ''})")
-        elif not dose_col:
-            plate_res["dose_skipped"] = "no dose column (set --dose-column)"
-        else:
-            plate_res["dose_skipped"] = "no compound column (set --compound-column)"
+        dose_cfg = _DoseSetup(dose_col, comp_col, log_dose, n_boot, seed, len(plates) > 1, dose_why)
+        plate_res["dose"], skipped = _dose_curves(sub, scores, neg, pos, plate, dose_cfg, dose_rows, curves,
+                                                  warnings)
+        if skipped:
+            plate_res["dose_skipped"] = skipped
+            if skipped != dose_why:  # a missing dose column is said once, above
+                warnings.append(f"plate {plate}: dose-response not fitted: {skipped}")
         result["plates"][plate] = plate_res
     wells = pd.concat(well_tables, ignore_index=True)
     result["summary"] = _summary(result)
@@ -303,6 +293,102 @@ def evaluate_assay(
         _write_outputs(Path(out_dir), result, pd.DataFrame(stat_rows), pd.concat(feat_rows, ignore_index=True),
                        wells, pd.DataFrame(dose_rows), map_table, curves, dist_data, name)
     return result
+
+
+def _score_readouts(X: np.ndarray, names: list[str], neg: np.ndarray, pos: np.ndarray, readouts: list[ReadoutSpec],
+                    plate: str, seed: int, plate_res: dict, stat_rows: list, warnings: list):
+    """Score every readout of one plate into ``plate_res``/``stat_rows``; compare each with the first (primary).
+
+    Returns the primary readout's result.
+    """
+    primary = None
+    for spec in readouts:
+        rr = score_readout(X, neg, pos, spec, names, seed=seed)
+        s = rr.scores
+        st = control_statistics(s[pos], s[neg])
+        st["z_prime_ci95"] = _bootstrap_zprime(s[pos], s[neg], seed=seed)
+        st.update(readout=spec.label, n_features_used=rr.n_features, fitted_on=rr.fitted_on)
+        if spec.kind == "feature":
+            st["note"] = "one feature, nothing fitted"
+        if rr.top_features:
+            st["features_used"] = rr.top_features[:50]
+        if rr.settings:
+            st["settings"] = rr.settings
+        plate_res["readouts"][spec.label] = st
+        stat_rows.append({"plate": plate, **{k: v for k, v in st.items()
+                                             if not isinstance(v, (list, tuple, dict))},
+                          "z_prime_lo": st["z_prime_ci95"][0], "z_prime_hi": st["z_prime_ci95"][1]})
+        if np.isfinite(st["z_prime"]) and st["z_prime"] < 0:
+            warnings.append(f"plate {plate}, readout {spec.label}: Z' = {st['z_prime']:.2f} < 0, the controls "
+                            "overlap")
+        if primary is None:
+            primary = rr
+        elif spec.kind != "feature":
+            agree = readout_agreement(primary.scores, rr.scores, neg, pos, seed=seed)
+            agree["readouts"] = [readouts[0].label, spec.label]
+            plate_res.setdefault("readout_agreement", []).append(agree)
+            if agree["disagree"]:
+                lo, hi = agree["difference_ci95"]
+                warnings.append(f"plate {plate}: readouts disagree: Z' {readouts[0].label} "
+                                f"{plate_res['readouts'][readouts[0].label]['z_prime']:.2f} vs {spec.label} "
+                                f"{st['z_prime']:.2f} (difference 95% CI [{lo:.2f}, {hi:.2f}] excludes 0): the "
+                                "answer depends on the readout; quote both")
+    return primary
+
+
+@dataclass(frozen=True)
+class _DoseSetup:
+    """How the dose curves of a plate are fitted (see :func:`_dose_curves`)."""
+
+    dose_col: str | None
+    comp_col: str | None
+    log_dose: bool
+    n_boot: int
+    seed: int
+    many_plates: bool
+    missing_why: str
+
+
+def _dose_curves(sub: pd.DataFrame, scores: np.ndarray, neg: np.ndarray, pos: np.ndarray, plate: str,
+                 cfg: _DoseSetup, dose_rows: list, curves: list, warnings: list) -> tuple[dict, str | None]:
+    """4PL fits per compound of one plate's sample wells; returns them and why none could run (or None).
+
+    Without a compound column all sample wells are one series (a one-compound plate needs none).
+    """
+    samples = ~neg & ~pos
+    if not cfg.dose_col:
+        return {}, cfg.missing_why
+    if not samples.any():
+        return {}, "no sample wells besides the controls"
+    if cfg.comp_col:
+        groups = sub[samples].groupby(sub.loc[samples, cfg.comp_col].astype(str)).groups.items()
+    else:
+        groups = [("(all sample wells)", sub.index[samples])]
+    out: dict = {}
+    too_few: list[str] = []
+    for comp, idx in groups:
+        rows = np.asarray(list(idx))
+        x = pd.to_numeric(sub.loc[rows, cfg.dose_col], errors="coerce").to_numpy(dtype=float)
+        y = scores[rows]
+        fit = fit_4pl(x, y, log_dose=cfg.log_dose, n_boot=cfg.n_boot, seed=cfg.seed)
+        rho = _spearman(x, y)
+        dose_rows.append({"plate": plate, "compound": comp, **fit.as_row(), "spearman_dose": rho})
+        out[comp] = {"status": fit.status, "note": fit.note, "ec50": _num(fit.ec50),
+                     "ec50_ci95": [_num(fit.ec50_lo), _num(fit.ec50_hi)], "hill": _num(fit.hill),
+                     "top": _num(fit.top), "bottom": _num(fit.bottom), "n_wells": fit.n_wells,
+                     "n_doses": fit.n_doses, "spearman_dose": _num(rho)}
+        if fit.status == "failed" and fit.n_doses < 4:
+            too_few.append(comp)
+        elif fit.status != "ok":
+            warnings.append(f"plate {plate}, compound {comp}: dose fit {fit.status} ({fit.note})")
+        curves.append({"name": f"{comp} ({plate})" if cfg.many_plates else str(comp), "x": x, "y": y, "fit": fit,
+                       "log_dose": cfg.log_dose, "dose_label": cfg.dose_col,
+                       "reference": {"negcon median": float(np.median(scores[neg])),
+                                     "poscon median": float(np.median(scores[pos]))}})
+    if too_few:
+        warnings.append(f"plate {plate}: no dose curve for {len(too_few)} compound(s) with fewer than 4 "
+                        f"doses ({', '.join(too_few[:5])}{', ...' if len(too_few) > 5 else ''})")
+    return out, None
 
 
 def _num(v: float) -> float | None:
@@ -329,6 +415,11 @@ def _summary(result: dict) -> dict:
     out["n_tested"] = int(sum(p["hits"]["n_tested"] for p in plates))
     out["dose_fits"] = {s: sum(1 for p in plates for d in p["dose"].values() if d["status"] == s)
                         for s in ("ok", "flat", "ec50_outside_range", "failed")}
+    out["readouts_disagree"] = sorted({a["readouts"][1] for p in plates for a in p.get("readout_agreement", [])
+                                       if a["disagree"]})
+    skipped = {plate: p["dose_skipped"] for plate, p in result["plates"].items() if p.get("dose_skipped")}
+    if skipped:
+        out["dose_skipped"] = skipped
     return out
 
 

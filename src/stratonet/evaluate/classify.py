@@ -217,6 +217,9 @@ def evaluate_classifiers(
         },
         "classifiers": {},
     }
+    from stratonet.evaluate.plate_effects import plate_effect
+
+    result["plate_effect"] = plate_effect(data, feats, provenance)
     fitted = {}
     predictions = {}
     probabilities: dict[str, np.ndarray] = {}

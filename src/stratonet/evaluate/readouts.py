@@ -28,7 +28,8 @@ from stratonet.errors import ConfigError
 
 AXES = ("diff", "lda", "logistic")
 DISTANCES = ("mahalanobis", "cosine")
-READOUTS = ("feature",) + AXES + DISTANCES
+READOUTS = ("feature", "nested", "reference") + AXES + DISTANCES
+SCALINGS = ("pooled", "standard")
 
 
 @dataclass
@@ -48,6 +49,15 @@ class ReadoutSpec:
         Axis readouts: project on this many principal components of the training controls first (0: none).
     C : float
         Inverse L2 strength of ``logistic``.
+    scaling : {"pooled", "standard"}
+        Axis readouts: divide each feature by its pooled within-control SD (``pooled``) or by its SD over all
+        training controls (``standard``, per-feature standardisation).
+    solver : {"lbfgs", "liblinear"}
+        scikit-learn solver of ``logistic``; ``liblinear`` (dual) is much faster with few wells and many features.
+
+    ``kind="reference"`` is the fixed reference readout (:data:`REFERENCE`: all features, per-feature
+    standardised, L2 logistic, C = 0.1) whatever the other fields say. ``kind="nested"`` chooses ``top_k``, ``C`` and ``scaling`` of an L2 logistic axis by nested cross-validation
+    inside the controls (see :mod:`stratonet.evaluate.nested`).
     """
 
     kind: str = "diff"
@@ -55,6 +65,8 @@ class ReadoutSpec:
     top_k: int = 0
     pca: int = 0
     C: float = 1.0
+    scaling: str = "pooled"
+    solver: str = "lbfgs"
 
     def __post_init__(self) -> None:
         if self.kind not in READOUTS:
@@ -63,6 +75,12 @@ class ReadoutSpec:
             raise ConfigError("readout 'feature' needs a feature name (--feature)")
         if self.top_k < 0 or self.pca < 0:
             raise ConfigError("--top-k and --pca must be >= 0")
+        if self.kind == "reference":  # fixed settings, so that plates and feature sets can be compared
+            self.top_k, self.pca, self.C, self.scaling, self.solver = 0, 0, 0.1, "standard", "liblinear"
+        if self.solver not in ("lbfgs", "liblinear"):
+            raise ConfigError(f"unknown logistic solver '{self.solver}' (use lbfgs or liblinear)")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"unknown readout scaling '{self.scaling}' (use {', '.join(SCALINGS)})")
 
     @property
     def label(self) -> str:
@@ -71,7 +89,14 @@ class ReadoutSpec:
             return f"feature:{self.feature}"
         extra = [f"top{self.top_k}"] if self.top_k and self.kind in AXES else []
         extra += [f"pca{self.pca}"] if self.pca and self.kind in AXES else []
+        extra += ["std"] if self.scaling == "standard" and self.kind in AXES else []
+        extra += [f"C={self.C:g}"] if self.C != 1.0 and self.kind == "logistic" else []
         return self.kind + (f"[{','.join(extra)}]" if extra else "")
+
+
+#: The fixed reference readout reported beside the default one, so plates and feature sets can be compared: every
+#: feature, standardised per feature on the training controls, L2 logistic regression with a fixed C = 0.1.
+REFERENCE = ReadoutSpec("reference")
 
 
 @dataclass
@@ -83,6 +108,7 @@ class ReadoutResult:
     n_features: int
     fitted_on: str
     top_features: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
 
 
 def welch_t(X: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -110,9 +136,11 @@ class _Axis:
             cols = np.sort(np.argsort(-np.abs(t), kind="stable")[: spec.top_k])
         self.cols = cols
         Z = X[:, cols]
-        # scale by the pooled within-control SD (robust to the class imbalance of the controls)
-        resid = np.where(y[:, None], Z - Z[y].mean(axis=0), Z - Z[~y].mean(axis=0))
-        sd = np.sqrt((resid**2).sum(axis=0) / max(1, len(Z) - 2))
+        if spec.scaling == "standard":  # per-feature SD over the training controls
+            sd = Z.std(axis=0, ddof=1)
+        else:  # the pooled within-control SD (robust to the class imbalance of the controls)
+            resid = np.where(y[:, None], Z - Z[y].mean(axis=0), Z - Z[~y].mean(axis=0))
+            sd = np.sqrt((resid**2).sum(axis=0) / max(1, len(Z) - 2))
         sd[~(sd > 0)] = 1.0
         self.center, self.scale = Z.mean(axis=0), sd
         Z = (Z - self.center) / self.scale
@@ -134,7 +162,8 @@ class _Axis:
         else:
             from sklearn.linear_model import LogisticRegression
 
-            self.model = LogisticRegression(C=spec.C, class_weight="balanced", max_iter=2000).fit(Z, y)
+            fast = dict(solver="liblinear", dual=Z.shape[1] > Z.shape[0]) if spec.solver == "liblinear" else {}
+            self.model = LogisticRegression(C=spec.C, class_weight="balanced", max_iter=2000, **fast).fit(Z, y)
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -196,8 +225,12 @@ def score_readout(X: np.ndarray, neg: np.ndarray, pos: np.ndarray, spec: Readout
         if spec.feature not in names:
             raise ConfigError(f"feature '{spec.feature}' not in the profile's feature columns")
         return ReadoutResult(X[:, names.index(spec.feature)].astype(np.float64), spec, 1, "nothing (one feature)")
+    if spec.kind == "nested":
+        from stratonet.evaluate.nested import nested_readout
+
+        return nested_readout(X, neg, pos, names, seed=seed)
     scores = np.full(n, np.nan)
-    if spec.kind in AXES:
+    if spec.kind in AXES or spec.kind == "reference":
         train = np.flatnonzero(neg | pos)
         y_all = pos.copy()
         full = _Axis(spec, seed).fit(X[train], y_all[train])

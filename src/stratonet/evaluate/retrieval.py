@@ -333,6 +333,9 @@ def evaluate_retrieval(
     result: dict = {"feature_set": name, "provenance": provenance or {}, "label": label, "metric": metric,
                     "treatment": tcols, "batch": batch, "n_profiles": int(len(df)), "n_features": len(feats),
                     "null_size": null_size, "threshold": threshold, "skipped": {}}
+    from stratonet.evaluate.plate_effects import plate_effect
+
+    result["plate_effect"] = plate_effect(df, feats, provenance)
     tables: dict[str, pd.DataFrame] = {}
     for kind in ("activity", "consistency"):
         if kind == "consistency" and label not in df.columns:

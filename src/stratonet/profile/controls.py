@@ -14,6 +14,9 @@ COMPOUND_COLUMNS = [
 ]
 #: Dose columns.
 CONCENTRATION_COLUMNS = ["Metadata_concentration", "Metadata_Concentration", "Metadata_mmoles_per_liter", "Metadata_dose"]
+#: Dose columns of a dose-response, most usual first; then any Metadata_dose* or *concentration* column.
+DOSE_COLUMNS = CONCENTRATION_COLUMNS + ["Metadata_Dose", "Metadata_dose_index", "Metadata_dose_uM",
+                                        "Metadata_mg_per_ml"]
 #: Values that mark a negative control in a compound column.
 NEGCON_NAMES = {"dmso", "negcon", "empty"}
 
@@ -26,6 +29,21 @@ def compound_column(df: pd.DataFrame) -> str | None:
 def concentration_column(df: pd.DataFrame) -> str | None:
     """The first dose column present, or None."""
     return next((c for c in CONCENTRATION_COLUMNS if c in df.columns), None)
+
+
+def dose_column(df: pd.DataFrame) -> str | None:
+    """The dose column of a dose-response: a known name (:data:`DOSE_COLUMNS`), else the first numeric
+    ``Metadata_dose*``, ``Metadata_*concentration*`` or ``Metadata_*moles_per_liter*`` column; None if none."""
+    known = next((c for c in DOSE_COLUMNS if c in df.columns), None)
+    if known:
+        return known
+    for c in df.columns:
+        low = str(c).lower()
+        if low.startswith("metadata_") and (low.startswith("metadata_dose") or "concentration" in low
+                                             or "moles_per_liter" in low):
+            if pd.to_numeric(df[c], errors="coerce").notna().any():
+                return str(c)
+    return None
 
 
 def treatment_columns(df: pd.DataFrame) -> list[str]:

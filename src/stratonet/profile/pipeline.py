@@ -9,6 +9,7 @@ import pandas as pd
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.annotate import annotate
 from stratonet.profile.normalize import normalize
+from stratonet.profile.protect import ProtectConfig, protect_selection
 from stratonet.profile.select import feature_select
 from stratonet.profile.spherize import spherize
 from stratonet.errors import StratoNetError
@@ -34,6 +35,7 @@ def run_profile(
     na_cutoff: float = 0.05,
     zero_mad: str = "drop",
     mad_epsilon: float = 1e-18,
+    protect: ProtectConfig | None = None,
 ) -> pd.DataFrame:
     """Features -> profiles with the steps in the field's usual order.
 
@@ -61,6 +63,9 @@ def run_profile(
         ``drop_na_columns`` drops features with more than this share of missing values (0: any).
     zero_mad, mad_epsilon
         See :func:`normalize` (``zero_mad``, ``epsilon``).
+    protect : ProtectConfig, optional
+        Selection guard (default on): with controls (or a label) the best separating features that selection
+        would remove are kept; see :mod:`stratonet.profile.protect`. Its report is ``.attrs["selection"]``.
 
     Infinite values are set to NaN first and counted per column (``.attrs["nonfinite"]``); ``blocklist`` in
     ``select`` acts first, before aggregation and normalisation, so blocked features never reach them.
@@ -110,11 +115,17 @@ def run_profile(
             what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
             steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
                           "rows": len(out), "features": len(feats), "columns": zero[:50]})  # the first 50 names
+    selection: dict = {}
     if ops:
-        out = feature_select(out, feats, ops, corr_threshold=corr_threshold, blocklist=blocklist,
-                             na_cutoff=na_cutoff)
+        selected = feature_select(out, feats, ops, corr_threshold=corr_threshold, blocklist=blocklist,
+                                  na_cutoff=na_cutoff)
+        selected, selection = protect_selection(out, selected, feats, protect or ProtectConfig())
+        out = selected
         feats = [f for f in feats if f in out.columns]
         steps.append({"step": f"feature_select {','.join(ops)}", "rows": len(out), "features": len(feats)})
+        if selection.get("protected"):
+            steps.append({"step": f"{len(selection['protected'])} separating feature(s) kept ({selection['measure']})",
+                          "rows": len(out), "features": len(feats), "columns": selection["protected"][:50]})
         if not feats:
             n_in = steps[0]["features"]
             raise StratoNetError(f"feature_select {','.join(ops)} left 0 of {n_in} features (constant, NA or "
@@ -125,6 +136,7 @@ def run_profile(
     out = out.copy()
     out.attrs["steps"] = steps
     out.attrs["nonfinite"] = nonfinite
+    out.attrs["selection"] = selection
     return out
 
 
