@@ -52,7 +52,8 @@ ASSAY = ["--readout", "diff,feature", "--feature", "Cells_Intensity_MeanIntensit
 
 VOLATILE = re.compile(r"(time|date|elapsed|second|_s$|per_s|host|pid|version|created|started|finished|duration|"
                       r"python|torch|platform|git|commit|cpu|load|rate|memory|threads|workers|machine|user|"
-                      r"command|argv|log)", re.I)
+                      r"command|argv|log|resources|core_s|mem_pct|rss_gb|peak)", re.I)
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses in reprs
 
 
 def sn(out: Path, *args: str, log: list) -> None:
@@ -77,7 +78,8 @@ def cli_snapshot() -> str:
         lines.append(f"COMMAND {path}")
         for p in cmd.params:
             default = p.default if not callable(p.default) else "<callable>"
-            lines.append(f"  {type(p).__name__} {p.name} opts={p.opts + p.secondary_opts} type={p.type!r} "
+            lines.append(f"  {type(p).__name__} {p.name} opts={p.opts + p.secondary_opts} "
+                         f"type={ADDRESS.sub('', repr(p.type))} "
                          f"default={default!r} multiple={p.multiple} required={p.required}")
             lines.append(f"    help={getattr(p, 'help', None)!r}")
         if isinstance(cmd, click.Group):
@@ -147,11 +149,12 @@ def _table(path: Path):
 def compare_tables(a: Path, b: Path, root_a: str, root_b: str) -> str | None:
     """None when the two tables are identical (OUT paths aside), else a one-line reason."""
     import numpy as np
+    import pandas as pd
 
     x, y = _table(a), _table(b)
     for df, root in ((x, root_a), (y, root_b)):
         for c in df.columns:
-            if df[c].dtype == object:
+            if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype):
                 df[c] = df[c].map(lambda v, r=root: v.replace(r, "<OUT>") if isinstance(v, str) else v)
     if list(x.columns) != list(y.columns):
         return f"columns differ ({len(x.columns)} vs {len(y.columns)}; first extra: {sorted(set(x.columns) ^ set(y.columns))[:3]})"
@@ -159,7 +162,7 @@ def compare_tables(a: Path, b: Path, root_a: str, root_b: str) -> str | None:
         return f"shape {x.shape} vs {y.shape}"
     if x.equals(y):
         return None
-    num = [c for c in x.columns if np.issubdtype(x[c].dtype, np.number)]
+    num = [c for c in x.columns if pd.api.types.is_numeric_dtype(x[c].dtype) and pd.api.types.is_numeric_dtype(y[c].dtype)]
     diff = max((float(np.nanmax(np.abs(x[c].to_numpy(float) - y[c].to_numpy(float))) or 0.0) for c in num
                 if len(x)), default=0.0)
     other = [c for c in x.columns if c not in num and not x[c].equals(y[c])]
@@ -190,7 +193,7 @@ def compare(a: Path, b: Path) -> int:
             if ja != jb:
                 keys = [k for k in set(ja) | set(jb) if ja.get(k) != jb.get(k)] if isinstance(ja, dict) else []
                 problems.append(f"json {rel}: differs (keys {sorted(keys)[:6]})")
-    ca, cb = (a / "cli.txt").read_text().splitlines(), (b / "cli.txt").read_text().splitlines()
+    ca, cb = ([ADDRESS.sub("", ln) for ln in (d / "cli.txt").read_text().splitlines()] for d in (a, b))
     if ca != cb:
         import difflib
 
