@@ -1,5 +1,8 @@
 """Image preprocessing on numpy arrays: percentile rescale to [0, 1], anti-aliased resize, tiles and crops.
 
+The percentile rescale is :func:`stratonet.extract.transforms.rescale_to_unit` (one implementation for training,
+extraction and the pixel baseline); this module adds the numpy-facing names, tiles and crops.
+
 All functions take ``(H, W)`` or ``(C, H, W)`` float arrays and work per channel.
 Illumination correction lives in :mod:`stratonet.illum`.
 """
@@ -24,23 +27,19 @@ def rescale_percentile(img: np.ndarray, low: float = 0.1, high: float = 99.9) ->
     """
     if not 0 <= low < high <= 100:
         raise ValueError(f"need 0 <= low < high <= 100, got low={low}, high={high}")
-    x = np.asarray(img, dtype=np.float32)
-    squeeze = x.ndim == 2
-    if squeeze:
-        x = x[None]
-    flat = x.reshape(x.shape[0], -1)
-    lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
-    scale = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)
-    out = (x - lo[:, None, None]) / scale[:, None, None]
-    out = np.clip(out, 0.0, 1.0, out=out)
-    out[(hi <= lo)] = 0.0
-    return out[0] if squeeze else out
+    from stratonet.extract.transforms import rescale_to_unit  # the one implementation (extraction and training)
+
+    x = np.asarray(img)
+    out = rescale_to_unit(x, low, high).numpy()
+    return out[0] if x.ndim == 2 else out
 
 
 def resize(img: np.ndarray, size: int | tuple[int, int], anti_aliasing: bool = True) -> np.ndarray:
     """Resize each channel to ``size`` (an int gives a square) with anti-aliasing when shrinking.
 
-    Uses scikit-image's ``resize`` (Gaussian pre-filter, bilinear interpolation).
+    Uses scikit-image's ``resize`` (Gaussian pre-filter, bilinear interpolation). This is the pixel baseline's
+    resize (``extract pixel``), kept so its features stay as they were; model inputs, in extraction and training
+    alike, are resized by :func:`stratonet.extract.transforms.resize_image` / ``resize_batch``.
     """
     from skimage.transform import resize as _resize
 

@@ -1,4 +1,7 @@
-"""Fast per-channel preprocessing for deep extraction: exact percentile rescale to [0, 1] and anti-aliased resize.
+"""The image preparation of every model input: exact percentile rescale to [0, 1] and anti-aliased resize.
+
+Extraction (``extract deep``) and training (``train``) both prepare images here (:func:`prepare_image`,
+:func:`rescale_to_unit`, :func:`resize_image`), so a network sees the same pixels in training as in use.
 
 Same result as :func:`stratonet.preprocess.rescale_percentile` (numpy's linear percentiles), but percentiles of
 integer images come from a histogram (O(n), no sort), and resizing uses torch's separable anti-aliased bilinear
@@ -74,6 +77,23 @@ def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x.contiguous()
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def resize_image(img: np.ndarray, size: int) -> np.ndarray:
+    """``(C, H, W)`` or ``(H, W)`` array -> float32 array resized to ``size`` x ``size`` by :func:`resize_batch`."""
+    x = np.asarray(img, dtype=np.float32)
+    squeeze = x.ndim == 2
+    t = torch.from_numpy(np.ascontiguousarray(x[None] if squeeze else x))[None]
+    out = resize_batch(t, int(size))[0].numpy()
+    return out[0] if squeeze else out
+
+
+def prepare_image(img: np.ndarray, size: int | None = None, low: float = 0.1, high: float = 99.9,
+                  bounds: np.ndarray | None = None) -> torch.Tensor:
+    """A ``(C, H, W)`` image as model input: rescaled per channel to [0, 1] (:func:`rescale_to_unit`), then resized
+    to ``size`` x ``size`` (:func:`resize_batch`; None keeps the native size). Returns a float32 ``(C, S, S)``."""
+    t = rescale_to_unit(img, low, high, bounds=bounds)
+    return t if size is None else resize_batch(t[None], int(size))[0]
 
 
 _BLOCK = 16  # output rows per banded product (measured: 8-32 within 1.3x; 16 fastest at 1080 -> 224 on 2 cores)

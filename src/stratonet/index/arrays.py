@@ -17,35 +17,11 @@ import pandas as pd
 from stratonet.errors import ConfigError, InputFileError
 from stratonet.index.checks import require_folder
 from stratonet.index.loaddata import join_path
-from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, normalise_well
+from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, as_chw, normalise_well, stack_layout  # noqa: F401
 from stratonet.tables import read_table
 
 FILE_COLUMNS = ("FileName", "File", "Path", "Image_Name", "filename", "file", "path")
 COLUMN_KEYS = {"plate": "Metadata_Plate", "well": "Metadata_Well", "site": "Metadata_Site"}
-
-
-def stack_layout(shape: tuple[int, ...], n_channels: int) -> str | None:
-    """How a stack of ``n_channels`` channels is laid out: ``"CHW"``, ``"HWC"`` (channels last) or ``"HW"``
-    (a 2-D single-channel image); None if the shape fits none of them."""
-    if len(shape) == 2 and n_channels == 1:
-        return "HW"
-    if len(shape) == 3 and shape[0] == n_channels:
-        return "CHW"
-    if len(shape) == 3 and shape[-1] == n_channels:
-        return "HWC"
-    return None
-
-
-def as_chw(stack, n_channels: int):
-    """A stack as ``(C, H, W)`` whatever its layout (see :func:`stack_layout`); None if it fits none."""
-    import numpy as np
-
-    layout = stack_layout(tuple(stack.shape), n_channels)
-    if layout == "HW":
-        return stack[None]
-    if layout == "HWC":
-        return np.moveaxis(stack, -1, 0)
-    return stack if layout == "CHW" else None
 
 
 def parse_columns(spec: str | dict | None) -> dict[str, str]:

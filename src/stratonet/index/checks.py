@@ -16,10 +16,10 @@ import pandas as pd
 
 from stratonet.errors import InputFileError, SiteError, StratoNetError
 from stratonet.index.schema import (
-    ILLUM_PREFIX, PATH_PREFIX, STACK_CHANNELS, STACK_PATH, channels_of, site_name,
+    ILLUM_PREFIX, PATH_PREFIX, STACK_CHANNELS, STACK_PATH, channels_of, site_name, stack_layout,
 )
-from stratonet.io import is_url
 from stratonet.planes import parse_ref, plane_shape
+from stratonet.remote import is_url
 from stratonet.progress import track
 
 
@@ -130,8 +130,6 @@ def check_stack(row: pd.Series, check_files: bool = True) -> None:
         return
     shape = image_shape(str(p))
     n = len(str(row[STACK_CHANNELS]).split("|"))
-    from stratonet.index.arrays import stack_layout
-
     if shape is not None and stack_layout(tuple(shape), n) is None:
         raise SiteError(site, f"stack {p} has shape {shape}, expected ({n}, H, W) or (H, W, {n}) for channels "
                               f"{row[STACK_CHANNELS]}")

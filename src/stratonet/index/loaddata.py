@@ -15,9 +15,8 @@ import pandas as pd
 
 from stratonet.errors import InputFileError, StratoNetError
 from stratonet.index.schema import ILLUM_PREFIX, PATH_PREFIX, normalise_well, well_from_row_col
-from stratonet.io import is_url
 from stratonet.progress import warn
-from stratonet.remote import parent_url
+from stratonet.remote import is_url, parent_url
 from stratonet.tables import read_table
 
 _FILE_RE = re.compile(r"^(?:Image_)?FileName_(Orig|Illum)(\w+)$")

@@ -79,3 +79,29 @@ def site_paths(row: pd.Series | dict, channels: list[str] | None = None) -> dict
     if channels is not None:
         out = {c: out.get(c) for c in channels}
     return out
+
+
+# --- array stacks: how a stack's axes are laid out (pure shape rules; read by io, checks and arrays) ---------
+
+def stack_layout(shape: tuple[int, ...], n_channels: int) -> str | None:
+    """How a stack of ``n_channels`` channels is laid out: ``"CHW"``, ``"HWC"`` (channels last) or ``"HW"``
+    (a 2-D single-channel image); None if the shape fits none of them."""
+    if len(shape) == 2 and n_channels == 1:
+        return "HW"
+    if len(shape) == 3 and shape[0] == n_channels:
+        return "CHW"
+    if len(shape) == 3 and shape[-1] == n_channels:
+        return "HWC"
+    return None
+
+
+def as_chw(stack, n_channels: int):
+    """A stack as ``(C, H, W)`` whatever its layout (see :func:`stack_layout`); None if it fits none."""
+    import numpy as np
+
+    layout = stack_layout(tuple(stack.shape), n_channels)
+    if layout == "HW":
+        return stack[None]
+    if layout == "HWC":
+        return np.moveaxis(stack, -1, 0)
+    return stack if layout == "CHW" else None

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from stratonet.errors import InputFileError
-from stratonet.models.registry import DEPTHS, create_model
-from stratonet.models.resnet import BasicBlock
+from stratonet.models.registry import create_model
+from stratonet.models.resnet import DEPTHS, BasicBlock
 from stratonet.models.tapped import adapt_stem, load_matching
 
 STEM_KEY = {False: "conv1.weight", True: "conv1.0.weight"}  # first convolution: plain / deep stem

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stratonet.errors import ConfigError
+from stratonet.models.registry import ModelSpec, register_model
 from stratonet.models.tapped import TappedNet, adapt_stem, load_matching
 
 # (kernel, stride, expand ratio, input channels, output channels, repeats) of EfficientNet-B0's seven stages
@@ -308,6 +309,19 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
     layout = {"family": "efficientnet_lite", "variant": variant, "in_chans": int(w.shape[1]),
               "num_classes": num_classes}
     return model.eval(), {"layout": layout, "dropped": dropped}
+
+
+
+def _build(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None, taps=None):
+    return create_efficientnet(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
+
+
+for _i, _name in enumerate(VARIANTS):
+    register_model(ModelSpec(
+        name=_name, family="efficientnet_lite", depth=_i, builder=_build, default_taps=default_taps(_name),
+        input_size=VARIANTS[_name][2],
+        normalization={"mean": LITE_MEAN, "std": LITE_STD, "name": "efficientnet-lite (127/255, 128/255)"},
+        architecture="EfficientNet-Lite (no squeeze-and-excitation, ReLU6; TF 'SAME' padding)", weights=("in1k",)))
 
 
 __all__ = ["TapEfficientNet", "create_efficientnet", "default_taps", "full_taps", "stage_ends", "VARIANTS", "LITE_MEAN", "LITE_STD",

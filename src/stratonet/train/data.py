@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from stratonet.errors import InputFileError, StratoNetError
 from stratonet.io import load_index_row, read_image
-from stratonet.preprocess import rescale_percentile, resize
+from stratonet.extract.transforms import rescale_to_unit, resize_image
 from stratonet.progress import get_logger, track
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
@@ -34,7 +34,7 @@ def to_unit_float(img: np.ndarray) -> np.ndarray:
         return x.astype(np.float32) / 255.0
     if x.dtype == bool:
         return x.astype(np.float32)
-    return rescale_percentile(x.astype(np.float32), 0.1, 99.9)
+    return rescale_to_unit(x.astype(np.float32), 0.1, 99.9).numpy()  # as extraction prepares images
 
 
 class ImageFolderDataset(Dataset):
@@ -131,7 +131,7 @@ class IndexImageDataset(Dataset):
 
     def load(self, i: int) -> torch.Tensor:
         img = load_index_row(self.index.iloc[i], self.channels)
-        x = torch.from_numpy(rescale_percentile(img, 0.1, 99.9))
+        x = rescale_to_unit(img, 0.1, 99.9)  # the extraction path (stratonet.extract.transforms)
         if self.repeat_to and x.shape[0] == 1 and self.repeat_to > 1:
             x = x.expand(self.repeat_to, *x.shape[1:]).contiguous()
         return x
@@ -193,7 +193,7 @@ def preload_index(
             if error_log is not None:
                 error_log.add(site_name(row), "train-load", str(exc))
             continue
-        imgs.append(resize(img, size))
+        imgs.append(resize_image(img, size))  # the extraction path's anti-aliased resize
         ok.append(pos)
     if not imgs:
         raise StratoNetError("no site could be loaded")
