@@ -222,8 +222,10 @@ def _resources_section(data: RunData, out_dir: Path) -> str:
     if tab.empty:
         return H.not_run("not run: no *.manifest.json (extract) in this run")
     tab.to_csv(out_dir / "resources.csv", index=False)
-    return "<p>From the extraction manifests (wall time, throughput, CPU % and memory % of the machine).</p>" + \
-        H.table(tab, digits=2)
+    return ("<p>From the extraction manifests: wall time, throughput, CPU % of this run's processes (100 = every core "
+            "of the machine busy with this run), the whole machine's CPU % (other users included, when recorded) "
+            "and memory %.</p>") + \
+        H.table(tab)
 
 
 def _training_section(data: RunData, out_dir: Path) -> str:
@@ -250,17 +252,21 @@ def _config_section(data: RunData) -> str:
                    for rel, text in data.configs.items())
 
 
-def _overview(data: RunData, status: dict[str, str]) -> str:
+def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) -> str:
     shown = ("feature_set", "model", "weights", "channels", "error")
     prov_rows = [{"file": k, **data.table_shapes.get(k, {}),
                   **{kk: (", ".join(map(str, v[kk])) if isinstance(v[kk], list) else str(v[kk]))
                      for kk in shown if kk in v}}
                  for k, v in data.table_provenance.items()]
-    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
+    assay = assay or {}
+    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed) | set(data.compare) | set(assay))
+    by_set = {s: [k for k, d in (("classify", data.classify), ("retrieval", data.retrieval), ("embed", data.embed),
+                                 ("assay", assay)) if s in d] for s in sets}
+    listed = ", ".join(f"{s} ({', '.join(by_set[s])})" if by_set[s] else s for s in sets)
     st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in _all_sections()
                        if sid != "overview"])
     return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
-            f"{H.esc(', '.join(sets) or 'none')}.</p>" + H.table(st, text_columns=2)
+            f"{H.esc(listed or 'none')}.</p>" + H.table(st, text_columns=2)
             + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
 
 
@@ -325,7 +331,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         **{sid: builder(data, out_dir) for sid, _, builder in EXTRA_SECTIONS},
     }
     status = {sid: ("not run" if body.startswith('<p class="notrun">') else "ok") for sid, body in bodies.items()}
-    bodies["overview"] = _overview(data, status)
+    bodies["overview"] = _overview(data, status, assay_metrics(run))
     order = _all_sections()
     sections = [H.section(sid, t, bodies[sid]) for sid, t in order]
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

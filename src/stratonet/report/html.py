@@ -46,15 +46,12 @@ def esc(x: object) -> str:
     return html.escape(str(x), quote=True)
 
 
-def fmt(v: object, digits: int = 3) -> str:
-    """A cell value: floats rounded, NaN/None as an en dash."""
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        return f"{v:.{digits}f}"
-    return str(v)
+def fmt(v: object, digits: int = 3, kind: str = "num") -> str:
+    """A value for display: numbers to ``digits`` significant digits (whole numbers as integers), NaN/None as an
+    en dash; ``kind`` as :func:`stratonet.report.numbers.fmt_value` (``"p"``, ``"sci"``, ``"int"``)."""
+    from stratonet.report.numbers import fmt_value
+
+    return fmt_value(v, kind, digits)
 
 
 def _missing(v: object) -> bool:
@@ -74,8 +71,11 @@ def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: in
     reasons = {c[4:]: c for c in d.columns if str(c).startswith("why:")}
     shown = [c for c in d.columns if not str(c).startswith("why:")]
     head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(shown))
+    from stratonet.report.numbers import fmt_column
+
+    text_of = {c: fmt_column(d[c].tolist(), c, digits) for c in shown}
     body = []
-    for _, row in d.iterrows():
+    for j, (_, row) in enumerate(d.iterrows()):
         cells = []
         for i, c in enumerate(shown):
             v = row[c]
@@ -84,7 +84,7 @@ def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: in
                                                                                                     default_why)
                 text = f'– <span class="why">{esc(r)}</span>'
             else:
-                text = esc(fmt(v, digits))
+                text = esc(text_of[c][j])
             cells.append(f'<td class="{"t" if i < text_columns else ""}">{text}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     more = f'<p class="muted">{len(df) - max_rows} more rows in the CSV.</p>' if len(df) > max_rows else ""

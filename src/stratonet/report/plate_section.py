@@ -18,12 +18,22 @@ import pandas as pd
 
 from stratonet.report import html as H
 from stratonet.report import images as I
+from stratonet.report import numbers as N
 from stratonet.report import plates as P
 from stratonet.report.viewer import JS
 
 SITE_KEYS = P.SITE_KEYS
-META_SHOWN = ["Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_moa",
-              "Metadata_concentration", "Metadata_control_type", "Metadata_pert_type"]
+META_SHOWN = ["Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_compound",
+              "Metadata_Compound", "Metadata_moa", "Metadata_concentration", "Metadata_Concentration",
+              "Metadata_mmoles_per_liter", "Metadata_dose", "Metadata_dose_index", "Metadata_control_type",
+              "Metadata_pert_type"]
+#: Compound-name columns for a well's treatment label, most readable first.
+TREATMENT_NAMES = ("Metadata_pert_iname", "Metadata_compound", "Metadata_Compound", "Metadata_broad_sample",
+                   "Metadata_JCP2022", "Metadata_treatment", "Metadata_Treatment")
+#: Control labels of other conventions, shown in the control colours (e.g. BBBC013's metadata).
+CONTROL_ALIASES = {"negative_control": "negcon", "negative": "negcon", "neg": "negcon", "dmso": "negcon",
+                   "positive_control": "poscon", "positive": "poscon", "pos": "poscon", "dose_series": "trt",
+                   "treated": "trt", "treatment": "trt", "sample": "trt"}
 #: Thumbnail edge (px) by number of sites in the run: keeps a 384-well, 4-site plate near 20 MB.
 THUMB_STEPS = ((400, 128), (1600, 80), (10 ** 9, 56))
 MAX_MONTAGE = 48
@@ -42,6 +52,7 @@ class PlateData:
     notes: list[str] = field(default_factory=list)
     thumb_px: int = 128
     activity_set: str | None = None
+    map_source: str | None = None  # "evaluate retrieval (deep)" or "evaluate assay (deep)"
 
 
 def _key(row) -> tuple[str, str, str]:
@@ -99,6 +110,7 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
     for tm in table_meta:
         tm["Metadata_Site"] = tm["Metadata_Site"].astype(str)
         sites = sites.merge(tm.drop_duplicates(SITE_KEYS), on=SITE_KEYS, how="left")
+    sites = _merge_profile_labels(sites, run)
     if counts:  # e.g. classical.parquet (synthetic plate) and classical_real.parquet (real FOV)
         c = pd.concat(counts, ignore_index=True).dropna(subset=["Count_Cells"]).drop_duplicates(SITE_KEYS)
         sites = sites.merge(c[SITE_KEYS + ["Count_Cells"]], on=SITE_KEYS, how="left")
@@ -123,6 +135,34 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
         data.channels[str(plate)] = sorted(chans, key=lambda c: order.get(c, len(order)))
     _load_thumbs(data, workers)
     return data
+
+
+def _merge_profile_labels(sites: pd.DataFrame, run: Path) -> pd.DataFrame:
+    """Treatment labels that reached only the well profiles (``profile --platemap``) joined onto the sites by plate
+    and well; a label the index lacks or leaves empty is filled, one the index has is kept."""
+    import pyarrow.parquet as pq
+
+    d = run / "profiles"
+    keys = ["Metadata_Plate", "Metadata_Well"]
+    for path in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # listed as unreadable in the overview
+            continue
+        if not all(k in names for k in keys):
+            continue
+        dose = N.dose_column(names)
+        wanted = [c for c in META_SHOWN + ([dose] if dose else []) if c in names and c not in keys]
+        fill = [c for c in dict.fromkeys(wanted) if c not in sites.columns or sites[c].isna().any()]
+        if not fill:
+            continue
+        lab = pq.read_table(path, columns=keys + fill).to_pandas().astype({k: str for k in keys})
+        lab = lab.drop_duplicates(keys).rename(columns={c: f"{c}__profile" for c in fill})
+        sites = sites.astype({k: str for k in keys}).merge(lab, on=keys, how="left")
+        for c in fill:
+            new = sites.pop(f"{c}__profile")
+            sites[c] = sites[c].where(sites[c].notna(), new) if c in sites.columns else new
+    return sites
 
 
 def _load_thumbs(data: PlateData, workers: int) -> None:
@@ -158,7 +198,8 @@ def well_numbers(data: PlateData, run: Path, retrieval: dict[str, dict]) -> pd.D
                   cells=("Count_Cells", lambda x: float(x.sum()) if x.notna().any() else np.nan),
                   focus=("focus", "mean"), saturated=("saturated", "max")).reset_index()
     wells["failed_fraction"] = wells["failed_sites"] / wells["sites"]
-    meta_cols = [c for c in META_SHOWN if c in s.columns]
+    dose = N.dose_column(s.columns)
+    meta_cols = list(dict.fromkeys([c for c in META_SHOWN if c in s.columns] + ([dose] if dose else [])))
     wells = wells.merge(g[meta_cols].first().reset_index(), on=["Metadata_Plate", "Metadata_Well"], how="left")
     wells = _add_activity(wells, run, retrieval, data)
     return wells
@@ -196,30 +237,70 @@ def _add_activity(wells: pd.DataFrame, run: Path, retrieval: dict[str, dict], da
     dist = dist.rename(columns={"q": "distance_q"}).drop(columns=["p"])
     wells = wells.drop(columns=["distance", "distance_q", "n_negcon"]).merge(
         dist, on=["Metadata_Plate", "Metadata_Well"], how="left")
+    source = _map_source(run, name, retrieval, prof)
+    if source is not None:
+        tab, tcols, what = source
+        keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
+        keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
+                          on="Metadata_treatment", how="left")
+        keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
+        wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
+                                                           on=["Metadata_Plate", "Metadata_Well"], how="left")
+        data.map_source = what
+    else:
+        others = sorted(set(retrieval) - {name})
+        data.notes.append(f"mAP per well: neither evaluate retrieval nor evaluate assay scored the {name} profiles"
+                          + (f" (evaluate retrieval ran on {', '.join(others)})" if others else
+                             f" (run stratonet evaluate retrieval profiles/{name}.parquet)"))
+    return wells
+
+
+def _map_source(run: Path, name: str, retrieval: dict[str, dict], prof: pd.DataFrame):
+    """Per-treatment phenotypic-activity mAP for the ``name`` profiles: evaluate retrieval's map_activity.csv, else
+    evaluate assay's hits_vs_map.csv (the same copairs mAP). Returns (table with Metadata_treatment,
+    mean_average_precision, corrected_p_value; treatment columns; where it came from) or None."""
     ret_dir = run / "evaluate" / "retrieval" / name
     m = retrieval.get(name) or {}
     if (ret_dir / "map_activity.csv").exists() and m.get("treatment"):
         tab = pd.read_csv(ret_dir / "map_activity.csv")
         tcols = [c for c in m["treatment"] if c in prof.columns]
         if tcols and "Metadata_treatment" in tab.columns:
-            keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
-            keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
-                              on="Metadata_treatment", how="left")
-            keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
-            wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
-                                                               on=["Metadata_Plate", "Metadata_Well"], how="left")
-    else:
-        data.notes.append(f"mAP per well: no evaluate/retrieval/{name}/map_activity.csv (run evaluate retrieval)")
-    return wells
+            return tab, tcols, f"evaluate retrieval ({name})"
+    ad = run / "evaluate" / "assay" / name
+    if (ad / "hits_vs_map.csv").exists() and (ad / "metrics.json").exists():
+        import json
+
+        am = json.loads((ad / "metrics.json").read_text())
+        tcols = [c for c in (am.get("compound_column"), am.get("dose_column")) if c and c in prof.columns]
+        tab = pd.read_csv(ad / "hits_vs_map.csv")
+        if tcols and {"Metadata_treatment", "mean_average_precision"} <= set(tab.columns):
+            q = next((c for c in ("map_q_value", "corrected_p_value") if c in tab.columns), None)
+            tab = tab.assign(corrected_p_value=tab[q] if q else np.nan)
+            return tab, tcols, f"evaluate assay ({name})"
+    return None
 
 
 # --- plate maps + viewer --------------------------------------------------------------------------------------
 
 def _treatment(row) -> str:
-    for c in ("Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022"):
+    """``compound @ dose unit`` of a well or site (the compound alone without a dose column); "unknown" only when
+    neither the index, the feature tables nor the profiles name a treatment."""
+    dose = N.dose_column(row.index)
+    for c in TREATMENT_NAMES:
         if c in row and pd.notna(row[c]):
-            return str(row[c])
+            d = row[dose] if dose and pd.notna(row[dose]) else None
+            return N.treatment_label(row[c], d, N.dose_unit(dose))
+    if dose and pd.notna(row[dose]):
+        return N.treatment_label("dose", row[dose], N.dose_unit(dose))
     return "unknown (no treatment metadata)"
+
+
+def control_type(value) -> str:
+    """A control label in the report's terms: negcon / poscon / trt, or the value itself when it is none of those."""
+    if value is None or pd.isna(value):
+        return "unknown"
+    v = str(value)
+    return CONTROL_ALIASES.get(v.lower(), v)
 
 
 def _numbers(w) -> dict[str, str]:
@@ -252,7 +333,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         empty = allw - present
         failed = set(pw.loc[pw["failed_sites"] >= pw["sites"], "Metadata_Well"].astype(str))
         by = pw.set_index(pw["Metadata_Well"].astype(str))
-        tip = {w: f"{w}: {_treatment(r)} ({r.get('Metadata_control_type', '?')})" for w, r in by.iterrows()}
+        tip = {w: f"{w}: {_treatment(r)} ({control_type(r.get('Metadata_control_type'))})" for w, r in by.iterrows()}
 
         def tipped(col, label, digits=3):
             return {w: f"{tip[w]}\n{label}: {H.fmt(float(v), digits) if pd.notna(v) else '– (no value)'}"
@@ -261,13 +342,13 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         kw = dict(empty=empty, failed=failed)
         sid = "".join(ch if ch.isalnum() else "-" for ch in plate)
         maps = []
-        ctype = by["Metadata_control_type"].fillna("unknown").astype(str) if "Metadata_control_type" in by else \
+        ctype = by["Metadata_control_type"].map(control_type) if "Metadata_control_type" in by else \
             pd.Series("unknown", index=by.index)
         maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type", kind="categorical",
                                 labels=tip, categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
                                                         for k in sorted(set(ctype))}, map_id=f"map-{sid}-layout", **kw))
         treat = {w: _treatment(r) for w, r in by.iterrows()}
-        cats = P.category_colours(treat.values())
+        cats = P.category_colours(N.sort_treatments(set(treat.values())))
         if len(cats) > 20:
             parts_note = f" ({len(cats)} treatments: the first 20 coloured, the rest grey)"
         else:
@@ -303,7 +384,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         if by["map"].notna().any():
             sig = {w: "*" for w, q in by["map_q"].items() if pd.notna(q) and q < 0.05}
             maps.append(P.plate_svg(plate, fmt, by["map"].to_dict(),
-                                    f"activity: treatment mAP vs negcon ({data.activity_set}; dot: q < 0.05)",
+                                    f"activity: treatment mAP vs negcon ({data.map_source}; dot: q < 0.05)",
                                     labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'map_q'])})"
                                             for w, t in tipped("map", "mAP").items()},
                                     marks=sig, vmin=0, vmax=1, map_id=f"map-{sid}-map", cmap_name="plasma", **kw))
@@ -390,7 +471,6 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``treatment, Metadata_Plate, Metadata_Well, Metadata_Site, n_sites, distance``.
     """
-    from stratonet.profile.controls import compound_column, concentration_column
     from stratonet.tables import feature_columns
 
     feats = feature_columns(df)
@@ -398,21 +478,24 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     df["Metadata_Site"] = df["Metadata_Site"].astype(str)
     keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
     df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
-    comp = next((c for c in ("Metadata_pert_iname",) if c in df.columns or c in sites.columns), None)
-    comp = comp or compound_column(df) or compound_column(sites)  # a readable name where the data has one
-    if comp is None or comp not in df.columns:
-        meta = [c for c in (comp,) if c] + [c for c in ("Metadata_concentration",) if c in sites.columns]
-        if not meta:
-            return pd.DataFrame()
-        df = df.merge(sites[SITE_KEYS + meta].astype({"Metadata_Site": str}), on=SITE_KEYS, how="left")
-    conc = concentration_column(df)
-    name = df[comp].astype(str) + ((" @ " + df[conc].astype(str)) if conc else "")
+    comp = next((c for c in TREATMENT_NAMES if c in df.columns or c in sites.columns), None)
+    if comp is None:
+        return pd.DataFrame()
+    dose = N.dose_column(list(df.columns) + list(sites.columns))
+    missing = [c for c in (comp, dose) if c and c not in df.columns]
+    if missing:  # labels from the index or the profiles (see _merge_profile_labels)
+        df = df.merge(sites[SITE_KEYS + missing].astype({k: str for k in SITE_KEYS}), on=SITE_KEYS, how="left")
+    unit = N.dose_unit(dose)
+    name = pd.Series([N.treatment_label(c, d if dose else None, unit)
+                      for c, d in zip(df[comp], df[dose] if dose else [None] * len(df))], index=df.index)
     X = df[feats].to_numpy(np.float64)
     med = np.median(X, axis=0)
     mad = np.median(np.abs(X - med), axis=0) * 1.4826
     Z = (X - med) / np.where(mad > 0, mad, 1.0)
     rows = []
-    for t, idx in pd.Series(np.arange(len(df))).groupby(name.to_numpy()):
+    groups = dict(list(pd.Series(np.arange(len(df))).groupby(name.to_numpy())))
+    for t in N.sort_treatments(groups):
+        idx = groups[t]
         z = Z[idx.to_numpy()]
         d = np.linalg.norm(z - np.median(z, axis=0), axis=1)
         best = idx.to_numpy()[int(np.argmin(d))]
@@ -429,10 +512,13 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         return H.not_run("not run: no index table in this run, so no images")
     found = _site_table_for_montage(run)
     parts = []
-    if found is not None:
-        name, df = found
-        reps = representative_sites(df, data.sites)
-        shown_plates = set(reps["Metadata_Plate"]) if not reps.empty else set()
+    reps = representative_sites(*found[1:], data.sites) if found is not None else pd.DataFrame()
+    if found is not None and reps.empty:
+        parts.append(H.not_run(f"no treatment labels in the index, the {found[0]} site table or the profiles, so "
+                               "sites are not grouped by treatment; the first wells are shown below"))
+    if not reps.empty:
+        name = found[0]
+        shown_plates = set(reps["Metadata_Plate"])
         note = ""
         if len(reps) > MAX_MONTAGE:
             note = f" Showing the first {MAX_MONTAGE} of {len(reps)} treatments."
@@ -444,14 +530,15 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         parts.append(_montage(data, reps, px, strip_px))
     else:
         shown_plates = set()
-        parts.append(H.not_run("no site-level feature table (features/*.parquet), so no representative sites"))
+        if found is None:
+            parts.append(H.not_run("no site-level feature table (features/*.parquet), so no representative sites"))
     rest = data.sites[~data.sites["Metadata_Plate"].astype(str).isin(shown_plates)]
     if not rest.empty:  # e.g. a single real field of view that is not profiled
         first = rest.drop_duplicates(["Metadata_Plate", "Metadata_Well"]).head(12)
-        reps = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
-                                                   n_sites=1, distance=np.nan)
-        parts.append("<h3>Other plates (no treatment profiles)</h3>"
-                     + _montage(data, reps, px, strip_px, box_id="montage-other"))
+        others = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
+                                                     n_sites=1, distance=np.nan)
+        title = "Other plates (no treatment profiles)" if shown_plates else "First wells (one site each)"
+        parts.append(f"<h3>{title}</h3>" + _montage(data, others, px, strip_px, box_id="montage-other"))
     return "".join(parts)
 
 
