@@ -16,6 +16,7 @@ from stratonet import __version__
 from stratonet.report import html as H
 from stratonet.report import numbers as N
 from stratonet.report.assay_section import SECTION as ASSAY_SECTION, assay_metrics, assay_section
+from stratonet.report.figures import training_curves_svg
 from stratonet.report.collect import (
     RunData, classifier_table, collect_run, resources_table, retrieval_table, training_table, untrained_labels,
 )
@@ -238,9 +239,15 @@ def _training_section(data: RunData, out_dir: Path) -> str:
              H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")
+        svg = None
         if (d / "epochs.csv").exists():
-            parts.append(H.table(pd.read_csv(d / "epochs.csv"), text_columns=0))
-        figs = [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png") if (d / f).exists()]
+            epochs = pd.read_csv(d / "epochs.csv")
+            svg = training_curves_svg(epochs, name)
+            parts.append(f"<details><summary>Per-epoch table ({len(epochs)} epochs)</summary>"
+                         f"{H.table(epochs, text_columns=0)}</details>")
+        figs = [H.svg_figure(svg, f"{name}: training curves", 820)] if svg else []
+        figs += [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png")
+                 if (d / f).exists() and not (svg and f == "curves.png")]
         parts.append(H.figures(figs))
     return "".join(parts)
 

@@ -38,6 +38,7 @@ pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overf
 table.heat td{min-width:26px;text-align:center} table.heat th.rot{writing-mode:vertical-rl;transform:rotate(180deg);
 white-space:nowrap;text-align:left;vertical-align:bottom;max-height:170px}
 details>summary{cursor:pointer}
+ul.warnlist{color:#7a1d12;background:#fdecea;border:1px solid #f3b8ae;padding:6px 10px 6px 28px;font-size:13px}
 """
 
 

@@ -37,6 +37,9 @@ CONTROL_ALIASES = {"negative_control": "negcon", "negative": "negcon", "neg": "n
 #: Thumbnail edge (px) by number of sites in the run: keeps a 384-well, 4-site plate near 20 MB.
 THUMB_STEPS = ((400, 128), (1600, 80), (10 ** 9, 56))
 MAX_MONTAGE = 48
+#: Channel-pixels of full-resolution images the report embeds for the enlarged site view (about 1 byte each as
+#: JPEG, so ~ 100 MB of HTML at most); a larger screen is embedded at the largest edge that fits, and says so.
+FULLRES_BUDGET = 100_000_000
 
 
 @dataclass
@@ -402,6 +405,9 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         viewer["channels"][plate] = [[c, I.hex_colour(col)]
                                      for c, col in I.channel_colours(data.channels.get(plate, [])).items()]
         viewer["plates"][plate] = _viewer_wells(data, plate, by)
+        oc = I.outline_colours(data.channels.get(plate, []))
+        viewer.setdefault("outlines", {})[plate] = {k: [name, I.hex_colour(rgb)] for k, (name, rgb) in oc.items()}
+    full_html = _full_resolution(data, viewer)
     notes = "".join(f'<p class="warn">{H.esc(n)}</p>' for n in data.notes)
     legend = ('<p class="muted">Empty wells (no sites in the index) are light grey; a red cross marks a well whose '
               "every site failed; white means no value. Hover a well for its numbers; click it to open its sites "
@@ -409,7 +415,49 @@ def plates_section(data: PlateData | None, run: Path) -> str:
     payload = json.dumps(viewer, separators=(",", ":")).replace("</", "<\\/")
     return (legend + notes + "".join(parts)
             + '<div id="viewer"><p class="muted">Click a well on a plate map to see its sites here.</p></div>'
-            + f'<script type="application/json" id="viewer-data">{payload}</script><script>{JS}</script>')
+            + f'<script type="application/json" id="viewer-data">{payload}</script>{full_html}<script>{JS}</script>')
+
+
+def full_edge(data: PlateData) -> int:
+    """Long edge (px) of the embedded site images: the stored size when the whole run fits
+    :data:`FULLRES_BUDGET`, else the largest edge that does (never below 256 px)."""
+    ok = [t for t in data.thumbs.values() if not t.error and t.native[0]]
+    if not ok:
+        return 0
+    native = max(max(t.native) for t in ok)
+    total = sum(t.native[0] * t.native[1] * t.planes.shape[0] for t in ok)
+    if total <= FULLRES_BUDGET:
+        return native
+    return max(256, int(native * (FULLRES_BUDGET / total) ** 0.5))
+
+
+def _full_resolution(data: PlateData, viewer: dict, workers: int = 2) -> str:
+    """Every readable site at :func:`full_edge` px, one ``<script type="text/plain">`` per site that the viewer
+    parses only when the site is enlarged (lazy: the page opens as fast as without them)."""
+    edge = full_edge(data)
+    viewer["full_edge"] = edge
+    if not edge:
+        return ""
+    rows = [r for _, r in data.sites.iterrows() if _key(r) in data.thumbs and not data.thumbs[_key(r)].error]
+    native = max(max(data.thumbs[_key(r)].native) for r in rows)
+    if edge < native:
+        data.notes.append(f"enlarged site view: images embedded at {edge} px of the stored {native} px, to keep "
+                          f"the report under ~{FULLRES_BUDGET // 10 ** 6} MB of images ({len(rows)} sites)")
+
+    def one(r):
+        k = _key(r)
+        return k, I.full_site(r, data.channels[k[0]], data.ranges.get(k[0]), edge, data.masks.get(k))
+
+    blocks = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, (k, rec) in enumerate(pool.map(one, rows)):
+            sid = f"site-full-{i}"
+            for s in viewer["plates"].get(k[0], {}).get(k[1], {}).get("sites", []):
+                if s["site"] == k[2]:
+                    s["full"] = sid
+            body = json.dumps(rec, separators=(",", ":")).replace("</", "<\\/")
+            blocks.append(f'<script type="text/plain" id="{sid}">{body}</script>')
+    return "".join(blocks)
 
 
 def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
@@ -560,11 +608,11 @@ def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int, box_id
         ranges = data.ranges.get(k[0])
         scaled = I.scale_planes(t.planes, ranges)
         cols = list(I.channel_colours(chans).values())
-        rgb = I.draw_outlines(I.composite(scaled, cols), t.outlines)
+        rgb = I.draw_outlines(I.composite(scaled, cols), t.outlines, chans)
         small = [I.downsample(p, strip_px) for p in scaled]
         strip = "".join(f'<figure><img alt="{H.esc(ch)}" src="{I.encode((np.clip(s, 0, 1) * 255).astype(np.uint8))}">'
                         f"<figcaption>{H.esc(ch)}</figcaption></figure>" for ch, s in zip(chans, small))
-        outl = " · outlines: nuclei cyan, cells yellow" if t.outlines else ""
+        outl = f" · outlines: {I.outline_legend(chans)}" if t.outlines else ""
         cache[k[0]] = cache.get(k[0]) or {"legend": _channel_legend(chans)}
         items.append(f'<figure class="rep"><img alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
                      f'src="{I.encode(rgb)}"><figcaption><b>{H.esc(r["treatment"])}</b> · {H.esc("/".join(k))} · '
@@ -613,6 +661,7 @@ def _example_card(data: PlateData | None, r, px: int) -> str:
             t = data.thumbs.get(_key(s))
             if t is not None and not t.error:
                 cols = list(I.channel_colours(data.channels[t.plate]).values())
-                rgb = I.draw_outlines(I.composite(I.scale_planes(t.planes, data.ranges[t.plate]), cols), t.outlines)
+                rgb = I.draw_outlines(I.composite(I.scale_planes(t.planes, data.ranges[t.plate]), cols), t.outlines,
+                                      data.channels[t.plate])
                 img = f'<img alt="{H.esc(r["Metadata_Well"])}" width="{min(px, rgb.shape[1])}" src="{I.encode(rgb)}">'
     return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
