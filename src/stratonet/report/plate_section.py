@@ -408,6 +408,10 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         oc = I.outline_colours(data.channels.get(plate, []))
         viewer.setdefault("outlines", {})[plate] = {k: [name, I.hex_colour(rgb)] for k, (name, rgb) in oc.items()}
     full_html = _full_resolution(data, viewer)
+    if full_html:
+        from stratonet.report.cells import cell_picks
+
+        viewer["cells"] = cell_picks(run, data.channels)
     notes = "".join(f'<p class="warn">{H.esc(n)}</p>' for n in data.notes)
     legend = ('<p class="muted">Empty wells (no sites in the index) are light grey; a red cross marks a well whose '
               "every site failed; white means no value. Hover a well for its numbers; click it to open its sites "

@@ -33,6 +33,9 @@ svg.plate rect.sel{stroke:#000;stroke-width:2.5}
 .chlegend{font-size:11.5px} .chlegend i{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}
 .examples{display:flex;flex-wrap:wrap;gap:10px} .examples figure{font-size:11.5px;width:150px}
 #viewer canvas.site{cursor:zoom-in}
+.cellrow{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0 10px 0}
+.cellcard{margin:0;width:132px;font-size:11px;color:#333} .cellcard .slot{width:120px;height:120px;background:#000}
+.cellcard canvas{width:120px;height:120px;image-rendering:pixelated;border:1px solid #ccd}
 #site-zoom{position:fixed;inset:0;background:#0a0e14;z-index:50;display:flex;flex-direction:column;
 color:#eee;font-size:13px}
 #site-zoom .bar{display:flex;flex-wrap:wrap;gap:6px 16px;align-items:center;padding:8px 14px;background:#1d2430}
@@ -156,6 +159,7 @@ JS = r"""
         var done = function () { if (--waiting === 0) paint(cv, img, lines, channels, outlineRgb(plate)); };
         if (s.full) {
           cv.setAttribute('title', 'site ' + s.site + ': click to enlarge (full resolution, zoom, contrast)');
+          s = Object.assign({}, s, {note: (s.note ? s.note + ' · ' : '') + 'click to enlarge'});
           cv.addEventListener('click', function () { zoom.open(plate, well, s); });
         }
         img.onload = done; img.src = s.src;
@@ -171,6 +175,83 @@ JS = r"""
     var info = el('div', {'class': 'figs'});
     info.appendChild(table(rec.meta)); info.appendChild(table(rec.numbers));
     box.appendChild(info);
+    cellsPanel(plate, well, rec, channels);
+  }
+
+  // --- per-cell view: cells cut out of the sites' full-resolution images ------------------------------------------
+  var fullCache = {}, cacheOrder = [], pending = {};
+
+  function sitePlanes(id, done) {  // decode a site's channels once; later callers wait for the same decode
+    if (fullCache[id]) { done(fullCache[id]); return; }
+    if (pending[id]) { pending[id].push(done); return; }
+    pending[id] = [done];
+    var f = JSON.parse(document.getElementById(id).textContent);
+    if (f.error) return;
+    var n = f.ch.length, planes = new Array(n);
+    f.ch.forEach(function (uri, i) {
+      var im = new Image();
+      im.onload = function () {
+        planes[i] = pixels(im);
+        if (--n === 0) {
+          fullCache[id] = {f: f, planes: planes}; cacheOrder.push(id);
+          if (cacheOrder.length > 8) delete fullCache[cacheOrder.shift()];
+          var waiting = pending[id]; delete pending[id];
+          waiting.forEach(function (cb) { cb(fullCache[id]); });
+        }
+      };
+      im.src = uri;
+    });
+  }
+
+  function cropCanvas(site, cell, crop, channels) {
+    var f = site.f, s = f.native ? f.w / f.native[1] : 1, size = Math.max(8, Math.round(crop * s));
+    var x0 = Math.max(0, Math.min(f.w - size, Math.round(cell.x * s - size / 2)));
+    var y0 = Math.max(0, Math.min(f.h - size, Math.round(cell.y * s - size / 2)));
+    var cv = el('canvas', {'class': 'cell'}); cv.width = size; cv.height = size;
+    var ctx = cv.getContext('2d'), out = ctx.createImageData(size, size), o = out.data;
+    var cols = channels.map(function (c) { return hidden[c[0]] ? null : rgb(c[1]); });
+    var gain = Math.min(1, 2.5 / Math.max(1, cols.filter(Boolean).length));
+    for (var y = 0; y < size; y++) {
+      for (var x = 0; x < size; x++) {
+        var p = ((y0 + y) * f.w + (x0 + x)) * 4, r = 0, g = 0, b = 0;
+        for (var c = 0; c < cols.length; c++) {
+          if (!cols[c]) continue;
+          var v = site.planes[c][p] / 255;
+          r += gain * v * cols[c][0]; g += gain * v * cols[c][1]; b += gain * v * cols[c][2];
+        }
+        var i = (y * size + x) * 4;
+        o[i] = Math.min(255, r); o[i + 1] = Math.min(255, g); o[i + 2] = Math.min(255, b); o[i + 3] = 255;
+      }
+    }
+    ctx.putImageData(out, 0, 0);
+    return cv;
+  }
+
+  function cellsPanel(plate, well, rec, channels) {
+    var cd = data.cells || {}, list = ((cd.wells || {})[plate] || {})[well];
+    if (!list || !list.length) return;
+    var wrap = el('div', {'class': 'cells', id: 'cells-panel'});
+    wrap.appendChild(el('h4', {}, 'Cells of this well (from ' + cd.table + ')'));
+    wrap.appendChild(el('p', {'class': 'muted'}, 'Top row: the cells nearest the well\'s median cell on the ' +
+      'measurements listed (robust z-scores over the plate); bottom row: a random sample. Each crop is ' +
+      cd.crop[plate] + ' px of the stored image, centred on the cell.'));
+    ['median', 'random'].forEach(function (kind) {
+      var row = el('div', {'class': 'cellrow'});
+      list.filter(function (c) { return c.pick === kind; }).forEach(function (cell) {
+        var card = el('figure', {'class': 'cellcard'}), slot = el('div', {'class': 'slot'});
+        card.appendChild(slot);
+        var cap = el('figcaption');
+        cap.appendChild(el('div', {}, 'site ' + cell.site + ' · (' + Math.round(cell.x) + ', ' + Math.round(cell.y) + ')'));
+        cd.labels.forEach(function (lab, i) { cap.appendChild(el('div', {}, lab + ': ' + cell.m[i])); });
+        card.appendChild(cap); row.appendChild(card);
+        var site = rec.sites.filter(function (s) { return s.site === cell.site && s.full; })[0];
+        if (site) sitePlanes(site.full, function (sp) { slot.appendChild(cropCanvas(sp, cell, cd.crop[plate], channels)); });
+        else slot.appendChild(el('span', {'class': 'notrun'}, 'no image'));
+      });
+      wrap.appendChild(el('div', {'class': 'muted'}, kind === 'median' ? 'nearest the median cell' : 'random sample'));
+      wrap.appendChild(row);
+    });
+    box.appendChild(wrap);
   }
 
   // --- the enlarged site: full resolution, zoom and pan, per-channel contrast ------------------------------------
