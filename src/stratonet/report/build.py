@@ -132,7 +132,7 @@ def _classifiers_section(data: RunData, out_dir: Path, metrics: dict) -> str:
 
 
 def _confusion_section(data: RunData) -> str:
-    items = []
+    items, sizes = [], {}
     for fs, d in data.dirs.get("classify", {}).items():
         for png in sorted(d.glob("confusion_*.png")):
             clf = png.stem.removeprefix("confusion_")
@@ -141,10 +141,17 @@ def _confusion_section(data: RunData) -> str:
                 counts = pd.read_csv(csv, index_col=0)
                 counts.columns = counts.columns.astype(str)
                 counts.index = counts.index.astype(str)
+                sizes[f"{fs}: {clf}"] = int(counts.to_numpy().sum())
                 items.append(N.confusion_html(counts, f"{fs}: {clf}"))
             else:
                 items.append(H.figure(png, f"{fs}: {clf}", 320))
-    return H.figures(items) if items else H.not_run("not run: no confusion matrices (evaluate classify)")
+    if not items:
+        return H.not_run("not run: no confusion matrices (evaluate classify)")
+    if sizes and max(sizes.values()) < N.SMALL_TEST:  # a matrix of a handful of samples is not worth reading
+        return (H.not_run(f"{len(items)} confusion matrices of {max(sizes.values())} test samples or fewer each: too "
+                          f"few to read (fewer than {N.SMALL_TEST}); open them below if you must")
+                + f"<details><summary>{len(items)} confusion matrices</summary>{H.figures(items)}</details>")
+    return H.figures(items)
 
 
 def _embeddings_section(data: RunData) -> str:
@@ -235,7 +242,7 @@ def _training_section(data: RunData, out_dir: Path) -> str:
     tab = training_table(data.training)
     tab.to_csv(out_dir / "training.csv", index=False)
     parts = [N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
-             .replace("the test set", "the validation set"),
+             .replace("Test sets", "Validation sets"),
              H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")

@@ -264,38 +264,55 @@ def drop_unused_cv_columns(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in cv_cols if table[c].isna().all()])
 
 
-def small_n_warnings(table: pd.DataFrame) -> str:
-    """A loud line per feature set whose test set has fewer than :data:`SMALL_TEST` samples."""
-    out = []
+def small_n(table: pd.DataFrame) -> dict[str, int]:
+    """Feature set -> its smallest test set, for the sets under :data:`SMALL_TEST` samples."""
+    out = {}
     for fs, grp in table.groupby("feature_set", sort=False):
         n = grp["n_test"].dropna()
         if not n.empty and int(n.min()) < SMALL_TEST:
-            out.append(f'<p class="warn" id="small-n-{H.esc(fs)}">{H.esc(fs)}: the test set has only {int(n.min())} '
-                       f"samples (fewer than {SMALL_TEST}); one sample moves accuracy by "
-                       f"{1 / int(n.min()):.2f}, so these figures mean little.</p>")
-    return "".join(out)
+            out[str(fs)] = int(n.min())
+    return out
+
+
+def small_n_warnings(table: pd.DataFrame) -> str:
+    """One loud line naming every feature set whose test set has fewer than :data:`SMALL_TEST` samples."""
+    small = small_n(table)
+    if not small:
+        return ""
+    ns = sorted(set(small.values()))
+    sets = ", ".join(f"{fs} ({n})" for fs, n in small.items()) if len(ns) > 1 else ", ".join(small)
+    n = ns[0]
+    return (f'<p class="warn" id="small-n">Test sets of fewer than {SMALL_TEST} samples '
+            f"({'n = ' + str(n) + ': ' if len(ns) == 1 else 'n: '}{H.esc(sets)}): one sample moves accuracy by "
+            f"{fmt_num(1 / n, 2)}, so these figures are anecdotes, not measurements.</p>")
 
 
 def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
-    """Per feature set, the classes trained on but absent from the test set (their F1 is not a measurement)."""
-    out = []
+    """One line for the classes trained on but absent from the test set (their F1 is not a measurement), naming the
+    feature sets where it happens, and one for CV folds lacking a class."""
+    absent: dict[tuple, list[str]] = {}
+    lacking_lines = []
     for fs, m in classify.items():
         for clf in (m.get("classifiers") or {}):
             sup = _support(dirs.get(fs, Path("/nonexistent")), clf)
             if sup is None:
                 continue
-            absent = sup.loc[sup["support"] == 0, "class"].astype(str).tolist()
-            if absent:
-                out.append(f'<p class="warn">{H.esc(fs)}: {len(absent)} class(es) absent from the test set '
-                           f"(marked <i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
-                           f"{H.esc(', '.join(absent))}</p>")
+            names = tuple(sup.loc[sup["support"] == 0, "class"].astype(str).tolist())
+            if names:
+                absent.setdefault(names, []).append(fs)
             break
         lacking = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
         if lacking:
             first = lacking[0]
-            absent = ", ".join(map(str, first.get("classes_absent_from_test", [])))
-            out.append(f'<p class="warn">{H.esc(fs)}: {len(lacking)} CV fold(s) lack a class in their test part '
-                       f"(e.g. fold {first.get('fold')}: {H.esc(absent)}); prefer the pooled out-of-fold figures.</p>")
+            missing = ", ".join(map(str, first.get("classes_absent_from_test", [])))
+            lacking_lines.append(f"{fs}: {len(lacking)} CV fold(s) lack a class in their test part "
+                                 f"(e.g. fold {first.get('fold')}: {missing})")
+    out = [f'<p class="warn">{len(names)} class(es) absent from the test set of {H.esc(", ".join(sets))} (marked '
+           f"<i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
+           f"{H.esc(', '.join(names))}</p>" for names, sets in absent.items()]
+    if lacking_lines:
+        out.append('<p class="warn">' + H.esc("; ".join(lacking_lines))
+                   + "; prefer the pooled out-of-fold figures.</p>")
     return "".join(out)
 
 

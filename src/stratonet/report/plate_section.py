@@ -269,7 +269,11 @@ def _map_source(run: Path, name: str, retrieval: dict[str, dict], prof: pd.DataF
         tcols = [c for c in m["treatment"] if c in prof.columns]
         if tcols and "Metadata_treatment" in tab.columns:
             return tab, tcols, f"evaluate retrieval ({name})"
-    ad = run / "evaluate" / "assay" / name
+    from stratonet.tables import read_provenance
+
+    assay_root = run / "evaluate" / "assay"
+    aliases = [name, str(read_provenance(run / "profiles" / f"{name}.parquet").get("feature_set") or name)]
+    ad = next((assay_root / a for a in aliases if (assay_root / a / "metrics.json").exists()), assay_root / name)
     if (ad / "hits_vs_map.csv").exists() and (ad / "metrics.json").exists():
         import json
 
@@ -589,7 +593,8 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         first = rest.drop_duplicates(["Metadata_Plate", "Metadata_Well"]).head(12)
         others = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
                                                      n_sites=1, distance=np.nan)
-        title = "Other plates (no treatment profiles)" if shown_plates else "First wells (one site each)"
+        title = ("Other plates (no treatment profiles)" if shown_plates else
+                 "Plates without treatment profiles (first wells, one site each)")
         parts.append(f"<h3>{title}</h3>" + _montage(data, others, px, strip_px, box_id="montage-other"))
     return "".join(parts)
 
