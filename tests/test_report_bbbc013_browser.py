@@ -10,6 +10,7 @@ assay, no advice to run what ran, and a site that opens at its full stored resol
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -69,19 +70,21 @@ def test_labels_from_the_platemap_reach_every_part(bbbc013_report):
     overview = _section(html, "overview")
     assert "Feature sets evaluated: classical (assay)" in overview
     assert "run evaluate retrieval" not in html and "run stratonet evaluate retrieval" not in html
-    assert "map-ExampleSBS_1049-map" in plates  # per-well mAP from evaluate assay
+    assert 'id="map-ExampleSBS-1049-map"' in plates  # per-well mAP from evaluate assay
 
 
 def test_doses_are_numbers_with_their_unit_sorted_numerically(bbbc013_report):
     html = bbbc013_report.read_text()
-    legend = re.search(r'id="map-ExampleSBS_1049-treatment".*?<div class="legend">(.*?)</div>', html, re.S).group(1)
+    legend = re.search(r'id="map-ExampleSBS-1049-treatment".*?<div class="legend">(.*?)</div>', html, re.S).group(1)
     labels = re.findall(r"</i>([^<]+)</span>", legend)
     doses = [float(x) for x in re.findall(r"PI3Ki @ dose index (\d+(?:\.\d+)?)", " ".join(labels))]
     assert doses == sorted(doses) and len(doses) == 9, labels
     assert "@1" not in legend and "PI3Ki@" not in _section(html, "assay")  # no raw compound@dose keys
     assay = _section(html, "assay")
-    assert "EC50 (dose index)" in assay and "dose index (Metadata_dose_index)" in assay
-    assert "data:image/svg+xml" in assay  # the dose-response panel is vector
+    assert "EC50 (dose index)" in assay
+    svgs = [base64.b64decode(b).decode() for b in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", assay)]
+    curve = next(s for s in svgs if "4PL fit" in s)  # the dose-response panel is vector, its text is text
+    assert "dose index (Metadata_dose_index)" in curve and "EC50 dose index " in curve
 
 
 def test_site_opens_at_full_resolution_in_chromium(bbbc013_report, chromium):
@@ -101,6 +104,7 @@ def test_site_opens_at_full_resolution_in_chromium(bbbc013_report, chromium):
     painted = int(re.search(r'data-painted="(\d+)"', tag).group(1))
     assert painted > 0.2 * native[0] * native[1], painted  # cells drawn, not a black canvas
     assert 'id="site-zoom"' in res.dom and 'data-site="ExampleSBS_1049/A05/1"' in res.dom
+    assert not res.horizontal_scroll, res.layout  # wide tables scroll in their box; the page stays 1,280 px wide
 
 
 def test_metrics_json_keeps_the_numbers(bbbc013_report):

@@ -29,7 +29,7 @@ td.t,th.t{text-align:left}
 .banner{background:#b3261e;color:#fff;padding:14px 28px;font-size:16px;font-weight:600}
 .banner ul{margin:6px 0 0 18px;font-weight:400;font-size:13px}
 .notrun{color:#8a5a00;background:#fff6e0;border:1px solid #f0d9a0;padding:6px 10px;display:inline-block}
-.figs{display:flex;flex-wrap:wrap;gap:14px} figure{margin:0} figcaption{font-size:12px;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:14px} .figs>*{min-width:0;max-width:100%} figure{margin:0} figcaption{font-size:12px;color:#555}
 img{max-width:100%;height:auto;border:1px solid #e3e7eb}
 pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overflow-x:auto}
 .muted{color:#666;font-size:12px}
