@@ -138,7 +138,9 @@ def _dose_figure(d: Path, m: dict, fs: str) -> str:
         svg = dose_curves_svg(pd.read_csv(d / "well_scores.csv"), pd.read_csv(d / "dose_fits.csv"), dose, comp,
                               log_dose=m.get("dose_scale") == "log", title=f"{fs}: {m.get('primary_readout', '')}")
     if svg is not None:
-        return H.svg_figure(svg, f"{fs}: dose-response (4PL fit; dashed: EC50; dotted: control medians)", 900)
+        panels = min(3, len(pd.read_csv(d / "dose_fits.csv")))
+        return H.svg_figure(svg, f"{fs}: dose-response (4PL fit; dashed: EC50; dotted: control medians)",
+                            460 * max(1, panels))
     return H.figure(d / "dose_curves.png", f"{fs}: dose-response (4PL)", 760)
 
 
@@ -150,7 +152,8 @@ def _dose_table(dose: pd.DataFrame, m: dict) -> pd.DataFrame:
     out = dose[cols]
     if "note" in out.columns:
         out = out.assign(**{"why:note": "none: the fit converged"})
-    return out.rename(columns={c: c.replace("ec50", f"EC50 ({unit})") for c in cols if c.startswith("ec50")})
+    names = {"ec50": f"EC50 ({unit})", "ec50_lo": f"EC50 95% lo ({unit})", "ec50_hi": f"EC50 95% hi ({unit})"}
+    return out.rename(columns=names)
 
 
 def _treatment_labels(tab: pd.DataFrame, m: dict) -> pd.DataFrame:

@@ -284,6 +284,12 @@ def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) 
             + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
 
 
+def _status(body: str) -> str:
+    """'not run' for a section that is only a note; 'ok' once it shows anything (a figure, a table, a map)."""
+    shows = any(tag in body for tag in ("<figure", "<table", "<svg", "<img"))
+    return "not run" if body.startswith('<p class="notrun">') and not shows else "ok"
+
+
 def _plates_summary(plates) -> dict:
     """Per plate: wells, empty / failed counts and the notes the plate section printed (machine-readable)."""
     if plates is None or plates.wells is None:
@@ -344,7 +350,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "config": _config_section(data),
         **{sid: builder(data, out_dir) for sid, _, builder in EXTRA_SECTIONS},
     }
-    status = {sid: ("not run" if body.startswith('<p class="notrun">') else "ok") for sid, body in bodies.items()}
+    status = {sid: _status(body) for sid, body in bodies.items()}
     bodies["overview"] = _overview(data, status, assay_metrics(run))
     order = _all_sections()
     sections = [H.section(sid, t, bodies[sid]) for sid, t in order]

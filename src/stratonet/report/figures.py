@@ -84,7 +84,7 @@ def dose_curves_svg(scores: pd.DataFrame, fits: pd.DataFrame, dose_col: str, com
         else:
             txt = f"{status}: {f.get('note', '')}" if status else ""
         ax.text(0.02, 0.98, txt, transform=ax.transAxes, va="top", fontsize=7.5)
-        for role, colour in (("negcon", "#8fb3d9"), ("poscon", "#e4572e")):
+        for role, colour in (("negcon", "#4e79a7"), ("poscon", "#f28e2b")):
             ctrl = plate_rows.loc[plate_rows.get("role", pd.Series(dtype=str)).astype(str) == role, "score"]
             if len(ctrl):
                 ax.axhline(float(ctrl.median()), color=colour, lw=1, ls=":", label=f"{role} median")

@@ -514,7 +514,26 @@ def _site_table_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
             feats = [c for c in feature_columns(df) if df[c].notna().all() and df[c].std() > 0]
             if feats:
                 return name, df[[c for c in df.columns if c.startswith("Metadata_")] + feats]
-    return None
+    return _well_profiles_for_montage(run)
+
+
+def _well_profiles_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
+    """Without a site table, the well profiles: each well stands for its first site (``<name> well profiles``)."""
+    from stratonet.tables import feature_columns, read_table
+
+    choice = _profiles_choice(run)
+    if choice is None:
+        return None
+    name, path = choice
+    df = read_table(path)
+    if not {"Metadata_Plate", "Metadata_Well"} <= set(df.columns):
+        return None
+    feats = [c for c in feature_columns(df) if df[c].notna().all() and df[c].std() > 0]
+    if not feats:
+        return None
+    df = df[[c for c in df.columns if c.startswith("Metadata_")] + feats].drop_duplicates(
+        ["Metadata_Plate", "Metadata_Well"])
+    return f"{name} well", df.assign(Metadata_Site=df.get("Metadata_Site", "__first__"))
 
 
 def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
@@ -532,6 +551,10 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     feats = feature_columns(df)
     df = df.copy()
     df["Metadata_Site"] = df["Metadata_Site"].astype(str)
+    if (df["Metadata_Site"] == "__first__").any():  # well profiles: each well shown by its first site
+        first = sites.astype({k: str for k in SITE_KEYS}).drop_duplicates(["Metadata_Plate", "Metadata_Well"])
+        df = df.drop(columns=["Metadata_Site"]).astype({"Metadata_Plate": str, "Metadata_Well": str}).merge(
+            first[SITE_KEYS], on=["Metadata_Plate", "Metadata_Well"], how="inner")
     keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
     df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
     comp = next((c for c in TREATMENT_NAMES if c in df.columns or c in sites.columns), None)
@@ -579,11 +602,13 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         if len(reps) > MAX_MONTAGE:
             note = f" Showing the first {MAX_MONTAGE} of {len(reps)} treatments."
             reps = reps.head(MAX_MONTAGE)
-        parts.append(f"<p>Per treatment (compound and dose), the site nearest the treatment's median "
-                     f"<b>{H.esc(name)}</b> profile (robust z-scores over all sites); n = sites of that treatment. "
+        unit = "wells" if name.endswith(" well") else "sites"
+        parts.append(f"<p>Per treatment (compound and dose), the {unit[:-1]} nearest the treatment's median "
+                     f"<b>{H.esc(name)}</b> profile (robust z-scores over all {unit}; a well shown by its first "
+                     f"site); n = {unit} of that treatment. "
                      f"Composite colours per channel as in the legend; intensities scaled per plate and channel, "
                      f"so brightness compares across wells (raw images: no illumination correction).{note}</p>")
-        parts.append(_montage(data, reps, px, strip_px))
+        parts.append(_montage(data, reps.assign(unit=unit[:-1]), px, strip_px))
     else:
         shown_plates = set()
         if found is None:
@@ -623,9 +648,10 @@ def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int, box_id
                         f"<figcaption>{H.esc(ch)}</figcaption></figure>" for ch, s in zip(chans, small))
         outl = f" · outlines: {I.outline_legend(chans)}" if t.outlines else ""
         cache[k[0]] = cache.get(k[0]) or {"legend": _channel_legend(chans)}
-        items.append(f'<figure class="rep"><img alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
+        items.append(f'<figure class="rep"><img class="rep-img" data-site="{H.esc("/".join(k))}" '
+                     f'title="click to enlarge" alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
                      f'src="{I.encode(rgb)}"><figcaption><b>{H.esc(r["treatment"])}</b> · {H.esc("/".join(k))} · '
-                     f"n = {int(r['n_sites'])} site(s){outl}</figcaption>{cache[k[0]]['legend']}"
+                     f"n = {int(r['n_sites'])} {r.get('unit', 'site')}(s){outl}</figcaption>{cache[k[0]]['legend']}"
                      f'<div class="strip">{strip}</div></figure>')
     return f'<div class="montage" id="{box_id}">{"".join(items)}</div>' if items else H.not_run("no images read")
 

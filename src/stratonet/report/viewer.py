@@ -32,7 +32,7 @@ svg.plate rect.sel{stroke:#000;stroke-width:2.5}
 .strip img{border:none}
 .chlegend{font-size:11.5px} .chlegend i{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}
 .examples{display:flex;flex-wrap:wrap;gap:10px} .examples figure{font-size:11.5px;width:150px}
-#viewer canvas.site{cursor:zoom-in}
+#viewer canvas.site,img.rep-img{cursor:zoom-in}
 .cellrow{display:flex;flex-wrap:wrap;gap:8px;margin:4px 0 10px 0}
 .cellcard{margin:0;width:132px;font-size:11px;color:#333} .cellcard .slot{width:120px;height:120px;background:#000}
 .cellcard canvas{width:120px;height:120px;image-rendering:pixelated;border:1px solid #ccd}
@@ -410,6 +410,14 @@ JS = r"""
 
   document.addEventListener('click', function (ev) {
     var t = ev.target;
+    if (t && t.classList && t.classList.contains('rep-img')) {  // a representative image: enlarge its site
+      var k = t.getAttribute('data-site').split('/'), site = k.pop(), well = k.pop(), plate = k.join('/');
+      var rec = ((data.plates[plate] || {})[well] || {sites: []}).sites.filter(function (s) {
+        return s.site === site && s.full;
+      })[0];
+      if (rec) zoom.open(plate, well, rec);
+      return;
+    }
     if (t && t.classList && t.classList.contains('w')) {
       open(t.getAttribute('data-plate'), t.getAttribute('data-well'));
       history.replaceState(null, '', '#well=' + t.getAttribute('data-plate') + '/' + t.getAttribute('data-well'));
