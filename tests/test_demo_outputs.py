@@ -75,6 +75,6 @@ def test_outputs_list_describes_every_folder(tmp_path):
     describe_unlisted(out, outputs)
     named = {Path(p).relative_to(out).as_posix() + "/": what for what, p in outputs.items()}
     assert named["profiles/"].startswith("well profiles") and named["synth_train/"].startswith("synthetic 96-well")
-    assert named["evaluate/classify/"].startswith("classifier metrics")
+    assert named["evaluate/"].startswith("evaluation results")
     assert named["odd/"] == "other files the demo wrote"
     assert all(what.rstrip("/") != rel.rstrip("/") for rel, what in named.items())
