@@ -101,7 +101,6 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
     A site that cannot be read is returned with ``error`` set (the report marks it failed; it never vanishes).
     """
     from stratonet.errors import StratoNetError
-    from stratonet.io import read_image
 
     key = (str(row["Metadata_Plate"]), str(row["Metadata_Well"]), str(row["Metadata_Site"]))
     try:
@@ -112,14 +111,25 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
     dna = channels.index("DNA") if "DNA" in channels else 0
     thumb = SiteThumb(*key, planes=planes, saturated=max(saturation(p) for p in raw), focus=focus_score(raw[dna]),
                       native=(int(raw[0].shape[0]), int(raw[0].shape[1])))
+    thumb.outlines = mask_outlines(mask_files, raw[0].shape, size)
+    return thumb
+
+
+def mask_outlines(mask_files: dict[str, Path] | None, shape: tuple[int, ...], size: int) -> dict[str, np.ndarray]:
+    """Compartment -> outline mask at ``size`` px of each label image that matches the site's ``shape`` (an
+    unreadable or mismatched mask is left out: the site is shown without its outlines)."""
+    from stratonet.errors import StratoNetError
+    from stratonet.io import read_image
+
+    out = {}
     for comp, path in (mask_files or {}).items():
         try:
             labels = read_image(path)
         except StratoNetError:
             continue
-        if labels.shape == raw[0].shape:
-            thumb.outlines[comp] = outline_mask(labels, size)
-    return thumb
+        if labels.shape == shape:
+            out[comp] = outline_mask(labels, size)
+    return out
 
 
 def _load_raw(row, channels: list[str]) -> list[np.ndarray]:
@@ -235,7 +245,6 @@ def full_site(row, channels: list[str], ranges: np.ndarray, edge: int, mask_file
         ``{"error": reason}``.
     """
     from stratonet.errors import StratoNetError
-    from stratonet.io import read_image
 
     try:
         raw = _load_raw(row, channels)
@@ -245,14 +254,7 @@ def full_site(row, channels: list[str], ranges: np.ndarray, edge: int, mask_file
     scaled = scale_planes(planes, ranges) if len(ranges) == len(channels) else planes / max(1e-9, planes.max())
     out = {"h": int(planes.shape[1]), "w": int(planes.shape[2]), "native": [int(raw[0].shape[0]), int(raw[0].shape[1])],
            "ch": [encode((np.clip(p, 0, 1) * 255).astype(np.uint8), quality=quality) for p in scaled]}
-    lines = {}
-    for comp, path in (mask_files or {}).items():
-        try:
-            labels = read_image(path)
-        except StratoNetError:
-            continue
-        if labels.shape == raw[0].shape:
-            lines[comp] = outline_mask(labels, edge)
+    lines = mask_outlines(mask_files, raw[0].shape, edge)
     if lines:
         out["outlines"] = encode(outline_layer(lines, planes.shape[1:]), fmt="PNG")
     return out

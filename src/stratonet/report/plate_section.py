@@ -275,8 +275,6 @@ def _map_source(run: Path, name: str, retrieval: dict[str, dict], prof: pd.DataF
     aliases = [name, str(read_provenance(run / "profiles" / f"{name}.parquet").get("feature_set") or name)]
     ad = next((assay_root / a for a in aliases if (assay_root / a / "metrics.json").exists()), assay_root / name)
     if (ad / "hits_vs_map.csv").exists() and (ad / "metrics.json").exists():
-        import json
-
         am = json.loads((ad / "metrics.json").read_text())
         tcols = [c for c in (am.get("compound_column"), am.get("dose_column")) if c and c in prof.columns]
         tab = pd.read_csv(ad / "hits_vs_map.csv")
