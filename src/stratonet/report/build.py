@@ -188,10 +188,13 @@ def _correlation_section(data: RunData) -> str:
     return H.table(pd.DataFrame(rows)) + H.figures(figs)
 
 
-def _retrieval_section(data: RunData, out_dir: Path) -> str:
+def _retrieval_section(data: RunData, out_dir: Path, assay: dict | None = None) -> str:
     tab = retrieval_table(data.retrieval)
     if tab.empty:
-        return H.not_run("not run: no evaluate/retrieval/<feature_set>/metrics.json in this run")
+        with_map = sorted(k for k, m in (assay or {}).items() if isinstance(m, dict) and m.get("map_activity"))
+        also = (f" (evaluate assay computed the phenotypic-activity mAP of {', '.join(with_map)}: see the assay "
+                "section)" if with_map else "")
+        return H.not_run(f"not run: no evaluate/retrieval/<feature_set>/metrics.json in this run{also}")
     tab.to_csv(out_dir / "retrieval.csv", index=False)
     for col, key in (("nsc_accuracy", "nsc"), ("nscb_accuracy", "nscb")):
         tab[f"why:{col}"] = [(m.get("skipped") or {}).get(key) or ("no profile evaluable (a compound alone in its MoA"
@@ -342,7 +345,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "confusion": _confusion_section(data),
         "embeddings": _embeddings_section(data),
         "correlation": _correlation_section(data),
-        "retrieval": _retrieval_section(data, out_dir),
+        "retrieval": _retrieval_section(data, out_dir, assay_metrics(run)),
         "taps": _taps_section(data, out_dir),
         "assay": assay_section(run, out_dir),
         "resources": _resources_section(data, out_dir),
