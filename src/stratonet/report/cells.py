@@ -21,11 +21,10 @@ PER_WELL = 6
 MAX_CELLS = 2_000_000
 
 
-def single_cell_table(run: Path) -> Path | None:
-    """The first ``features/<name>/single_cell.parquet`` of a run (``extract classical`` writes one per folder)."""
+def single_cell_tables(run: Path) -> list[Path]:
+    """Every ``features/<name>/single_cell.parquet`` of a run (``extract classical`` writes one per folder)."""
     feats = Path(run) / "features"
-    found = sorted(feats.glob("*/single_cell.parquet")) if feats.is_dir() else []
-    return found[0] if found else None
+    return sorted(feats.glob("*/single_cell.parquet")) if feats.is_dir() else []
 
 
 def key_measurements(names: list[str], channels: list[str]) -> dict[str, str]:
@@ -75,7 +74,23 @@ def _read(path: Path, measures: dict[str, str], pos: tuple[str, str]) -> pd.Data
 
 
 def cell_picks(run: Path, channels: dict[str, list[str]], per_well: int = PER_WELL, seed: int = 0) -> dict:
-    """Per plate and well, the cells nearest the well's median cell and a random sample.
+    """:func:`table_picks` of every single-cell table of the run, merged by plate (the first table holding a plate
+    serves it); ``table``, ``labels`` and ``crop`` are then per plate."""
+    out: dict = {"table": {}, "labels": {}, "crop": {}, "wells": {}}
+    for path in single_cell_tables(run):
+        one = table_picks(run, path, channels, per_well, seed)
+        for plate, wells in one.get("wells", {}).items():
+            if plate in out["wells"]:
+                continue
+            out["wells"][plate] = wells
+            out["table"][plate], out["labels"][plate] = one["table"], one["labels"]
+            out["crop"][plate] = one["crop"][plate]
+    return out if out["wells"] else {}
+
+
+def table_picks(run: Path, path: Path, channels: dict[str, list[str]], per_well: int = PER_WELL,
+                seed: int = 0) -> dict:
+    """Per plate and well of one single-cell table, the cells nearest the well's median cell and a random sample.
 
     Cells are compared on robust z-scores (plate median and MAD) of the key measurements, so no measurement
     dominates by its scale.
@@ -87,9 +102,8 @@ def cell_picks(run: Path, channels: dict[str, list[str]], per_well: int = PER_WE
         with each cell ``{"site", "x", "y", "pick": "median" | "random", "m": [formatted values]}``; empty when
         the run has no single-cell table with cell positions.
     """
-    path = single_cell_table(run)
-    if path is None:
-        return {}
+    import warnings
+
     import pyarrow.parquet as pq
 
     names = pq.read_schema(path).names
@@ -104,8 +118,10 @@ def cell_picks(run: Path, channels: dict[str, list[str]], per_well: int = PER_WE
     cols = list(measures.values())
     for plate, grp in t.groupby("Metadata_Plate", sort=False):
         X = grp[cols].to_numpy(np.float64)
-        med = np.nanmedian(X, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(X - med), axis=0)
+        with warnings.catch_warnings():  # an all-NaN measurement gives NaN, then 0 after nan_to_num: no signal
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(X, axis=0)
+            mad = 1.4826 * np.nanmedian(np.abs(X - med), axis=0)
         Z = np.nan_to_num((X - med) / np.where(mad > 0, mad, 1.0))
         area = grp.get("Cells_AreaShape_Area", grp.get("Nuclei_AreaShape_Area"))
         side = 2.5 * np.sqrt(float(np.nanmedian(area))) if area is not None and area.notna().any() else 64.0

@@ -231,7 +231,7 @@ JS = r"""
     var cd = data.cells || {}, list = ((cd.wells || {})[plate] || {})[well];
     if (!list || !list.length) return;
     var wrap = el('div', {'class': 'cells', id: 'cells-panel'});
-    wrap.appendChild(el('h4', {}, 'Cells of this well (from ' + cd.table + ')'));
+    wrap.appendChild(el('h4', {}, 'Cells of this well (from ' + cd.table[plate] + ')'));
     wrap.appendChild(el('p', {'class': 'muted'}, 'Top row: the cells nearest the well\'s median cell on the ' +
       'measurements listed (robust z-scores over the plate); bottom row: a random sample. Each crop is ' +
       cd.crop[plate] + ' px of the stored image, centred on the cell.'));
@@ -242,7 +242,7 @@ JS = r"""
         card.appendChild(slot);
         var cap = el('figcaption');
         cap.appendChild(el('div', {}, 'site ' + cell.site + ' · (' + Math.round(cell.x) + ', ' + Math.round(cell.y) + ')'));
-        cd.labels.forEach(function (lab, i) { cap.appendChild(el('div', {}, lab + ': ' + cell.m[i])); });
+        cd.labels[plate].forEach(function (lab, i) { cap.appendChild(el('div', {}, lab + ': ' + cell.m[i])); });
         card.appendChild(cap); row.appendChild(card);
         var site = rec.sites.filter(function (s) { return s.site === cell.site && s.full; })[0];
         if (site) sitePlanes(site.full, function (sp) { slot.appendChild(cropCanvas(sp, cell, cd.crop[plate], channels)); });
