@@ -466,13 +466,29 @@ def _full_resolution(data: PlateData, viewer: dict, workers: int = 2) -> str:
     return "".join(blocks)
 
 
+def _meta_columns(columns) -> list[str]:
+    """The metadata shown for a well: :data:`META_SHOWN` and the dose column."""
+    dose = N.dose_column(columns)
+    return list(dict.fromkeys([c for c in META_SHOWN if c in columns] + ([dose] if dose else [])))
+
+
+def _meta_text(column: str, value) -> str:
+    """A metadata value as shown: a dose with its unit, a control type in the report's terms, other values as is."""
+    if column == N.dose_column([column]):
+        return N.fmt_dose(value, N.dose_unit(column))
+    if column == "Metadata_control_type":
+        return control_type(value) + ("" if control_type(value) == str(value) else f" ({value})")
+    return N.fmt_value(value)
+
+
 def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
     out = {}
     sites = data.sites[data.sites["Metadata_Plate"].astype(str) == plate]
     ranges = data.ranges.get(plate)
     for well, grp in sites.groupby("Metadata_Well", sort=True):
         w = by.loc[str(well)]
-        meta = {c.removeprefix("Metadata_"): str(w[c]) for c in META_SHOWN if c in w and pd.notna(w[c])}
+        meta = {c.removeprefix("Metadata_"): _meta_text(c, w[c]) for c in _meta_columns(w.index)
+                if pd.notna(w[c])}
         recs = []
         for _, r in grp.iterrows():
             t = data.thumbs.get(_key(r))
