@@ -255,7 +255,7 @@ def _training_section(data: RunData, out_dir: Path) -> str:
             svg = training_curves_svg(epochs, name)
             parts.append(f"<details><summary>Per-epoch table ({len(epochs)} epochs)</summary>"
                          f"{H.table(epochs, text_columns=0)}</details>")
-        figs = [H.svg_figure(svg, f"{name}: training curves", 820)] if svg else []
+        figs = [H.svg_figure(svg, f"{name}: training curves (loss and accuracy per epoch)", 860)] if svg else []
         figs += [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png")
                  if (d / f).exists() and not (svg and f == "curves.png")]
         parts.append(H.figures(figs))

@@ -118,7 +118,7 @@ def training_curves_svg(epochs: pd.DataFrame, title: str = "") -> bytes | None:
     if not panels:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.0), squeeze=False)
     x = epochs[ecol].to_numpy()
     for ax, (cols, name) in zip(axes[0], panels):
         for c in cols:
