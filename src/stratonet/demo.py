@@ -242,7 +242,7 @@ FOLDER_WHAT = {
     "evaluate/retrieval/": "mAP (activity, consistency) and NSC accuracy",
     "evaluate/embed/": "UMAP and PCA per feature set",
     "evaluate/compare/": "deep vs classical feature correlation",
-    "evaluate/taps/": "which network depth (tap) separates MoAs best",
+    "evaluate/taps/": "which network depth (tap) separates the MoAs",
     "evaluate/": "evaluation results per feature set",
     "features/classical_assay/": "classical features of the assay plate",
     "synth_assay/": "synthetic dose-series plate (assay stage)",

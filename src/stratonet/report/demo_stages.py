@@ -89,9 +89,9 @@ def _classify_size_note(n_wells: int, counts, small: list[str], test_size: float
     n_test = int(round(test_size * (n_wells - int(counts[small].sum()) if small else n_wells)))
     without = f" (without {', '.join(small)}: fewer than 2 wells)" if small else ""
     console.print(f"  classify: {n_wells} wells in {len(counts)} MoA classes{without}; the {test_size:.0%} test set "
-                  f"holds {n_test} wells, fewer than {SMALL_TEST}, so the classifier figures test the pipeline, "
-                  "not the features. A screen needs hundreds of wells; the train stage's CNN below is validated on "
-                  "40 wells.", highlight=False)
+                  f"holds {n_test} wells, fewer than {SMALL_TEST}: its classifier figures test the pipeline, "
+                  "not the features. A screen needs hundreds of wells (the CNN of the train stage below is "
+                  "validated on 40 wells).", highlight=False)
 
 
 def evaluate_stage(ctx) -> None:
