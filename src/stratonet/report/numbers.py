@@ -291,7 +291,7 @@ def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
     """One line for the classes trained on but absent from the test set (their F1 is not a measurement), naming the
     feature sets where it happens, and one for CV folds lacking a class."""
     absent: dict[tuple, list[str]] = {}
-    lacking_lines = []
+    lacking: dict[str, list[str]] = {}  # what the folds lack -> feature sets
     for fs, m in classify.items():
         for clf in (m.get("classifiers") or {}):
             sup = _support(dirs.get(fs, Path("/nonexistent")), clf)
@@ -301,17 +301,17 @@ def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
             if names:
                 absent.setdefault(names, []).append(fs)
             break
-        lacking = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
-        if lacking:
-            first = lacking[0]
+        folds = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
+        if folds:
+            first = folds[0]
             missing = ", ".join(map(str, first.get("classes_absent_from_test", [])))
-            lacking_lines.append(f"{fs}: {len(lacking)} CV fold(s) lack a class in their test part "
-                                 f"(e.g. fold {first.get('fold')}: {missing})")
+            what = f"{len(folds)} CV fold(s) lack a class in their test part (e.g. fold {first.get('fold')}: {missing})"
+            lacking.setdefault(what, []).append(fs)
     out = [f'<p class="warn">{len(names)} class(es) absent from the test set of {H.esc(", ".join(sets))} (marked '
            f"<i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
            f"{H.esc(', '.join(names))}</p>" for names, sets in absent.items()]
-    if lacking_lines:
-        out.append('<p class="warn">' + H.esc("; ".join(lacking_lines))
+    if lacking:
+        out.append('<p class="warn">' + H.esc("; ".join(f"{', '.join(sets)}: {what}" for what, sets in lacking.items()))
                    + "; prefer the pooled out-of-fold figures.</p>")
     return "".join(out)
 
