@@ -276,7 +276,7 @@ def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) 
                      for kk in shown if kk in v}}
                  for k, v in data.table_provenance.items()]
     assay = assay or {}
-    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed) | set(data.compare) | set(assay))
+    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed) | set(assay))
     by_set = {s: [k for k, d in (("classify", data.classify), ("retrieval", data.retrieval), ("embed", data.embed),
                                  ("assay", assay)) if s in d] for s in sets}
     listed = ", ".join(f"{s} ({', '.join(by_set[s])})" if by_set[s] else s for s in sets)
