@@ -152,14 +152,14 @@ JS = r"""
     box.appendChild(bar);
     var row = el('div', {'class': 'sites'});
     rec.sites.forEach(function (s) {
-      var card = el('div', {'class': 'site-card'});
+      var card = el('div', {'class': 'site-card'}), hint = '';
       if (s.src) {
         var cv = el('canvas', {'class': 'site', title: 'site ' + s.site});
         var img = new Image(), lines = s.outlines ? new Image() : null, waiting = lines ? 2 : 1;
         var done = function () { if (--waiting === 0) paint(cv, img, lines, channels, outlineRgb(plate)); };
         if (s.full) {
           cv.setAttribute('title', 'site ' + s.site + ': click to enlarge (full resolution, zoom, contrast)');
-          s = Object.assign({}, s, {note: (s.note ? s.note + ' · ' : '') + 'click to enlarge'});
+          hint = ' · click to enlarge';
           cv.addEventListener('click', function () { zoom.open(plate, well, s); });
         }
         img.onload = done; img.src = s.src;
@@ -168,7 +168,7 @@ JS = r"""
       } else {
         card.appendChild(el('p', {'class': 'notrun'}, 'no image: ' + (s.error || 'not read')));
       }
-      card.appendChild(el('div', {}, 'site ' + s.site + (s.note ? ' · ' + s.note : '')));
+      card.appendChild(el('div', {}, 'site ' + s.site + (s.note ? ' · ' + s.note : '') + hint));
       row.appendChild(card);
     });
     box.appendChild(row);
