@@ -28,7 +28,7 @@ def test_demo_and_cli_write_classical_features_in_the_same_shape(tmp_path):
     # one folder, no flat copies beside it
     assert sorted(p.name for p in feats.iterdir()) == ["classical"]
     assert ctx.features["classical"] == feats / "classical" / "site.parquet"
-    assert ctx.outputs["classical features (single cells, sites, wells)"] == feats / "classical"
+    assert ctx.outputs["classical features, synthetic plate (single cells, sites, wells, masks)"] == feats / "classical"
 
     # the CLI with the demo's feature set writes the same files
     cli = tmp_path / "cli"
@@ -61,3 +61,20 @@ def test_outputs_list_names_every_folder(tmp_path):
     every = [Path(p).resolve() for p in [*listed.values(), *extra.values()]]
     for d in (p for p in out.rglob("*") if p.is_dir()):
         assert any(d.resolve() == q or d.resolve() in q.parents or q in d.resolve().parents for q in every), d
+
+
+def test_outputs_list_describes_every_folder(tmp_path):
+    """Issue 26: a folder the stages did not list gets a description, never its own name as one."""
+    from stratonet.demo import describe_unlisted
+
+    out = tmp_path / "demo"
+    for f in ("profiles/deep.parquet", "evaluate/classify/deep/metrics.json", "synth_train/a.tif", "odd/x.txt"):
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / f).write_text("x")
+    outputs: dict = {}
+    describe_unlisted(out, outputs)
+    named = {Path(p).relative_to(out).as_posix() + "/": what for what, p in outputs.items()}
+    assert named["profiles/"].startswith("well profiles") and named["synth_train/"].startswith("synthetic 96-well")
+    assert named["evaluate/"].startswith("evaluation results")
+    assert named["odd/"] == "other files the demo wrote"
+    assert all(what.rstrip("/") != rel.rstrip("/") for rel, what in named.items())

@@ -121,7 +121,7 @@ def test_report_gathers_everything(tmp_path):
     row = clf[(clf.feature_set == "classical") & (clf.classifier == "svm")].iloc[0]
     assert row["accuracy"] == pytest.approx(0.71) and row["cv_macro_f1_sd"] == pytest.approx(0.03)
     assert pd.read_csv(out.parent / "retrieval.csv")["nscb_accuracy"].tolist() == [0.8125, 0.8125]
-    assert "F1 0.780 / acc 0.810" in html  # the classifier x feature-set table
+    assert "F1 0.78 / acc 0.81" in html  # the classifier x feature-set table (3 significant digits, issue 26)
     assert "batch_size: 16" in html  # the run configuration
 
 

@@ -58,7 +58,7 @@ def test_demo_stages_end_to_end(tmp_path):
 
     stage_report(ctx)
     html = ctx.report.read_text()
-    assert ctx.outputs["report"] == ctx.report
+    assert ctx.outputs["report (one self-contained HTML file)"] == ctx.report
     assert 'id="untrained-warning"' in html and "demo settings" in html
     assert "features/deep_real_fov.parquet" in html
     assert "features/classical/site.parquet" in html  # the classical folder's site table is in the overview

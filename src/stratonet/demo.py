@@ -54,7 +54,7 @@ def stage_synth(ctx: DemoContext) -> None:
     make_plate(out, wells=DEMO_WELLS, sites=DEMO_SITES, seed=ctx.seed, size=DEMO_SIZE, plate="DEMO-SYNTH",
                overwrite=True, workers=2)  # ~0.2 CPU s per 540 px site: ~10 CPU s in all
     ctx.synth_dir = out
-    ctx.outputs["synthetic plate"] = out
+    ctx.outputs["synthetic plate (images, load_data.csv)"] = out
 
 
 REAL_FOV_PLATE = "BR00117006"
@@ -140,7 +140,8 @@ def stage_extract_classical(ctx: DemoContext) -> None:
                       f"{man['core_s_per_site']:.1f} core-s/site", highlight=False)
         for note in man["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
-        ctx.outputs[f"{name} features (single cells, sites, wells)"] = out
+        what = "synthetic plate" if name == "classical" else "real JUMP FOV"
+        ctx.outputs[f"classical features, {what} (single cells, sites, wells, masks)"] = out
     # profiled from the site table (median of the cells), as `stratonet profile FOLDER/site.parquet` would
     profiled = "classical" if ctx.synth_index is not None else "classical_real"
     ctx.features["classical"] = feats / profiled / "site.parquet"
@@ -155,7 +156,7 @@ def stage_extract_pixel(ctx: DemoContext) -> None:
         raise NotAvailableError("extract pixel (no index)")
     out = ctx.out / "features" / "pixel.parquet"
     ctx.features["pixel"] = extract_pixel(index, out, size=16)
-    ctx.outputs["features (pixel)"] = ctx.features["pixel"]
+    ctx.outputs["pixel features (16 x 16 baseline)"] = ctx.features["pixel"]
 
 
 def stage_profile(ctx: DemoContext) -> None:
@@ -198,8 +199,10 @@ def stage_train(ctx: DemoContext) -> None:
                           grayscale=False, size=64, crop=56, epochs=DEMO_TRAIN_EPOCHS, batch_size=16,
                           group_by="well", seed=ctx.seed, name="treatment_cnn3")
     metrics = train_treatment(cfg)
-    ctx.outputs["train (treatment CNN)"] = cfg.run_dir()
-    ctx.outputs["train metrics"] = cfg.run_dir() / "metrics.json"
+    ctx.outputs["training plate (96 wells, 256 px)"] = plate_dir
+    ctx.outputs["index (training plate)"] = index_path
+    ctx.outputs["treatment CNN: weights, curves, confusion matrix"] = cfg.run_dir()
+    ctx.outputs["treatment CNN: metrics"] = cfg.run_dir() / "metrics.json"
     if metrics["collapsed"]:
         console.print("[yellow]train: the demo CNN collapsed onto one class (see metrics.json)[/]")
 
@@ -232,6 +235,21 @@ STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
 ]
 
 
+#: What the folders the stages write without listing them hold (the outputs list describes every line).
+FOLDER_WHAT = {
+    "profiles/": "well profiles per feature set (normalised against DMSO)",
+    "evaluate/classify/": "classifier metrics, predictions, confusion matrices",
+    "evaluate/retrieval/": "mAP (activity, consistency) and NSC accuracy",
+    "evaluate/embed/": "UMAP and PCA per feature set",
+    "evaluate/compare/": "deep vs classical feature correlation",
+    "evaluate/taps/": "which network depth (tap) separates the MoAs",
+    "evaluate/": "evaluation results per feature set",
+    "features/classical_assay/": "classical features of the assay plate",
+    "synth_assay/": "synthetic dose-series plate (assay stage)",
+    "synth_train/": "synthetic 96-well training plate",
+    "index/": "index tables (one row per site)",
+    "report/": "tables beside the report (CSV)",
+}
 #: Files that go with a listed output and need no line of their own.
 _COMPANIONS = (".manifest.json", ".scaling.json", ".config.yaml", ".log", ".errors.csv", ".errors.parquet", ".lock")
 
@@ -264,12 +282,21 @@ def unlisted_folders(out: Path, listed) -> dict[str, Path]:
     return found
 
 
+def describe_unlisted(out: Path, outputs: dict[str, Path]) -> None:
+    """Add every folder the outputs list does not cover to ``outputs``, described by :data:`FOLDER_WHAT` (a folder
+    is never its own description)."""
+    for rel, path in unlisted_folders(out, outputs.values()).items():
+        what = FOLDER_WHAT.get(rel, "other files the demo wrote")
+        outputs[what if what not in outputs else f"{what} ({rel})"] = path
+
+
 def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     """Run every available stage; print what was written and where."""
     ctx = DemoContext(out=Path(out), seed=seed)
     ctx.out.mkdir(parents=True, exist_ok=True)
     log_to_file(ctx.out / "stratonet.log")
     timings: list[tuple[str, str]] = []
+    t_start = time.perf_counter()
     for name, fn in STAGES:
         t0 = time.perf_counter()
         console.rule(f"[bold]{name}")
@@ -282,9 +309,20 @@ def run_demo(out: str | Path = "stratonet-demo", seed: int = 0) -> DemoContext:
     console.rule("[bold]demo finished")
     for name, t in timings:
         console.print(f"  {name:<20} {t}")
-    ctx.outputs.update(unlisted_folders(ctx.out, ctx.outputs.values()))  # every folder written is listed
+    describe_unlisted(ctx.out, ctx.outputs)  # every folder written is listed, with what it holds
     print_outputs(ctx.out, ctx.outputs, ctx.report)
+    _finish(ctx, time.perf_counter() - t_start)
     return ctx
+
+
+def _finish(ctx: DemoContext, wall: float) -> None:
+    """How to open the report, and how long the demo took (with the machine's load, which the time depends on)."""
+    if ctx.report is not None:
+        console.print(f"Open it (or serve it from a remote machine) with: stratonet view {ctx.out}",
+                      soft_wrap=True, highlight=False)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(f"Demo wall time: {int(wall // 60)} min {wall % 60:.0f} s on {os.cpu_count()} CPU cores "
+                  f"(1-min load average at the end: {load:.1f})", highlight=False)
 
 
 def print_outputs(out: Path, outputs: dict[str, Path], report: Path | None) -> None:

@@ -61,12 +61,16 @@ class ResourceMonitor:
     """Sample this process tree's CPU % and system memory % in a background thread.
 
     Use as a context manager; ``summary()`` gives wall time and average / max of each figure.
-    CPU % is per machine (100 = all cores busy), as the thesis's Appendix C reports it.
+    ``cpu_pct_*`` is this process tree's CPU time as a share of the machine (100 = all cores busy by this run), as
+    the thesis's Appendix C reports it; ``machine_cpu_pct_*`` is the whole machine's (other users included), so a
+    shared machine's load does not pass for the run's. A run shorter than one sampling interval has no samples: NaN,
+    never a made-up figure.
     """
 
     def __init__(self, interval: float = 0.5):
         self.interval = interval
         self.cpu: list[float] = []
+        self.machine_cpu: list[float] = []
         self.mem: list[float] = []
         self.rss_gb: list[float] = []
         self._stop = threading.Event()
@@ -83,13 +87,32 @@ class ResourceMonitor:
                 pass
         return total / 2**30
 
+    @staticmethod
+    def _tree_cpu_s(proc) -> float:
+        """CPU seconds of this process, its waited-for children and its live descendants."""
+        t = proc.cpu_times()
+        total = t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        for p in proc.children(recursive=True):
+            try:
+                c = p.cpu_times()
+                total += c.user + c.system
+            except Exception:  # exited between the listing and the read
+                pass
+        return total
+
     def _run(self) -> None:
         import psutil
 
         proc = psutil.Process()
         psutil.cpu_percent(None)
+        ncpu = psutil.cpu_count() or 1
+        last_t, last_cpu = time.perf_counter(), self._tree_cpu_s(proc)
         while not self._stop.wait(self.interval):
-            self.cpu.append(psutil.cpu_percent(None))
+            now, cpu_s = time.perf_counter(), self._tree_cpu_s(proc)
+            # a child that exits unwaited takes its CPU time with it: clip at 0, never a negative share
+            self.cpu.append(max(0.0, 100.0 * (cpu_s - last_cpu) / max(1e-9, now - last_t) / ncpu))
+            last_t, last_cpu = now, cpu_s
+            self.machine_cpu.append(psutil.cpu_percent(None))
             self.mem.append(psutil.virtual_memory().percent)
             self.rss_gb.append(self._tree_rss(proc))
 
@@ -115,10 +138,12 @@ class ResourceMonitor:
             return (float(np.mean(xs)), float(np.max(xs))) if xs else (float("nan"), float("nan"))
 
         cpu_avg, cpu_max = stats(self.cpu)
+        mcpu_avg, mcpu_max = stats(self.machine_cpu)
         mem_avg, mem_max = stats(self.mem)
         rss_avg, rss_max = stats(self.rss_gb)
         return {
             "wall_s": wall, "cpu_pct_avg": cpu_avg, "cpu_pct_max": cpu_max,
+            "machine_cpu_pct_avg": mcpu_avg, "machine_cpu_pct_max": mcpu_max,
             "mem_pct_avg": mem_avg, "mem_pct_max": mem_max, "rss_gb_avg": rss_avg, "rss_gb_max": rss_max,
         }
 

@@ -122,8 +122,8 @@ def segment_row(row: dict, image: np.ndarray, channels: list[str], cfg: Classica
         cyto_chs = [c for c in channels if c != cfg.dna_channel]
     if missing and "Cells" not in external:  # cells are grown only when no cell labels are given
         notes.append(
-            f"cell channel(s) {missing} of --cell-channels {','.join(cfg.cell_channels)} absent; cells grown on "
-            f"{cyto_chs or 'nothing (nuclei dilated)'}"
+            f"cell channel(s) {', '.join(missing)} of --cell-channels {','.join(cfg.cell_channels)} absent; cells "
+            f"grown on {', '.join(cyto_chs) or 'nothing (nuclei dilated)'}"
         )
     cyto = np.mean([image[channels.index(c)] for c in cyto_chs], axis=0) if cyto_chs else None
     if external:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from stratonet.report import html as H
+from stratonet.report import numbers as N
 
 SECTION = ("assay", "Assay quality, dose-response and hits")
 
@@ -85,14 +86,12 @@ def assay_section(run: str | Path, out_dir: Path | None = None) -> str:
         warns = m.get("warnings") or []
         if warns:
             parts.append('<ul class="muted">' + "".join(f"<li>{H.esc(w)}</li>" for w in warns[:12]) + "</ul>")
+        parts.append(_notices(m))
         parts.append(H.figures([H.figure(d / "control_distributions.png", f"{fs}: control readout distributions", 520),
-                                H.figure(d / "dose_curves.png", f"{fs}: dose-response (4PL)", 760)
-                                if (d / "dose_curves.png").exists() else H.not_run("no dose curves")]))
+                                _dose_figure(d, m, fs)]))
         if (d / "dose_fits.csv").exists():
-            dose = pd.read_csv(d / "dose_fits.csv")
-            cols = [c for c in ("plate", "compound", "status", "ec50", "ec50_lo", "ec50_hi", "hill", "top", "bottom",
-                                "r2", "spearman_dose", "n_wells", "n_doses", "note") if c in dose.columns]
-            parts.append("<h4>Dose-response fits</h4>" + H.table(dose[cols], text_columns=3))
+            parts.append("<h4>Dose-response fits</h4>" + H.table(_dose_table(pd.read_csv(d / "dose_fits.csv"), m),
+                                                                  text_columns=3))
         if (d / "hits.csv").exists():
             hits = pd.read_csv(d / "hits.csv")
             keep = [c for c in ("plate", "Metadata_Well", "role", "score", "activity", "p_value", "q_value")
@@ -104,5 +103,68 @@ def assay_section(run: str | Path, out_dir: Path | None = None) -> str:
                                                      if len(hits) else H.not_run("no hits")))
         if (d / "hits_vs_map.csv").exists():
             parts.append("<h4>Hits beside copairs phenotypic-activity mAP, per treatment</h4>"
-                         + H.table(pd.read_csv(d / "hits_vs_map.csv"), text_columns=2))
+                         + H.table(_treatment_labels(pd.read_csv(d / "hits_vs_map.csv"), m), text_columns=2))
     return "".join(parts)
+
+
+def _notices(m: dict) -> str:
+    """Dose curves skipped (and why) and readouts that disagree, when the metrics carry them (older or newer
+    versions of evaluate assay may not)."""
+    items = []
+    for plate, p in (m.get("plates") or {}).items():
+        if isinstance(p, dict) and p.get("dose_skipped"):
+            items.append(f"plate {plate}: no dose-response curve ({p['dose_skipped']})")
+    for where, holder in [("", m)] + [(f"plate {k}: ", v) for k, v in (m.get("plates") or {}).items()
+                                      if isinstance(v, dict)]:
+        for k, v in holder.items():
+            if "disagree" in str(k).lower() and v not in (None, "", [], {}):
+                text = v if isinstance(v, str) else json.dumps(v, default=str)[:400]
+                items.append(f"{where}{k.replace('_', ' ')}: {text}")
+    return ('<ul class="warnlist">' + "".join(f"<li>{H.esc(i)}</li>" for i in items) + "</ul>") if items else ""
+
+
+def _dose_figure(d: Path, m: dict, fs: str) -> str:
+    """The dose-response panels as SVG redrawn from well_scores.csv and dose_fits.csv (dose units on the axis);
+    evaluate's PNG when the tables do not allow it."""
+    from stratonet.report.figures import dose_curves_svg
+
+    if not (d / "dose_fits.csv").exists():
+        skipped = "; ".join(str(p.get("dose_skipped")) for p in (m.get("plates") or {}).values()
+                            if isinstance(p, dict) and p.get("dose_skipped"))
+        return H.not_run(f"no dose curves ({skipped or 'no dose_fits.csv'})")
+    dose, comp = m.get("dose_column"), m.get("compound_column")
+    svg = None
+    if dose and comp and (d / "well_scores.csv").exists():
+        svg = dose_curves_svg(pd.read_csv(d / "well_scores.csv"), pd.read_csv(d / "dose_fits.csv"), dose, comp,
+                              log_dose=m.get("dose_scale") == "log", title=f"{fs}: {m.get('primary_readout', '')}")
+    if svg is not None:
+        panels = min(3, len(pd.read_csv(d / "dose_fits.csv")))
+        return H.svg_figure(svg, f"{fs}: dose-response (4PL fit; dashed: EC50; dotted: control medians)",
+                            460 * max(1, panels))
+    return H.figure(d / "dose_curves.png", f"{fs}: dose-response (4PL)", 760)
+
+
+def _dose_table(dose: pd.DataFrame, m: dict) -> pd.DataFrame:
+    """The fit table with the dose unit in the EC50 headers."""
+    unit = N.dose_unit(m.get("dose_column"))
+    cols = [c for c in ("plate", "compound", "status", "ec50", "ec50_lo", "ec50_hi", "hill", "top", "bottom",
+                        "r2", "spearman_dose", "n_wells", "n_doses", "note") if c in dose.columns]
+    out = dose[cols]
+    if "note" in out.columns:
+        out = out.assign(**{"why:note": "none: the fit converged"})
+    names = {"ec50": f"EC50 ({unit})", "ec50_lo": f"EC50 95% lo ({unit})", "ec50_hi": f"EC50 95% hi ({unit})"}
+    return out.rename(columns=names)
+
+
+def _treatment_labels(tab: pd.DataFrame, m: dict) -> pd.DataFrame:
+    """``PI3Ki@3`` keys as ``PI3Ki @ dose index 3`` / ``thapsigargin @ 0.027 µM``, sorted by compound and dose."""
+    if "Metadata_treatment" not in tab.columns:
+        return tab
+    unit = N.dose_unit(m.get("dose_column"))
+    has_dose = bool(m.get("dose_column"))
+    tab = tab.iloc[[i for i, _ in sorted(enumerate(tab["Metadata_treatment"]),
+                                         key=lambda x: N.treatment_sort_key(x[1]))]]
+    labels = [N.treatment_label(*(N.split_treatment_key(k) if has_dose else (k, None)), unit)
+              for k in tab["Metadata_treatment"]]
+    return tab.drop(columns=["Metadata_treatment"]).assign(treatment=labels)[
+        ["treatment"] + [c for c in tab.columns if c != "Metadata_treatment"]]

@@ -16,6 +16,7 @@ from stratonet import __version__
 from stratonet.report import html as H
 from stratonet.report import numbers as N
 from stratonet.report.assay_section import SECTION as ASSAY_SECTION, assay_metrics, assay_section
+from stratonet.report.figures import training_curves_svg
 from stratonet.report.collect import (
     RunData, classifier_table, collect_run, resources_table, retrieval_table, training_table, untrained_labels,
 )
@@ -131,7 +132,7 @@ def _classifiers_section(data: RunData, out_dir: Path, metrics: dict) -> str:
 
 
 def _confusion_section(data: RunData) -> str:
-    items = []
+    items, sizes = [], {}
     for fs, d in data.dirs.get("classify", {}).items():
         for png in sorted(d.glob("confusion_*.png")):
             clf = png.stem.removeprefix("confusion_")
@@ -140,10 +141,17 @@ def _confusion_section(data: RunData) -> str:
                 counts = pd.read_csv(csv, index_col=0)
                 counts.columns = counts.columns.astype(str)
                 counts.index = counts.index.astype(str)
+                sizes[f"{fs}: {clf}"] = int(counts.to_numpy().sum())
                 items.append(N.confusion_html(counts, f"{fs}: {clf}"))
             else:
                 items.append(H.figure(png, f"{fs}: {clf}", 320))
-    return H.figures(items) if items else H.not_run("not run: no confusion matrices (evaluate classify)")
+    if not items:
+        return H.not_run("not run: no confusion matrices (evaluate classify)")
+    if sizes and max(sizes.values()) < N.SMALL_TEST:  # a matrix of a handful of samples is not worth reading
+        return (H.not_run(f"{len(items)} confusion matrices of {max(sizes.values())} test samples or fewer each: too "
+                          f"few to read (fewer than {N.SMALL_TEST}); open them below if you must")
+                + f"<details><summary>{len(items)} confusion matrices</summary>{H.figures(items)}</details>")
+    return H.figures(items)
 
 
 def _embeddings_section(data: RunData) -> str:
@@ -180,10 +188,13 @@ def _correlation_section(data: RunData) -> str:
     return H.table(pd.DataFrame(rows)) + H.figures(figs)
 
 
-def _retrieval_section(data: RunData, out_dir: Path) -> str:
+def _retrieval_section(data: RunData, out_dir: Path, assay: dict | None = None) -> str:
     tab = retrieval_table(data.retrieval)
     if tab.empty:
-        return H.not_run("not run: no evaluate/retrieval/<feature_set>/metrics.json in this run")
+        with_map = sorted(k for k, m in (assay or {}).items() if isinstance(m, dict) and m.get("map_activity"))
+        also = (f" (evaluate assay computed the phenotypic-activity mAP of {', '.join(with_map)}: see the assay "
+                "section)" if with_map else "")
+        return H.not_run(f"not run: no evaluate/retrieval/<feature_set>/metrics.json in this run{also}")
     tab.to_csv(out_dir / "retrieval.csv", index=False)
     for col, key in (("nsc_accuracy", "nsc"), ("nscb_accuracy", "nscb")):
         tab[f"why:{col}"] = [(m.get("skipped") or {}).get(key) or ("no profile evaluable (a compound alone in its MoA"
@@ -222,8 +233,10 @@ def _resources_section(data: RunData, out_dir: Path) -> str:
     if tab.empty:
         return H.not_run("not run: no *.manifest.json (extract) in this run")
     tab.to_csv(out_dir / "resources.csv", index=False)
-    return "<p>From the extraction manifests (wall time, throughput, CPU % and memory % of the machine).</p>" + \
-        H.table(tab, digits=2)
+    return ("<p>From the extraction manifests: wall time, throughput, CPU % of this run's processes (100 = every core "
+            "of the machine busy with this run), the whole machine's CPU % (other users included, when recorded) "
+            "and memory %.</p>") + \
+        H.table(tab)
 
 
 def _training_section(data: RunData, out_dir: Path) -> str:
@@ -232,13 +245,19 @@ def _training_section(data: RunData, out_dir: Path) -> str:
     tab = training_table(data.training)
     tab.to_csv(out_dir / "training.csv", index=False)
     parts = [N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
-             .replace("the test set", "the validation set"),
+             .replace("Test sets", "Validation sets"),
              H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")
+        svg = None
         if (d / "epochs.csv").exists():
-            parts.append(H.table(pd.read_csv(d / "epochs.csv"), text_columns=0))
-        figs = [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png") if (d / f).exists()]
+            epochs = pd.read_csv(d / "epochs.csv")
+            svg = training_curves_svg(epochs, name)
+            parts.append(f"<details><summary>Per-epoch table ({len(epochs)} epochs)</summary>"
+                         f"{H.table(epochs, text_columns=0)}</details>")
+        figs = [H.svg_figure(svg, f"{name}: training curves (loss and accuracy per epoch)", 860)] if svg else []
+        figs += [H.figure(d / f, f"{name}: {f[:-4]}", 460) for f in ("curves.png", "confusion.png")
+                 if (d / f).exists() and not (svg and f == "curves.png")]
         parts.append(H.figures(figs))
     return "".join(parts)
 
@@ -250,18 +269,28 @@ def _config_section(data: RunData) -> str:
                    for rel, text in data.configs.items())
 
 
-def _overview(data: RunData, status: dict[str, str]) -> str:
+def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) -> str:
     shown = ("feature_set", "model", "weights", "channels", "error")
     prov_rows = [{"file": k, **data.table_shapes.get(k, {}),
                   **{kk: (", ".join(map(str, v[kk])) if isinstance(v[kk], list) else str(v[kk]))
                      for kk in shown if kk in v}}
                  for k, v in data.table_provenance.items()]
-    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed))
+    assay = assay or {}
+    sets = sorted(set(data.classify) | set(data.retrieval) | set(data.embed) | set(assay))
+    by_set = {s: [k for k, d in (("classify", data.classify), ("retrieval", data.retrieval), ("embed", data.embed),
+                                 ("assay", assay)) if s in d] for s in sets}
+    listed = ", ".join(f"{s} ({', '.join(by_set[s])})" if by_set[s] else s for s in sets)
     st = pd.DataFrame([{"section": t, "status": status.get(sid, "")} for sid, t in _all_sections()
                        if sid != "overview"])
     return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
-            f"{H.esc(', '.join(sets) or 'none')}.</p>" + H.table(st, text_columns=2)
+            f"{H.esc(listed or 'none')}.</p>" + H.table(st, text_columns=2)
             + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
+
+
+def _status(body: str) -> str:
+    """'not run' for a section that is only a note; 'ok' once it shows anything (a figure, a table, a map)."""
+    shows = any(tag in body for tag in ("<figure", "<table", "<svg", "<img"))
+    return "not run" if body.startswith('<p class="notrun">') and not shows else "ok"
 
 
 def _plates_summary(plates) -> dict:
@@ -316,7 +345,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "confusion": _confusion_section(data),
         "embeddings": _embeddings_section(data),
         "correlation": _correlation_section(data),
-        "retrieval": _retrieval_section(data, out_dir),
+        "retrieval": _retrieval_section(data, out_dir, assay_metrics(run)),
         "taps": _taps_section(data, out_dir),
         "assay": assay_section(run, out_dir),
         "resources": _resources_section(data, out_dir),
@@ -324,8 +353,8 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
         "config": _config_section(data),
         **{sid: builder(data, out_dir) for sid, _, builder in EXTRA_SECTIONS},
     }
-    status = {sid: ("not run" if body.startswith('<p class="notrun">') else "ok") for sid, body in bodies.items()}
-    bodies["overview"] = _overview(data, status)
+    status = {sid: _status(body) for sid, body in bodies.items()}
+    bodies["overview"] = _overview(data, status, assay_metrics(run))
     order = _all_sections()
     sections = [H.section(sid, t, bodies[sid]) for sid, t in order]
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

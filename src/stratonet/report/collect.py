@@ -178,6 +178,7 @@ RESOURCE_FIELDS = {
     "sites_per_s": ["sites_per_s"],
     "core_s_per_site": ["core_s_per_site"],
     "cpu_pct_avg": ["cpu_pct_avg"], "cpu_pct_max": ["cpu_pct_max"],
+    "machine_cpu_pct_avg": ["machine_cpu_pct_avg"],
     "mem_pct_avg": ["mem_pct_avg"], "mem_pct_max": ["mem_pct_max"],
     "rss_gb_max": ["rss_gb_max"],
     "errors": ["n_errors", "errors"],

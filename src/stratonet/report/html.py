@@ -29,7 +29,7 @@ td.t,th.t{text-align:left}
 .banner{background:#b3261e;color:#fff;padding:14px 28px;font-size:16px;font-weight:600}
 .banner ul{margin:6px 0 0 18px;font-weight:400;font-size:13px}
 .notrun{color:#8a5a00;background:#fff6e0;border:1px solid #f0d9a0;padding:6px 10px;display:inline-block}
-.figs{display:flex;flex-wrap:wrap;gap:14px} figure{margin:0} figcaption{font-size:12px;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:14px} .figs>*{min-width:0;max-width:100%} figure{margin:0} figcaption{font-size:12px;color:#555}
 img{max-width:100%;height:auto;border:1px solid #e3e7eb}
 pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overflow-x:auto}
 .muted{color:#666;font-size:12px}
@@ -38,6 +38,7 @@ pre{background:#f6f8fa;border:1px solid #e3e7eb;padding:8px;font-size:12px;overf
 table.heat td{min-width:26px;text-align:center} table.heat th.rot{writing-mode:vertical-rl;transform:rotate(180deg);
 white-space:nowrap;text-align:left;vertical-align:bottom;max-height:170px}
 details>summary{cursor:pointer}
+ul.warnlist{color:#7a1d12;background:#fdecea;border:1px solid #f3b8ae;padding:6px 10px 6px 28px;font-size:13px}
 """
 
 
@@ -46,15 +47,12 @@ def esc(x: object) -> str:
     return html.escape(str(x), quote=True)
 
 
-def fmt(v: object, digits: int = 3) -> str:
-    """A cell value: floats rounded, NaN/None as an en dash."""
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        return f"{v:.{digits}f}"
-    return str(v)
+def fmt(v: object, digits: int = 3, kind: str = "num") -> str:
+    """A value for display: numbers to ``digits`` significant digits (whole numbers as integers), NaN/None as an
+    en dash; ``kind`` as :func:`stratonet.report.numbers.fmt_value` (``"p"``, ``"sci"``, ``"int"``)."""
+    from stratonet.report.numbers import fmt_value
+
+    return fmt_value(v, kind, digits)
 
 
 def _missing(v: object) -> bool:
@@ -74,8 +72,11 @@ def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: in
     reasons = {c[4:]: c for c in d.columns if str(c).startswith("why:")}
     shown = [c for c in d.columns if not str(c).startswith("why:")]
     head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(shown))
+    from stratonet.report.numbers import fmt_column
+
+    text_of = {c: fmt_column(d[c].tolist(), c, digits) for c in shown}
     body = []
-    for _, row in d.iterrows():
+    for j, (_, row) in enumerate(d.iterrows()):
         cells = []
         for i, c in enumerate(shown):
             v = row[c]
@@ -84,7 +85,7 @@ def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: in
                                                                                                     default_why)
                 text = f'– <span class="why">{esc(r)}</span>'
             else:
-                text = esc(fmt(v, digits))
+                text = esc(text_of[c][j])
             cells.append(f'<td class="{"t" if i < text_columns else ""}">{text}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     more = f'<p class="muted">{len(df) - max_rows} more rows in the CSV.</p>' if len(df) > max_rows else ""

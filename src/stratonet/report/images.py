@@ -72,6 +72,7 @@ class SiteThumb:
     saturated: float = float("nan")  # fraction of pixels at the dtype's (or image's) ceiling, worst channel
     focus: float = float("nan")  # variance of the Laplacian / mean^2 of DNA (else the first channel), full res.
     error: str = ""
+    native: tuple[int, int] = (0, 0)  # (h, w) of the stored image
 
 
 def focus_score(plane: np.ndarray) -> float:
@@ -100,7 +101,6 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
     A site that cannot be read is returned with ``error`` set (the report marks it failed; it never vanishes).
     """
     from stratonet.errors import StratoNetError
-    from stratonet.io import read_image
 
     key = (str(row["Metadata_Plate"]), str(row["Metadata_Well"]), str(row["Metadata_Site"]))
     try:
@@ -109,15 +109,27 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
         return SiteThumb(*key, planes=np.zeros((len(channels), 1, 1), np.float32), error=str(exc).splitlines()[0])
     planes = np.stack([downsample(p, size) for p in raw])
     dna = channels.index("DNA") if "DNA" in channels else 0
-    thumb = SiteThumb(*key, planes=planes, saturated=max(saturation(p) for p in raw), focus=focus_score(raw[dna]))
+    thumb = SiteThumb(*key, planes=planes, saturated=max(saturation(p) for p in raw), focus=focus_score(raw[dna]),
+                      native=(int(raw[0].shape[0]), int(raw[0].shape[1])))
+    thumb.outlines = mask_outlines(mask_files, raw[0].shape, size)
+    return thumb
+
+
+def mask_outlines(mask_files: dict[str, Path] | None, shape: tuple[int, ...], size: int) -> dict[str, np.ndarray]:
+    """Compartment -> outline mask at ``size`` px of each label image that matches the site's ``shape`` (an
+    unreadable or mismatched mask is left out: the site is shown without its outlines)."""
+    from stratonet.errors import StratoNetError
+    from stratonet.io import read_image
+
+    out = {}
     for comp, path in (mask_files or {}).items():
         try:
             labels = read_image(path)
         except StratoNetError:
             continue
-        if labels.shape == raw[0].shape:
-            thumb.outlines[comp] = outline_mask(labels, size)
-    return thumb
+        if labels.shape == shape:
+            out[comp] = outline_mask(labels, size)
+    return out
 
 
 def _load_raw(row, channels: list[str]) -> list[np.ndarray]:
@@ -175,13 +187,38 @@ def composite(scaled: np.ndarray, colours: list[tuple[float, float, float]]) -> 
     return (np.clip(rgb, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
-def draw_outlines(rgb: np.ndarray, outlines: dict[str, np.ndarray]) -> np.ndarray:
-    """Nuclei outlines in cyan, cell outlines in yellow, over a composite."""
+#: Outline colour candidates (name, RGB 0..1); :func:`outline_colours` picks the two farthest from every channel.
+OUTLINE_CANDIDATES = [("white", (1.0, 1.0, 1.0)), ("magenta", (1.0, 0.2, 1.0)), ("cyan", (0.1, 0.9, 0.9)),
+                      ("orange", (1.0, 0.55, 0.0)), ("yellow", (1.0, 0.9, 0.0)), ("red", (1.0, 0.15, 0.1)),
+                      ("violet", (0.6, 0.3, 1.0))]
+
+
+def outline_colours(channels: list[str]) -> dict[str, tuple[str, tuple[float, float, float]]]:
+    """``{"Nuclei": (name, rgb), "Cells": (name, rgb)}``: outline colours that no channel of ``channels`` uses (the
+    two candidates farthest, in RGB, from every channel colour), so an outline never reads as signal."""
+    used = np.asarray(list(channel_colours(channels).values()) or [(0.0, 0.0, 0.0)], np.float32)
+
+    def distance(rgb) -> float:
+        return float(np.min(np.linalg.norm(used - np.asarray(rgb, np.float32), axis=1)))
+
+    ranked = sorted(OUTLINE_CANDIDATES, key=lambda c: -distance(c[1]))
+    return {"Nuclei": ranked[0], "Cells": ranked[1]}
+
+
+def outline_legend(channels: list[str]) -> str:
+    """``nuclei white, cells magenta`` for the plate's channels."""
+    oc = outline_colours(channels)
+    return f"nuclei {oc['Nuclei'][0]}, cells {oc['Cells'][0]}"
+
+
+def draw_outlines(rgb: np.ndarray, outlines: dict[str, np.ndarray], channels: list[str] | None = None) -> np.ndarray:
+    """Nuclei and cell outlines over a composite, in colours no channel uses (:func:`outline_colours`)."""
     out = rgb.copy()
-    for comp, colour in (("Cells", (255, 230, 0)), ("Nuclei", (0, 255, 255))):
+    oc = outline_colours(channels or [])
+    for comp in ("Cells", "Nuclei"):
         m = outlines.get(comp)
         if m is not None and m.shape == out.shape[:2]:
-            out[m] = colour
+            out[m] = [int(round(255 * v)) for v in oc[comp][1]]
     return out
 
 
@@ -194,6 +231,33 @@ def encode(img: np.ndarray, fmt: str = "JPEG", quality: int = 85) -> str:
     Image.fromarray(img).save(buf, format=fmt, **kw)
     mime = "jpeg" if fmt == "JPEG" else "png"
     return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def full_site(row, channels: list[str], ranges: np.ndarray, edge: int, mask_files: dict[str, Path] | None = None,
+              quality: int = 90) -> dict:
+    """One site at (up to) ``edge`` px for the enlarged viewer: each channel a grayscale JPEG scaled with the plate's
+    display range, and the outlines (nuclei 255, cells 128) as a PNG at the same size.
+
+    Returns
+    -------
+    dict
+        ``{"w", "h", "native": [h, w], "ch": [data URI per channel], "outlines": data URI (when masks exist)}`` or
+        ``{"error": reason}``.
+    """
+    from stratonet.errors import StratoNetError
+
+    try:
+        raw = _load_raw(row, channels)
+    except StratoNetError as exc:
+        return {"error": str(exc).splitlines()[0]}
+    planes = np.stack([downsample(p, edge) for p in raw])
+    scaled = scale_planes(planes, ranges) if len(ranges) == len(channels) else planes / max(1e-9, planes.max())
+    out = {"h": int(planes.shape[1]), "w": int(planes.shape[2]), "native": [int(raw[0].shape[0]), int(raw[0].shape[1])],
+           "ch": [encode((np.clip(p, 0, 1) * 255).astype(np.uint8), quality=quality) for p in scaled]}
+    lines = mask_outlines(mask_files, raw[0].shape, edge)
+    if lines:
+        out["outlines"] = encode(outline_layer(lines, planes.shape[1:]), fmt="PNG")
+    return out
 
 
 def sprite(scaled: np.ndarray) -> np.ndarray:

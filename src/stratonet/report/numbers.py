@@ -1,4 +1,9 @@
-"""Honest numbers for the classifier, confusion and correlation sections.
+"""Honest numbers for the report: every number formatted for its kind, and the classifier, confusion and
+correlation sections' figures with their n.
+
+Formatting (one place for the whole report): integers as integers, p / q values and learning rates in scientific
+notation when small, rates and scores to 3 significant digits, doses as numbers with their unit, sorted numerically
+(:func:`fmt_value`, :func:`fmt_column`, :func:`fmt_dose`, :func:`treatment_label`, :func:`dose_unit`).
 
 Every metric carries its n (test samples, classes present of classes trained); cross-validation says how it was
 pooled; a class with no test sample is marked absent; a "–" says why; small test sets are flagged; matrices stay
@@ -7,6 +12,8 @@ readable (at most :data:`MAX_CLASSES` labelled rows, the rest grouped).
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +23,181 @@ from stratonet.report import html as H
 
 MAX_CLASSES = 20
 SMALL_TEST = 30
+
+# --- formatting ---------------------------------------------------------------------------------------------------
+
+#: Column-name words that mark a p / q value (scientific notation below 0.001).
+_P_WORDS = ("p_value", "q_value", "p-value", "q-value", "pvalue", "qvalue", "min_q", "corrected_p")
+#: Column-name words that mark a learning rate or another quantity best read in scientific notation.
+_SCI_WORDS = ("lr", "learning_rate", "weight_decay", "epsilon")
+#: Column names that count things (shown as integers even when stored as floats).
+_INT_WORDS = ("n_", "count", "epoch", "cells", "sites", "wells", "rows", "features", "errors", "hits", "doses",
+              "folds", "support", "plates", "classes", "step")
+
+
+def is_missing(v: object) -> bool:
+    """None, NaN or pandas' NA."""
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(v: float, digits: int = 3) -> str:
+    """A real number to ``digits`` significant digits, without scientific notation between 1e-3 and 1e6 (an exact
+    integer stays an integer: ``1.0`` -> ``1``)."""
+    v = float(v)
+    if not math.isfinite(v):
+        return "–" if math.isnan(v) else ("∞" if v > 0 else "-∞")
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    a = abs(v)
+    if a < 1e-3 or a >= 1e6:
+        return f"{v:.{max(1, digits - 1)}e}"
+    decimals = digits - 1 - math.floor(math.log10(a))
+    if decimals <= 0:
+        return f"{v:.0f}"
+    text = f"{v:.{decimals}f}"
+    short = text.rstrip("0").rstrip(".")
+    return text if float(short) == int(float(short)) else short  # 0.9999 -> "1.00", never a falsely exact "1"
+
+
+def fmt_p(p: object) -> str:
+    """A p or q value: 2 significant digits, scientific notation below 0.001 (``3.2e-05``), never ``0.000``."""
+    if is_missing(p):
+        return "–"
+    p = float(p)
+    if p == 0:
+        return "0"
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+
+
+def fmt_sci(v: object) -> str:
+    """A learning rate or similar: ``1e-04``, ``3e-03`` (never ``0.000``)."""
+    if is_missing(v):
+        return "–"
+    v = float(v)
+    return "0" if v == 0 else f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
+
+
+def column_kind(name: object) -> str:
+    """How a column's numbers are shown: ``"p"``, ``"sci"``, ``"int"`` or ``"num"``, from its name."""
+    n = str(name).lower()
+    if any(w in n for w in ("fraction", "rate", "share", "ratio", "mean", "median", "pct", "per_")):
+        return "sci" if n.endswith(("_lr", "learning_rate")) else ("p" if any(w in n for w in _P_WORDS) else "num")
+    words = n.replace(" ", "_").replace("(", "_").replace(")", "_").split("_")
+    if any(w in n for w in _P_WORDS) or words[-1] in ("p", "q") or words[0] in ("p", "q"):
+        return "p"
+    if any(w in words for w in _SCI_WORDS):
+        return "sci"
+    if any(n.startswith(w) or w in words or n.endswith(w) for w in _INT_WORDS):
+        return "int"
+    return "num"
+
+
+def fmt_value(v: object, kind: str = "num", digits: int = 3) -> str:
+    """One value for a table cell or label by kind (see :func:`column_kind`); text is returned as it is."""
+    if is_missing(v):
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if not isinstance(v, (int, float, np.integer, np.floating)):
+        return str(v)
+    if kind == "p":
+        return fmt_p(v)
+    if kind == "sci":
+        return fmt_sci(v)
+    if kind == "int" and float(v) == int(v):
+        return str(int(v))
+    return fmt_num(v, digits)
+
+
+def fmt_column(values, name: object, digits: int = 3) -> list[str]:
+    """A whole column formatted by its name's kind; a column whose numbers are all whole is shown as integers."""
+    vals = list(values)
+    kind = column_kind(name)
+    nums = [float(v) for v in vals if isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_)) and not is_missing(v)]
+    if kind == "num" and nums and all(x == int(x) for x in nums):
+        kind = "int"
+    return [fmt_value(v, kind, digits) for v in vals]
+
+
+#: Dose-column units, from the column name (``Metadata_concentration_uM`` or ``..._nM``); the field's default is µM.
+_UNIT_SUFFIXES = {"um": "µM", "µm": "µM", "nm": "nM", "mm": "mM", "pm": "pM", "m": "M"}
+
+
+def dose_unit(column: str | None, unit: str | None = None) -> str:
+    """The unit of a dose column: ``unit`` when given, ``"dose index"`` for an ``*index*`` column (no unit), the
+    suffix of ``*_uM`` / ``*_nM`` names, else µM (the synthetic plates' and JUMP's concentration unit)."""
+    if unit:
+        return unit
+    c = str(column or "").lower()
+    if "mmoles_per_liter" in c:
+        return "mM"
+    if "index" in c or "step" in c or "level" in c:
+        return "dose index"
+    suffix = c.rsplit("_", 1)[-1]
+    return _UNIT_SUFFIXES.get(suffix, "µM")
+
+
+def dose_column(columns) -> str | None:
+    """The dose column of a table: the profile stage's concentration columns first, else a ``Metadata_*dose*`` or
+    ``Metadata_*concentration*`` column (e.g. BBBC013's ``Metadata_dose_index``)."""
+    from stratonet.profile.controls import CONCENTRATION_COLUMNS
+
+    cols = list(columns)
+    found = next((c for c in CONCENTRATION_COLUMNS if c in cols), None)
+    return found or next((c for c in cols if str(c).startswith("Metadata_")
+                          and any(w in str(c).lower() for w in ("dose", "concentration"))), None)
+
+
+def fmt_dose(v: object, unit: str = "µM") -> str:
+    """A dose with its unit: ``0.027 µM`` (3 significant digits), ``dose index 3`` for a unitless index."""
+    if is_missing(v):
+        return "no dose"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if unit == "dose index":
+        return f"dose index {fmt_num(x)}"
+    return f"{fmt_num(x)} {unit}"
+
+
+def treatment_label(compound: object, dose: object = None, unit: str = "µM") -> str:
+    """``thapsigargin @ 0.027 µM``; the compound alone when there is no dose."""
+    name = "unknown" if is_missing(compound) else str(compound)
+    return name if is_missing(dose) else f"{name} @ {fmt_dose(dose, unit)}"
+
+
+def split_treatment_key(key: str) -> tuple[str, float | None]:
+    """``'PI3Ki@3'`` (evaluate's compound@dose key) -> ``('PI3Ki', 3.0)``; a key without a number -> (key, None)."""
+    name, _, dose = str(key).rpartition("@")
+    if not name:
+        return str(key), None
+    try:
+        return name, float(dose)
+    except ValueError:
+        return str(key), None
+
+
+def treatment_sort_key(label: object) -> tuple:
+    """Sort key of a treatment key or label: compound, then dose as a number (``x @ 0.3 µM`` before ``x @ 10 µM``,
+    ``x@2`` before ``x@10``); labels without a dose first within their compound."""
+    text = str(label)
+    if " @ " in text:
+        name, _, dose_text = text.partition(" @ ")
+        m = re.search(r"-?\d+(?:\.\d*)?(?:e-?\d+)?", dose_text)
+        dose = float(m.group(0)) if m else None
+    else:
+        name, dose = split_treatment_key(text)
+    return (name.strip(), dose is not None, dose if dose is not None else 0.0, text)
+
+
+def sort_treatments(labels) -> list:
+    """Treatment keys or labels sorted by compound, then numerically by dose."""
+    return sorted(labels, key=treatment_sort_key)
 
 
 def _support(d: Path, clf: str) -> pd.DataFrame | None:
@@ -82,38 +264,55 @@ def drop_unused_cv_columns(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in cv_cols if table[c].isna().all()])
 
 
-def small_n_warnings(table: pd.DataFrame) -> str:
-    """A loud line per feature set whose test set has fewer than :data:`SMALL_TEST` samples."""
-    out = []
+def small_n(table: pd.DataFrame) -> dict[str, int]:
+    """Feature set -> its smallest test set, for the sets under :data:`SMALL_TEST` samples."""
+    out = {}
     for fs, grp in table.groupby("feature_set", sort=False):
         n = grp["n_test"].dropna()
         if not n.empty and int(n.min()) < SMALL_TEST:
-            out.append(f'<p class="warn" id="small-n-{H.esc(fs)}">{H.esc(fs)}: the test set has only {int(n.min())} '
-                       f"samples (fewer than {SMALL_TEST}); one sample moves accuracy by "
-                       f"{1 / int(n.min()):.2f}, so these figures mean little.</p>")
-    return "".join(out)
+            out[str(fs)] = int(n.min())
+    return out
+
+
+def small_n_warnings(table: pd.DataFrame) -> str:
+    """One loud line naming every feature set whose test set has fewer than :data:`SMALL_TEST` samples."""
+    small = small_n(table)
+    if not small:
+        return ""
+    ns = sorted(set(small.values()))
+    sets = ", ".join(f"{fs} ({n})" for fs, n in small.items()) if len(ns) > 1 else ", ".join(small)
+    n = ns[0]
+    return (f'<p class="warn" id="small-n">Test sets of fewer than {SMALL_TEST} samples '
+            f"({'n = ' + str(n) + ': ' if len(ns) == 1 else 'n: '}{H.esc(sets)}): one sample moves accuracy by "
+            f"{fmt_num(1 / n, 2)}, so these figures are anecdotes, not measurements.</p>")
 
 
 def absent_classes(classify: dict[str, dict], dirs: dict[str, Path]) -> str:
-    """Per feature set, the classes trained on but absent from the test set (their F1 is not a measurement)."""
-    out = []
+    """One line for the classes trained on but absent from the test set (their F1 is not a measurement), naming the
+    feature sets where it happens, and one for CV folds lacking a class."""
+    absent: dict[tuple, list[str]] = {}
+    lacking: dict[str, list[str]] = {}  # what the folds lack -> feature sets
     for fs, m in classify.items():
         for clf in (m.get("classifiers") or {}):
             sup = _support(dirs.get(fs, Path("/nonexistent")), clf)
             if sup is None:
                 continue
-            absent = sup.loc[sup["support"] == 0, "class"].astype(str).tolist()
-            if absent:
-                out.append(f'<p class="warn">{H.esc(fs)}: {len(absent)} class(es) absent from the test set '
-                           f"(marked <i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
-                           f"{H.esc(', '.join(absent))}</p>")
+            names = tuple(sup.loc[sup["support"] == 0, "class"].astype(str).tolist())
+            if names:
+                absent.setdefault(names, []).append(fs)
             break
-        lacking = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
-        if lacking:
-            first = lacking[0]
-            absent = ", ".join(map(str, first.get("classes_absent_from_test", [])))
-            out.append(f'<p class="warn">{H.esc(fs)}: {len(lacking)} CV fold(s) lack a class in their test part '
-                       f"(e.g. fold {first.get('fold')}: {H.esc(absent)}); prefer the pooled out-of-fold figures.</p>")
+        folds = (m.get("protocol") or {}).get("cv_folds_lacking_classes") or []
+        if folds:
+            first = folds[0]
+            missing = ", ".join(map(str, first.get("classes_absent_from_test", [])))
+            what = f"{len(folds)} CV fold(s) lack a class in their test part (e.g. fold {first.get('fold')}: {missing})"
+            lacking.setdefault(what, []).append(fs)
+    out = [f'<p class="warn">{len(names)} class(es) absent from the test set of {H.esc(", ".join(sets))} (marked '
+           f"<i>absent</i> in the confusion matrices; their zero F1 still enters macro F1): "
+           f"{H.esc(', '.join(names))}</p>" for names, sets in absent.items()]
+    if lacking:
+        out.append('<p class="warn">' + H.esc("; ".join(f"{', '.join(sets)}: {what}" for what, sets in lacking.items()))
+                   + "; prefer the pooled out-of-fold figures.</p>")
     return "".join(out)
 
 

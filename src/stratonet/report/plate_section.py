@@ -18,15 +18,28 @@ import pandas as pd
 
 from stratonet.report import html as H
 from stratonet.report import images as I
+from stratonet.report import numbers as N
 from stratonet.report import plates as P
 from stratonet.report.viewer import JS
 
 SITE_KEYS = P.SITE_KEYS
-META_SHOWN = ["Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_moa",
-              "Metadata_concentration", "Metadata_control_type", "Metadata_pert_type"]
+META_SHOWN = ["Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022", "Metadata_compound",
+              "Metadata_Compound", "Metadata_moa", "Metadata_concentration", "Metadata_Concentration",
+              "Metadata_mmoles_per_liter", "Metadata_dose", "Metadata_dose_index", "Metadata_control_type",
+              "Metadata_pert_type"]
+#: Compound-name columns for a well's treatment label, most readable first.
+TREATMENT_NAMES = ("Metadata_pert_iname", "Metadata_compound", "Metadata_Compound", "Metadata_broad_sample",
+                   "Metadata_JCP2022", "Metadata_treatment", "Metadata_Treatment")
+#: Control labels of other conventions, shown in the control colours (e.g. BBBC013's metadata).
+CONTROL_ALIASES = {"negative_control": "negcon", "negative": "negcon", "neg": "negcon", "dmso": "negcon",
+                   "positive_control": "poscon", "positive": "poscon", "pos": "poscon", "dose_series": "trt",
+                   "treated": "trt", "treatment": "trt", "sample": "trt"}
 #: Thumbnail edge (px) by number of sites in the run: keeps a 384-well, 4-site plate near 20 MB.
 THUMB_STEPS = ((400, 128), (1600, 80), (10 ** 9, 56))
 MAX_MONTAGE = 48
+#: Channel-pixels of full-resolution images the report embeds for the enlarged site view (about 1 byte each as
+#: JPEG, so ~ 100 MB of HTML at most); a larger screen is embedded at the largest edge that fits, and says so.
+FULLRES_BUDGET = 100_000_000
 
 
 @dataclass
@@ -42,6 +55,7 @@ class PlateData:
     notes: list[str] = field(default_factory=list)
     thumb_px: int = 128
     activity_set: str | None = None
+    map_source: str | None = None  # "evaluate retrieval (deep)" or "evaluate assay (deep)"
 
 
 def _key(row) -> tuple[str, str, str]:
@@ -99,6 +113,7 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
     for tm in table_meta:
         tm["Metadata_Site"] = tm["Metadata_Site"].astype(str)
         sites = sites.merge(tm.drop_duplicates(SITE_KEYS), on=SITE_KEYS, how="left")
+    sites = _merge_profile_labels(sites, run)
     if counts:  # e.g. classical.parquet (synthetic plate) and classical_real.parquet (real FOV)
         c = pd.concat(counts, ignore_index=True).dropna(subset=["Count_Cells"]).drop_duplicates(SITE_KEYS)
         sites = sites.merge(c[SITE_KEYS + ["Count_Cells"]], on=SITE_KEYS, how="left")
@@ -123,6 +138,34 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
         data.channels[str(plate)] = sorted(chans, key=lambda c: order.get(c, len(order)))
     _load_thumbs(data, workers)
     return data
+
+
+def _merge_profile_labels(sites: pd.DataFrame, run: Path) -> pd.DataFrame:
+    """Treatment labels that reached only the well profiles (``profile --platemap``) joined onto the sites by plate
+    and well; a label the index lacks or leaves empty is filled, one the index has is kept."""
+    import pyarrow.parquet as pq
+
+    d = run / "profiles"
+    keys = ["Metadata_Plate", "Metadata_Well"]
+    for path in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # listed as unreadable in the overview
+            continue
+        if not all(k in names for k in keys):
+            continue
+        dose = N.dose_column(names)
+        wanted = [c for c in META_SHOWN + ([dose] if dose else []) if c in names and c not in keys]
+        fill = [c for c in dict.fromkeys(wanted) if c not in sites.columns or sites[c].isna().any()]
+        if not fill:
+            continue
+        lab = pq.read_table(path, columns=keys + fill).to_pandas().astype({k: str for k in keys})
+        lab = lab.drop_duplicates(keys).rename(columns={c: f"{c}__profile" for c in fill})
+        sites = sites.astype({k: str for k in keys}).merge(lab, on=keys, how="left")
+        for c in fill:
+            new = sites.pop(f"{c}__profile")
+            sites[c] = sites[c].where(sites[c].notna(), new) if c in sites.columns else new
+    return sites
 
 
 def _load_thumbs(data: PlateData, workers: int) -> None:
@@ -158,7 +201,8 @@ def well_numbers(data: PlateData, run: Path, retrieval: dict[str, dict]) -> pd.D
                   cells=("Count_Cells", lambda x: float(x.sum()) if x.notna().any() else np.nan),
                   focus=("focus", "mean"), saturated=("saturated", "max")).reset_index()
     wells["failed_fraction"] = wells["failed_sites"] / wells["sites"]
-    meta_cols = [c for c in META_SHOWN if c in s.columns]
+    dose = N.dose_column(s.columns)
+    meta_cols = list(dict.fromkeys([c for c in META_SHOWN if c in s.columns] + ([dose] if dose else [])))
     wells = wells.merge(g[meta_cols].first().reset_index(), on=["Metadata_Plate", "Metadata_Well"], how="left")
     wells = _add_activity(wells, run, retrieval, data)
     return wells
@@ -196,30 +240,72 @@ def _add_activity(wells: pd.DataFrame, run: Path, retrieval: dict[str, dict], da
     dist = dist.rename(columns={"q": "distance_q"}).drop(columns=["p"])
     wells = wells.drop(columns=["distance", "distance_q", "n_negcon"]).merge(
         dist, on=["Metadata_Plate", "Metadata_Well"], how="left")
+    source = _map_source(run, name, retrieval, prof)
+    if source is not None:
+        tab, tcols, what = source
+        keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
+        keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
+                          on="Metadata_treatment", how="left")
+        keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
+        wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
+                                                           on=["Metadata_Plate", "Metadata_Well"], how="left")
+        data.map_source = what
+    else:
+        others = sorted(set(retrieval) - {name})
+        data.notes.append(f"mAP per well: neither evaluate retrieval nor evaluate assay scored the {name} profiles"
+                          + (f" (evaluate retrieval ran on {', '.join(others)})" if others else
+                             f" (run stratonet evaluate retrieval profiles/{name}.parquet)"))
+    return wells
+
+
+def _map_source(run: Path, name: str, retrieval: dict[str, dict], prof: pd.DataFrame):
+    """Per-treatment phenotypic-activity mAP for the ``name`` profiles: evaluate retrieval's map_activity.csv, else
+    evaluate assay's hits_vs_map.csv (the same copairs mAP). Returns (table with Metadata_treatment,
+    mean_average_precision, corrected_p_value; treatment columns; where it came from) or None."""
     ret_dir = run / "evaluate" / "retrieval" / name
     m = retrieval.get(name) or {}
     if (ret_dir / "map_activity.csv").exists() and m.get("treatment"):
         tab = pd.read_csv(ret_dir / "map_activity.csv")
         tcols = [c for c in m["treatment"] if c in prof.columns]
         if tcols and "Metadata_treatment" in tab.columns:
-            keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
-            keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
-                              on="Metadata_treatment", how="left")
-            keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
-            wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
-                                                               on=["Metadata_Plate", "Metadata_Well"], how="left")
-    else:
-        data.notes.append(f"mAP per well: no evaluate/retrieval/{name}/map_activity.csv (run evaluate retrieval)")
-    return wells
+            return tab, tcols, f"evaluate retrieval ({name})"
+    from stratonet.tables import read_provenance
+
+    assay_root = run / "evaluate" / "assay"
+    aliases = [name, str(read_provenance(run / "profiles" / f"{name}.parquet").get("feature_set") or name)]
+    ad = next((assay_root / a for a in aliases if (assay_root / a / "metrics.json").exists()), assay_root / name)
+    if (ad / "hits_vs_map.csv").exists() and (ad / "metrics.json").exists():
+        am = json.loads((ad / "metrics.json").read_text())
+        tcols = [c for c in (am.get("compound_column"), am.get("dose_column")) if c and c in prof.columns]
+        tab = pd.read_csv(ad / "hits_vs_map.csv")
+        if tcols and {"Metadata_treatment", "mean_average_precision"} <= set(tab.columns):
+            q = next((c for c in ("map_q_value", "corrected_p_value") if c in tab.columns), None)
+            tab = tab.assign(corrected_p_value=tab[q] if q else np.nan)
+            return tab, tcols, f"evaluate assay ({name})"
+    return None
 
 
 # --- plate maps + viewer --------------------------------------------------------------------------------------
 
 def _treatment(row) -> str:
-    for c in ("Metadata_pert_iname", "Metadata_broad_sample", "Metadata_JCP2022"):
+    """``compound @ dose unit`` of a well or site (the compound alone without a dose column); "unknown" only when
+    neither the index, the feature tables nor the profiles name a treatment."""
+    dose = N.dose_column(row.index)
+    for c in TREATMENT_NAMES:
         if c in row and pd.notna(row[c]):
-            return str(row[c])
+            d = row[dose] if dose and pd.notna(row[dose]) else None
+            return N.treatment_label(row[c], d, N.dose_unit(dose))
+    if dose and pd.notna(row[dose]):
+        return N.treatment_label("dose", row[dose], N.dose_unit(dose))
     return "unknown (no treatment metadata)"
+
+
+def control_type(value) -> str:
+    """A control label in the report's terms: negcon / poscon / trt, or the value itself when it is none of those."""
+    if value is None or pd.isna(value):
+        return "unknown"
+    v = str(value)
+    return CONTROL_ALIASES.get(v.lower(), v)
 
 
 def _numbers(w) -> dict[str, str]:
@@ -252,7 +338,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         empty = allw - present
         failed = set(pw.loc[pw["failed_sites"] >= pw["sites"], "Metadata_Well"].astype(str))
         by = pw.set_index(pw["Metadata_Well"].astype(str))
-        tip = {w: f"{w}: {_treatment(r)} ({r.get('Metadata_control_type', '?')})" for w, r in by.iterrows()}
+        tip = {w: f"{w}: {_treatment(r)} ({control_type(r.get('Metadata_control_type'))})" for w, r in by.iterrows()}
 
         def tipped(col, label, digits=3):
             return {w: f"{tip[w]}\n{label}: {H.fmt(float(v), digits) if pd.notna(v) else '– (no value)'}"
@@ -261,13 +347,13 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         kw = dict(empty=empty, failed=failed)
         sid = "".join(ch if ch.isalnum() else "-" for ch in plate)
         maps = []
-        ctype = by["Metadata_control_type"].fillna("unknown").astype(str) if "Metadata_control_type" in by else \
+        ctype = by["Metadata_control_type"].map(control_type) if "Metadata_control_type" in by else \
             pd.Series("unknown", index=by.index)
         maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type", kind="categorical",
                                 labels=tip, categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
                                                         for k in sorted(set(ctype))}, map_id=f"map-{sid}-layout", **kw))
         treat = {w: _treatment(r) for w, r in by.iterrows()}
-        cats = P.category_colours(treat.values())
+        cats = P.category_colours(N.sort_treatments(set(treat.values())))
         if len(cats) > 20:
             parts_note = f" ({len(cats)} treatments: the first 20 coloured, the rest grey)"
         else:
@@ -303,7 +389,7 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         if by["map"].notna().any():
             sig = {w: "*" for w, q in by["map_q"].items() if pd.notna(q) and q < 0.05}
             maps.append(P.plate_svg(plate, fmt, by["map"].to_dict(),
-                                    f"activity: treatment mAP vs negcon ({data.activity_set}; dot: q < 0.05)",
+                                    f"activity: treatment mAP vs negcon ({data.map_source}; dot: q < 0.05)",
                                     labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'map_q'])})"
                                             for w, t in tipped("map", "mAP").items()},
                                     marks=sig, vmin=0, vmax=1, map_id=f"map-{sid}-map", cmap_name="plasma", **kw))
@@ -321,6 +407,13 @@ def plates_section(data: PlateData | None, run: Path) -> str:
         viewer["channels"][plate] = [[c, I.hex_colour(col)]
                                      for c, col in I.channel_colours(data.channels.get(plate, [])).items()]
         viewer["plates"][plate] = _viewer_wells(data, plate, by)
+        oc = I.outline_colours(data.channels.get(plate, []))
+        viewer.setdefault("outlines", {})[plate] = {k: [name, I.hex_colour(rgb)] for k, (name, rgb) in oc.items()}
+    full_html = _full_resolution(data, viewer)
+    if full_html:
+        from stratonet.report.cells import cell_picks
+
+        viewer["cells"] = cell_picks(run, data.channels)
     notes = "".join(f'<p class="warn">{H.esc(n)}</p>' for n in data.notes)
     legend = ('<p class="muted">Empty wells (no sites in the index) are light grey; a red cross marks a well whose '
               "every site failed; white means no value. Hover a well for its numbers; click it to open its sites "
@@ -328,7 +421,64 @@ def plates_section(data: PlateData | None, run: Path) -> str:
     payload = json.dumps(viewer, separators=(",", ":")).replace("</", "<\\/")
     return (legend + notes + "".join(parts)
             + '<div id="viewer"><p class="muted">Click a well on a plate map to see its sites here.</p></div>'
-            + f'<script type="application/json" id="viewer-data">{payload}</script><script>{JS}</script>')
+            + f'<script type="application/json" id="viewer-data">{payload}</script>{full_html}<script>{JS}</script>')
+
+
+def full_edge(data: PlateData) -> int:
+    """Long edge (px) of the embedded site images: the stored size when the whole run fits
+    :data:`FULLRES_BUDGET`, else the largest edge that does (never below 256 px)."""
+    ok = [t for t in data.thumbs.values() if not t.error and t.native[0]]
+    if not ok:
+        return 0
+    native = max(max(t.native) for t in ok)
+    total = sum(t.native[0] * t.native[1] * t.planes.shape[0] for t in ok)
+    if total <= FULLRES_BUDGET:
+        return native
+    return max(256, int(native * (FULLRES_BUDGET / total) ** 0.5))
+
+
+def _full_resolution(data: PlateData, viewer: dict, workers: int = 2) -> str:
+    """Every readable site at :func:`full_edge` px, one ``<script type="text/plain">`` per site that the viewer
+    parses only when the site is enlarged (lazy: the page opens as fast as without them)."""
+    edge = full_edge(data)
+    viewer["full_edge"] = edge
+    if not edge:
+        return ""
+    rows = [r for _, r in data.sites.iterrows() if _key(r) in data.thumbs and not data.thumbs[_key(r)].error]
+    native = max(max(data.thumbs[_key(r)].native) for r in rows)
+    if edge < native:
+        data.notes.append(f"enlarged site view: images embedded at {edge} px of the stored {native} px, to keep "
+                          f"the report under ~{FULLRES_BUDGET // 10 ** 6} MB of images ({len(rows)} sites)")
+
+    def one(r):
+        k = _key(r)
+        return k, I.full_site(r, data.channels[k[0]], data.ranges.get(k[0]), edge, data.masks.get(k))
+
+    blocks = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, (k, rec) in enumerate(pool.map(one, rows)):
+            sid = f"site-full-{i}"
+            for s in viewer["plates"].get(k[0], {}).get(k[1], {}).get("sites", []):
+                if s["site"] == k[2]:
+                    s["full"] = sid
+            body = json.dumps(rec, separators=(",", ":")).replace("</", "<\\/")
+            blocks.append(f'<script type="text/plain" id="{sid}">{body}</script>')
+    return "".join(blocks)
+
+
+def _meta_columns(columns) -> list[str]:
+    """The metadata shown for a well: :data:`META_SHOWN` and the dose column."""
+    dose = N.dose_column(columns)
+    return list(dict.fromkeys([c for c in META_SHOWN if c in columns] + ([dose] if dose else [])))
+
+
+def _meta_text(column: str, value) -> str:
+    """A metadata value as shown: a dose with its unit, a control type in the report's terms, other values as is."""
+    if column == N.dose_column([column]):
+        return N.fmt_dose(value, N.dose_unit(column))
+    if column == "Metadata_control_type":
+        return control_type(value) + ("" if control_type(value) == str(value) else f" ({value})")
+    return N.fmt_value(value)
 
 
 def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
@@ -337,7 +487,8 @@ def _viewer_wells(data: PlateData, plate: str, by: pd.DataFrame) -> dict:
     ranges = data.ranges.get(plate)
     for well, grp in sites.groupby("Metadata_Well", sort=True):
         w = by.loc[str(well)]
-        meta = {c.removeprefix("Metadata_"): str(w[c]) for c in META_SHOWN if c in w and pd.notna(w[c])}
+        meta = {c.removeprefix("Metadata_"): _meta_text(c, w[c]) for c in _meta_columns(w.index)
+                if pd.notna(w[c])}
         recs = []
         for _, r in grp.iterrows():
             t = data.thumbs.get(_key(r))
@@ -377,7 +528,26 @@ def _site_table_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
             feats = [c for c in feature_columns(df) if df[c].notna().all() and df[c].std() > 0]
             if feats:
                 return name, df[[c for c in df.columns if c.startswith("Metadata_")] + feats]
-    return None
+    return _well_profiles_for_montage(run)
+
+
+def _well_profiles_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
+    """Without a site table, the well profiles: each well stands for its first site (``<name> well profiles``)."""
+    from stratonet.tables import feature_columns, read_table
+
+    choice = _profiles_choice(run)
+    if choice is None:
+        return None
+    name, path = choice
+    df = read_table(path)
+    if not {"Metadata_Plate", "Metadata_Well"} <= set(df.columns):
+        return None
+    feats = [c for c in feature_columns(df) if df[c].notna().all() and df[c].std() > 0]
+    if not feats:
+        return None
+    df = df[[c for c in df.columns if c.startswith("Metadata_")] + feats].drop_duplicates(
+        ["Metadata_Plate", "Metadata_Well"])
+    return f"{name} well", df.assign(Metadata_Site=df.get("Metadata_Site", "__first__"))
 
 
 def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
@@ -390,29 +560,35 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``treatment, Metadata_Plate, Metadata_Well, Metadata_Site, n_sites, distance``.
     """
-    from stratonet.profile.controls import compound_column, concentration_column
     from stratonet.tables import feature_columns
 
     feats = feature_columns(df)
     df = df.copy()
     df["Metadata_Site"] = df["Metadata_Site"].astype(str)
+    if (df["Metadata_Site"] == "__first__").any():  # well profiles: each well shown by its first site
+        first = sites.astype({k: str for k in SITE_KEYS}).drop_duplicates(["Metadata_Plate", "Metadata_Well"])
+        df = df.drop(columns=["Metadata_Site"]).astype({"Metadata_Plate": str, "Metadata_Well": str}).merge(
+            first[SITE_KEYS], on=["Metadata_Plate", "Metadata_Well"], how="inner")
     keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
     df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
-    comp = next((c for c in ("Metadata_pert_iname",) if c in df.columns or c in sites.columns), None)
-    comp = comp or compound_column(df) or compound_column(sites)  # a readable name where the data has one
-    if comp is None or comp not in df.columns:
-        meta = [c for c in (comp,) if c] + [c for c in ("Metadata_concentration",) if c in sites.columns]
-        if not meta:
-            return pd.DataFrame()
-        df = df.merge(sites[SITE_KEYS + meta].astype({"Metadata_Site": str}), on=SITE_KEYS, how="left")
-    conc = concentration_column(df)
-    name = df[comp].astype(str) + ((" @ " + df[conc].astype(str)) if conc else "")
+    comp = next((c for c in TREATMENT_NAMES if c in df.columns or c in sites.columns), None)
+    if comp is None:
+        return pd.DataFrame()
+    dose = N.dose_column(list(df.columns) + list(sites.columns))
+    missing = [c for c in (comp, dose) if c and c not in df.columns]
+    if missing:  # labels from the index or the profiles (see _merge_profile_labels)
+        df = df.merge(sites[SITE_KEYS + missing].astype({k: str for k in SITE_KEYS}), on=SITE_KEYS, how="left")
+    unit = N.dose_unit(dose)
+    name = pd.Series([N.treatment_label(c, d if dose else None, unit)
+                      for c, d in zip(df[comp], df[dose] if dose else [None] * len(df))], index=df.index)
     X = df[feats].to_numpy(np.float64)
     med = np.median(X, axis=0)
     mad = np.median(np.abs(X - med), axis=0) * 1.4826
     Z = (X - med) / np.where(mad > 0, mad, 1.0)
     rows = []
-    for t, idx in pd.Series(np.arange(len(df))).groupby(name.to_numpy()):
+    groups = dict(list(pd.Series(np.arange(len(df))).groupby(name.to_numpy())))
+    for t in N.sort_treatments(groups):
+        idx = groups[t]
         z = Z[idx.to_numpy()]
         d = np.linalg.norm(z - np.median(z, axis=0), axis=1)
         best = idx.to_numpy()[int(np.argmin(d))]
@@ -429,29 +605,36 @@ def images_section(data: PlateData | None, run: Path, px: int = 208, strip_px: i
         return H.not_run("not run: no index table in this run, so no images")
     found = _site_table_for_montage(run)
     parts = []
-    if found is not None:
-        name, df = found
-        reps = representative_sites(df, data.sites)
-        shown_plates = set(reps["Metadata_Plate"]) if not reps.empty else set()
+    reps = representative_sites(*found[1:], data.sites) if found is not None else pd.DataFrame()
+    if found is not None and reps.empty:
+        parts.append(H.not_run(f"no treatment labels in the index, the {found[0]} site table or the profiles, so "
+                               "sites are not grouped by treatment; the first wells are shown below"))
+    if not reps.empty:
+        name = found[0]
+        shown_plates = set(reps["Metadata_Plate"])
         note = ""
         if len(reps) > MAX_MONTAGE:
             note = f" Showing the first {MAX_MONTAGE} of {len(reps)} treatments."
             reps = reps.head(MAX_MONTAGE)
-        parts.append(f"<p>Per treatment (compound and dose), the site nearest the treatment's median "
-                     f"<b>{H.esc(name)}</b> profile (robust z-scores over all sites); n = sites of that treatment. "
+        unit = "wells" if name.endswith(" well") else "sites"
+        parts.append(f"<p>Per treatment (compound and dose), the {unit[:-1]} nearest the treatment's median "
+                     f"<b>{H.esc(name)}</b> profile (robust z-scores over all {unit}; a well shown by its first "
+                     f"site); n = {unit} of that treatment. "
                      f"Composite colours per channel as in the legend; intensities scaled per plate and channel, "
                      f"so brightness compares across wells (raw images: no illumination correction).{note}</p>")
-        parts.append(_montage(data, reps, px, strip_px))
+        parts.append(_montage(data, reps.assign(unit=unit[:-1]), px, strip_px))
     else:
         shown_plates = set()
-        parts.append(H.not_run("no site-level feature table (features/*.parquet), so no representative sites"))
+        if found is None:
+            parts.append(H.not_run("no site-level feature table (features/*.parquet), so no representative sites"))
     rest = data.sites[~data.sites["Metadata_Plate"].astype(str).isin(shown_plates)]
     if not rest.empty:  # e.g. a single real field of view that is not profiled
         first = rest.drop_duplicates(["Metadata_Plate", "Metadata_Well"]).head(12)
-        reps = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
-                                                   n_sites=1, distance=np.nan)
-        parts.append("<h3>Other plates (no treatment profiles)</h3>"
-                     + _montage(data, reps, px, strip_px, box_id="montage-other"))
+        others = first[SITE_KEYS].astype(str).assign(treatment=[_treatment(r) for _, r in first.iterrows()],
+                                                     n_sites=1, distance=np.nan)
+        title = ("Other plates (no treatment profiles)" if shown_plates else
+                 "Plates without treatment profiles (first wells, one site each)")
+        parts.append(f"<h3>{title}</h3>" + _montage(data, others, px, strip_px, box_id="montage-other"))
     return "".join(parts)
 
 
@@ -473,15 +656,16 @@ def _montage(data: PlateData, reps: pd.DataFrame, px: int, strip_px: int, box_id
         ranges = data.ranges.get(k[0])
         scaled = I.scale_planes(t.planes, ranges)
         cols = list(I.channel_colours(chans).values())
-        rgb = I.draw_outlines(I.composite(scaled, cols), t.outlines)
+        rgb = I.draw_outlines(I.composite(scaled, cols), t.outlines, chans)
         small = [I.downsample(p, strip_px) for p in scaled]
         strip = "".join(f'<figure><img alt="{H.esc(ch)}" src="{I.encode((np.clip(s, 0, 1) * 255).astype(np.uint8))}">'
                         f"<figcaption>{H.esc(ch)}</figcaption></figure>" for ch, s in zip(chans, small))
-        outl = " · outlines: nuclei cyan, cells yellow" if t.outlines else ""
+        outl = f" · outlines: {I.outline_legend(chans)}" if t.outlines else ""
         cache[k[0]] = cache.get(k[0]) or {"legend": _channel_legend(chans)}
-        items.append(f'<figure class="rep"><img alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
+        items.append(f'<figure class="rep"><img class="rep-img" data-site="{H.esc("/".join(k))}" '
+                     f'title="click to enlarge" alt="{H.esc(r["treatment"])}" width="{rgb.shape[1]}" '
                      f'src="{I.encode(rgb)}"><figcaption><b>{H.esc(r["treatment"])}</b> · {H.esc("/".join(k))} · '
-                     f"n = {int(r['n_sites'])} site(s){outl}</figcaption>{cache[k[0]]['legend']}"
+                     f"n = {int(r['n_sites'])} {r.get('unit', 'site')}(s){outl}</figcaption>{cache[k[0]]['legend']}"
                      f'<div class="strip">{strip}</div></figure>')
     return f'<div class="montage" id="{box_id}">{"".join(items)}</div>' if items else H.not_run("no images read")
 
@@ -526,6 +710,7 @@ def _example_card(data: PlateData | None, r, px: int) -> str:
             t = data.thumbs.get(_key(s))
             if t is not None and not t.error:
                 cols = list(I.channel_colours(data.channels[t.plate]).values())
-                rgb = I.draw_outlines(I.composite(I.scale_planes(t.planes, data.ranges[t.plate]), cols), t.outlines)
+                rgb = I.draw_outlines(I.composite(I.scale_planes(t.planes, data.ranges[t.plate]), cols), t.outlines,
+                                      data.channels[t.plate])
                 img = f'<img alt="{H.esc(r["Metadata_Well"])}" width="{min(px, rgb.shape[1])}" src="{I.encode(rgb)}">'
     return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"

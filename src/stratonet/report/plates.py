@@ -130,18 +130,23 @@ def _legend(kind: str, lo: float, hi: float, cmap, categories: dict[str, str] | 
         items = "".join(f'<span><i style="background:{c}"></i>{H.esc(k)}</span>'
                         for k, c in (categories or {}).items())
         return f'<div class="legend">{items}</div>'
+    if float(hi) == float(lo):  # one value everywhere: say so rather than draw a bar from x to x
+        return (f'<div class="legend"><span><i style="background:{_colour(cmap, 0.0)}"></i>every well with a value: '
+                f"{H.esc(H.fmt(float(lo)))}</span></div>")
     stops = ",".join(_colour(cmap, t) for t in np.linspace(0, 1, 6))
     return (f'<div class="legend"><span>{H.fmt(float(lo))}</span><i class="bar" style="background:'
             f'linear-gradient(90deg,{stops})"></i><span>{H.fmt(float(hi))}</span></div>')
 
 
 def category_colours(names) -> dict[str, str]:
-    """Stable colours for up to 20 categories (tab20); beyond that, one grey for the rest."""
+    """Stable colours for up to 20 categories (tab20), in the order given (a list) or sorted (a set); beyond that,
+    one grey for the rest."""
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
     out = {}
-    for i, n in enumerate(sorted({str(x) for x in names})):
+    order = list(dict.fromkeys(map(str, names))) if isinstance(names, (list, tuple)) else sorted({str(x) for x in names})
+    for i, n in enumerate(order):
         out[n] = _colour(cmap, (i % 20) / 19) if i < 20 else "#bbbbbb"
     return out
 
