@@ -163,7 +163,7 @@ class SiteDataset(Dataset):
                 np.divide(buf[i], np.maximum(fn, 1e-6), out=buf[i])
         if bounds is None:
             bounds = [channel_percentiles(buf[i], p.low, p.high) for i in range(len(planes))]
-        unit = rescale_to_unit(buf, bounds=bounds)  # in place on the buffer
+        unit = rescale_to_unit(buf, bounds=bounds, inplace=True)  # the per-thread scratch buffer
         out = self._fit_whole(unit[None], row)
         return out.clone() if out.data_ptr() == unit.data_ptr() else out  # never hand out the reused buffer
 

@@ -1,0 +1,60 @@
+"""Issue 27 on real crops: single-cell stacks cut from the JUMP field of view (CellProfiler-measured plate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from conftest import JUMP_FOV, need
+
+FAST = dict(model="stratonet18", input_size=64, workers=0, progress=False)
+CHANNELS = {"AGP": "ch2", "RNA": "ch3", "DNA": "ch5"}  # the Phenix convention of this plate
+
+
+def real_crops(tmp_path, n: int = 4, side: int = 96, dtype=np.float32) -> pd.DataFrame:
+    """``n`` crops around real nuclei of the JUMP field, saved as ``(C, H, W)`` stacks, and their index."""
+    from stratonet.extract.cells import otsu_centers
+
+    need(JUMP_FOV)
+    planes = [tifffile.imread(JUMP_FOV / "images" / "orig" / f"r01c01f01p01-{ch}sk1fk1fl1.tiff")
+              for ch in CHANNELS.values()]
+    field = np.stack(planes)
+    half = side // 2
+    centres = [c for c in otsu_centers(field[2].astype(np.float32))
+               if half <= c[0] < field.shape[1] - half and half <= c[1] < field.shape[2] - half][:n]
+    rows = []
+    for k, (y, x) in enumerate(centres, start=1):
+        y, x = int(y), int(x)
+        crop = field[:, y - half: y + half, x - half: x + half].astype(dtype)
+        path = tmp_path / f"crop_{k}.npy"
+        np.save(path, crop)
+        rows.append({"Metadata_Plate": "BR00117006", "Metadata_Well": "A01", "Metadata_Site": 1,
+                     "Metadata_ObjectNumber": k, "Path_Stack": str(path), "Stack_Channels": "|".join(CHANNELS)})
+    return pd.DataFrame(rows)
+
+
+def test_d10_center_object_plate_scaling_keeps_crops_distinct(tmp_path):
+    """D10: --center-object at the default plate scaling gave identical rows for every crop (the segmentation
+    rescaled the raw float32 array in place, so the plate bounds clipped every pixel to 0)."""
+    from stratonet.extract.deep import extract_deep
+
+    idx = real_crops(tmp_path)
+    out = tmp_path / "deep.parquet"
+    extract_deep(idx, out, center_object=True, **FAST)
+    feats = pd.read_parquet(out).filter(regex="^(DNA|RNA|AGP)_")
+    assert len(feats) == len(idx)
+    assert feats.drop_duplicates().shape[0] == len(idx), "crops that differ must give rows that differ"
+    assert feats.std(axis=0).max() > 0
+
+
+def test_d10_rescale_never_mutates_its_input():
+    """The principle behind D10: a step does not change an array another step reads."""
+    from stratonet.extract.transforms import rescale_to_unit
+
+    raw = np.linspace(0, 5000, 4 * 16 * 16, dtype=np.float32).reshape(4, 16, 16)
+    before = raw.copy()
+    rescale_to_unit(raw)
+    rescale_to_unit(raw, bounds=np.array([[0, 10.0]] * 4, dtype=np.float32))
+    np.testing.assert_array_equal(raw, before)
