@@ -255,7 +255,7 @@ def test_deep_errors_csv_is_updated_after_a_successful_retry(tmp_path):
     fast = dict(model="stratonet18", input_size=32, workers=0, progress=False, on_error="skip")
     man = extract_deep(idx, out, **fast)
     errors_csv = Path(man["errors_file"])
-    assert errors_csv.name == "deep_errors.csv" and len(pd.read_csv(errors_csv)) == 1
+    assert errors_csv.name == "deep.errors.csv" and len(pd.read_csv(errors_csv)) == 1
     gone.write_bytes(saved)
     man = extract_deep(idx, out, **fast)
     assert man["sites_processed"] == 1 and man["errors"] == 0

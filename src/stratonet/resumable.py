@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from stratonet.errors import ConfigError
 from stratonet.runguard import fault_point
+from stratonet.runsignature import canonical, refuse_changed
 from stratonet.tables import SITE_KEYS, discard_on_error
 
 ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
@@ -39,9 +40,18 @@ def key_tuples(df: pd.DataFrame, key_columns: Sequence[str]) -> list[tuple]:
     return list(df[list(key_columns)].astype(str).itertuples(index=False, name=None))
 
 
-def signature_diff(old: dict, new: dict) -> list[str]:
-    """Keys whose values differ between two configuration signatures."""
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+LEGACY_SIGNATURE_KEYS = (b"stratonet_deep_signature",)  # finished deep tables of earlier versions
+
+
+def check_resume_settings(out: str | Path, requested: dict, partial: bool = True) -> None:
+    """Refuse, naming every changed setting, when ``out`` holds output written with other settings.
+
+    Called before anything is read or written (``partial``: with the settings known so far), so a refused rerun
+    leaves the existing run's files (e.g. its ``<stem>.scaling.json``) as they were. New output passes.
+    """
+    existing = PartitionedWriter(out)
+    if existing.has_output():
+        refuse_changed(existing.out, existing.stored_signature(), requested, partial=partial)
 
 
 class PartitionedWriter:
@@ -94,23 +104,17 @@ class PartitionedWriter:
         if self._signature_file.exists():
             return json.loads(self._signature_file.read_text())
         if self.out.exists():
-            raw = (pq.read_schema(self.out).metadata or {}).get(SIGNATURE_KEY)
+            meta = pq.read_schema(self.out).metadata or {}
+            raw = next((meta[k] for k in (SIGNATURE_KEY,) + LEGACY_SIGNATURE_KEYS if k in meta), None)
             return json.loads(raw) if raw else None
         return None
 
     def check_signature(self, signature: dict) -> None:
         """Refuse (``ConfigError`` naming the changed keys) when existing output has another signature; else
         record ``signature`` as this output's."""
-        self.signature = json.loads(json.dumps(signature, default=str))  # tuples -> lists, as stored
+        self.signature = canonical(signature)  # tuples -> lists, as stored
         if self.has_output():
-            old = self.stored_signature()
-            if old is None:
-                raise ConfigError(f"{self.out} exists but records no configuration (written by an older version or "
-                                  "another tool); use --overwrite to start over, or another output")
-            diff = signature_diff(old, self.signature)
-            if diff:
-                raise ConfigError(f"{self.out} was written with a different configuration ({', '.join(diff)}); "
-                                  "use --overwrite to start over, or another output")
+            refuse_changed(self.out, self.stored_signature(), self.signature)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._signature_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.signature, indent=1, sort_keys=True))
@@ -124,6 +128,8 @@ class PartitionedWriter:
     def discard(self) -> None:
         """Remove the output and its parts (``--overwrite``)."""
         self.out.unlink(missing_ok=True)
+        for legacy in (self.out.with_name(self.out.name + ".resume.json"),):  # earlier deep runs kept it there
+            legacy.unlink(missing_ok=True)
         if self.parts_dir.exists():
             for f in self.parts_dir.iterdir():
                 f.unlink()

@@ -430,12 +430,14 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
     from stratonet.progress import get_logger, track
     from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
     from stratonet.runguard import fault_point
-    from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+    from stratonet.runfinish import errors_path, finish_run, require_rows
+    from stratonet.runinfo import ResourceMonitor, device_info, package_versions
 
     cfg = cfg or ClassicalConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     validate_index(index)
+    require_rows(index, "index")
     channels = channels_of(index)
     log = get_logger()
     keys = row_key_columns(index)
@@ -456,7 +458,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         log.warning("dropped %d row(s) of sites whose run stopped before they were committed; they are redone",
                     n_uncommitted)
     rows = [r for r in index.to_dict("records") if tuple(str(r[k]) for k in keys) not in done]
-    errors = ErrorLog(out / "errors")
+    errors = ErrorLog(errors_path(out))
     notes: set[str] = set()
     dtypes_seen: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
@@ -539,7 +541,6 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
     stamp_provenance(out / "site.parquet", {**provenance, "table": "site", "aggregation": "median"})
     stamp_provenance(out / "site_mean.parquet", {**provenance, "table": "site", "aggregation": "mean"})
     aggregate_wells(out, provenance)
-    err_path = errors.save()
     summ = mon.summary()
     manifest = {
         "feature_set": "classical",
@@ -554,11 +555,12 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         "n_uncommitted_rows_dropped": n_uncommitted,
         "n_cells": n_cells,
         "n_errors": len(errors),
+        "n_sites_total": n_done + len(done),
         "n_sites_empty": len(empty_sites),
         "empty_sites": sorted(empty_sites)[:100],
         "n_nonfinite_values": sum(nonfinite.values()),
         "nonfinite_values": dict(sorted(nonfinite.items())),
-        "errors_table": str(err_path) if err_path else None,
+        "errors_table": str(errors_path(out)) if len(errors) else None,
         "workers": workers,
         "core_s_total": cpu_total,
         "core_s_per_site": cpu_total / n_done if n_done else float("nan"),
@@ -567,7 +569,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         "packages": package_versions(["mahotas", "numba", "centrosome"]),
         "device": device_info(),
     }
-    write_json(manifest, out / "site.manifest.json")
+    finish_run(errors, manifest, out / "site.manifest.json", wrote_rows=(out / "site.parquet").exists())
     for n in sorted(notes):
         log.warning(n)
     if empty_sites:

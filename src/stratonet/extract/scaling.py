@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from stratonet.errors import ConfigError, InputFileError, SiteError, StratoNetError
+from stratonet.runsignature import file_digest
 
 SCALING_MODES = ("image", "plate", "bitdepth")
 DEFAULT_SCALING = "plate"
@@ -199,6 +200,7 @@ class Scaling:
         self.maxima = maxima or {}
         self.source = source
         self.record = record
+        self.estimated = False  # plate mode: True when the percentiles are this run's own estimate
 
     def bounds(self, row) -> np.ndarray | None:
         """``(C, 2)`` float32 fixed bounds for this row's channels, or None for per-image percentiles."""
@@ -233,31 +235,33 @@ class Scaling:
             d["maxima"] = dict(self.maxima)
         return d
 
+    def identity(self) -> dict:
+        """:meth:`describe` as a run's signature holds it: the numbers, and where they came from by content (the
+        run's own estimate, or the sha256 of a given file), never a path."""
+        d = self.describe()
+        d.pop("file", None)
+        if self.mode == "plate":
+            d["source"] = "estimated" if self.estimated else file_digest(self.source)
+        return d
 
-def requested_scaling(mode: str, out: str | Path, low: float = 0.1, high: float = 99.9,
-                      scaling_file: str | Path | None = None, n_sites: int = 24, seed: int = 0) -> dict:
-    """The part of :meth:`Scaling.describe` that the options fix before any image is read.
+
+def requested_scaling(mode: str, low: float = 0.1, high: float = 99.9, scaling_file: str | Path | None = None,
+                      n_sites: int = 24, seed: int = 0) -> dict:
+    """The part of :meth:`Scaling.identity` that the options fix before any image is read.
 
     A resume compares it with the stored signature *before* :func:`resolve_scaling`, which may estimate plate
-    percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was.
+    percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was. A given
+    scaling file counts by its content (sha256), never by its path as typed.
     """
     d: dict = {"mode": mode}
     if mode in ("image", "plate"):
         d["percentiles"] = [low, high]
     if mode == "plate":
-        d["file"] = str(scaling_file if scaling_file is not None else scaling_path(out))
+        given = scaling_file is not None and Path(scaling_file).is_file()
+        d["source"] = "estimated" if scaling_file is None else (file_digest(scaling_file) if given else None)
         if scaling_file is None:
             d["sites_per_plate"], d["seed"] = n_sites, seed
     return d
-
-
-def scaling_changes(stored: dict | None, requested: dict) -> list[str]:
-    """``["scaling"]`` when a stored signature's scaling differs from :func:`requested_scaling`, else ``[]``."""
-    old = (stored or {}).get("scaling")
-    if not isinstance(old, dict):
-        return []
-    req = json.loads(json.dumps(requested, default=str))
-    return ["scaling"] if any(old.get(k) != v for k, v in req.items()) else []
 
 
 def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
@@ -309,10 +313,16 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
         if same:
             if log is not None:
                 log.info("plate scaling reused from %s", path)
-            return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec)
+            return _estimated(Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path),
+                                      record=rec))
     rec = estimate_plate_bounds(rows, channels, low, high, n_sites=n_sites, seed=seed, illum=illum,
                                 on_error=on_error)
     save_scaling(rec, path)
     if log is not None:
         log.info("plate scaling estimated from %s site(s) per plate -> %s", n_sites, path)
-    return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec)
+    return _estimated(Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec))
+
+
+def _estimated(scale: Scaling) -> Scaling:
+    scale.estimated = True
+    return scale
