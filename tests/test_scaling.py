@@ -112,7 +112,9 @@ def test_bitdepth_uses_dtype_max_or_bit_depth(tmp_path):
     p = tmp_path / "u8.tiff"
     tifffile.imwrite(p, _cells_plane(rng, dtype=np.uint8))
     rows = [{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(p)}]
-    assert resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet").maxima == {"DNA": 255.0}
+    own = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet")  # each file by its own dtype
+    assert own.bounds(rows[0], [np.uint8]).tolist() == [[0.0, 255.0]]
+    assert own.bounds(rows[0], [np.uint16]).tolist() == [[0.0, 65535.0]]
     s12 = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet", bit_depth=12)
     assert s12.bounds(rows[0]).tolist() == [[0.0, 4095.0]]
     with pytest.raises(ConfigError):

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, ParallelDecode, Preprocess, SiteDataset, collate_sites
-from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling
+from stratonet.extract.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
+                                       resolve_scaling, warn_mixed_dtypes)
 from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
 from stratonet.extract.precision import default_batch_size, default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
@@ -457,6 +458,7 @@ def extract_deep(
         decode = batches = ParallelDecode(dataset, sites_per_batch, threads=torch.get_num_threads(), ahead=ahead)
     errors = ErrorLog(errors_path(out))
     n_sites = n_units = 0
+    seen_dtypes: dict = {}
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
         try:
@@ -471,6 +473,8 @@ def extract_deep(
                         cell_writer.wait()
                         fault_point("deep.between_flushes")
                     writer.write(site_df)
+                    for i, names in zip(batch["i"], batch.get("dtypes", [])):
+                        note_dtypes(seen_dtypes, todo[i], names)
                     n_sites += len(batch["i"])
                     n_units += int(sum(batch["counts"]))
                     fault_point("deep.batch_done")
@@ -514,7 +518,9 @@ def extract_deep(
         **run_counts(len(rows), len(rows) - len(todo), n_sites, len(chans), n_units, wall),
         "resources": res,
         "features": len(names),
+        "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
     }
+    warn_mixed_dtypes(manifest["mixed_dtype_plates"])
     finish_run(errors, manifest, manifest_path(out), wrote_rows=out.exists())
     log.info("deep features: %d sites, %.1f channel-images/s -> %s", n_sites, manifest["channel_images_per_s"], out)
     return manifest

@@ -15,7 +15,8 @@ import pandas as pd
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.io import load_index_row
-from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling
+from stratonet.extract.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
+                                       resolve_scaling, warn_mixed_dtypes)
 from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
@@ -166,14 +167,16 @@ def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, 
     meta_cols = metadata_columns(index)
     names = pixel_feature_names(channels, size)
     log = get_logger()
+    seen_dtypes: dict = {}
     cpu0 = time.process_time()
     with ResourceMonitor() as mon:
         try:
             for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
                 try:
-                    img = load_index_row(row, channels, illum=illum)
-                    feats = pixel_features(img, size, low=low, high=high,
-                                           bounds=None if scale.mode == "image" else scale.bounds(row))
+                    dtype_of: list = []
+                    img = load_index_row(row, channels, illum=illum, dtype_of=dtype_of)
+                    note_dtypes(seen_dtypes, row, dtype_of)
+                    feats = pixel_features(img, size, low=low, high=high, bounds=scale.bounds(row, dtype_of))
                 except StratoNetError as exc:
                     if on_error == "fail":
                         raise
@@ -213,7 +216,9 @@ def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, 
         "core_s_per_site": cpu_s / n_done if n_done else None,
         "process_cpu_s": cpu_s,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
     }
+    warn_mixed_dtypes(manifest["mixed_dtype_plates"])
     finish_run(errors, manifest, out.with_name(_stem(out) + ".manifest.json"), wrote_rows=out.exists())
     log.info("pixel features: %d sites, %d errors -> %s", n_done, len(errors), out)
     return out
