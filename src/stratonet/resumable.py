@@ -24,9 +24,8 @@ import pyarrow.parquet as pq
 from stratonet.errors import ConfigError
 from stratonet.runguard import fault_point
 from stratonet.runsignature import canonical, refuse_changed
-from stratonet.tables import SITE_KEYS, discard_on_error
+from stratonet.tables import ROW_ID_COLUMNS, SITE_KEYS, discard_on_error
 
-ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
 SIGNATURE_KEY = b"stratonet.resume"
 
 

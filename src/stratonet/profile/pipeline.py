@@ -106,6 +106,8 @@ def run_profile(
         where = "per plate" if by_plate else "globally"
         steps.append({"step": f"normalize {normalize_method} vs {reference} {where}", "rows": len(out),
                       "features": len(feats)})
+        if not feats:
+            raise StratoNetError(zero_mad_message(out, len(zero), normalize_method, reference, by_plate))
         if zero:
             what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
             steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
@@ -126,6 +128,19 @@ def run_profile(
     out.attrs["steps"] = steps
     out.attrs["nonfinite"] = nonfinite
     return out
+
+
+def zero_mad_message(df: pd.DataFrame, n: int, method: str, reference: str, by_plate: bool) -> str:
+    """Why normalisation left no feature: every feature has zero spread in the reference rows (D8)."""
+    from stratonet.profile.controls import negcon_mask
+
+    ref = df[negcon_mask(df, required=False)] if reference != "all" else df
+    per = ref.groupby("Metadata_Plate").size() if by_plate and "Metadata_Plate" in ref.columns else None
+    fewest = f"; the fewest reference rows in a plate: {int(per.min())} ({per.idxmin()})" if per is not None \
+        and len(per) else f"; {len(ref)} reference row(s)"
+    return (f"normalize {method} vs {reference}: all {n} feature(s) have zero spread (MAD) in the reference rows"
+            f"{fewest}. Normalisation needs at least 2 distinct reference values per feature: add {reference} "
+            "wells, use --reference all, or --normalize none; feature selection is not the cause")
 
 
 def infinite_to_nan(df: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFrame, dict[str, int]]:
