@@ -58,3 +58,27 @@ def test_d10_rescale_never_mutates_its_input():
     rescale_to_unit(raw)
     rescale_to_unit(raw, bounds=np.array([[0, 10.0]] * 4, dtype=np.float32))
     np.testing.assert_array_equal(raw, before)
+
+
+def test_d11_a_crop_without_a_centre_cell_is_named_by_its_object_number(tmp_path, capsys):
+    """D11: the error and the errors table named only the site, which all crops of a field share."""
+    from conftest import run_cli
+
+    idx = real_crops(tmp_path)
+    blank = np.load(idx.loc[2, "Path_Stack"])
+    rng = np.random.default_rng(0)
+    blank = rng.normal(100.0, 1.0, blank.shape).astype(np.float32)  # background and a neighbour in a corner
+    yy, xx = np.mgrid[: blank.shape[1], : blank.shape[2]]
+    blank[:, (yy - 12) ** 2 + (xx - 12) ** 2 < 100] = 5000.0
+    np.save(idx.loc[2, "Path_Stack"], blank)
+    path = tmp_path / "crops.parquet"
+    idx.to_parquet(path)
+    args = ["extract", "deep", path, "--center-object", "--model", "stratonet18", "--input-size", "64",
+            "--workers", "0"]
+    assert run_cli([*args, "-o", tmp_path / "d.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert "BR00117006/A01/1 object 3" in err and "Traceback" not in err
+    assert run_cli([*args, "-o", tmp_path / "d.parquet", "--on-error", "skip"]) == 0
+    errors = pd.read_csv(tmp_path / "d.errors.csv")
+    assert errors["Metadata_ObjectNumber"].tolist() == [3] and errors["site"].tolist() == ["BR00117006/A01/1 object 3"]
+    assert sorted(pd.read_parquet(tmp_path / "d.parquet")["Metadata_ObjectNumber"]) == [1, 2, 4]

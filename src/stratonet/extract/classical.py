@@ -489,7 +489,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
                 raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
                     else StratoNetError(res["error"])
             errors.add(res["site"], "extract classical", res["error"],
-                       **{k: res["row"][k] for k in SITE_KEYS})
+                       **{k: res["row"][k] for k in keys if k in res["row"]})
             log.warning("skipped %s", res["error"])
             return
         for k in TABLES:
@@ -509,7 +509,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         except SiteError as exc:
             if on_error == "fail":
                 raise
-            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in SITE_KEYS})
+            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in keys})
     bad = {e["site"] for e in errors.rows}
     from stratonet.index.schema import site_name
 

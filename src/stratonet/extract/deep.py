@@ -481,7 +481,7 @@ def extract_deep(
                 for i, msg in batch["errors"].items():
                     if on_error == "fail":
                         raise StratoNetError(msg)
-                    errors.add(site_name(todo[i]), "extract deep", msg)
+                    errors.add(site_name(todo[i]), "extract deep", msg, **{k: todo[i][k] for k in key_cols})
                     log.warning(msg)
         except Exception:
             if interrupted():  # a worker stopped by the same signal: report the interruption, not the worker

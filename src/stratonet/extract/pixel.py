@@ -180,7 +180,7 @@ def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, 
                 except StratoNetError as exc:
                     if on_error == "fail":
                         raise
-                    errors.add(site_name(row), "extract pixel", str(exc))
+                    errors.add(site_name(row), "extract pixel", str(exc), **{k: row[k] for k in keys})
                     continue
                 rec = pd.DataFrame([feats], columns=names)
                 for c in reversed(meta_cols):
