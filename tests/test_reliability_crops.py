@@ -82,3 +82,24 @@ def test_d11_a_crop_without_a_centre_cell_is_named_by_its_object_number(tmp_path
     errors = pd.read_csv(tmp_path / "d.errors.csv")
     assert errors["Metadata_ObjectNumber"].tolist() == [3] and errors["site"].tolist() == ["BR00117006/A01/1 object 3"]
     assert sorted(pd.read_parquet(tmp_path / "d.parquet")["Metadata_ObjectNumber"]) == [1, 2, 4]
+
+
+def test_d12_crop_stacks_with_a_repeated_key_are_told_about_the_object_number(tmp_path, capsys):
+    """D12: the suggested --allow-duplicates led to a refusal at extraction, and ObjectNumber=cell_index was
+    lower-cased into an unrecognised Metadata_objectnumber."""
+    from conftest import run_cli
+
+    idx = real_crops(tmp_path)
+    table = pd.DataFrame({"FileName": [p.split("/")[-1] for p in idx["Path_Stack"]], "Metadata_Plate": "BR00117006",
+                          "Metadata_Well": "A01", "Metadata_Site": 1, "cell_index": [10, 11, 12, 13]})
+    table.to_csv(tmp_path / "index.csv", index=False)
+    base = ["index", tmp_path, "--layout", "arrays", "--channels", "AGP,RNA,DNA"]
+    assert run_cli([*base, "-o", tmp_path / "i1.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert "--columns ObjectNumber=" in err and "extraction refuses" in err
+    assert run_cli([*base, "-o", tmp_path / "i2.parquet", "--columns", "ObjectNumber=cell_index"]) == 0
+    df = pd.read_parquet(tmp_path / "i2.parquet")
+    assert df["Metadata_ObjectNumber"].tolist() == [10, 11, 12, 13]
+    assert run_cli(["extract", "pixel", tmp_path / "i2.parquet", "-o", tmp_path / "p.parquet", "--size", "4",
+                    "--scaling", "image"]) == 0
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 4

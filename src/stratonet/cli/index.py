@@ -137,6 +137,12 @@ def _channel_summary(df, layout: str, channel_map: str | None, channels: str | N
     return line
 
 
+#: What to do about rows repeating a key: crops of one site need an id (extraction refuses repeated keys).
+DUPLICATE_HINT = ("if the rows are single-cell crops of one site, name their id column with --columns "
+                  "ObjectNumber=<column> (e.g. ObjectNumber=cell_index); else fix the source. --allow-duplicates "
+                  "keeps the rows in the index, but extraction refuses rows that are not unique")
+
+
 def _check_duplicates(df, source, allow: bool) -> int:
     """Rows repeating a key (plate, well, site[, object number]): refused unless ``allow``; returns their count."""
     from stratonet.errors import StratoNetError
@@ -149,7 +155,7 @@ def _check_duplicates(df, source, allow: bool) -> int:
         return 0
     if not allow:
         raise StratoNetError(f"{source}: {int(dup.sum())} row(s) repeat a key ({', '.join(keys)}), e.g. "
-                             f"{site_name(df[dup].iloc[0])}; fix the source or pass --allow-duplicates")
+                             f"{site_name(df[dup].iloc[0])}; {DUPLICATE_HINT}")
     return int(dup.sum())
 
 

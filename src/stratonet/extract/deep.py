@@ -217,7 +217,8 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     dup = df.duplicated(subset=key_cols)
     if dup.any():
         r = df[dup].iloc[0]
-        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
+        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}; "
+                             "crops of one site need an id: re-index with --columns ObjectNumber=<column>")
     if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
         raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
     if center_object and not (mode == "cells" or (mode == "whole" and "Metadata_ObjectNumber" in key_cols)):

@@ -137,7 +137,8 @@ def extract_pixel(
     require_rows(index, str(index_path or "index"))
     keys = key_columns(index)
     if index.duplicated(keys).any():
-        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
+        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site. Crops of one site "
+                             "need an id: re-index with --columns ObjectNumber=<column>")
     from stratonet.runguard import OutputLock, interrupt_on_sigterm
 
     with OutputLock(out), interrupt_on_sigterm():
