@@ -103,3 +103,33 @@ def test_d12_crop_stacks_with_a_repeated_key_are_told_about_the_object_number(tm
     assert run_cli(["extract", "pixel", tmp_path / "i2.parquet", "-o", tmp_path / "p.parquet", "--size", "4",
                     "--scaling", "image"]) == 0
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 4
+
+
+def test_d13_filled_cell_masks_give_cells_only_where_a_nucleus_is(tmp_path):
+    """D13, on CellProfiler's own objects of the JUMP field (filled from its outline PNGs), cut into 5 windows and
+    rendered as the filled 0/255 masks CellProfiler writes: mask pixels no nucleus reaches (cells cut by the
+    window edge away from their nucleus) became cells of their own, down to 1 px; every nucleus component was
+    declumped, adding nuclei where plain components matched."""
+    from PIL import Image
+    from scipy import ndimage as ndi
+
+    from stratonet.classical.labels import read_labels
+
+    need(JUMP_FOV)
+    outlines = JUMP_FOV / "images" / "outlines"
+    nuclei = read_labels(outlines / "r01c01f01p01-ch5sk1fk1fl1_nuclei_outlines.png")
+    cells = read_labels(outlines / "r01c01f01p01-ch3sk1fk1fl1_cell_outlines.png", seeds=nuclei)
+    n_nuc_extra = 0
+    for k, (y, x) in enumerate([(0, 0), (300, 200), (500, 600), (800, 100), (700, 800)]):
+        win = (slice(y, y + 256), slice(x, x + 256))
+        for name, lab in (("nuc", nuclei[win]), ("cell", cells[win])):
+            Image.fromarray(((lab > 0) * 255).astype(np.uint8)).save(tmp_path / f"{name}{k}.png")
+        got_nuc = read_labels(tmp_path / f"nuc{k}.png")
+        got_cells = read_labels(tmp_path / f"cell{k}.png", seeds=got_nuc)
+        ids = np.unique(got_cells)[1:]
+        with_nucleus = {int(c) for c in np.unique(got_cells[(got_cells > 0) & (got_nuc > 0)])}
+        assert set(ids.tolist()) == with_nucleus, f"window {k}: cells without a nucleus"
+        n_nuc_extra += got_nuc.max() - ndi.label(nuclei[win] > 0, structure=np.ones((3, 3)))[1]
+        # a cell is never bigger than CellProfiler's mask allows, and fragments without a nucleus are background
+        assert not ((got_cells > 0) & (cells[win] == 0)).any()
+    assert 0 <= n_nuc_extra <= 2  # declumping only splits clumps of touching nuclei

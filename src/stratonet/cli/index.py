@@ -108,7 +108,11 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     console.print(_channel_summary(df, layout or default_layout(source), channel_map, channels), highlight=False)
     if n_unlabelled is not None:
         unit = row_unit(df.columns)
-        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels"
+        cells_txt = ""
+        if "Labels_Cells" in df.columns:
+            cells_txt = f", {plural(int(df['Labels_Cells'].notna().sum()), unit)} with cells labels"
+            cells_txt += "" if df["Labels_Cells"].notna().any() else f" (none matched '{cells_pattern}')"
+        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels{cells_txt}"
                       + (f"; [yellow]{plural(n_unlabelled, unit)} without[/] (pattern '{nuclei_pattern}' "
                          f"in {labels_dir})" if n_unlabelled else ""), highlight=False)
     if saved is not None:
