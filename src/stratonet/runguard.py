@@ -144,6 +144,11 @@ class _Interrupted:
     flag = False
 
 
+def interrupt_exit_code() -> int:
+    """The shell's exit status for the signal that stopped the run: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + int(getattr(_Interrupted, "signum", signal.SIGINT))
+
+
 def interrupted() -> bool:
     """True once SIGINT or SIGTERM arrived inside :func:`interrupt_on_sigterm`."""
     return _Interrupted.flag
@@ -162,9 +167,11 @@ def interrupt_on_sigterm():
 
     def handler(signum, frame):
         _Interrupted.flag = True
+        _Interrupted.signum = int(signum)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     _Interrupted.flag = False
+    _Interrupted.signum = int(signal.SIGINT)
     wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     old = {}
     for sig in wanted:
