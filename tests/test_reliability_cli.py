@@ -112,3 +112,14 @@ def test_d9_d14_identifiers_are_never_features_and_crops_stay_apart(tmp_path):
     # a CytoTable-style single-cell table (Metadata_ObjectNumber numbers the cells): cells aggregate per field
     cells = df.drop(columns=["Count_Cells", "ObjectNumber"])
     assert len(run_profile(cells, aggregate_level="site", select="", normalize_method="none")) == 2
+
+
+def test_d9_a_plate_format_inferred_from_one_well_is_named(capsys):
+    from stratonet.index.plate_format import check_wells
+
+    idx = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": ["A01", "B02", "P24", "A25"]})
+    assert check_wells(idx, source="idx.csv") == {"P1": 1536}
+    err = capsys.readouterr().err
+    assert "A25" in err and "--plate-format 384" in err
+    assert check_wells(idx.iloc[:3], source="idx.csv") == {"P1": 384}
+    assert "note" not in capsys.readouterr().err
