@@ -121,5 +121,6 @@ def test_d9_a_plate_format_inferred_from_one_well_is_named(capsys):
     assert check_wells(idx, source="idx.csv") == {"P1": 1536}
     err = capsys.readouterr().err
     assert "A25" in err and "--plate-format 384" in err
-    assert check_wells(idx.iloc[:3], source="idx.csv") == {"P1": 384}
+    wide = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": ["A01", "B02", "A13", "B14", "P24"]})
+    assert check_wells(wide, source="idx.csv") == {"P1": 384}  # three wells beyond a 96-well plate: no note
     assert "note" not in capsys.readouterr().err
