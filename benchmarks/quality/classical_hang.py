@@ -46,8 +46,10 @@ def run_launches(n: int, timeout: float, base: Path) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run([sys.executable, "-m", "stratonet", "synth", str(base / "plate"), "--wells", "1", "--sites", "2",
                     "--size", "128", "--seed", "3"], env=env, check=True, capture_output=True)
-    idx = base / "plate" / "index.parquet"
-    pd.read_parquet(idx).iloc[:2].to_parquet(base / "two.parquet")
+    load_data = next((base / "plate").rglob("load_data.csv"))
+    subprocess.run([sys.executable, "-m", "stratonet", "index", str(load_data), "-o", str(base / "index.parquet")],
+                   env=env, check=True, capture_output=True)
+    pd.read_parquet(base / "index.parquet").iloc[:2].to_parquet(base / "two.parquet")
     hangs, failures, walls = [], [], []
     for pair in range((n + 1) // 2):
         t0 = time.monotonic()
