@@ -94,9 +94,13 @@ def _pycytominer_steps(df: pd.DataFrame, features: list[str], steps: list[str], 
         return list(features)
     from pycytominer import feature_select as pcm_select
 
-    sel = pcm_select(profiles=df[features], features=list(features), operation=list(steps), **options)
-    kept = set(sel.columns)
-    return [f for f in features if f in kept]
+    kept = list(features)
+    for step in steps:  # one at a time: pycytominer fails inside scikit-learn when a step gets no feature
+        if not kept:
+            break
+        sel = pcm_select(profiles=df[kept], features=list(kept), operation=[step], **options)
+        kept = [f for f in kept if f in set(sel.columns)]
+    return kept
 
 
 def correlated_features(values: np.ndarray, names: Sequence[str], threshold: float = 0.9,
