@@ -127,6 +127,13 @@ def run_profile(
     out = out.copy()
     out.attrs["steps"] = steps
     out.attrs["nonfinite"] = nonfinite
+    missing = out[feats].isna().sum()
+    missing = missing[missing > 0]
+    if len(missing):  # a profile with holes is said so, never passed on silently
+        warn(f"{int(missing.sum())} missing value(s) left in {len(missing)} feature column(s) of the profiles "
+             f"(e.g. {', '.join(map(str, missing.index[:3]))}); add drop_na_columns to --select to drop them")
+        steps.append({"step": f"{int(missing.sum())} missing value(s) left in {len(missing)} column(s)",
+                      "rows": len(out), "features": len(feats), "columns": list(map(str, missing.index[:50]))})
     return out
 
 
