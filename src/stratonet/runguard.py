@@ -265,6 +265,34 @@ def guarded_output(out_argument: str = "out"):
     return wrap
 
 
+MP_TEMP_PREFIX = "stratonet-pymp-"
+
+
+def own_mp_tempdir() -> Path:
+    """Give this process's multiprocessing a temporary folder named by its pid, and remove those of dead runs.
+
+    multiprocessing keeps its fork-server socket in a ``pymp-*`` folder that only a normal exit removes, so every
+    kill -9 of ``extract classical -j N`` used to leave one behind (issue 27, D9). Named by pid, the folder of a
+    run that died is recognised, and removed, by the next run.
+    """
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(MP_TEMP_PREFIX + "*"):
+        pid = stale.name[len(MP_TEMP_PREFIX):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    config = process.current_process()._config  # where multiprocessing.util.get_temp_dir keeps its folder
+    if config.get("tempdir") is None:
+        mine = base / f"{MP_TEMP_PREFIX}{os.getpid()}"
+        mine.mkdir(exist_ok=True)
+        util.Finalize(None, shutil.rmtree, args=[str(mine), True], exitpriority=-100)  # as get_temp_dir does
+        config["tempdir"] = str(mine)
+    return Path(config["tempdir"])
+
+
 # A fork server (multiprocessing's "forkserver") lives as long as any worker it forked, and each worker dies with
 # the fork server: a kill -9 of the run would leave both behind. So the run names itself in POOL_PARENT_ENV before
 # it starts the fork server, and this module, preloaded there, makes the fork server die with the run.

@@ -594,8 +594,9 @@ def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: 
 
     from stratonet.index.schema import site_name
     from stratonet.progress import track
-    from stratonet.runguard import POOL_PARENT_ENV, worker_init
+    from stratonet.runguard import POOL_PARENT_ENV, own_mp_tempdir, worker_init
 
+    own_mp_tempdir()  # a pid-named folder for the fork server's socket: a killed run's is removed by the next
     stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
     if "forkserver" in mp.get_all_start_methods():
         from multiprocessing import forkserver
