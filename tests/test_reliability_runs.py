@@ -118,3 +118,27 @@ def test_d9_summaries_count_resumed_sites(tmp_path, capsys):
     capsys.readouterr()
     assert run_cli(["extract", "pixel", idx, "-o", out, "--size", "4", "--scaling", "image"]) == 0
     assert "3 sites (2 this run, 1 resumed)" in capsys.readouterr().err  # the console writes to stderr
+
+
+@pytest.mark.parametrize("kind,args", [("pixel", ["--size", "4"]), ("deep", DEEP)])
+def test_issue26_changed_metadata_on_resume_is_refused_with_the_columns_named(tmp_path, capsys, kind, args):
+    idx = tiny_index(tmp_path)
+    df = pd.read_parquet(idx)
+    first = tmp_path / "first.parquet"
+    df.assign(Metadata_moa="x").iloc[:2].to_parquet(first)
+    out = tmp_path / "o.parquet"
+    assert run_cli(["extract", kind, first, "-o", out, *args]) == 0
+    capsys.readouterr()
+    changed = tmp_path / "changed.parquet"
+    df.assign(Metadata_moa=["x", "y", "x"]).to_parquet(changed)  # A02 re-annotated after it was written
+    assert run_cli(["extract", kind, changed, "-o", out, *args]) == 2
+    err = capsys.readouterr().err
+    assert "Metadata_moa changed in 1 written row(s)" in err and "--overwrite" in err
+    added = tmp_path / "added.parquet"
+    df.assign(Metadata_moa="x", Metadata_dose=1.0).to_parquet(added)
+    assert run_cli(["extract", kind, added, "-o", out, *args]) == 2
+    assert "new column Metadata_dose" in capsys.readouterr().err
+    same = tmp_path / "same.parquet"
+    df.assign(Metadata_moa="x").to_parquet(same)
+    assert run_cli(["extract", kind, same, "-o", out, *args]) == 0  # unchanged metadata resumes
+    assert len(pd.read_parquet(out)) == 3

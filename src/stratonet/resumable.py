@@ -151,6 +151,41 @@ class PartitionedWriter:
             keys.update(key_tuples(t, self.key_columns))
         return keys
 
+    def check_metadata(self, index: pd.DataFrame, columns_too: bool = True) -> None:
+        """Refuse to resume when the index's ``Metadata_*`` values of rows already written changed (issue 26).
+
+        A resume writes only new rows; rows written before keep the metadata they were written with. Rather than
+        mixing old and new annotations in one table, the resume is refused with the changed columns named (the
+        features would not change: ``--overwrite`` recomputes them; or keep the table and re-annotate it, e.g.
+        ``profile --platemap``). ``columns_too``: a column added to or gone from the index counts as a change
+        (for outputs that carry every ``Metadata_*`` column of their index).
+        """
+        files = self._part_files() + ([self.out] if self.out.exists() else [])
+        if not files:
+            return
+        meta = [c for c in index.columns if str(c).startswith("Metadata_") and c not in self.key_columns]
+        stored_cols: set[str] = set()
+        frames = []
+        for f in files:
+            names = pq.read_schema(f).names
+            stored_cols.update(c for c in names if c.startswith("Metadata_"))
+            cols = self.key_columns + [c for c in meta if c in names]
+            frames.append(pq.read_table(f, columns=cols).to_pandas())
+        old = pd.concat(frames, ignore_index=True).astype(str)
+        new = index[self.key_columns + meta].astype(str)
+        both = old.merge(new, on=self.key_columns, how="inner", suffixes=("_old", ""))
+        changed = [c for c in meta if c + "_old" in both.columns and (both[c + "_old"] != both[c]).any()]
+        added = [c for c in meta if c not in stored_cols] if columns_too else []
+        dropped = sorted(c for c in stored_cols - set(meta) - set(self.key_columns)
+                         if not c.startswith(("Metadata_Tile_", "Metadata_Cell_Count", "Metadata_Location_"))
+                         ) if columns_too else []
+        if changed or added or dropped:
+            what = [f"{c} changed in {int((both[c + '_old'] != both[c]).sum())} written row(s)" for c in changed]
+            what += [f"new column {c}" for c in added] + [f"column {c} no longer in the index" for c in dropped]
+            raise ConfigError(f"{self.out}: the index's metadata differs from the rows already written: "
+                              f"{'; '.join(what[:6])}. A resume would mix old and new annotations; use --overwrite "
+                              "to recompute, or keep the table and re-annotate it (profile --platemap)")
+
     def retain(self, keep: set[tuple], key_columns: Sequence[str]) -> int:
         """Drop rows of the parts whose ``key_columns`` are not in ``keep`` (rows of units never committed).
 

@@ -452,6 +452,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
                              rows_per_part=10**9, signature=signature)
         for k in ("median", "mean", "cells")
     }
+    writers["median"].check_metadata(index, columns_too=False)  # refuse rather than mix annotations (issue 26)
     done = writers["median"].done_keys()
     n_uncommitted = sum(writers[k].retain(done, keys) for k in ("cells", "mean"))  # rows of sites never committed
     if n_uncommitted:

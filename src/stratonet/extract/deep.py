@@ -285,7 +285,9 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
         provenance["input_size"] = f"native {native[0]}x{native[1]}"
         batch_size = native_batch_size(batch_size, native, size)
     signature = {**provenance, **settings, "scaling": scale.identity()}
-    PartitionedWriter(out, key_columns=key_cols).check_signature(signature)
+    existing = PartitionedWriter(out, key_columns=key_cols)
+    existing.check_signature(signature)
+    existing.check_metadata(df)  # rows already written keep their metadata: refuse rather than mix (issue 26)
     if on_start is not None:
         on_start()  # the CLI writes its run configuration only now: a refused resume leaves the old one
 

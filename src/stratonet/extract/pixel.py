@@ -162,6 +162,7 @@ def extract_pixel(
 
 def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high,
                    scale) -> Path:
+    writer.check_metadata(index)  # rows already written keep their metadata: refuse rather than mix (issue 26)
     done = writer.done_keys()
     todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
     errors = ErrorLog(errors_path(out))
