@@ -66,6 +66,8 @@ def run_launches(n: int, timeout: float, base: Path) -> dict:
             if run.returncode != 0:
                 failures.append({"launch": launch, "rc": run.returncode, "tail": out[-300:]})
         walls.append(round(time.monotonic() - t0, 2))
+        print(f"pair {pair + 1}: {walls[-1]} s, hangs so far {hangs}, failures {len(failures)}, load "
+              f"{os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
     return {"launches": n, "timeout_s": timeout, "hangs": hangs, "failures": failures, "pair_wall_s": walls}
 
 
