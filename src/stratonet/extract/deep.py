@@ -476,8 +476,8 @@ def extract_deep(
                         cell_writer.wait()
                         fault_point("deep.between_flushes")
                     writer.write(site_df)
-                    for i, names in zip(batch["i"], batch.get("dtypes", [])):
-                        note_dtypes(seen_dtypes, todo[i], names)
+                    for i, file_dtypes in zip(batch["i"], batch.get("dtypes", [])):
+                        note_dtypes(seen_dtypes, todo[i], file_dtypes)
                     n_sites += len(batch["i"])
                     n_units += int(sum(batch["counts"]))
                     fault_point("deep.batch_done")
