@@ -154,6 +154,7 @@ def test_small_crops_fill_the_model_input(tmp_path):
     assert float(item["x"][0, 0, :20, :20].min()) > 0.2 and float(item["x"][0, 0, -20:, -20:].min()) > 0.2
 
     plane = np.full((96, 96), 1000, np.uint16)
+    plane[0, 0] = 1001  # not constant: a constant image is a bad site (issue 27, D2); the corner is outside the crop
     p = tmp_path / "site.tiff"
     tifffile.imwrite(p, plane)
     site = {"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(p)}
