@@ -27,7 +27,6 @@ from typing import Sequence
 import numpy as np
 
 from stratonet.errors import ConfigError, InputFileError, StratoNetError
-from stratonet.runsignature import file_digest
 
 SCALING_MODES = ("image", "plate", "bitdepth")
 DEFAULT_SCALING = "plate"
@@ -250,7 +249,6 @@ class Scaling:
         self.maxima = maxima or {}
         self.source = source
         self.record = record
-        self.estimated = False  # plate mode: True when the percentiles are this run's own estimate
         self.per_dtype = per_dtype
 
     def bounds(self, row, dtypes: Sequence | None = None) -> np.ndarray | None:
@@ -300,12 +298,11 @@ class Scaling:
         return d
 
     def identity(self) -> dict:
-        """:meth:`describe` as a run's signature holds it: the numbers, and where they came from by content (the
-        run's own estimate, or the sha256 of a given file), never a path."""
+        """:meth:`describe` as a run's signature holds it: the numbers, never the path of the file they are kept
+        in (a run's own estimate and the same numbers passed as a file, e.g. by the Ray and shard engines, are the
+        same run)."""
         d = self.describe()
         d.pop("file", None)
-        if self.mode == "plate":
-            d["source"] = "estimated" if self.estimated else file_digest(self.source)
         return d
 
 
@@ -315,16 +312,13 @@ def requested_scaling(mode: str, low: float = 0.1, high: float = 99.9, scaling_f
 
     A resume compares it with the stored signature *before* :func:`resolve_scaling`, which may estimate plate
     percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was. A given
-    scaling file counts by its content (sha256), never by its path as typed.
+    scaling file counts by its numbers (compared once read), never by its path as typed.
     """
     d: dict = {"mode": mode}
     if mode in ("image", "plate"):
         d["percentiles"] = [low, high]
-    if mode == "plate":
-        given = scaling_file is not None and Path(scaling_file).is_file()
-        d["source"] = "estimated" if scaling_file is None else (file_digest(scaling_file) if given else None)
-        if scaling_file is None:
-            d["sites_per_plate"], d["seed"] = n_sites, seed
+    if mode == "plate" and scaling_file is None:  # a given file is compared by its numbers, once read
+        d["sites_per_plate"], d["seed"] = n_sites, seed
     return d
 
 
@@ -375,17 +369,12 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
         if same:
             if log is not None:
                 log.info("plate scaling reused from %s", path)
-            return _estimated(Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path),
-                                      record=rec, per_dtype=rec.get("units") == DTYPE_UNITS))
+            return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec,
+                           per_dtype=rec.get("units") == DTYPE_UNITS)
     rec = estimate_plate_bounds(rows, channels, low, high, n_sites=n_sites, seed=seed, illum=illum,
                                 on_error=on_error)
     save_scaling(rec, path)
     if log is not None:
         log.info("plate scaling estimated from %s site(s) per plate -> %s", n_sites, path)
-    return _estimated(Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec,
-                              per_dtype=True))
-
-
-def _estimated(scale: Scaling) -> Scaling:
-    scale.estimated = True
-    return scale
+    return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec,
+                   per_dtype=True)
