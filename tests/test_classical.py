@@ -189,8 +189,8 @@ def test_site_without_dna_is_a_clear_error(tmp_path, jump_fov, capsys):
     assert run_cli(["extract", "classical", idx, "-o", tmp_path / "o2"]) != 0
     err = capsys.readouterr().err
     assert "P1/A01/1" in err and "DNA" in err and "Traceback" not in err
-    # --on-error skip records the site instead.
-    assert run_cli(["extract", "classical", idx, "-o", tmp_path / "o3", "--on-error", "skip"]) == 0
+    # --on-error skip records the site instead; with no site left, the run fails loudly (issue 27: one end of run).
+    assert run_cli(["extract", "classical", idx, "-o", tmp_path / "o3", "--on-error", "skip"]) == 2
     assert "P1/A01/1" in (tmp_path / "o3" / "errors.csv").read_text()
 
 

@@ -92,7 +92,7 @@ def test_site_with_zero_objects_is_reported_and_on_empty_error_applies(tmp_path,
                     "--labels-dir", d, "--on-empty", "error"]) != 0
     assert "0 objects" in capsys.readouterr().err
     assert run_cli(["extract", "classical", idx, "-o", tmp_path / "o3", "--features", "areashape",
-                    "--labels-dir", d, "--on-empty", "error", "--on-error", "skip"]) == 0
+                    "--labels-dir", d, "--on-empty", "error", "--on-error", "skip"]) == 2  # no site left
     assert "0 objects" in (tmp_path / "o3" / "errors.csv").read_text()
 
 

@@ -330,7 +330,8 @@ def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scal
     from stratonet.io import load_index_row
 
     raw = load_index_row(row, chans, illum=illum, dtype=np.float32)
-    bounds = prep.scaling.bounds(row) if prep.scaling is not None else None
+    dtypes = [np.uint16] * len(chans)  # the stored dtype of each file: bounds are per file's dtype (issue 27, D3)
+    bounds = prep.scaling.bounds(row, dtypes) if prep.scaling is not None else None
     general = resize_batch(rescale_to_unit(raw, 0.1, 99.9, bounds=bounds)[None], 224)
     assert lean.shape == general.shape == (1, 3, 224, 224)
     # the strip-wise path computes the resize as banded matrix products: equal within float32 rounding

@@ -257,7 +257,7 @@ def deep_ref(plate):
 
 @pytest.mark.parametrize("fault, flush_seconds, code", [
     ("deep.batch_done@3:int", 3600, 130),  # Ctrl-C
-    ("deep.batch_done@3:term", 3600, 130),  # SIGTERM
+    ("deep.batch_done@3:term", 3600, 143),  # SIGTERM: 128 + 15, the shell convention (issue 27, D9)
     ("deep.batch_done@4", 0, -signal.SIGKILL),  # kill -9 with parts bounded by time
 ])
 def test_deep_interrupt_flushes_and_resume_matches(plate, deep_ref, tmp_path, fault, flush_seconds, code):
@@ -266,7 +266,7 @@ def test_deep_interrupt_flushes_and_resume_matches(plate, deep_ref, tmp_path, fa
                     fault=fault)
     assert run.returncode == code, run.stdout + run.stderr
     parts = list((tmp_path / "deep.parquet.parts").glob("part-*.parquet"))
-    if code == 130:  # Ctrl-C / SIGTERM: the 3 finished sites reach disk (parts of 256 rows), with the message
+    if code in (130, 143):  # Ctrl-C / SIGTERM: the 3 finished sites reach disk (parts of 256 rows), with the message
         assert "interrupted; what was written is kept and a rerun resumes" in run.stderr
         assert sum(len(pd.read_parquet(p)) for p in parts) == 3
     else:  # kill -9: the sites flushed by the time bound survive
@@ -334,7 +334,7 @@ def test_sigterm_stops_workers_and_keeps_finished_sites(plate, tmp_path):
     assert len(family) >= 3  # fork server and 2 workers (and the resource tracker)
     run.send_signal(signal.SIGTERM)
     run.wait(timeout=60)
-    assert run.returncode == 130 and "interrupted" in run.stdout.read()
+    assert run.returncode == 143 and "interrupted" in run.stdout.read()  # 128 + SIGTERM
     assert_all_gone(family)
     parts = list((out / "site.parquet.parts").glob("part-*.parquet"))
     assert sum(len(pd.read_parquet(p)) for p in parts) >= 2  # the sites finished before SIGTERM were flushed
@@ -363,10 +363,11 @@ def test_watchdog_fails_cleanly_when_workers_stall(plate, tmp_path):
 
 
 def test_parallel_classical_never_hangs(plate, tmp_path):
-    """30 launches of `extract classical -j 2` (two at a time), each must finish within its timeout."""
+    """A guard: 4 launches of `extract classical -j 2` (two at a time), each within its timeout. The full check
+    (40 launches) is benchmarks/quality/classical_hang.py, results in benchmarks/quality/classical_hang.md."""
     idx = tmp_path / "two_sites.parquet"
     pd.read_parquet(plate["index"]).iloc[:2].to_parquet(idx)
-    launches, per_launch = 30, 120
+    launches, per_launch = 4, 120
     for pair in range(launches // 2):
         runs = [spawn(["extract", "classical", idx, "-o", tmp_path / f"c{pair}_{k}", *FAST_CLASSICAL, "-j", 2])
                 for k in range(2)]

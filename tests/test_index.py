@@ -331,7 +331,8 @@ def test_arrays_layout(tmp_path):
     d.mkdir()
     rows = []
     for i in range(3):
-        np.save(d / f"cell{i}.npy", np.zeros((3, 12, 12), np.float32))
+        # random pixels: a constant image is a bad site on reading (issue 27, D2)
+        np.save(d / f"cell{i}.npy", np.random.default_rng(i).random((3, 12, 12), dtype=np.float32))
         rows.append({"FileName": f"cell{i}.npy", "Metadata_Plate": "P", "Metadata_Well": "a1",
                      "Metadata_Site": 1, "Metadata_ObjectNumber": i + 1, "compound": "x"})
     pd.DataFrame(rows).to_csv(d / "index.csv", index=False)

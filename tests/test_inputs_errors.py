@@ -255,7 +255,7 @@ def test_deep_errors_csv_is_updated_after_a_successful_retry(tmp_path):
     fast = dict(model="stratonet18", input_size=32, workers=0, progress=False, on_error="skip")
     man = extract_deep(idx, out, **fast)
     errors_csv = Path(man["errors_file"])
-    assert errors_csv.name == "deep_errors.csv" and len(pd.read_csv(errors_csv)) == 1
+    assert errors_csv.name == "deep.errors.csv" and len(pd.read_csv(errors_csv)) == 1
     gone.write_bytes(saved)
     man = extract_deep(idx, out, **fast)
     assert man["sites_processed"] == 1 and man["errors"] == 0
@@ -318,7 +318,8 @@ def test_classical_records_intensity_scale_in_provenance(tmp_path):
 def test_float_images_with_unknown_scale_are_refused(tmp_path):
     from stratonet.io import load_index_row
 
-    row = _site_row(tmp_path, "A01", {"DNA": np.full((8, 8), 300.0, np.float32)})
+    # not constant: a constant image is a bad site before its scale is asked (issue 27, D2)
+    row = _site_row(tmp_path, "A01", {"DNA": np.linspace(250.0, 300.0, 64, dtype=np.float32).reshape(8, 8)})
     with pytest.raises(StratoNetError, match="A01_DNA.tiff.*bit depth"):
         load_index_row(row, ["DNA"], bit_depth="auto")
     assert load_index_row(row, ["DNA"], bit_depth=16).max() == pytest.approx(300 / 65535)

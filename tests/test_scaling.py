@@ -112,7 +112,9 @@ def test_bitdepth_uses_dtype_max_or_bit_depth(tmp_path):
     p = tmp_path / "u8.tiff"
     tifffile.imwrite(p, _cells_plane(rng, dtype=np.uint8))
     rows = [{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(p)}]
-    assert resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet").maxima == {"DNA": 255.0}
+    own = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet")  # each file by its own dtype
+    assert own.bounds(rows[0], [np.uint8]).tolist() == [[0.0, 255.0]]
+    assert own.bounds(rows[0], [np.uint16]).tolist() == [[0.0, 65535.0]]
     s12 = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet", bit_depth=12)
     assert s12.bounds(rows[0]).tolist() == [[0.0, 4095.0]]
     with pytest.raises(ConfigError):
@@ -152,6 +154,7 @@ def test_small_crops_fill_the_model_input(tmp_path):
     assert float(item["x"][0, 0, :20, :20].min()) > 0.2 and float(item["x"][0, 0, -20:, -20:].min()) > 0.2
 
     plane = np.full((96, 96), 1000, np.uint16)
+    plane[0, 0] = 1001  # not constant: a constant image is a bad site (issue 27, D2); the corner is outside the crop
     p = tmp_path / "site.tiff"
     tifffile.imwrite(p, plane)
     site = {"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(p)}

@@ -112,6 +112,8 @@ def _convert(param: click.Parameter, value: Any, source: str, where: str) -> Any
             kind = "list" if isinstance(value, (list, tuple)) else "mapping"
             raise ConfigError(f"{source}: bad value for '{key}' in '{where}': expected one {param.type.name} "
                               f"value, got a {kind}")
+        if isinstance(param.type, click.types.IntParamType) and isinstance(value, (float, bool)):
+            value = str(value)  # as typed on the command line: 8.7 is refused there, never truncated to 8
         return param.type.convert(value, param, None)
     except click.BadParameter as exc:
         raise ConfigError(f"{source}: bad value for '{key}' in '{where}': {exc.message}") from exc

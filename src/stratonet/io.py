@@ -115,7 +115,24 @@ def read_site_plane(paths: Mapping[str, str], ch: str, site: str = "?") -> np.nd
         img = img.squeeze()
     if img.ndim != 2:
         raise SiteError(site, f"channel '{ch}' image {p} has shape {img.shape}, expected a 2-D plane")
+    check_plane(img, site, ch, str(p))
     return img
+
+
+def check_plane(img: np.ndarray, site: str, ch: str, where: str) -> None:
+    """A plane with non-finite values or one value everywhere is a bad site (``--on-error`` decides), never input
+    that poisons a plate's percentiles or gives a row of meaningless features (issue 27, D2)."""
+    if img.size == 0:
+        raise SiteError(site, f"channel '{ch}' image {where} is empty (0 pixels)")
+    if img.dtype.kind in "fc":
+        bad = int(np.count_nonzero(~np.isfinite(img)))
+        if bad:
+            raise SiteError(site, f"channel '{ch}' image {where} has {bad} non-finite (NaN or inf) pixel(s) of "
+                                  f"{img.size}; a failed acquisition or conversion")
+    lo, hi = img.min(), img.max()
+    if lo == hi:
+        raise SiteError(site, f"channel '{ch}' image {where} is constant (every pixel {lo.item()!r}); an empty or "
+                              "failed acquisition")
 
 
 def load_site(
@@ -125,6 +142,7 @@ def load_site(
     dtype: type = np.float32,
     bit_depth: int | str | None = None,
     dtypes: set | None = None,
+    dtype_of: list | None = None,
 ) -> np.ndarray:
     """Read the channels of one site into a ``(C, H, W)`` array.
 
@@ -143,6 +161,8 @@ def load_site(
         (``"auto"``) or by ``2**bit_depth - 1``: the same rule for every site, never the site's own brightest pixel.
     dtypes : set, optional
         Receives the stored dtype name of every plane read (for provenance).
+    dtype_of : list, optional
+        Receives the stored dtype of each channel, in the order of ``channels``.
 
     Raises
     ------
@@ -157,6 +177,8 @@ def load_site(
         p = paths.get(ch)
         if dtypes is not None:
             dtypes.add(str(img.dtype))
+        if dtype_of is not None:
+            dtype_of.append(img.dtype)
         if bit_depth is not None:
             img = img.astype(np.float32) / np.float32(full_scale(img, bit_depth, where=str(p)))
         planes.append(img)
@@ -168,7 +190,8 @@ def load_site(
 
 
 def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type = np.float32,
-                   bit_depth: int | str | None = None, dtypes: set | None = None) -> np.ndarray:
+                   bit_depth: int | str | None = None, dtypes: set | None = None,
+                   dtype_of: list | None = None) -> np.ndarray:
     """Read one index row (see :mod:`stratonet.index.schema`) as ``(C, H, W)``.
 
     If ``illum`` and the row has ``Illum_<Channel>`` paths (.npy illumination functions), each channel is divided
@@ -191,14 +214,18 @@ def load_index_row(row, channels: Sequence[str], illum: bool = True, dtype: type
             raise SiteError(site, f"stack {row[STACK_PATH]} has shape {stack.shape}, expected ({len(order)}, H, W) "
                                   f"or (H, W, {len(order)})")
         picked = chw[[order.index(c) for c in channels]]
+        for c, plane in zip(channels, picked):
+            check_plane(plane, site, c, str(row[STACK_PATH]))
         if dtypes is not None:
             dtypes.add(str(stack.dtype))
+        if dtype_of is not None:
+            dtype_of.extend([stack.dtype] * len(channels))
         if bit_depth is not None:
             scale = full_scale(stack, bit_depth, where=str(row[STACK_PATH]))
             return (picked.astype(np.float32) / np.float32(scale)).astype(dtype, copy=False)
         return picked.astype(dtype, copy=False)
     img = load_site(site_paths(row, list(channels)), channels, site=site, dtype=dtype, bit_depth=bit_depth,
-                    dtypes=dtypes)
+                    dtypes=dtypes, dtype_of=dtype_of)
     if illum:
         for i, ch in enumerate(channels):
             ip = row.get(f"{ILLUM_PREFIX}{ch}") if hasattr(row, "get") else None

@@ -417,12 +417,13 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
     """
     ray = import_ray()
     from stratonet.extract.cells import read_centers
-    from stratonet.extract.deep import (CELL_KEYS, UNITS_PER_SITE, _resume_file, cells_path, feature_names,
+    from stratonet.extract.deep import (CELL_KEYS, UNITS_PER_SITE, cells_path, feature_names,
                                         manifest_path, prepare_deep, run_counts, sites_per_model_batch)
     from stratonet.extract.writer import WideTableWriter
     from stratonet.progress import get_logger, polled_progress
     from stratonet.resumable import ErrorLog
-    from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+    from stratonet.runfinish import errors_path, finish_run
+    from stratonet.runinfo import ResourceMonitor, device_info, package_versions
     from stratonet.scaleout import ray_session
     from stratonet.wording import plural
 
@@ -476,7 +477,7 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
 
             ctx.execution_options.resource_limits = ExecutionResources(object_store_memory=float(limit))
         threads_ = int(threads or actor_threads(ray.nodes(), n_actors, dev_name))
-        errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
+        errors = ErrorLog(errors_path(out))
         n_sites = n_units = 0
         groups = [0, 0]  # decode groups run ahead / in line by the actors
         busy = 0.0  # seconds the actors spent on units (the rest of the wall: start-up and Ray's scheduling)
@@ -517,15 +518,12 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
                         busy += float(r["seconds"])
         wall = time.perf_counter() - t_start
         driver_cpu = time.process_time() - cpu_start
-    errors_file = errors.save()
     writer = WideTableWriter(out, key_columns=plan.key_cols, metadata=plan.stamp)
-    if not writer._part_files() and not out.exists():
-        raise StratoNetError(f"no site could be processed ({len(errors)} error(s), see {errors_file})")
-    (parts_dir / PLAN_FILE).unlink(missing_ok=True)
-    writer.finalize()  # parts in unit order = index order; keys written twice (never expected) are dropped
-    if cell_parts is not None:
-        WideTableWriter(cells_path(out), key_columns=CELL_KEYS, metadata=plan.cell_stamp).finalize()
-    _resume_file(out).unlink(missing_ok=True)
+    if writer.has_output():
+        (parts_dir / PLAN_FILE).unlink(missing_ok=True)
+        writer.finalize()  # parts in unit order = index order; keys written twice (never expected) are dropped
+        if cell_parts is not None:
+            WideTableWriter(cells_path(out), key_columns=CELL_KEYS, metadata=plan.cell_stamp).finalize()
 
     manifest = {
         "output": str(out),
@@ -551,12 +549,11 @@ def extract_deep_ray(index, out, *, address: str | None = None, actors: int | No
         "device": device_info("cpu") if dev_name == "cpu" else {"device": dev_name, "where": "ray actors"},
         "threads": threads_,
         "workers": None,
-        **run_counts(len(rows), sum(len(units[k]) for k in done), n_sites, errors, errors_file, len(chans), n_units,
-                     wall),
+        **run_counts(len(rows), sum(len(units[k]) for k in done), n_sites, len(chans), n_units, wall),
         "resources": monitor.summary(),
         "features": len(names),
     }
-    write_json(manifest, manifest_path(out))
+    finish_run(errors, manifest, manifest_path(out), wrote_rows=out.exists())
     log.info("deep features (ray data): %d sites, %.1f channel-images/s -> %s", n_sites,
              manifest["channel_images_per_s"], out)
     return manifest

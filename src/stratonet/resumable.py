@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 
 from stratonet.errors import ConfigError
 from stratonet.runguard import fault_point
-from stratonet.tables import SITE_KEYS, discard_on_error
+from stratonet.runsignature import canonical, refuse_changed
+from stratonet.tables import ROW_ID_COLUMNS, SITE_KEYS, discard_on_error
 
-ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
 SIGNATURE_KEY = b"stratonet.resume"
 
 
@@ -39,9 +39,18 @@ def key_tuples(df: pd.DataFrame, key_columns: Sequence[str]) -> list[tuple]:
     return list(df[list(key_columns)].astype(str).itertuples(index=False, name=None))
 
 
-def signature_diff(old: dict, new: dict) -> list[str]:
-    """Keys whose values differ between two configuration signatures."""
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+LEGACY_SIGNATURE_KEYS = (b"stratonet_deep_signature",)  # finished deep tables of earlier versions
+
+
+def check_resume_settings(out: str | Path, requested: dict, partial: bool = True) -> None:
+    """Refuse, naming every changed setting, when ``out`` holds output written with other settings.
+
+    Called before anything is read or written (``partial``: with the settings known so far), so a refused rerun
+    leaves the existing run's files (e.g. its ``<stem>.scaling.json``) as they were. New output passes.
+    """
+    existing = PartitionedWriter(out)
+    if existing.has_output():
+        refuse_changed(existing.out, existing.stored_signature(), requested, partial=partial)
 
 
 class PartitionedWriter:
@@ -94,23 +103,17 @@ class PartitionedWriter:
         if self._signature_file.exists():
             return json.loads(self._signature_file.read_text())
         if self.out.exists():
-            raw = (pq.read_schema(self.out).metadata or {}).get(SIGNATURE_KEY)
+            meta = pq.read_schema(self.out).metadata or {}
+            raw = next((meta[k] for k in (SIGNATURE_KEY,) + LEGACY_SIGNATURE_KEYS if k in meta), None)
             return json.loads(raw) if raw else None
         return None
 
     def check_signature(self, signature: dict) -> None:
         """Refuse (``ConfigError`` naming the changed keys) when existing output has another signature; else
         record ``signature`` as this output's."""
-        self.signature = json.loads(json.dumps(signature, default=str))  # tuples -> lists, as stored
+        self.signature = canonical(signature)  # tuples -> lists, as stored
         if self.has_output():
-            old = self.stored_signature()
-            if old is None:
-                raise ConfigError(f"{self.out} exists but records no configuration (written by an older version or "
-                                  "another tool); use --overwrite to start over, or another output")
-            diff = signature_diff(old, self.signature)
-            if diff:
-                raise ConfigError(f"{self.out} was written with a different configuration ({', '.join(diff)}); "
-                                  "use --overwrite to start over, or another output")
+            refuse_changed(self.out, self.stored_signature(), self.signature)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._signature_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.signature, indent=1, sort_keys=True))
@@ -124,6 +127,8 @@ class PartitionedWriter:
     def discard(self) -> None:
         """Remove the output and its parts (``--overwrite``)."""
         self.out.unlink(missing_ok=True)
+        for legacy in (self.out.with_name(self.out.name + ".resume.json"),):  # earlier deep runs kept it there
+            legacy.unlink(missing_ok=True)
         if self.parts_dir.exists():
             for f in self.parts_dir.iterdir():
                 f.unlink()
@@ -145,6 +150,41 @@ class PartitionedWriter:
             t = pq.read_table(f, columns=self.key_columns).to_pandas()
             keys.update(key_tuples(t, self.key_columns))
         return keys
+
+    def check_metadata(self, index: pd.DataFrame, columns_too: bool = True) -> None:
+        """Refuse to resume when the index's ``Metadata_*`` values of rows already written changed (issue 26).
+
+        A resume writes only new rows; rows written before keep the metadata they were written with. Rather than
+        mixing old and new annotations in one table, the resume is refused with the changed columns named (the
+        features would not change: ``--overwrite`` recomputes them; or keep the table and re-annotate it, e.g.
+        ``profile --platemap``). ``columns_too``: a column added to or gone from the index counts as a change
+        (for outputs that carry every ``Metadata_*`` column of their index).
+        """
+        files = self._part_files() + ([self.out] if self.out.exists() else [])
+        if not files:
+            return
+        meta = [c for c in index.columns if str(c).startswith("Metadata_") and c not in self.key_columns]
+        stored_cols: set[str] = set()
+        frames = []
+        for f in files:
+            names = pq.read_schema(f).names
+            stored_cols.update(c for c in names if c.startswith("Metadata_"))
+            cols = self.key_columns + [c for c in meta if c in names]
+            frames.append(pq.read_table(f, columns=cols).to_pandas())
+        old = pd.concat(frames, ignore_index=True).astype(str)
+        new = index[self.key_columns + meta].astype(str)
+        both = old.merge(new, on=self.key_columns, how="inner", suffixes=("_old", ""))
+        changed = [c for c in meta if c + "_old" in both.columns and (both[c + "_old"] != both[c]).any()]
+        added = [c for c in meta if c not in stored_cols] if columns_too else []
+        dropped = sorted(c for c in stored_cols - set(meta) - set(self.key_columns)
+                         if not c.startswith(("Metadata_Tile_", "Metadata_Cell_Count", "Metadata_Location_"))
+                         ) if columns_too else []
+        if changed or added or dropped:
+            what = [f"{c} changed in {int((both[c + '_old'] != both[c]).sum())} written row(s)" for c in changed]
+            what += [f"new column {c}" for c in added] + [f"column {c} no longer in the index" for c in dropped]
+            raise ConfigError(f"{self.out}: the index's metadata differs from the rows already written: "
+                              f"{'; '.join(what[:6])}. A resume would mix old and new annotations; use --overwrite "
+                              "to recompute, or keep the table and re-annotate it (profile --platemap)")
 
     def retain(self, keep: set[tuple], key_columns: Sequence[str]) -> int:
         """Drop rows of the parts whose ``key_columns`` are not in ``keep`` (rows of units never committed).

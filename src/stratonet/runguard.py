@@ -144,6 +144,11 @@ class _Interrupted:
     flag = False
 
 
+def interrupt_exit_code() -> int:
+    """The shell's exit status for the signal that stopped the run: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + int(getattr(_Interrupted, "signum", signal.SIGINT))
+
+
 def interrupted() -> bool:
     """True once SIGINT or SIGTERM arrived inside :func:`interrupt_on_sigterm`."""
     return _Interrupted.flag
@@ -162,9 +167,11 @@ def interrupt_on_sigterm():
 
     def handler(signum, frame):
         _Interrupted.flag = True
+        _Interrupted.signum = int(signum)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     _Interrupted.flag = False
+    _Interrupted.signum = int(signal.SIGINT)
     wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     old = {}
     for sig in wanted:
@@ -256,6 +263,34 @@ def guarded_output(out_argument: str = "out"):
         return run
 
     return wrap
+
+
+MP_TEMP_PREFIX = "stratonet-pymp-"
+
+
+def own_mp_tempdir() -> Path:
+    """Give this process's multiprocessing a temporary folder named by its pid, and remove those of dead runs.
+
+    multiprocessing keeps its fork-server socket in a ``pymp-*`` folder that only a normal exit removes, so every
+    kill -9 of ``extract classical -j N`` used to leave one behind (issue 27, D9). Named by pid, the folder of a
+    run that died is recognised, and removed, by the next run.
+    """
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(MP_TEMP_PREFIX + "*"):
+        pid = stale.name[len(MP_TEMP_PREFIX):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    config = process.current_process()._config  # where multiprocessing.util.get_temp_dir keeps its folder
+    if config.get("tempdir") is None:
+        mine = base / f"{MP_TEMP_PREFIX}{os.getpid()}"
+        mine.mkdir(exist_ok=True)
+        util.Finalize(None, shutil.rmtree, args=[str(mine), True], exitpriority=-100)  # as get_temp_dir does
+        config["tempdir"] = str(mine)
+    return Path(config["tempdir"])
 
 
 # A fork server (multiprocessing's "forkserver") lives as long as any worker it forked, and each worker dies with

@@ -14,10 +14,12 @@ from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from stratonet.errors import InputFileError, StratoNetError
+from stratonet.errors import ConfigError, InputFileError, StratoNetError
 
 METADATA_PREFIX = "Metadata_"
 SITE_KEYS = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+#: Columns that tell apart rows sharing a site (single-cell crops); the first one present completes a row's key.
+ROW_ID_COLUMNS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID", "Metadata_Crop", "Metadata_RowID")
 PROVENANCE_KEY = "stratonet"
 
 
@@ -58,6 +60,15 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
         raise InputFileError(str(path) if remote else str(p), f"cannot read table ({type(exc).__name__}: {exc})") from exc
 
 
+TABLE_SUFFIXES = (".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")
+
+
+def check_table_name(path: str | Path) -> None:
+    """Refuse an output name whose suffix names no table format (check it before the work, not after)."""
+    if not Path(path).name.lower().endswith(TABLE_SUFFIXES):
+        raise ConfigError(f"{path}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
+
+
 def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = None) -> Path:
     """Write a table atomically; the format follows the suffix (.parquet, .csv, .csv.gz, .tsv).
 
@@ -71,11 +82,10 @@ def write_table(df: pd.DataFrame, path: str | Path, provenance: dict | None = No
         For CSV output it is written beside the table as ``<name>.provenance.json``.
     """
     p = Path(path)
+    check_table_name(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     name = p.name.lower()
-    if not name.endswith((".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")):
-        raise StratoNetError(f"{p}: unknown table format (use .parquet, .csv, .csv.gz or .tsv)")
     with discard_on_error(tmp, p):
         if name.endswith(".parquet"):
             import pyarrow as pa
@@ -170,6 +180,24 @@ def metadata_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).startswith(METADATA_PREFIX)]
 
 
+#: Columns of a single-cell or crop table that identify or place an object rather than describe it: never features.
+def is_identifier(col: str) -> bool:
+    """True for object and image numbers, parent links, neighbour object numbers and absolute positions."""
+    col = str(col)
+    return (
+        col in ("ObjectNumber", "ImageNumber")
+        or "_Parent_" in col
+        or col.startswith("Parent_")
+        or "_Number_Object_Number" in col
+        or "ObjectNumber" in col
+        or "_Location_" in col
+        or col.startswith("Location_")
+        or "_AreaShape_Center_" in col
+        or "_AreaShape_BoundingBoxM" in col
+        or col.endswith("_TouchesBorder")
+    )
+
+
 def feature_columns(
     df: pd.DataFrame,
     features: Iterable[str] | None = None,
@@ -188,7 +216,8 @@ def feature_columns(
     Returns
     -------
     list of str
-        Numeric, non-``Metadata_`` columns (in table order, which carries no meaning).
+        Numeric, non-``Metadata_`` columns that are not identifiers or positions (:func:`is_identifier`), in
+        table order (which carries no meaning).
     """
     if features is not None:
         features = list(features)
@@ -199,7 +228,7 @@ def feature_columns(
     cols = [
         c
         for c in df.columns
-        if not str(c).startswith(METADATA_PREFIX) and pd.api.types.is_numeric_dtype(df[c])
+        if not str(c).startswith(METADATA_PREFIX) and not is_identifier(c) and pd.api.types.is_numeric_dtype(df[c])
     ]
     if prefixes:
         cols = [c for c in cols if any(str(c).startswith(p) for p in prefixes)]

@@ -94,7 +94,8 @@ def filled_mask_to_labels(
     seeds: np.ndarray | None = None,
     guide: np.ndarray | None = None,
     min_area: int = 10,
-    declump_h: float = 1.0,
+    declump_h: float | None = 1.0,
+    clump_ratio: float = 1.6,
 ) -> np.ndarray:
     """Label a filled binary mask: connected components, with touching objects split apart.
 
@@ -103,8 +104,13 @@ def filled_mask_to_labels(
     - With ``seeds`` (the nuclei, when labelling a cell mask) the mask is flooded from the seeds (seeded
       watershed), downhill on ``guide`` when it is given (the cytoplasmic image, as CellProfiler's
       propagation grew the cells) or by distance from the seeds otherwise; every nucleus gets its own cell.
-    - Without seeds (a nuclei mask), components are split at the peaks of their distance transform
-      (CellProfiler's shape declumping).
+      Mask pixels no seed reaches (components without a nucleus) are background: CellProfiler grows every cell
+      from a nucleus, so such fragments were never cells (issue 27, D13: as cells of their own they gave 1-px
+      "cells" without a nucleus and infinite FormFactor values).
+    - Without seeds (a nuclei mask), connected components; only a component more than ``clump_ratio`` times
+      the median area (touching objects merged by the mask) is split at the peaks of its distance transform
+      (CellProfiler's shape declumping). Splitting every component added a nucleus at 4 of 5 real sites
+      where plain components matched CellProfiler's count (D13).
 
     On the real JUMP FOV (CellProfiler's 188 nuclei and cells rendered as filled 0/255 masks, matched at
     IoU 0.5): nuclei F1 0.98; cells seeded by those nuclei F1 0.97 with AGP as guide, 0.92 without.
@@ -119,8 +125,10 @@ def filled_mask_to_labels(
         Intensity image whose bright ridges lie inside objects and dim valleys between them.
     min_area : int
         Components smaller than this are dropped.
-    declump_h : float
-        Height (pixels of distance) a distance-transform peak must rise to seed an object, without seeds.
+    declump_h : float, optional
+        Without seeds: split clumps at distance-transform peaks rising this many pixels (None: never split).
+    clump_ratio : float
+        A component is a clump (may be split) when its area exceeds this multiple of the median area.
 
     Returns
     -------
@@ -138,18 +146,26 @@ def filled_mask_to_labels(
     small[0] = False
     comps[small[comps]] = 0
     fg = comps > 0
-    if seeds is not None and (np.asarray(seeds)[fg] > 0).any():
+    if seeds is not None:
         markers = np.where(fg, np.asarray(seeds), 0).astype(np.int64)
         if guide is not None:
             surface = -ndi.gaussian_filter(np.asarray(guide, np.float32), 1.5)
         else:
             surface = np.zeros(fg.shape, np.float32)
-    else:
-        dist = ndi.gaussian_filter(ndi.distance_transform_edt(fg), 1.0)
-        markers = ndi.label(h_maxima(dist, declump_h))[0].astype(np.int64)
-        surface = -dist
-    split = watershed(surface, markers, mask=fg)
-    unseeded = fg & (split == 0)  # components that hold no seed stay objects of their own
+        split = watershed(surface, markers, mask=fg)  # pixels of components without a seed stay 0
+        return relabel_sequential(split)[0].astype(np.int32)
+    kept = np.flatnonzero(areas[1:] >= min_area) + 1
+    big = kept[areas[kept] > clump_ratio * np.median(areas[kept])] if len(kept) else kept
+    if declump_h is None or not len(big):
+        return relabel_sequential(comps)[0].astype(np.int32)
+    clumps = np.isin(comps, big)  # only components far larger than the typical one can be merged objects
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(clumps), 1.0)
+    markers = ndi.label(h_maxima(dist, declump_h) & clumps)[0].astype(np.int64)
+    split = watershed(-dist, markers, mask=clumps)
+    split = np.where(clumps, split, 0)
+    single = fg & ~clumps
+    split = np.where(single, comps + split.max(), split)
+    unseeded = fg & (split == 0)  # components without a peak stay objects of their own
     if unseeded.any():
         extra, _ = ndi.label(unseeded, structure=np.ones((3, 3), bool))
         split = np.where(unseeded, extra + split.max(), split)

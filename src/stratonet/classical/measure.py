@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from stratonet.tables import is_identifier  # noqa: F401  (the rule lives with the tables; importable here)
+
 #: Measurement groups, in the order they are computed.
 GROUPS = ["areashape", "intensity", "location", "radial", "texture", "granularity", "correlation", "neighbors"]
 COMPARTMENTS = ["Nuclei", "Cells", "Cytoplasm"]
@@ -391,19 +393,3 @@ def measure_site(
     nuc_df = per["Nuclei"].reindex(parent_nuc).reset_index(drop=True)
     cyto_df = per["Cytoplasm"].reindex(cell_ids).reset_index(drop=True)
     return pd.concat([out, nuc_df, cells_df, cyto_df], axis=1)
-
-
-#: Columns of the single-cell table that identify or place an object rather than describe it; they are not
-#: aggregated into site and well profiles.
-def is_identifier(col: str) -> bool:
-    """True for object numbers, parent links, neighbour object numbers and absolute positions."""
-    return (
-        col == "ObjectNumber"
-        or "_Parent_" in col
-        or "_Number_Object_Number" in col
-        or "ObjectNumber" in col
-        or "_Location_" in col
-        or "_AreaShape_Center_" in col
-        or "_AreaShape_BoundingBoxM" in col
-        or col.endswith("_TouchesBorder")
-    )

@@ -94,13 +94,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(rv)
 
 
+def _interrupt_code() -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (128 + the signal's number, the shell convention)."""
+    from stratonet.runguard import interrupt_exit_code, interrupted
+
+    return interrupt_exit_code() if interrupted() else 130
+
+
 def _run(argv: list[str] | None):
     try:
         rv = cli.main(args=argv, prog_name="stratonet", standalone_mode=False)
     except click.exceptions.Abort as exc:
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)  # click turns Ctrl-C (and SIGTERM) into Abort
         _error("interrupted; what was written is kept and a rerun resumes" if interrupted else "aborted")
-        sys.exit(130)
+        sys.exit(_interrupt_code())
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -118,7 +125,7 @@ def _run(argv: list[str] | None):
         sys.exit(2)
     except KeyboardInterrupt:
         _error("interrupted; what was written is kept and a rerun resumes")
-        sys.exit(130)
+        sys.exit(_interrupt_code())
     except Exception as exc:  # a bug, not bad input: one line, traceback on request
         _internal_error(exc)
     return rv

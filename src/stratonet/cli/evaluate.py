@@ -62,9 +62,14 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
         console.print(f"  {res['protocol']['n_missing_values_imputed']} missing value(s) imputed ({impute}, "
                       "fitted on training rows)", highlight=False)
     for clf, m in res["classifiers"].items():
-        cvtxt = (f", CV macro F1 pooled {m['cv_pooled_macro_f1']:.3f} / fold mean {m['cv_fold_mean_macro_f1']:.3f} "
-                 f"+- {m['cv_fold_sd_macro_f1']:.3f}" if "cv" in m else "")
+        cvtxt = (f", CV pooled accuracy {m['cv_pooled_accuracy']:.3f}, macro F1 pooled {m['cv_pooled_macro_f1']:.3f} "
+                 f"/ fold mean {m['cv_fold_mean_macro_f1']:.3f} +- {m['cv_fold_sd_macro_f1']:.3f}" if "cv" in m else "")
         console.print(f"  {clf}: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}{cvtxt}", highlight=False)
+    if res["protocol"].get("n_train_repeated_rows"):
+        p = res["protocol"]
+        console.print(f"[yellow]note:[/] --n-train {n_train}: the balanced training sample repeats "
+                      f"{p['n_train_repeated_rows']} of its {p['n_train_balanced']} rows (drawn with replacement from "
+                      f"{p['n_train_rows_available']} training rows)", highlight=False)
     small = res["protocol"].get("classes_smaller_than_folds") or {}
     if small:
         shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:5])

@@ -141,11 +141,12 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
         man, how = run_scaled(run, table, out, engine, shard, ray_address, ray_shards)
     if how != "local":
         console.print(f"engine: {how}", highlight=False)
-    console.print(
-        f"classical features: {plural(man['n_sites'], unit)}, {plural(man['n_cells'], 'cell')}, "
-        f"{man['core_s_per_site']:.1f} core-s/{unit}, {plural(man['n_errors'], 'error')} -> {out}",
-        highlight=False,
-    )
+    resumed = man.get("n_sites_skipped_as_done", 0)
+    done = (f"{plural(man['n_sites'] + resumed, unit)} ({man['n_sites']} this run, {resumed} resumed)" if resumed
+            else plural(man['n_sites'], unit))
+    speed = f"{man['core_s_per_site']:.1f} core-s/{unit}" if man["n_sites"] else "nothing left to compute"
+    console.print(f"classical features: {done}, {plural(man['n_cells'], 'cell')} this run, {speed}, "
+                  f"{plural(man['n_errors'], 'error')} -> {out}", highlight=False)
     for n in man["notes"]:
         console.print(f"[yellow]note:[/] {n}", highlight=False)
     if man["n_sites_empty"]:

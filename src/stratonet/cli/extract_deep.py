@@ -97,7 +97,9 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
     """
     from stratonet.extract.deep import extract_deep
     from stratonet.progress import console
+    from stratonet.runfinish import require_parquet_output
 
+    require_parquet_output(out, "deep features")  # before the run's lock makes a folder of a name without .parquet
     run_dir = out.parent if str(out.parent) else Path(".")
     local = engine == "local" and not shard
     # a local run writes its config once the resume check has passed, so a refused rerun leaves the old one

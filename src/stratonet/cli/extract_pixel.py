@@ -59,5 +59,16 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
         return {"output": str(path)}
 
     _, how = run_scaled(run, index, out, engine, shard, ray_address, ray_shards)
-    console.print(f"pixel features -> {out} (manifest {out.name.removesuffix('.parquet')}.manifest.json"
+    man_path = out.with_name(out.name.removesuffix('.parquet') + ".manifest.json")
+    counts = ""
+    if how == "local" and man_path.exists():
+        import json
+
+        from stratonet.wording import plural
+
+        man = json.loads(man_path.read_text())
+        resumed = man.get("n_sites_skipped_as_done", 0)
+        counts = (f"{plural(man['n_sites'] + resumed, 'site')} ({man['n_sites']} this run, {resumed} resumed), "
+                  if resumed else f"{plural(man['n_sites'], 'site')}, ") + f"{plural(man['errors'], 'error')} "
+    console.print(f"pixel features: {counts}-> {out} (manifest {man_path.name}"
                   f"{'' if how == 'local' else '; engine: ' + how})", highlight=False)

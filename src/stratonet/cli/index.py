@@ -123,7 +123,11 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     console.print(_channel_summary(df, layout or default_layout(source), channel_map, channels), highlight=False)
     if n_unlabelled is not None:
         unit = row_unit(df.columns)
-        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels"
+        cells_txt = ""
+        if "Labels_Cells" in df.columns:
+            cells_txt = f", {plural(int(df['Labels_Cells'].notna().sum()), unit)} with cells labels"
+            cells_txt += "" if df["Labels_Cells"].notna().any() else f" (none matched '{cells_pattern}')"
+        console.print(f"label columns: {plural(len(df) - n_unlabelled, unit)} with nuclei labels{cells_txt}"
                       + (f"; [yellow]{plural(n_unlabelled, unit)} without[/] (pattern '{nuclei_pattern}' "
                          f"in {labels_dir})" if n_unlabelled else ""), highlight=False)
     if saved is not None:
@@ -152,6 +156,12 @@ def _channel_summary(df, layout: str, channel_map: str | None, channels: str | N
     return line
 
 
+#: What to do about rows repeating a key: crops of one site need an id (extraction refuses repeated keys).
+DUPLICATE_HINT = ("if the rows are single-cell crops of one site, name their id column with --columns "
+                  "ObjectNumber=<column> (e.g. ObjectNumber=cell_index); else fix the source. --allow-duplicates "
+                  "keeps the rows in the index, but extraction refuses rows that are not unique")
+
+
 def _check_duplicates(df, source, allow: bool) -> int:
     """Rows repeating a key (plate, well, site[, object number]): refused unless ``allow``; returns their count."""
     from stratonet.errors import StratoNetError
@@ -164,7 +174,7 @@ def _check_duplicates(df, source, allow: bool) -> int:
         return 0
     if not allow:
         raise StratoNetError(f"{source}: {int(dup.sum())} row(s) repeat a key ({', '.join(keys)}), e.g. "
-                             f"{site_name(df[dup].iloc[0])}; fix the source or pass --allow-duplicates")
+                             f"{site_name(df[dup].iloc[0])}; {DUPLICATE_HINT}")
     return int(dup.sum())
 
 

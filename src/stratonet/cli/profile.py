@@ -65,8 +65,9 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     from stratonet.profile import run_profile
     from stratonet.profile.protect import ProtectConfig, selection_lines
     from stratonet.progress import console
-    from stratonet.tables import read_provenance, read_table, write_table
+    from stratonet.tables import check_table_name, read_provenance, read_table, write_table
 
+    check_table_name(out)  # before minutes of computing, not after (issue 27, D9)
     start_run(out.parent, f"{out.name.split('.')[0]}.profile")
     if features.is_dir() and not features.name.lower().endswith(".parquet") and any(
             (features / n).exists() for n in ("single_cell.parquet", "site.parquet")):

@@ -18,7 +18,8 @@ import pandas as pd
 
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
-from stratonet.evaluate.sampling import balanced_sample, balanced_subset, kfold_indices, train_test_split_indices
+from stratonet.evaluate.sampling import (balanced_sample, balanced_subset, check_group_folds, kfold_indices,
+                                         oversampled, train_test_split_indices)
 from stratonet.progress import get_logger, track
 from stratonet.tables import check_finite, feature_columns, non_numeric_columns
 
@@ -194,8 +195,13 @@ def evaluate_classifiers(
     groups = data[group_by].astype(str).to_numpy() if group_by else None
     classes = sorted(np.unique(y))
 
+    check_group_folds(groups, cv, group_by)  # before a minute of fitting, not after
     train_idx, test_idx = train_test_split_indices(y, test_size, groups, seed)
     fit_idx = balanced_sample(y, train_idx, n_train, seed)
+    n_repeated = oversampled(fit_idx)
+    if n_repeated:
+        log.warning("the balanced training sample of %d rows repeats %d row(s): %d training row(s) were drawn "
+                    "with replacement to reach --n-train %d", len(fit_idx), n_repeated, len(train_idx), n_train)
     bal_test_idx = balanced_subset(y, test_idx, seed)
     missing = sorted(set(classes) - set(y[train_idx]))
     if missing:
@@ -214,6 +220,7 @@ def evaluate_classifiers(
             "exclude_class": list(exclude_class), "seed": seed, "rf_trees": rf_trees,
             "class_counts": {c: int(n) for c, n in zip(*np.unique(y, return_counts=True))},
             "impute": impute, "n_missing_values_imputed": n_missing if impute != "none" else 0,
+            "n_train_rows_available": int(len(train_idx)), "n_train_repeated_rows": n_repeated,
         },
         "classifiers": {},
     }

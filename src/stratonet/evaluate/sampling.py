@@ -42,8 +42,31 @@ def train_test_split_indices(
     _, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
         raise StratoNetError("every class needs at least 2 samples for a stratified split")
+    n_test = int(np.ceil(test_size * len(y)))
+    if min(n_test, len(y) - n_test) < len(counts):
+        need = float(np.ceil(100 * len(counts) / len(y))) / 100
+        raise StratoNetError(f"a stratified split of {len(y)} rows with test size {test_size:g} puts {n_test} rows in "
+                             f"the test set and {len(y) - n_test} in training, fewer than the {len(counts)} classes; "
+                             f"use --test-size between {need:g} and {1 - need:g}, or more rows")
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     return next(splitter.split(idx, y))
+
+
+def check_group_folds(groups: Sequence | None, k: int, column: str | None = None) -> None:
+    """Refuse, before any fitting, group-aware k-fold CV with fewer than ``k`` groups; offer leave-one-group-out
+    (``k`` = the number of groups)."""
+    if groups is None or not k or k < 2:
+        return
+    n_groups = len(np.unique(np.asarray(groups)))
+    if n_groups < k:
+        col = f" of {column}" if column else ""
+        raise StratoNetError(f"{k}-fold group-aware CV needs at least {k} groups, found {n_groups}{col}; use "
+                             f"--cv {n_groups} (leave one group out) or --cv 0 (held-out split only)")
+
+
+def oversampled(fit_idx: np.ndarray) -> int:
+    """How many rows of a balanced sample are repeats (drawn with replacement for classes that are too small)."""
+    return int(len(fit_idx) - len(np.unique(fit_idx)))
 
 
 def kfold_indices(
@@ -55,9 +78,7 @@ def kfold_indices(
     y = np.asarray(y)
     idx = np.arange(len(y))
     if groups is not None:
-        n_groups = len(np.unique(groups))
-        if n_groups < k:
-            raise StratoNetError(f"{k}-fold group-aware CV needs at least {k} groups, found {n_groups}")
+        check_group_folds(groups, k)
         yield from StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y, np.asarray(groups))
         return
     yield from StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)

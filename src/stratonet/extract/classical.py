@@ -430,12 +430,14 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
     from stratonet.progress import get_logger, track
     from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns
     from stratonet.runguard import fault_point
-    from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+    from stratonet.runfinish import errors_path, finish_run, require_rows
+    from stratonet.runinfo import ResourceMonitor, device_info, package_versions
 
     cfg = cfg or ClassicalConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     validate_index(index)
+    require_rows(index, "index")
     channels = channels_of(index)
     log = get_logger()
     keys = row_key_columns(index)
@@ -450,13 +452,14 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
                              rows_per_part=10**9, signature=signature)
         for k in ("median", "mean", "cells")
     }
+    writers["median"].check_metadata(index, columns_too=False)  # refuse rather than mix annotations (issue 26)
     done = writers["median"].done_keys()
     n_uncommitted = sum(writers[k].retain(done, keys) for k in ("cells", "mean"))  # rows of sites never committed
     if n_uncommitted:
         log.warning("dropped %d row(s) of sites whose run stopped before they were committed; they are redone",
                     n_uncommitted)
     rows = [r for r in index.to_dict("records") if tuple(str(r[k]) for k in keys) not in done]
-    errors = ErrorLog(out / "errors")
+    errors = ErrorLog(errors_path(out))
     notes: set[str] = set()
     dtypes_seen: set[str] = set()
     cpu_total, n_done, n_cells = 0.0, 0, 0
@@ -487,7 +490,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
                 raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
                     else StratoNetError(res["error"])
             errors.add(res["site"], "extract classical", res["error"],
-                       **{k: res["row"][k] for k in SITE_KEYS})
+                       **{k: res["row"][k] for k in keys if k in res["row"]})
             log.warning("skipped %s", res["error"])
             return
         for k in TABLES:
@@ -507,7 +510,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         except SiteError as exc:
             if on_error == "fail":
                 raise
-            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in SITE_KEYS})
+            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in keys})
     bad = {e["site"] for e in errors.rows}
     from stratonet.index.schema import site_name
 
@@ -539,7 +542,6 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
     stamp_provenance(out / "site.parquet", {**provenance, "table": "site", "aggregation": "median"})
     stamp_provenance(out / "site_mean.parquet", {**provenance, "table": "site", "aggregation": "mean"})
     aggregate_wells(out, provenance)
-    err_path = errors.save()
     summ = mon.summary()
     manifest = {
         "feature_set": "classical",
@@ -554,11 +556,12 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         "n_uncommitted_rows_dropped": n_uncommitted,
         "n_cells": n_cells,
         "n_errors": len(errors),
+        "n_sites_total": n_done + len(done),
         "n_sites_empty": len(empty_sites),
         "empty_sites": sorted(empty_sites)[:100],
         "n_nonfinite_values": sum(nonfinite.values()),
         "nonfinite_values": dict(sorted(nonfinite.items())),
-        "errors_table": str(err_path) if err_path else None,
+        "errors_table": str(errors_path(out)) if len(errors) else None,
         "workers": workers,
         "core_s_total": cpu_total,
         "core_s_per_site": cpu_total / n_done if n_done else float("nan"),
@@ -567,7 +570,7 @@ def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, prog
         "packages": package_versions(["mahotas", "numba", "centrosome"]),
         "device": device_info(),
     }
-    write_json(manifest, out / "site.manifest.json")
+    finish_run(errors, manifest, out / "site.manifest.json", wrote_rows=(out / "site.parquet").exists())
     for n in sorted(notes):
         log.warning(n)
     if empty_sites:
@@ -592,8 +595,9 @@ def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: 
 
     from stratonet.index.schema import site_name
     from stratonet.progress import track
-    from stratonet.runguard import POOL_PARENT_ENV, worker_init
+    from stratonet.runguard import POOL_PARENT_ENV, own_mp_tempdir, worker_init
 
+    own_mp_tempdir()  # a pid-named folder for the fork server's socket: a killed run's is removed by the next
     stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
     if "forkserver" in mp.get_all_start_methods():
         from multiprocessing import forkserver

@@ -65,11 +65,16 @@ class SiteDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _note(self, dtypes) -> None:
+        """Remember the stored dtypes of the site being loaded (returned with the item, per thread)."""
+        self._local().dtypes = [str(d) for d in dtypes]
+
     def __getitem__(self, i: int) -> dict:
         row = self.rows[i]
         try:
+            self._local().dtypes = []
             x, centers = self._load(row)
-            return {"i": i, "x": x, "centers": centers, "error": None}
+            return {"i": i, "x": x, "centers": centers, "error": None, "dtypes": self._local().dtypes}
         except StratoNetError as exc:
             return {"i": i, "x": None, "centers": None, "error": str(exc)}
         except Exception as exc:  # an unexpected reader failure still names the site
@@ -85,7 +90,9 @@ class SiteDataset(Dataset):
         seg_extra = needs_dna and p.segment_channel not in read
         if seg_extra:
             read.append(p.segment_channel)
-        raw = load_index_row(row, read, illum=p.illum, dtype=np.float32)
+        dtype_of: list = []
+        raw = load_index_row(row, read, illum=p.illum, dtype=np.float32, dtype_of=dtype_of)
+        self._note(dtype_of[: len(p.channels)])
         centers = None
         if p.mode == "cells":
             centers = self._centers(row, raw, read)
@@ -94,7 +101,7 @@ class SiteDataset(Dataset):
             labels = segment_cells_for_masks(rescale_to_unit(raw).numpy(), read, p.segment_channel)
         if seg_extra:
             raw = raw[: len(p.channels)]
-        bounds = p.scaling.bounds(row) if p.scaling is not None else None
+        bounds = p.scaling.bounds(row, dtype_of[: len(p.channels)]) if p.scaling is not None else None
         unit = rescale_to_unit(raw, p.low, p.high, bounds=bounds)  # (C, H, W) in [0, 1]
         if p.mode == "whole":
             whole = unit[None]
@@ -147,7 +154,8 @@ class SiteDataset(Dataset):
                 if fn.shape != hw:
                     raise SiteError(site, f"illumination function {ip} is {fn.shape}, image is {hw}")
             illum.append(fn)
-        bounds = p.scaling.bounds(row) if p.scaling is not None else None
+        self._note([pl.dtype for pl in planes])
+        bounds = p.scaling.bounds(row, [pl.dtype for pl in planes]) if p.scaling is not None else None
         if bounds is None and all(fn is None and pl.dtype in (np.uint8, np.uint16) for fn, pl in zip(illum, planes)):
             bounds = [channel_percentiles(pl, p.low, p.high) for pl in planes]  # exact, from the stored integers
         if bounds is not None and p.native_shape is None and tuple(hw) != (p.input_size, p.input_size):
@@ -163,7 +171,7 @@ class SiteDataset(Dataset):
                 np.divide(buf[i], np.maximum(fn, 1e-6), out=buf[i])
         if bounds is None:
             bounds = [channel_percentiles(buf[i], p.low, p.high) for i in range(len(planes))]
-        unit = rescale_to_unit(buf, bounds=bounds)  # in place on the buffer
+        unit = rescale_to_unit(buf, bounds=bounds, inplace=True)  # the per-thread scratch buffer
         out = self._fit_whole(unit[None], row)
         return out.clone() if out.data_ptr() == unit.data_ptr() else out  # never hand out the reused buffer
 
@@ -219,6 +227,7 @@ def collate_sites(items: list[dict]) -> dict:
         "centers": [it["centers"] for it in ok],
         "x": x,
         "errors": {it["i"]: it["error"] for it in items if it["x"] is None},
+        "dtypes": [it.get("dtypes", []) for it in ok],
     }
 
 

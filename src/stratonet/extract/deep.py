@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.extract.cells import read_centers
 from stratonet.extract.dataset import MODES, ParallelDecode, Preprocess, SiteDataset, collate_sites
-from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
+from stratonet.extract.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
+                                       resolve_scaling, warn_mixed_dtypes)
 from stratonet.extract.engine import Embedder, resolve_device, try_compile_warmup
 from stratonet.extract.precision import default_batch_size, default_threads_workers, resolve_precision
 from stratonet.index.schema import channels_of, site_name, validate_index
@@ -32,9 +33,11 @@ from stratonet.models import create_model, load_checkpoint, model_card
 from stratonet.models.checkpoint import weights_label
 from stratonet.extract.writer import WideTableWriter
 from stratonet.progress import console, get_logger, track_units
-from stratonet.resumable import ErrorLog, PartitionedWriter
+from stratonet.resumable import SIGNATURE_KEY as RESUME_KEY, ErrorLog, PartitionedWriter, check_resume_settings
+from stratonet.runfinish import errors_path, finish_run, require_parquet_output, require_rows
+from stratonet.runsignature import canonical, file_digest
 from stratonet.runguard import fault_point, guarded_output, interrupted, worker_init
-from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.runinfo import ResourceMonitor, device_info, package_versions
 from stratonet.tables import PROVENANCE_KEY, SITE_KEYS, read_table
 
 CELL_KEYS = SITE_KEYS + ["Metadata_ObjectNumber"]
@@ -121,12 +124,12 @@ def native_batch_size(batch_size: int, shape: tuple[int, int], model_size: int) 
     return max(1, min(int(batch_size), budget // (shape[0] * shape[1])))
 
 
-def run_counts(total: int, resumed: int, processed: int, errors, errors_file, n_channels: int, n_units: int,
-               wall: float) -> dict:
-    """The manifest's site, error and throughput fields (the same for every engine)."""
+def run_counts(total: int, resumed: int, processed: int, n_channels: int, n_units: int, wall: float) -> dict:
+    """The manifest's site and throughput fields (the same for every engine; :func:`~stratonet.runfinish.finish_run`
+    adds the error fields)."""
     channel_images, model_images = processed * n_channels, n_units * n_channels
-    return {"sites_total": total, "sites_resumed": resumed, "sites_processed": processed, "errors": len(errors),
-            "errors_file": str(errors_file) if errors_file else None, "channel_images": channel_images,
+    return {"sites_total": total, "sites_resumed": resumed, "sites_processed": processed,
+            "channel_images": channel_images,
             "model_images": model_images, "wall_s": wall,
             "channel_images_per_s": channel_images / wall if wall > 0 else float("nan"),
             "model_images_per_s": model_images / wall if wall > 0 else float("nan")}
@@ -144,7 +147,6 @@ def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) ->
             tmp.replace(part)
 
 
-SIGNATURE_KEY = b"stratonet_deep_signature"
 #: Estimated model units (whole fields, tiles, crops) per site, which sets how many sites one batch holds.
 UNITS_PER_SITE = {"whole": 1, "tiles": 16, "cells": 64}
 
@@ -155,49 +157,10 @@ def sites_per_model_batch(batch_size: int, mode: str, n_channels: int) -> int:
     return max(1, int(batch_size) // (UNITS_PER_SITE[mode] * n_channels))
 
 
-def _resume_file(out: Path) -> Path:
-    """Where the configuration of an unfinished run is kept (removed once the table is final)."""
-    return out.with_name(out.name + ".resume.json")
-
-
-def _stored_signature(out: Path) -> dict | None:
-    """The configuration a run was started with: from its resume file while unfinished, else from the table."""
-    sig_path = _resume_file(out)
-    if sig_path.exists():
-        return json.loads(sig_path.read_text())
-    if out.exists():
-        raw = (pq.read_schema(out).metadata or {}).get(SIGNATURE_KEY)
-        if raw:
-            return json.loads(raw)
-    return None
-
-
-def _check_signature(out: Path, signature: dict, overwrite: bool) -> None:
-    """Refuse to resume into output written with another configuration; ``overwrite`` starts afresh."""
-    sig_path = _resume_file(out)
-    parts = out.with_name(out.name + ".parts")
-    cells = cells_path(out)
-    cparts = cells.with_name(cells.name + ".parts")
-    if overwrite:
-        for p in (out, cells, sig_path):
-            p.unlink(missing_ok=True)
-        for d in (parts, cparts):
-            if d.exists():
-                for f in d.iterdir():
-                    f.unlink()
-                d.rmdir()
-    existing = out.exists() or parts.exists()
-    signature = json.loads(json.dumps(signature, default=str))
-    old = _stored_signature(out) if existing else None
-    if existing and old is not None:
-        if old != signature:
-            diff = sorted(k for k in set(old) | set(signature) if old.get(k) != signature.get(k))
-            raise ConfigError(f"{out} was started with a different configuration ({', '.join(diff)}); "
-                              "use another --out or --overwrite")
-    elif existing:
-        raise ConfigError(f"{out} exists and was not written by this extractor; use another --out or --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sig_path.write_text(json.dumps(signature, indent=2, default=str))
+def _discard(out: Path) -> None:
+    """``--overwrite``: remove the table, the per-cell table and their parts."""
+    for table in (out, cells_path(out)):
+        PartitionedWriter(table).discard()
 
 
 @dataclass
@@ -236,9 +199,7 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     :class:`torch.device` (the Ray engine names the actors' device, which the driver may lack).
     """
     log = get_logger()
-    out = Path(out)
-    if not out.name.endswith(".parquet"):
-        raise ConfigError(f"{out}: deep features are written as Parquet (use a .parquet name)")
+    out = require_parquet_output(out, "deep features")
     if mode not in MODES:
         raise ConfigError(f"unknown mode '{mode}' (use {', '.join(MODES)})")
     if int(batch_size) < 1:
@@ -246,6 +207,7 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     source = "index" if isinstance(index, pd.DataFrame) else str(index)
     df = index if isinstance(index, pd.DataFrame) else read_table(index)
     validate_index(df, source)
+    require_rows(df, source)
     available = channels_of(df)
     chans = list(channels) if channels else available
     absent = [c for c in chans if c not in available]
@@ -255,7 +217,8 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     dup = df.duplicated(subset=key_cols)
     if dup.any():
         r = df[dup].iloc[0]
-        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}")
+        raise StratoNetError(f"{source}: {int(dup.sum())} duplicate row(s) for the same site, e.g. {site_name(r)}; "
+                             "crops of one site need an id: re-index with --columns ObjectNumber=<column>")
     if mode == "cells" and "Metadata_ObjectNumber" in key_cols:
         raise ConfigError("cells mode needs a site index; this index already holds single-cell crops")
     if center_object and not (mode == "cells" or (mode == "whole" and "Metadata_ObjectNumber" in key_cols)):
@@ -286,13 +249,26 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
         raise ConfigError(f"unknown normalisation '{normalize}' (use imagenet or none)")
 
     rows = df.to_dict("records")
-    if not overwrite and (out.exists() or out.with_name(out.name + ".parts").exists()):
-        # before resolve_scaling, which may re-estimate and rewrite the existing run's <stem>.scaling.json
-        changed = scaling_changes(_stored_signature(out), requested_scaling(
-            scaling, out, percentiles[0], percentiles[1], scaling_file, scaling_sites, seed))
-        if changed:
-            raise ConfigError(f"{out} was started with a different configuration (scaling); "
-                              "use another --out or --overwrite")
+    provenance = {
+        "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
+        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize,
+    }
+    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
+        provenance.update({"weights_sha256": card.get("sha256"),
+                           "weights_source": card.get("source") or card.get("imported_from"),
+                           "weights_source_sha256": card.get("source_sha256"),
+                           "weights_normalization": (card.get("normalization") or {}).get("name")})
+    if center_object:
+        provenance["center_object"] = True
+    provenance["precision"] = prec.name
+    settings = {"percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size, "illum": illum,
+                "fuse_bn": fuse_bn, "centers": file_digest(centers) if centers else None,
+                "center_object": bool(center_object)}  # by content: the centres file's hash, not its path
+    if overwrite:
+        _discard(out)
+    # every setting known so far, before resolve_scaling may re-estimate and rewrite <stem>.scaling.json
+    check_resume_settings(out, {**provenance, **settings, "scaling": requested_scaling(
+        scaling, percentiles[0], percentiles[1], scaling_file, scaling_sites, seed)})
     scale = resolve_scaling(scaling, rows, chans, out, low=percentiles[0], high=percentiles[1],
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
@@ -304,29 +280,19 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
                       low=percentiles[0], high=percentiles[1], illum=illum,
                       scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native)
-    provenance = {
-        "feature_set": "deep", "model": net.model_name, "weights": label, "taps": dict(net.tap_map),
-        "mode": mode, "input_size": size, "channels": chans, "normalize": normalize, "scaling": scale.describe(),
-    }
+    provenance["scaling"] = scale.describe()
     if native is not None:  # whole fields at their native pixel size: the model input is the field itself
         provenance["input_size"] = f"native {native[0]}x{native[1]}"
         batch_size = native_batch_size(batch_size, native, size)
-    if not label.startswith("untrained"):  # the weights actually used: full sha256 and where they came from
-        provenance.update({"weights_sha256": card.get("sha256"),
-                           "weights_source": card.get("source") or card.get("imported_from"),
-                           "weights_source_sha256": card.get("source_sha256"),
-                           "weights_normalization": (card.get("normalization") or {}).get("name")})
-    if center_object:
-        provenance["center_object"] = True
-    signature = {**provenance, "percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size,
-                 "illum": illum, "fuse_bn": fuse_bn, "centers": str(centers) if centers else None}
-    provenance["precision"] = signature["precision"] = prec.name
-    _check_signature(out, signature, overwrite)
+    signature = {**provenance, **settings, "scaling": scale.identity()}
+    existing = PartitionedWriter(out, key_columns=key_cols)
+    existing.check_signature(signature)
+    existing.check_metadata(df)  # rows already written keep their metadata: refuse rather than mix (issue 26)
     if on_start is not None:
         on_start()  # the CLI writes its run configuration only now: a refused resume leaves the old one
 
     stamp = {PROVENANCE_KEY.encode(): json.dumps(provenance, default=str).encode(),
-             SIGNATURE_KEY: json.dumps(signature, default=str).encode()}  # a finished table knows its settings
+             RESUME_KEY: json.dumps(canonical(signature), sort_keys=True).encode()}  # a finished table knows them
     cell_stamp = {PROVENANCE_KEY.encode(): json.dumps({**provenance, "level": "cell"}, default=str).encode()}
     return DeepPlan(df=df, rows=rows, key_cols=key_cols, chans=chans, dev=dev, net=net, card=card, label=label,
                     prec=prec, size=size, mean=mean, std=std, prep=prep, provenance=provenance, signature=signature,
@@ -493,8 +459,9 @@ def extract_deep(
     else:  # decode in this process on as many threads as the model uses: in line, ahead, or chosen by load
         ahead = True if (decode_thread is None and dev.type == "cuda") else decode_thread  # a GPU never waits
         decode = batches = ParallelDecode(dataset, sites_per_batch, threads=torch.get_num_threads(), ahead=ahead)
-    errors = ErrorLog(out.with_name(out.name.removesuffix(".parquet") + "_errors.csv"))
+    errors = ErrorLog(errors_path(out))
     n_sites = n_units = 0
+    seen_dtypes: dict = {}
     t_start = time.perf_counter()
     with ResourceMonitor() as monitor:
         try:
@@ -509,13 +476,15 @@ def extract_deep(
                         cell_writer.wait()
                         fault_point("deep.between_flushes")
                     writer.write(site_df)
+                    for i, file_dtypes in zip(batch["i"], batch.get("dtypes", [])):
+                        note_dtypes(seen_dtypes, todo[i], file_dtypes)
                     n_sites += len(batch["i"])
                     n_units += int(sum(batch["counts"]))
                     fault_point("deep.batch_done")
                 for i, msg in batch["errors"].items():
                     if on_error == "fail":
                         raise StratoNetError(msg)
-                    errors.add(site_name(todo[i]), "extract deep", msg)
+                    errors.add(site_name(todo[i]), "extract deep", msg, **{k: todo[i][k] for k in key_cols})
                     log.warning(msg)
         except Exception:
             if interrupted():  # a worker stopped by the same signal: report the interruption, not the worker
@@ -527,13 +496,10 @@ def extract_deep(
             writer.flush()
             writer.wait()
     wall = time.perf_counter() - t_start
-    errors_file = errors.save()
-    if not writer._part_files() and not out.exists():
-        raise StratoNetError(f"no site could be processed ({len(errors)} error(s), see {errors_file})")
-    writer.finalize()  # parts carry the provenance, so the final file does too
-    if cell_writer is not None:
-        cell_writer.finalize()
-    _resume_file(out).unlink(missing_ok=True)  # the final table carries the signature: no stray file
+    if writer.has_output():
+        writer.finalize()  # parts carry the provenance and the signature, so the final file does too
+        if cell_writer is not None:
+            cell_writer.finalize()
 
     res = monitor.summary()
     manifest = {
@@ -552,11 +518,13 @@ def extract_deep(
         "device": device_info(str(dev)),
         "threads": torch.get_num_threads(),
         "workers": n_workers,
-        **run_counts(len(rows), len(rows) - len(todo), n_sites, errors, errors_file, len(chans), n_units, wall),
+        **run_counts(len(rows), len(rows) - len(todo), n_sites, len(chans), n_units, wall),
         "resources": res,
         "features": len(names),
+        "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
     }
-    write_json(manifest, manifest_path(out))
+    warn_mixed_dtypes(manifest["mixed_dtype_plates"])
+    finish_run(errors, manifest, manifest_path(out), wrote_rows=out.exists())
     log.info("deep features: %d sites, %.1f channel-images/s -> %s", n_sites, manifest["channel_images_per_s"], out)
     return manifest
 

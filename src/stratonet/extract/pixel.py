@@ -5,7 +5,6 @@ Features are named ``<Channel>_px_<iiii>`` (row-major pixel index), so channels 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,14 +15,16 @@ import pandas as pd
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, site_name, validate_index
 from stratonet.io import load_index_row
-from stratonet.extract.scaling import DEFAULT_SCALING, requested_scaling, resolve_scaling, scaling_changes
+from stratonet.extract.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
+                                       resolve_scaling, warn_mixed_dtypes)
 from stratonet.extract.transforms import rescale_to_unit
 from stratonet.preprocess import rescale_percentile, resize
 from stratonet.progress import get_logger, track
 from stratonet.remote import is_url
-from stratonet.resumable import ErrorLog, PartitionedWriter, row_key_columns, signature_diff
+from stratonet.resumable import ErrorLog, PartitionedWriter, check_resume_settings, row_key_columns
+from stratonet.runfinish import errors_path, finish_run, require_parquet_output, require_rows
 from stratonet.runguard import fault_point
-from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.runinfo import ResourceMonitor, device_info, package_versions
 from stratonet.tables import metadata_columns, read_table, stamp_provenance
 
 CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
@@ -132,10 +133,12 @@ def extract_pixel(
     missing = [c for c in channels if c not in available]
     if missing:
         raise ConfigError(f"channel(s) {missing} not in the index (has {available})")
-    out = Path(out)
+    out = require_parquet_output(out, "pixel features")
+    require_rows(index, str(index_path or "index"))
     keys = key_columns(index)
     if index.duplicated(keys).any():
-        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site")
+        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site. Crops of one site "
+                             "need an id: re-index with --columns ObjectNumber=<column>")
     from stratonet.runguard import OutputLock, interrupt_on_sigterm
 
     with OutputLock(out), interrupt_on_sigterm():
@@ -143,12 +146,13 @@ def extract_pixel(
             PartitionedWriter(out).discard()
         base = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
                 "key_columns": keys}
-        _refuse_changed_settings(out, base, requested_scaling(scaling, out, low, high, scaling_file, scaling_sites,
-                                                              seed))
+        # before resolve_scaling, which may re-estimate and rewrite the existing run's <stem>.scaling.json
+        check_resume_settings(out, {**base, "scaling": requested_scaling(scaling, low, high, scaling_file,
+                                                                         scaling_sites, seed)})
         scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
                                 scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                                 illum=illum, log=get_logger(), on_error=on_error)
-        signature = {**base, "scaling": scale.describe()}
+        signature = {**base, "scaling": scale.identity()}
         writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256, seconds_per_part=flush_seconds,
                                    signature=signature)
         if on_start is not None:
@@ -156,42 +160,29 @@ def extract_pixel(
         return _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high, scale)
 
 
-def _refuse_changed_settings(out: Path, base: dict, scaling: dict) -> None:
-    """Refuse a resume with other settings before anything is read or written (plate scaling would otherwise
-    re-estimate and rewrite the existing run's ``<stem>.scaling.json`` first)."""
-    existing = PartitionedWriter(out)
-    if not existing.has_output():
-        return
-    old = existing.stored_signature()
-    if old is None:
-        return  # PartitionedWriter's own check refuses it, naming why
-    diff = signature_diff({k: old.get(k) for k in base}, json.loads(json.dumps(base, default=str)))
-    diff += scaling_changes(old, scaling)
-    if diff:
-        raise ConfigError(f"{out} was written with a different configuration ({', '.join(diff)}); "
-                          "use --overwrite to start over, or another output")
-
-
 def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high,
                    scale) -> Path:
+    writer.check_metadata(index)  # rows already written keep their metadata: refuse rather than mix (issue 26)
     done = writer.done_keys()
     todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
-    errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
+    errors = ErrorLog(errors_path(out))
     meta_cols = metadata_columns(index)
     names = pixel_feature_names(channels, size)
     log = get_logger()
+    seen_dtypes: dict = {}
     cpu0 = time.process_time()
     with ResourceMonitor() as mon:
         try:
             for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
                 try:
-                    img = load_index_row(row, channels, illum=illum)
-                    feats = pixel_features(img, size, low=low, high=high,
-                                           bounds=None if scale.mode == "image" else scale.bounds(row))
+                    dtype_of: list = []
+                    img = load_index_row(row, channels, illum=illum, dtype_of=dtype_of)
+                    note_dtypes(seen_dtypes, row, dtype_of)
+                    feats = pixel_features(img, size, low=low, high=high, bounds=scale.bounds(row, dtype_of))
                 except StratoNetError as exc:
                     if on_error == "fail":
                         raise
-                    errors.add(site_name(row), "extract pixel", str(exc))
+                    errors.add(site_name(row), "extract pixel", str(exc), **{k: row[k] for k in keys})
                     continue
                 rec = pd.DataFrame([feats], columns=names)
                 for c in reversed(meta_cols):
@@ -208,7 +199,6 @@ def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, 
                   "illumination_corrected": bool(illum and any(c.startswith("Illum_") for c in index.columns))}
     if out.exists():
         stamp_provenance(out, provenance)
-    errors.save()
     n_done = len(todo) - len(errors)
     manifest = {
         "feature_set": "pixel",
@@ -224,16 +214,15 @@ def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, 
         "resources": summary,
         "n_sites": int(n_done),
         "n_sites_skipped_as_done": int(len(index) - len(todo)),
-        "errors": len(errors),
         "sites_per_s": n_done / summary["wall_s"] if summary["wall_s"] > 0 else None,
         "core_s_per_site": cpu_s / n_done if n_done else None,
         "process_cpu_s": cpu_s,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
     }
-    write_json(manifest, out.with_name(_stem(out) + ".manifest.json"))
+    warn_mixed_dtypes(manifest["mixed_dtype_plates"])
+    finish_run(errors, manifest, out.with_name(_stem(out) + ".manifest.json"), wrote_rows=out.exists())
     log.info("pixel features: %d sites, %d errors -> %s", n_done, len(errors), out)
-    if not out.exists():
-        raise StratoNetError(f"no site could be processed; see {errors.path.with_suffix('.csv')}")
     return out
 
 

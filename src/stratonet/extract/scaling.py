@@ -10,6 +10,11 @@ Three modes, shared by ``extract deep`` and ``extract pixel``:
   another run explicitly.
 - ``bitdepth``: divide by the largest value the stored dtype can hold (255, 65535), or ``2**bit_depth - 1``.
   Nothing is estimated; fully comparable across plates, but a dim 16-bit image uses a small part of [0, 1].
+
+Every image is first put on the scale of its own stored dtype (uint8 / 255, uint16 / 65535, float as stored) before
+any pooling, so a uint8 or float file inside a uint16 plate neither shifts the plate's percentiles nor is scaled by
+another file's dtype (issue 27, D3). Plate percentiles are stored on that scale (``"units": "dtype"``); a record
+without ``units`` (written before) holds raw values and is applied to raw values, as it was.
 """
 
 from __future__ import annotations
@@ -21,11 +26,34 @@ from typing import Sequence
 
 import numpy as np
 
-from stratonet.errors import ConfigError, InputFileError, SiteError, StratoNetError
+from stratonet.errors import ConfigError, InputFileError, StratoNetError
 
 SCALING_MODES = ("image", "plate", "bitdepth")
 DEFAULT_SCALING = "plate"
-SCALING_FORMAT = "stratonet.scaling/1"
+SCALING_FORMAT = "stratonet.scaling/2"
+DTYPE_UNITS = "dtype"  # a record's bounds are fractions of each file's dtype full scale
+
+
+def own_full_scale(dtype) -> float:
+    """The stored value of a file's dtype that means "full scale": the integer maximum (255, 65535), 1 for bool;
+    float images are taken as stored (1.0)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        return float(np.iinfo(dt).max)
+    return 1.0
+
+
+def load_dtype_scaled(row, channels: Sequence[str], illum: bool = True) -> tuple[np.ndarray, list[str]]:
+    """``(C, H, W)`` float32 of one index row, each channel divided by its own file's :func:`own_full_scale`, and
+    the stored dtype name of each channel."""
+    from stratonet.io import load_index_row
+
+    dtype_of: list = []
+    img = load_index_row(row, list(channels), illum=illum, dtype=np.float32, dtype_of=dtype_of)
+    scales = np.array([own_full_scale(d) for d in dtype_of], dtype=np.float32)
+    if (scales != 1.0).any():
+        img = img / scales[:, None, None]
+    return img, [str(d) for d in dtype_of]
 
 
 def scaling_path(out: str | Path) -> Path:
@@ -50,6 +78,35 @@ def sample_sites(rows: Sequence[dict], n: int, seed: int = 0) -> dict[str, list[
         pick = sorted(rng.choice(len(grp), size=min(n, len(grp)), replace=False)) if len(grp) > n else range(len(grp))
         out[plate] = [grp[i] for i in pick]
     return out
+
+
+def note_dtypes(seen: dict, row, names: Sequence[str]) -> None:
+    """Record the stored dtypes of one row's files under its plate (``seen``: plate -> set of dtype names)."""
+    seen.setdefault(_plate_of(row), set()).update(str(n) for n in names)
+
+
+def mixed_dtype_plates(seen: dict) -> dict[str, list[str]]:
+    """Plates whose files have more than one stored dtype: ``{plate: [dtype, ...]}``."""
+    return {p: sorted(d) for p, d in sorted(seen.items()) if len(d) > 1}
+
+
+def mixed_dtype_line(mixed: dict[str, list[str]]) -> str | None:
+    """One summary line naming the plates that mix file dtypes (None when none does)."""
+    if not mixed:
+        return None
+    shown = "; ".join(f"{p} ({', '.join(d)})" for p, d in list(mixed.items())[:5])
+    more = f" and {len(mixed) - 5} more" if len(mixed) > 5 else ""
+    return (f"plate(s) mixing image dtypes: {shown}{more}; each file was scaled by its own dtype's full scale "
+            "before pooling (see mixed_dtype_plates in the manifest)")
+
+
+def warn_mixed_dtypes(mixed: dict[str, list[str]]) -> None:
+    """Print :func:`mixed_dtype_line` as a warning on the terminal (nothing when no plate mixes dtypes)."""
+    line = mixed_dtype_line(mixed)
+    if line:
+        from stratonet.progress import console
+
+        console.print(f"[yellow]warning:[/] {line}", highlight=False)
 
 
 def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: float = 0.1, high: float = 99.9,
@@ -83,23 +140,22 @@ def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: fl
         ``{channel: [lo, hi]}``.
     """
     from stratonet.index.schema import site_name
-    from stratonet.io import load_index_row
 
     if n_sites < 1:
         raise ConfigError(f"--scaling-sites must be >= 1, got {n_sites}")
-    plates = {}
-    sampled = {}
+    plates, sampled, dtypes = {}, {}, {}
     for plate, picked in sample_sites(rows, n_sites, seed).items():
         pooled: list[list[np.ndarray]] = [[] for _ in channels]
-        used = []
+        used, seen = [], set()
         for r in picked:
             try:
-                img = load_index_row(r, list(channels), illum=illum, dtype=np.float32)
+                img, names = load_dtype_scaled(r, channels, illum=illum)  # each file on its own dtype's scale
             except StratoNetError:
                 if on_error == "fail":
                     raise
                 continue
             used.append(r)
+            seen.update(names)
             for i in range(len(channels)):
                 pooled[i].append(img[i, ::stride, ::stride].ravel())
         if not used:
@@ -112,8 +168,10 @@ def estimate_plate_bounds(rows: Sequence[dict], channels: Sequence[str], low: fl
             bounds[ch] = [float(lo), float(hi)]
         plates[plate] = bounds
         sampled[plate] = [site_name(r) for r in picked]
-    return {"format": SCALING_FORMAT, "mode": "plate", "percentiles": [low, high], "sites_per_plate": n_sites,
-            "seed": seed, "illum": illum, "pixel_stride": stride, "plates": plates, "sampled_sites": sampled}
+        dtypes[plate] = sorted(seen)
+    return {"format": SCALING_FORMAT, "mode": "plate", "units": DTYPE_UNITS, "percentiles": [low, high],
+            "sites_per_plate": n_sites, "seed": seed, "illum": illum, "pixel_stride": stride, "plates": plates,
+            "sampled_sites": sampled, "sampled_dtypes": dtypes}
 
 
 def save_scaling(record: dict, path: str | Path) -> Path:
@@ -160,18 +218,6 @@ def dtype_max(dtype: np.dtype, bit_depth: int | None = None) -> float:
     raise ConfigError(f"bitdepth scaling needs integer images, these are {dt}; pass --bit-depth N")
 
 
-def stored_dtype(row: dict, channel: str) -> np.dtype:
-    """The stored dtype of one channel image of an index row (the first image is read once)."""
-    from stratonet.index.schema import STACK_PATH
-    from stratonet.io import read_image
-
-    path = row.get(STACK_PATH) if STACK_PATH in row else row.get(f"Path_{channel}")
-    if not isinstance(path, str) or not path:
-        raise SiteError(f"{row.get('Metadata_Plate')}/{row.get('Metadata_Well')}/{row.get('Metadata_Site')}",
-                        f"channel '{channel}' is missing")
-    return read_image(path).dtype
-
-
 class Scaling:
     """Resolved intensity scaling of a run: which bounds each (plate, channel) image is rescaled between.
 
@@ -184,12 +230,16 @@ class Scaling:
     plates : dict, optional
         ``plate`` mode: ``{plate: {channel: [lo, hi]}}``.
     maxima : dict, optional
-        ``bitdepth`` mode: ``{channel: value mapped to 1.0}``.
+        ``bitdepth`` mode with a given bit depth: ``{channel: value mapped to 1.0}``; without, each file's own
+        dtype maximum.
+    per_dtype : bool
+        Bounds are fractions of each file's dtype full scale (see :func:`own_full_scale`), turned into stored
+        values image by image; False: the bounds are stored values.
     """
 
     def __init__(self, mode: str, channels: Sequence[str], low: float = 0.1, high: float = 99.9,
                  plates: dict | None = None, maxima: dict | None = None, source: str | None = None,
-                 record: dict | None = None):
+                 record: dict | None = None, per_dtype: bool = False):
         if mode not in SCALING_MODES:
             raise ConfigError(f"unknown scaling '{mode}' (use {', '.join(SCALING_MODES)})")
         self.mode = mode
@@ -199,12 +249,24 @@ class Scaling:
         self.maxima = maxima or {}
         self.source = source
         self.record = record
+        self.per_dtype = per_dtype
 
-    def bounds(self, row) -> np.ndarray | None:
-        """``(C, 2)`` float32 fixed bounds for this row's channels, or None for per-image percentiles."""
+    def bounds(self, row, dtypes: Sequence | None = None) -> np.ndarray | None:
+        """``(C, 2)`` float32 fixed bounds, in stored values, for this row's channels (None: per-image
+        percentiles). ``dtypes``: the stored dtype of each channel's file, needed when :attr:`per_dtype`."""
         if self.mode == "image":
             return None
+        b = self._bounds(row)
+        if self.per_dtype:
+            if dtypes is None:
+                raise ValueError("per-dtype scaling needs the stored dtype of each channel")
+            b = b * np.array([own_full_scale(d) for d in dtypes], dtype=np.float32)[:, None]
+        return b
+
+    def _bounds(self, row) -> np.ndarray:
         if self.mode == "bitdepth":
+            if not self.maxima:
+                return np.array([[0.0, 1.0]] * len(self.channels), dtype=np.float32)
             return np.array([[0.0, self.maxima[c]] for c in self.channels], dtype=np.float32)
         plate = _plate_of(row)
         per = self.plates.get(plate)
@@ -230,34 +292,34 @@ class Scaling:
                 d["sites_per_plate"] = self.record.get("sites_per_plate")
                 d["seed"] = self.record.get("seed")
         if self.mode == "bitdepth":
-            d["maxima"] = dict(self.maxima)
+            d["maxima"] = dict(self.maxima) if self.maxima else "each file's dtype maximum (float as stored)"
+        if self.mode == "plate":
+            d["units"] = DTYPE_UNITS if self.per_dtype else "stored values"
+        return d
+
+    def identity(self) -> dict:
+        """:meth:`describe` as a run's signature holds it: the numbers, never the path of the file they are kept
+        in (a run's own estimate and the same numbers passed as a file, e.g. by the Ray and shard engines, are the
+        same run)."""
+        d = self.describe()
+        d.pop("file", None)
         return d
 
 
-def requested_scaling(mode: str, out: str | Path, low: float = 0.1, high: float = 99.9,
-                      scaling_file: str | Path | None = None, n_sites: int = 24, seed: int = 0) -> dict:
-    """The part of :meth:`Scaling.describe` that the options fix before any image is read.
+def requested_scaling(mode: str, low: float = 0.1, high: float = 99.9, scaling_file: str | Path | None = None,
+                      n_sites: int = 24, seed: int = 0) -> dict:
+    """The part of :meth:`Scaling.identity` that the options fix before any image is read.
 
     A resume compares it with the stored signature *before* :func:`resolve_scaling`, which may estimate plate
-    percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was.
+    percentiles and (re)write ``<out stem>.scaling.json``: a refused rerun must leave that file as it was. A given
+    scaling file counts by its numbers (compared once read), never by its path as typed.
     """
     d: dict = {"mode": mode}
     if mode in ("image", "plate"):
         d["percentiles"] = [low, high]
-    if mode == "plate":
-        d["file"] = str(scaling_file if scaling_file is not None else scaling_path(out))
-        if scaling_file is None:
-            d["sites_per_plate"], d["seed"] = n_sites, seed
+    if mode == "plate" and scaling_file is None:  # a given file is compared by its numbers, once read
+        d["sites_per_plate"], d["seed"] = n_sites, seed
     return d
-
-
-def scaling_changes(stored: dict | None, requested: dict) -> list[str]:
-    """``["scaling"]`` when a stored signature's scaling differs from :func:`requested_scaling`, else ``[]``."""
-    old = (stored or {}).get("scaling")
-    if not isinstance(old, dict):
-        return []
-    req = json.loads(json.dumps(requested, default=str))
-    return ["scaling"] if any(old.get(k) != v for k, v in req.items()) else []
 
 
 def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
@@ -282,9 +344,7 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
         if bit_depth is not None:
             value = dtype_max(np.uint8, bit_depth)
             return Scaling("bitdepth", channels, maxima={c: value for c in channels})
-        if not rows:
-            raise ConfigError("bitdepth scaling: no site to learn the image dtype from; pass --bit-depth N")
-        return Scaling("bitdepth", channels, maxima={c: dtype_max(stored_dtype(rows[0], c)) for c in channels})
+        return Scaling("bitdepth", channels, per_dtype=True)  # each file by its own dtype, never the first row's
     if scaling_file is not None:
         rec = load_scaling(scaling_file)
         lacking = sorted({_plate_of(r) for r in rows} - set(rec["plates"]))
@@ -295,7 +355,7 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
             raise InputFileError(str(scaling_file), f"no percentiles for channel(s) {no_ch}")
         return Scaling("plate", channels, rec.get("percentiles", [low, high])[0],
                        rec.get("percentiles", [low, high])[1], plates=rec["plates"], source=str(scaling_file),
-                       record=rec)
+                       record=rec, per_dtype=rec.get("units") == DTYPE_UNITS)
     import os
 
     if os.environ.get("STRATONET_SHARD"):
@@ -309,10 +369,12 @@ def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], ou
         if same:
             if log is not None:
                 log.info("plate scaling reused from %s", path)
-            return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec)
+            return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec,
+                           per_dtype=rec.get("units") == DTYPE_UNITS)
     rec = estimate_plate_bounds(rows, channels, low, high, n_sites=n_sites, seed=seed, illum=illum,
                                 on_error=on_error)
     save_scaling(rec, path)
     if log is not None:
         log.info("plate scaling estimated from %s site(s) per plate -> %s", n_sites, path)
-    return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec)
+    return Scaling("plate", channels, low, high, plates=rec["plates"], source=str(path), record=rec,
+                   per_dtype=True)

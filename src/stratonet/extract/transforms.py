@@ -50,18 +50,21 @@ def channel_percentiles(plane: np.ndarray, low: float, high: float) -> tuple[flo
 
 
 def rescale_to_unit(img: np.ndarray, low: float = 0.1, high: float = 99.9,
-                    bounds: np.ndarray | None = None) -> torch.Tensor:
+                    bounds: np.ndarray | None = None, inplace: bool = False) -> torch.Tensor:
     """``(C, H, W)`` array -> float32 tensor rescaled per channel to [0, 1] between percentiles, clipped.
 
     ``bounds`` (``(C, 2)``: low and high value per channel, e.g. plate percentiles or ``[0, 65535]``) replaces the
-    image's own percentiles. A flat channel (``high <= low``) becomes all zeros.
+    image's own percentiles. A flat channel (``high <= low``) becomes all zeros. The input is left as it is unless
+    ``inplace`` (a scratch buffer nobody else reads): a float32 input would otherwise share its memory with the
+    result, and a later step reading the raw array would see rescaled values (issue 27, D10).
     """
     x = np.asarray(img)
     if x.ndim == 2:
         x = x[None]
     if bounds is None:
         bounds = [channel_percentiles(p, low, high) for p in x]
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    t = torch.from_numpy(x32 if inplace or not np.shares_memory(x32, x) else x32.copy())
     lo = torch.tensor([b[0] for b in bounds], dtype=torch.float32)[:, None, None]
     hi = torch.tensor([b[1] for b in bounds], dtype=torch.float32)[:, None, None]
     flat = hi <= lo

@@ -21,7 +21,10 @@ from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, as_chw, normalise
 from stratonet.tables import read_table
 
 FILE_COLUMNS = ("FileName", "File", "Path", "Image_Name", "filename", "file", "path")
-COLUMN_KEYS = {"plate": "Metadata_Plate", "well": "Metadata_Well", "site": "Metadata_Site"}
+COLUMN_KEYS = {"plate": "Metadata_Plate", "well": "Metadata_Well", "site": "Metadata_Site",
+               "objectnumber": "Metadata_ObjectNumber", "object": "Metadata_ObjectNumber"}
+#: Keys matched whatever their case (``ObjectNumber=cell_index`` names the crop id column); others keep theirs.
+_KNOWN_KEYS = set(COLUMN_KEYS) | {"file"}
 
 
 def parse_columns(spec: str | dict | None) -> dict[str, str]:
@@ -39,7 +42,8 @@ def parse_columns(spec: str | dict | None) -> dict[str, str]:
         key, sep, col = item.partition("=")
         if not sep or not key.strip() or not col.strip():
             raise ConfigError(f"--columns: expected key=column pairs, e.g. plate=Image_Metadata_Plate, got {item!r}")
-        out[key.strip().lower()] = col.strip()
+        key = key.strip()
+        out[key.lower() if key.lower() in _KNOWN_KEYS else key] = col.strip()
     return out
 INDEX_NAMES = ("index.csv", "index.csv.gz", "index.parquet")
 
@@ -62,7 +66,8 @@ def arrays(
         Column naming each file (relative to the folder).
     columns : str or dict, optional
         Which CSV column holds what, e.g. ``"plate=Image_Metadata_Plate_DAPI,well=well,site=field,file=crop"``
-        (keys plate, well, site, file; any other key ``k`` becomes ``Metadata_k``).
+        (keys plate, well, site, file and objectnumber, in any case; any other key ``k`` becomes ``Metadata_k``,
+        spelled as given). ``ObjectNumber=cell_index`` tells apart crops cut from the same site.
     """
     source = Path(source)
     if source.is_dir():

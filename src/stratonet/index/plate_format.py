@@ -98,4 +98,21 @@ def check_wells(index: pd.DataFrame, plate_format: str | int | None = None, sour
             raise StratoNetError(f"{source}: plate {plate}: well {bad} is outside every plate format "
                                  f"(largest: {describe(1536)})")
         out[str(plate)] = fits[0]
+        _warn_if_few_wells_decide(plate, positions, fits[0], source)
     return out
+
+
+def _warn_if_few_wells_decide(plate, positions: dict, fmt: int, source: str) -> None:
+    """Say so when one or two wells alone make an inferred plate larger (e.g. ``A25`` making a 384-well plate a
+    1536-well one): that is often a typo, which ``--plate-format`` would refuse (issue 27, D9)."""
+    smaller = [f for f in FORMATS if f < fmt]
+    if not smaller:
+        return
+    rows, cols = FORMATS[max(smaller)]
+    outside = sorted(w for w, (r, c) in positions.items() if r > rows or c > cols)
+    if 0 < len(outside) <= 2 and len(positions) > len(outside):
+        from stratonet.progress import console
+
+        console.print(f"[yellow]note:[/] {source}: plate {plate} taken as a {describe(fmt)} only because of "
+                      f"well(s) {', '.join(outside)}; pass --plate-format {max(smaller)} to refuse them as typos",
+                      highlight=False)

@@ -68,8 +68,11 @@ def validate_index(index: pd.DataFrame, name: str = "index") -> None:
 
 
 def site_name(row: pd.Series | dict) -> str:
-    """``plate/well/site`` for an index row."""
-    return f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}"
+    """``plate/well/site`` for an index row; ``plate/well/site object N`` for a single-cell crop, so that an error
+    names the crop, not the field that 50 crops share (issue 27, D11)."""
+    name = f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}"
+    obj = row.get("Metadata_ObjectNumber") if hasattr(row, "get") else None
+    return name if obj is None or (isinstance(obj, float) and obj != obj) else f"{name} object {obj}"
 
 
 def site_paths(row: pd.Series | dict, channels: list[str] | None = None) -> dict[str, str]:

@@ -8,15 +8,28 @@ import pandas as pd
 
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.profile.controls import treatment_columns
-from stratonet.tables import SITE_KEYS, feature_columns, metadata_columns
+from stratonet.tables import ROW_ID_COLUMNS, SITE_KEYS, feature_columns, metadata_columns
 
 LEVELS = ("site", "well", "treatment")
+
+
+def crop_key(df: pd.DataFrame) -> list[str]:
+    """``[Metadata_ObjectNumber]`` (or another row id) when the table comes from a crop set, else ``[]``.
+
+    ``extract classical`` on single-cell crops keys its rows by the crop's id: its site tables hold one row per
+    crop (with ``Count_Cells``) and its single-cell table the cells of each crop (``ObjectNumber`` inside the
+    crop). There a "site" is a crop: grouping by plate, well and field alone would merge the crops of a field.
+    A CytoTable-style single-cell table, whose ``Metadata_ObjectNumber`` numbers the cells, keeps the field.
+    """
+    ids = [c for c in ROW_ID_COLUMNS if c in df.columns][:1]
+    classical = any(c in df.columns for c in ("ObjectNumber", "Count_Cells", "Count_Nuclei"))
+    return ids if ids and classical else []
 
 
 def strata_for(df: pd.DataFrame, level: str) -> list[str]:
     """Grouping columns of an aggregation level: site, well or treatment."""
     if level == "site":
-        keys = SITE_KEYS
+        keys = SITE_KEYS + crop_key(df)
     elif level == "well":
         keys = SITE_KEYS[:2]
     elif level == "treatment":

@@ -104,6 +104,7 @@ def run_profile(
         out = annotate(out, platemap)
         steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
     if normalize_method != "none":
+        before = out
         out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,
                         epsilon=mad_epsilon, zero_mad=zero_mad)
         zero = out.attrs.get("zero_mad_features", [])
@@ -111,6 +112,8 @@ def run_profile(
         where = "per plate" if by_plate else "globally"
         steps.append({"step": f"normalize {normalize_method} vs {reference} {where}", "rows": len(out),
                       "features": len(feats)})
+        if not feats:
+            raise StratoNetError(zero_mad_message(before, zero, normalize_method, reference, by_plate))
         if zero:
             what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
             steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
@@ -137,7 +140,36 @@ def run_profile(
     out.attrs["steps"] = steps
     out.attrs["nonfinite"] = nonfinite
     out.attrs["selection"] = selection
+    _say_missing(out, feats, steps)
     return out
+
+
+def _say_missing(out: pd.DataFrame, feats: Sequence[str], steps: list[dict]) -> None:
+    """A profile with holes is said so (terminal and steps), never passed on silently."""
+    missing = out[list(feats)].isna().sum()
+    missing = missing[missing > 0]
+    if len(missing):
+        warn(f"{int(missing.sum())} missing value(s) left in {len(missing)} feature column(s) of the profiles "
+             f"(e.g. {', '.join(map(str, missing.index[:3]))}); add drop_na_columns to --select to drop them")
+        steps.append({"step": f"{int(missing.sum())} missing value(s) left in {len(missing)} column(s)",
+                      "rows": len(out), "features": len(feats), "columns": list(map(str, missing.index[:50]))})
+
+
+def zero_mad_message(df: pd.DataFrame, zero: Sequence[str], method: str, reference: str, by_plate: bool) -> str:
+    """Why normalisation left no feature (D8): the features are constant everywhere, or only in the reference
+    rows (too few of them)."""
+    from stratonet.profile.controls import negcon_mask
+
+    if (df[list(zero)].nunique(dropna=True) <= 1).all():
+        return (f"left 0 of {len(zero)} features: every one is constant (or NA) across all rows, so normalize "
+                f"{method} has nothing to scale; check the input")
+    ref = df[negcon_mask(df, required=False)] if reference != "all" else df
+    per = ref.groupby("Metadata_Plate").size() if by_plate and "Metadata_Plate" in ref.columns else None
+    fewest = (f"; the fewest reference rows in a plate: {int(per.min())} ({per.idxmin()})"
+              if per is not None and len(per) else f"; {len(ref)} reference row(s)")
+    return (f"normalize {method} vs {reference}: all {len(zero)} feature(s) have zero spread (MAD) in the "
+            f"reference rows{fewest}. Normalisation needs at least 2 distinct reference values per feature: add "
+            f"{reference} wells, use --reference all, or --normalize none; feature selection is not the cause")
 
 
 def infinite_to_nan(df: pd.DataFrame, features: Sequence[str]) -> tuple[pd.DataFrame, dict[str, int]]:

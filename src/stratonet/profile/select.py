@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError
+from stratonet.errors import ConfigError, StratoNetError
 from stratonet.tables import feature_columns
 
 OPERATIONS = ("variance_threshold", "correlation_threshold", "drop_na_columns", "blocklist", "drop_outliers")
@@ -52,6 +52,11 @@ def feature_select(
     feats = feature_columns(df, features)
     if not ops:
         return df.copy()
+    spread = [o for o in ops if o in ("variance_threshold", "correlation_threshold")]
+    if spread and len(df) < 2:  # pycytominer fails inside numpy on one row
+        raise StratoNetError(f"feature_select {','.join(spread)} needs at least 2 profiles to measure spread, the "
+                             f"table has {len(df)}; aggregate less (e.g. --aggregate none) or use --select "
+                             "drop_na_columns or none")
     dropped: list[str] = []
     pcm_ops = [o for o in ops if o != "blocklist" or blocklist is None]
     if pcm_ops:
@@ -89,9 +94,13 @@ def _pycytominer_steps(df: pd.DataFrame, features: list[str], steps: list[str], 
         return list(features)
     from pycytominer import feature_select as pcm_select
 
-    sel = pcm_select(profiles=df[features], features=list(features), operation=list(steps), **options)
-    kept = set(sel.columns)
-    return [f for f in features if f in kept]
+    kept = list(features)
+    for step in steps:  # one at a time: pycytominer fails inside scikit-learn when a step gets no feature
+        if not kept:
+            break
+        sel = pcm_select(profiles=df[kept], features=list(kept), operation=[step], **options)
+        kept = [f for f in kept if f in set(sel.columns)]
+    return kept
 
 
 def correlated_features(values: np.ndarray, names: Sequence[str], threshold: float = 0.9,
