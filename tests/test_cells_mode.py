@@ -22,11 +22,18 @@ def discs(centres, size=160, radius=9, amp=1.0):
 def test_touching_nuclei_are_split_and_debris_dropped():
     centres = [(30, 30), (30, 47), (100, 100), (60, 130)]  # the first two touch (17 px apart, radius 9)
     img = discs(centres)
-    img[140:143, 10:13] = 1.0  # 3x3 debris: below the minimal nucleus diameter
+    img[140:143, 10:13] = 1.0  # 3x3 debris: below the minimal nucleus diameter (5 px)
     found = nucleus_centers(img)
     assert len(found) == 4
     for c in centres:
         assert np.min(np.hypot(*(found - np.array(c)).T)) < 3
+
+
+def test_small_nuclei_of_a_small_field_are_found():
+    rng = np.random.default_rng(3)
+    centres = [(y, x) for y in (20, 60, 100) for x in (20, 60, 100)]
+    img = discs(centres, size=128, radius=4) + rng.normal(0, 0.01, (128, 128)).astype(np.float32)
+    assert len(nucleus_centers(img)) == 9  # 8 px nuclei, as the synthetic plate draws them at 128 px
 
 
 def test_flat_and_empty_images_give_no_centres():
@@ -43,7 +50,8 @@ def test_bbbc013_counts_agree_with_the_classical_segmentation():
     for name in ("Channel2-01-A-01.tif", "Channel2-50-E-02.tif"):
         dna = rescale_to_unit(read_image(images / name).astype(np.float32)).numpy()[0]
         n_full = int(segment_nuclei(dna).max())
-        assert abs(len(nucleus_centers(dna)) - n_full) <= 0.05 * n_full
+        # the same nuclei, plus objects of 9-12 px that the classical 12 px minimum drops
+        assert n_full <= len(nucleus_centers(dna)) <= 1.2 * n_full
 
 
 def test_sample_is_capped_seeded_and_per_site():
@@ -80,3 +88,18 @@ def test_cells_mode_native_crops_cap_and_manifest(tmp_path):
     with pytest.raises(ConfigError, match="different configuration"):
         extract_deep(idx, tmp_path / "c.parquet", model="stratonet18", mode="cells", crop_size=32, max_cells=4,
                      workers=0, progress=False)
+
+
+def test_finding_nuclei_leaves_the_pixels_alone(tmp_path):
+    """The finder rescales a copy: crops are the same as with the same centres given as a table."""
+    import torch
+
+    from stratonet.extract.dataset import Preprocess, SiteDataset
+
+    dna = (discs([(40, 40), (90, 100), (120, 50)]) * 3000 + 100).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "dna.tif", dna)
+    rows = [{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(tmp_path / "dna.tif")}]
+    prep = Preprocess(channels=["DNA"], mode="cells", input_size=32, crop_size=32)
+    found = SiteDataset(rows, prep)[0]
+    given = SiteDataset(rows, prep, centers={("P", "A01", "1"): found["centers"]})[0]
+    assert len(found["centers"]) == 3 and torch.equal(found["x"], given["x"])

@@ -205,8 +205,9 @@ class SiteDataset(Dataset):
             return sample_centers(c, self.prep.max_cells, self.prep.cells_seed, key)
         if self.prep.segment_channel not in read:
             raise SiteError(site, f"cells mode without a centres table needs the '{self.prep.segment_channel}' channel")
-        # smoothing, Otsu, size filter and declumping on a rescaled copy (raw stays as it was read)
-        dna = rescale_to_unit(raw[read.index(self.prep.segment_channel)]).numpy()[0]
+        # smoothing, Otsu, size filter and declumping (extract/cells_nuclei.py)
+        # a copy: rescale_to_unit works in place on float32 input, and raw is rescaled again below
+        dna = rescale_to_unit(np.array(raw[read.index(self.prep.segment_channel)], copy=True)).numpy()[0]
         c = nucleus_centers(dna)
         if len(c) == 0:
             raise SiteError(site, f"no nuclei found on {self.prep.segment_channel} (give a --centers table)")

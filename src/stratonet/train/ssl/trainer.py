@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stratonet.errors import ConfigError, InputFileError
+from stratonet.errors import ConfigError
 from stratonet.progress import console, get_logger
 from stratonet.train.ssl.config import SSLConfig
 from stratonet.train.ssl.dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature
@@ -98,12 +98,9 @@ class Run:
                 "signature": json.loads(json.dumps(self.cfg.signature(), default=str))}
 
     def load(self, path: Path) -> None:
-        if not path.exists():
-            raise InputFileError(str(path), "no training state to resume from (run without --resume first)")
-        try:
-            st = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise InputFileError(str(path), f"corrupt training state ({type(exc).__name__}: {exc})") from exc
+        from stratonet.train.state import read_state
+
+        st = read_state(path)
         sig = json.loads(json.dumps(self.cfg.signature(), default=str))
         if st["signature"] != sig:
             diff = sorted(k for k in set(sig) | set(st["signature"]) if sig.get(k) != st["signature"].get(k))
