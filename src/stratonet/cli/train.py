@@ -49,7 +49,7 @@ def _common(f):
 
 @click.group("train")
 def train() -> None:
-    """Train StratoNet/ResNet classifiers or image-level treatment classifiers."""
+    """Train StratoNet/ResNet classifiers, image-level treatment classifiers, or self-supervised backbones (ssl)."""
 
 
 @train.command("classifier")
