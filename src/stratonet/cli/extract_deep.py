@@ -132,10 +132,13 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
     if engine == "ray" and ray_mode == "data" and shard is None:
         from stratonet.raydata import extract_deep_ray
 
-        if ray_shards is not None:
-            from stratonet.errors import ConfigError
+        from stratonet.errors import ConfigError
 
+        if ray_shards is not None:
             raise ConfigError("--ray-shards applies to --ray-mode tasks; Ray Data sizes its own units of work")
+        if max_cells is not None:  # never dropped silently
+            raise ConfigError("--max-cells is not supported by --ray-mode data yet; use --ray-mode tasks or the "
+                              "local engine")
         manifest = extract_deep_ray(
             table, out, address=ray_address, actors=ray_actors, channels=_split(channels), model=model,
             weights=weights, seed=seed, taps=_split(taps), precision=precision, mode=mode, input_size=input_size,
