@@ -14,7 +14,8 @@ import torch
 
 from conftest import run_cli
 from stratonet.errors import ConfigError
-from stratonet.train.ssl.dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature
+from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_buffers, ema_update,
+                                      teacher_temperature)
 from stratonet.train.ssl.views import ViewConfig, gaussian_blur, multi_crop
 
 
@@ -59,6 +60,11 @@ def test_ema_update_and_head():
     wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
     ema_update(a, b, 0.9)
     assert torch.allclose(a.weight, 0.9 * wa + 0.1 * wb)
+    ta, sb = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    sb(torch.randn(8, 2, 4, 4) * 3 + 1)  # the student's statistics move; the teacher's follow at rate 1 - m
+    ema_buffers(ta, sb, 0.9)
+    assert torch.allclose(ta.running_var, 0.9 * torch.ones(2) + 0.1 * sb.running_var)
+    assert int(ta.num_batches_tracked) == 1
     head = DINOHead(16, out_dim=32, hidden_dim=24, bottleneck_dim=8)
     assert head(torch.randn(4, 16)).shape == (4, 32)
     # norm_last_layer: every prototype has norm 1 and the magnitude is not trained

@@ -18,7 +18,8 @@ from torch import nn
 from stratonet.errors import ConfigError
 from stratonet.progress import console, get_logger
 from stratonet.train.ssl.config import SSLConfig
-from stratonet.train.ssl.dino import DINOHead, DINOLoss, cosine_schedule, ema_update, teacher_temperature
+from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_buffers, ema_update,
+                                      teacher_temperature)
 from stratonet.train.ssl.views import batch_views, multi_crop
 
 STATE_FILE = "last_state.pt"
@@ -81,6 +82,7 @@ class Run:
         self.teacher = Student(teacher_backbone, DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim),
                                norm["mean"], norm["std"]).to(device).to(memory_format=torch.channels_last)
         self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.eval()  # running statistics: an EMA of the student's (ema_buffers), not of crop batches
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.loss = DINOLoss(cfg.out_dim, cfg.student_temp).to(device)
@@ -146,6 +148,7 @@ class Run:
         nn.utils.clip_grad_norm_(self.student.parameters(), 3.0)
         self.opt.step()
         ema_update(self.teacher, self.student, sch["momentum"])
+        ema_buffers(self.teacher, self.student, sch["momentum"])
         self.step += 1
         return {"step": self.step, "loss": float(loss.detach()), **{k: round(v, 8) for k, v in sch.items()}}
 
@@ -180,7 +183,8 @@ def model_card_fields(run: Run) -> dict:
         "epochs": None,
         "seed": c.seed,
         "training": {
-            "method": "DINO self-distillation (Caron et al. 2021), teacher = EMA of the student; saved: teacher",
+            "method": ("DINO self-distillation (Caron et al. 2021), teacher = EMA of the student (weights and "
+                       "BatchNorm statistics; teacher in eval mode); saved: teacher"),
             "init": run.init_label or f"from scratch (seed {c.seed})",
             "views": c.views.to_dict(), "batch_size": c.batch_size, "steps_done": run.step,
             "steps_planned": run.total, "stopped_by": run.stopped_by, "seconds": round(run.seconds, 1),
