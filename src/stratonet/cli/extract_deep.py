@@ -36,7 +36,8 @@ def _split(value: str | None) -> list[str] | None:
                    "cells: crops around nuclei, kept per cell and averaged per site.")
 @click.option("--input-size", type=click.IntRange(16), default=None,
               help="Network input side. Default: whole fields at their native size (no resampling; slower, "
-                   "keeps subcellular detail), cells-mode crops at --crop-size, tiles at the checkpoint's size (or 224).")
+                   "keeps subcellular detail), cells-mode crops at --crop-size, tiles at the checkpoint's "
+                   "size (or 224).")
 @click.option("--tile-size", type=int, default=None, help="tiles mode: tile side in pixels (default: input size).")
 @click.option("--crop-size", type=int, default=96, show_default=True,
               help="cells mode: crop side in native pixels; crops enter the network at this size unless "

@@ -3,8 +3,9 @@
 The classical stage's :func:`stratonet.classical.segment.segment_nuclei` draws full object outlines (h-maxima seeds,
 watershed), about 1.5-2.5 s per 640 px site on one core. Cells mode needs only one point per nucleus, so this
 finder keeps the same steps up to the foreground mask and the same size limits
-(:class:`stratonet.classical.segment.SegmentParams`, the minimum scaled to the field), then places one centre per peak of the mask's distance
-transform (touching nuclei give one peak each) instead of growing a watershed: about 8x faster. On BBBC013 it
+(:class:`stratonet.classical.segment.SegmentParams`, the minimum scaled to the field), then places one centre per
+peak of the mask's distance transform (touching nuclei give one peak each) instead of growing a watershed: about
+8x faster. On BBBC013 it
 finds 3-16 % more nuclei than the classical segmentation (objects of about 9-12 px that the classical 12 px
 minimum drops); on a 128 px synthetic field, where the classical minimum drops every nucleus, it finds them
 (tests/test_cells_mode.py).

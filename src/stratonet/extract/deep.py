@@ -331,7 +331,8 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     if center_object:
         provenance["center_object"] = True
     if mode == "cells":  # where the crops come from, and how many per site
-        provenance["cells"] = {"centers": str(centers) if centers else "nucleus finder on DNA (extract/cells_nuclei.py)",
+        found = "nucleus finder on DNA (extract/cells_nuclei.py)"
+        provenance["cells"] = {"centers": str(centers) if centers else found,
                                "crop_size": crop_size, "max_cells_per_site": max_cells,
                                "sample_seed": seed if max_cells else None}
         batch_size = cells_batch_size(batch_size, size)

@@ -22,7 +22,8 @@ from torch import nn
 
 
 class DINOHead(nn.Module):
-    """Projection head ``in_dim -> hidden -> hidden -> bottleneck -> (L2) -> out_dim`` (weight-normalised last layer)."""
+    """Projection head ``in_dim -> hidden -> hidden -> bottleneck -> (L2) -> out_dim`` (weight-normalised last
+    layer)."""
 
     def __init__(self, in_dim: int, out_dim: int = 4096, hidden_dim: int = 1024, bottleneck_dim: int = 128):
         super().__init__()

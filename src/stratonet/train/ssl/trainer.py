@@ -246,7 +246,8 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
 
     cfg = run.cfg
     last_save = time.perf_counter()
-    bar = Progress(TextColumn("[bold]train ssl"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+    bar = Progress(TextColumn("[bold]train ssl"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}"),
                    TimeElapsedColumn(), console=console, disable=not cfg.progress, transient=True)
     with bar:
         task = bar.add_task("ssl", total=run.total, completed=run.step, loss="-")

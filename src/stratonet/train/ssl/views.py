@@ -45,7 +45,8 @@ def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
 
 
 def crop_resized(plane: torch.Tensor, cy: float, cx: float, side: int, size: int) -> torch.Tensor:
-    """The ``side`` x ``side`` square centred near (cy, cx), shifted inside the image, resized to ``(1, size, size)``."""
+    """The ``side`` x ``side`` square centred near (cy, cx), shifted inside the image, resized to
+    ``(1, size, size)``."""
     h, w = plane.shape
     side = max(2, min(int(side), h, w))
     y0 = int(min(max(round(cy - side / 2), 0), h - side))
