@@ -100,14 +100,7 @@ class Run:
                 "signature": json.loads(json.dumps(self.cfg.signature(), default=str))}
 
     def load(self, path: Path) -> None:
-        from stratonet.train.state import read_state
-
-        st = read_state(path)
-        sig = json.loads(json.dumps(self.cfg.signature(), default=str))
-        if st["signature"] != sig:
-            diff = sorted(k for k in set(sig) | set(st["signature"]) if sig.get(k) != st["signature"].get(k))
-            raise ConfigError(f"{path} was written with other settings ({', '.join(diff)}); resume with the same "
-                              "ones or start another --name")
+        st = check_resume(self.cfg, path)
         self.student.load_state_dict(st["student"])
         self.teacher.load_state_dict(st["teacher"])
         self.loss.center.copy_(st["center"])
@@ -151,6 +144,19 @@ class Run:
         ema_buffers(self.teacher, self.student, sch["momentum"])
         self.step += 1
         return {"step": self.step, "loss": float(loss.detach()), **{k: round(v, 8) for k, v in sch.items()}}
+
+
+def check_resume(cfg: SSLConfig, path: Path) -> dict:
+    """The saved state of ``path`` if ``cfg`` may continue it (same settings), else ConfigError naming them."""
+    from stratonet.train.state import read_state
+
+    st = read_state(path)
+    sig = json.loads(json.dumps(cfg.signature(), default=str))
+    if st["signature"] != sig:
+        diff = sorted(k for k in set(sig) | set(st["signature"]) if sig.get(k) != st["signature"].get(k))
+        raise ConfigError(f"{path} was written with other settings ({', '.join(diff)}); resume with the same "
+                          "ones or start another --name")
+    return st
 
 
 def save_outputs(run: Run, run_dir: Path) -> Path:
@@ -214,14 +220,17 @@ def train_ssl(cfg: SSLConfig) -> dict:
     prec = resolve_train_precision(cfg.precision, device)
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
+    state_file = run_dir / STATE_FILE
+    if cfg.resume:
+        check_resume(cfg, state_file)  # before reading any image: a refused resume costs nothing
+    elif state_file.exists():
+        raise ConfigError(f"{run_dir} holds a run already; pass --resume to continue it or another --name")
     pool = build_pool(read_table(cfg.index), str(cfg.index), list(cfg.channels) if cfg.channels else None,
                       cfg.crops, cfg.dna_channel, cfg.illum, cfg.max_sites)
     run = Run(cfg, pool, device)
     if cfg.resume:
         run.load(run_dir / STATE_FILE)
         console.print(f"resuming at step {run.step} ({run.seconds:.0f} s spent) from {run_dir / STATE_FILE}")
-    elif (run_dir / STATE_FILE).exists():
-        raise ConfigError(f"{run_dir} holds a run already; pass --resume to continue it or another --name")
     d = pool.describe()
     console.print(f"train ssl: {cfg.model} ({run.init_label or 'from scratch'}) on {d['n_sites']} sites, "
                   f"{d['n_cells'] if d['n_cells'] is not None else 'tiles of'} cells, channels "
