@@ -276,7 +276,8 @@ def test_deep_interrupt_flushes_and_resume_matches(plate, deep_ref, tmp_path, fa
 
 
 def test_deep_kill_between_cell_and_site_flush(plate, tmp_path):
-    opts = [*DEEP, "--mode", "cells", "--crop-size", 32, "--batch-size", 64]
+    # cells batches scale with the crop (--batch-size 4 -> 196 crops of 32 px): one site per batch, 6 batches
+    opts = [*DEEP, "--mode", "cells", "--crop-size", 32, "--batch-size", 4]
     ref, out = tmp_path / "ref.parquet", tmp_path / "deep.parquet"
     assert run_cli(["extract", "deep", plate["index"], "-o", ref, *opts]) == 0
     assert stratonet(["extract", "deep", plate["index"], "-o", out, *opts],

@@ -36,12 +36,19 @@ def _split(value: str | None) -> list[str] | None:
                    "cells: crops around nuclei, kept per cell and averaged per site.")
 @click.option("--input-size", type=click.IntRange(16), default=None,
               help="Network input side. Default: whole fields at their native size (no resampling; slower, "
-                   "keeps subcellular detail), crops and tiles at the checkpoint's size (or 224).")
+                   "keeps subcellular detail), cells-mode crops at --crop-size, tiles at the checkpoint's "
+                   "size (or 224).")
 @click.option("--tile-size", type=int, default=None, help="tiles mode: tile side in pixels (default: input size).")
-@click.option("--crop-size", type=int, default=128, show_default=True, help="cells mode: crop side in pixels.")
+@click.option("--crop-size", type=int, default=96, show_default=True,
+              help="cells mode: crop side in native pixels; crops enter the network at this size unless "
+                   "--input-size is given.")
 @click.option("--centers", type=click.Path(path_type=Path), default=None,
-              help="cells mode: table of Nuclei_Location_Center_X/Y per Metadata_Plate/Well/Site (e.g. CellProfiler "
-                   "Nuclei.csv); default: Otsu nuclei on DNA.")
+              help="cells mode: table of Nuclei_Location_Center_X/Y per Metadata_Plate/Well/Site (e.g. the classical "
+                   "stage's per-cell table or CellProfiler Nuclei.csv); default: nuclei found on DNA (smoothing, "
+                   "Otsu, size filter, declumping).")
+@click.option("--max-cells", type=click.IntRange(1), default=None,
+              help="cells mode: at most N nuclei per site, a sample seeded by --seed (recorded in the manifest); "
+                   "default: all.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Channel images per forward pass (default: 16 on CPU, 64 on CUDA).")
 @click.option("--workers", type=click.IntRange(0), default=None,
@@ -84,7 +91,7 @@ def _split(value: str | None) -> list[str] | None:
                    "at most 256 sites].")
 def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
-         centers: Path | None, batch_size: int, workers: int | None, device: str, compile_: bool,
+         centers: Path | None, max_cells: int | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, decode_thread: bool | None, no_illum: bool, scaling: str, scaling_file: Path | None,
          bit_depth: int | None,
          scaling_sites: int, center_object: bool, normalize: str, fuse_bn: bool, overwrite: bool,
@@ -121,17 +128,20 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
             decode_thread=decode_thread, on_error=on_error, illum=not no_illum, scaling=scaling,
             scaling_file=scaling_file, bit_depth=bit_depth,
             scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
-            overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local",
+            overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local", max_cells=max_cells,
             on_start=(lambda: start_run(run_dir, name="extract_deep")) if local else None,
         )
 
     if engine == "ray" and ray_mode == "data" and shard is None:
         from stratonet.raydata import extract_deep_ray
 
-        if ray_shards is not None:
-            from stratonet.errors import ConfigError
+        from stratonet.errors import ConfigError
 
+        if ray_shards is not None:
             raise ConfigError("--ray-shards applies to --ray-mode tasks; Ray Data sizes its own units of work")
+        if max_cells is not None:  # never dropped silently
+            raise ConfigError("--max-cells is not supported by --ray-mode data yet; use --ray-mode tasks or the "
+                              "local engine")
         manifest = extract_deep_ray(
             table, out, address=ray_address, actors=ray_actors, channels=_split(channels), model=model,
             weights=weights, seed=seed, taps=_split(taps), precision=precision, mode=mode, input_size=input_size,
@@ -153,6 +163,9 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
         f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
         f"(config {cfg.name})", highlight=False
     )
+    if manifest.get("crops_per_s") is not None:
+        console.print(f"cells: {manifest['crops']} crops ({manifest['cells_per_site_mean']:.0f} per site), "
+                      f"{manifest['crops_per_s']:.1f} crops/s", highlight=False)
     if how != "local":
         console.print(f"engine: {how}" + ("; join the shards with 'stratonet merge OUT' when all are done"
                                            if how.startswith("shard") else ""), highlight=False)

@@ -49,7 +49,7 @@ def _common(f):
 
 @click.group("train")
 def train() -> None:
-    """Train StratoNet/ResNet classifiers or image-level treatment classifiers."""
+    """Train StratoNet/ResNet classifiers, image-level treatment classifiers, or self-supervised backbones (ssl)."""
 
 
 @train.command("classifier")
@@ -125,3 +125,64 @@ def treatment(index: Path, out: Path, channels: str | None, **kw) -> None:
     cfg = TreatmentConfig(index=index, out=out, channels=_channels(channels), **kw)
     start_run(cfg.run_dir())
     train_treatment(cfg)
+
+
+@train.command("ssl")
+@click.argument("index", type=click.Path(path_type=Path))
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
+              help="Run folder; outputs go to RUN/train/<name>/ (teacher.safetensors + teacher.json, metrics.json).")
+@click.option("--name", default=None, help="Sub-folder name under RUN/train/ (default: ssl_<model>).")
+@click.option("--model", default="stratonet18", show_default=True,
+              help="Backbone: stratonet18, stratonet50, efficientnet_lite0 or any registered model.")
+@click.option("--init", default=None, metavar="NAME|PATH",
+              help="Start from these weights (e.g. efficientnet_lite0.in1k, bundled) instead of from scratch.")
+@click.option("--channels", default=None, help="Comma-separated channels (default: all); each view holds one.")
+@click.option("--crops", type=click.Choice(["cells", "tiles"]), default="cells", show_default=True,
+              help="Views around nucleus centres (found on --dna-channel) or at uniform points of the fields.")
+@click.option("--dna-channel", default="DNA", show_default=True, help="Channel the nucleus centres are found on.")
+@click.option("--region", type=click.IntRange(16), default=120, show_default=True,
+              help="Native-pixel side a global view covers at most (global views: 0.6-1.0 of it).")
+@click.option("--view-size", type=click.IntRange(16), default=96, show_default=True,
+              help="Global view side fed to the network (also the checkpoint's input size).")
+@click.option("--local-size", type=click.IntRange(8), default=48, show_default=True, help="Local view side.")
+@click.option("--local-views", type=click.IntRange(0), default=4, show_default=True, help="Local views per sample.")
+@click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True, help="Samples per step.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=30.0, show_default=True,
+              help="Time budget: the step count (and so every schedule) is fitted to it after 2 timed steps.")
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="Fixed number of steps instead of fitting them to --minutes (which still stops the run).")
+@click.option("--lr", type=float, default=3e-4, show_default=True, help="Peak AdamW learning rate (cosine).")
+@click.option("--momentum", type=float, default=0.996, show_default=True,
+              help="Teacher EMA momentum at the start (cosine to 1).")
+@click.option("--teacher-temp", type=float, default=0.04, show_default=True)
+@click.option("--student-temp", type=float, default=0.1, show_default=True)
+@click.option("--out-dim", type=click.IntRange(2), default=4096, show_default=True, help="DINO head prototypes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Autocast: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.")
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True,
+              help="Save the state and the teacher at least this often.")
+@click.option("--max-sites", type=click.IntRange(1), default=None, help="Read only the first N sites (tests).")
+@click.option("--no-illum", is_flag=True, default=False, help="Ignore Illum_<Channel> functions in the index.")
+@click.option("--resume/--no-resume", default=False, show_default=True,
+              help="Continue RUN/train/<name>/last_state.pt (same settings; the time spent so far counts).")
+def ssl(index: Path, out: Path, channels: str | None, region: int, view_size: int, local_size: int,
+        local_views: int, no_illum: bool, teacher_temp: float, **kw) -> None:
+    """Self-supervised DINO training on INDEX's own images (no label column is read).
+
+    Views are single-stain crops around cells (or tiles): random resized crops, flips, 90-degree rotations,
+    intensity gain/offset, blur and noise. The teacher network is saved with a model card that records the
+    training data (plates, sites, cells), the views, the loss curve and the time spent; feed it to
+    `stratonet extract deep --weights RUN/train/<name>/teacher`.
+    """
+    from stratonet.train.ssl.config import SSLConfig
+    from stratonet.train.ssl.trainer import train_ssl
+    from stratonet.train.ssl.views import ViewConfig
+
+    views = ViewConfig(region=region, global_size=view_size, local_size=local_size, n_local=local_views)
+    cfg = SSLConfig(index=index, out=out, channels=tuple(_channels(channels)) if channels else None, views=views,
+                    illum=not no_illum, teacher_temp=teacher_temp, warmup_teacher_temp=teacher_temp,
+                    **kw)
+    start_run(cfg.run_dir())
+    train_ssl(cfg)

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from stratonet.errors import SiteError, StratoNetError
-from stratonet.extract.cells import otsu_centers
+from stratonet.extract.cells_nuclei import nucleus_centers, sample_centers
 from stratonet.extract.center import center_object_crops, require_found, segment_cells_for_masks
 from stratonet.extract.scaling import Scaling
 from stratonet.extract.transforms import channel_percentiles, rescale_to_unit, resize_batch, scale_resize_planes
@@ -37,7 +37,9 @@ class Preprocess:
     low: float = 0.1
     high: float = 99.9
     illum: bool = True
-    segment_channel: str = "DNA"  # cells without a centres table: Otsu on this channel
+    segment_channel: str = "DNA"  # cells without a centres table: nuclei found on this channel
+    max_cells: int | None = None  # cells: at most this many nuclei per site (seeded sample), None = all
+    cells_seed: int = 0  # the sample's seed
     scaling: "Scaling | None" = None  # fixed per-plate / bit-depth bounds; None = per-image percentiles
     center_object: bool = False  # cells / single-cell stacks: zero all but the object at the crop centre
     native_shape: tuple[int, int] | None = None  # whole: keep fields of this (H, W) as they are (no resampling)
@@ -208,13 +210,17 @@ class SiteDataset(Dataset):
             c = self.centers.get(key)
             if c is None or len(c) == 0:
                 raise SiteError(site, "no nucleus centres for this site in the centres table")
-            return c
+            return sample_centers(c, self.prep.max_cells, self.prep.cells_seed, key)
         if self.prep.segment_channel not in read:
             raise SiteError(site, f"cells mode without a centres table needs the '{self.prep.segment_channel}' channel")
-        c = otsu_centers(raw[read.index(self.prep.segment_channel)])
+        # smoothing, Otsu, size filter and declumping (extract/cells_nuclei.py)
+        # a copy: rescale_to_unit works in place on float32 input, and raw is rescaled again below
+        dna = rescale_to_unit(np.array(raw[read.index(self.prep.segment_channel)], copy=True)).numpy()[0]
+        c = nucleus_centers(dna)
         if len(c) == 0:
-            raise SiteError(site, "no nuclei found by the Otsu fallback")
-        return c
+            raise SiteError(site, f"no nuclei found on {self.prep.segment_channel} (give a --centers table)")
+        return sample_centers(c, self.prep.max_cells, self.prep.cells_seed, tuple(str(row[k]) for k in
+                              ("Metadata_Plate", "Metadata_Well", "Metadata_Site")))
 
 
 def collate_sites(items: list[dict]) -> dict:

@@ -151,6 +151,12 @@ def _drop_unfinished_cells(writer: PartitionedWriter, done_sites: set[tuple]) ->
 UNITS_PER_SITE = {"whole": 1, "tiles": 16, "cells": 64}
 
 
+def cells_batch_size(batch_size: int, size: int) -> int:
+    """Channel crops per forward pass in cells mode: as many pixels as ``batch_size`` 224 px images (crops smaller
+    than 224 px go in larger batches; never fewer than ``batch_size``)."""
+    return max(int(batch_size), int(batch_size) * 224 * 224 // (int(size) * int(size)))
+
+
 def sites_per_model_batch(batch_size: int, mode: str, n_channels: int) -> int:
     """Sites the local engine decodes together and sends through the model as one batch (every engine uses it, so
     that batches, and hence the features, are the same)."""
@@ -191,7 +197,7 @@ class DeepPlan:
 def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode, input_size, tile_size, crop_size,
                  centers, batch_size, device, on_error, illum, percentiles, scaling, scaling_file, bit_depth,
                  scaling_sites, center_object, normalize, fuse_bn, overwrite, precision, threads=None,
-                 on_start=None) -> DeepPlan:
+                 on_start=None, max_cells=None) -> DeepPlan:
     """Validate the input, build the model, resolve scaling, and check (or record) the resume signature.
 
     Shared by the local engine (:func:`extract_deep`) and the Ray Data engine (:mod:`stratonet.raydata`), so both
@@ -235,7 +241,10 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     prec = resolve_precision(precision, dev, net)
     if "WARNING" in prec.reason:
         console.print(f"[yellow]warning:[/] --precision {prec.name}: {prec.reason}")
-    size = int(input_size or card.get("input_size") or 224)
+    # cells: crops enter the network at their native size unless --input-size asks otherwise (no up-sampling)
+    size = int(input_size or (crop_size if mode == "cells" else card.get("input_size") or 224))
+    if max_cells is not None and (mode != "cells" or int(max_cells) < 1):
+        raise ConfigError("--max-cells applies to --mode cells and must be >= 1")
     if label.startswith("untrained"):
         console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
                       f"{net.model_name}; they are labelled so in the table, manifest and report.")
@@ -260,6 +269,11 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
                            "weights_normalization": (card.get("normalization") or {}).get("name")})
     if center_object:
         provenance["center_object"] = True
+    if mode == "cells":  # where the crops come from, and how many per site (the centres file by content)
+        found = "nucleus finder on DNA (extract/cells_nuclei.py)"
+        provenance["cells"] = {"centers": file_digest(centers) if centers else found,
+                               "crop_size": crop_size, "max_cells_per_site": max_cells,
+                               "sample_seed": seed if max_cells else None}
     provenance["precision"] = prec.name
     settings = {"percentiles": list(percentiles), "tile_size": tile_size, "crop_size": crop_size, "illum": illum,
                 "fuse_bn": fuse_bn, "centers": file_digest(centers) if centers else None,
@@ -273,17 +287,22 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
                             scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
                             illum=illum, log=log, on_error=on_error)
     native = None
-    trained_here = bool(card.get("training_data")) and not is_imported(card)
+    # a checkpoint `train ssl` made saw crops at the images' own pixel size ("pixel_scale": "native")
+    trained_here = (bool(card.get("training_data")) and not is_imported(card)
+                    and card.get("pixel_scale") != "native")
     if mode == "whole" and input_size is None and "Metadata_ObjectNumber" not in key_cols and not trained_here:
         # a checkpoint `stratonet train` made saw fields resized to its input size: keep that scale
         native = native_field_shape(rows, chans, size)
     prep = Preprocess(channels=chans, mode=mode, input_size=size, tile_size=tile_size, crop_size=crop_size,
                       low=percentiles[0], high=percentiles[1], illum=illum,
-                      scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native)
+                      scaling=None if scaling == "image" else scale, center_object=center_object, native_shape=native,
+                      max_cells=max_cells, cells_seed=seed)
     provenance["scaling"] = scale.describe()
     if native is not None:  # whole fields at their native pixel size: the model input is the field itself
         provenance["input_size"] = f"native {native[0]}x{native[1]}"
         batch_size = native_batch_size(batch_size, native, size)
+    if mode == "cells":
+        batch_size = cells_batch_size(batch_size, size)
     signature = {**provenance, **settings, "scaling": scale.identity()}
     existing = PartitionedWriter(out, key_columns=key_cols)
     existing.check_signature(signature)
@@ -311,7 +330,7 @@ def extract_deep(
     mode: str = "whole",
     input_size: int | None = None,
     tile_size: int | None = None,
-    crop_size: int = 128,
+    crop_size: int = 96,
     centers: str | Path | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
@@ -336,6 +355,7 @@ def extract_deep(
     precision: str = "auto",
     on_start: Callable[[], object] | None = None,
     decode_thread: bool | None = None,
+    max_cells: int | None = None,
 ) -> dict:
     """Extract channel-specific deep features for every site of an index.
 
@@ -353,8 +373,9 @@ def extract_deep(
     mode : {"whole", "tiles", "cells"}
         Whole field, at its native size unless ``input_size`` is given (fields smaller than the model's input,
         and single-cell array crops, are resized to the model's input); a grid of native-resolution ``tile_size`` tiles averaged per site;
-        or ``crop_size`` crops around nucleus centres (from ``centers`` or an Otsu fallback on DNA), kept per cell
-        and averaged per site.
+        or ``crop_size`` crops around nucleus centres (from ``centers`` or
+        :func:`stratonet.extract.cells_nuclei.nucleus_centers` on DNA), kept per cell and averaged per site; crops
+        enter the network at ``crop_size`` unless ``input_size`` is given.
     batch_size : int, optional
         Channel images per forward pass (default: 16 on CPU, 64 on CUDA; see
         :func:`stratonet.extract.precision.default_batch_size`), counted in images of the model's input size:
@@ -402,6 +423,9 @@ def extract_deep(
     precision : {"auto", "fp32", "bf16"}
         ``auto``: bf16 on CUDA and on CPUs with native bf16, else fp32 (see :mod:`stratonet.extract.precision`).
         The precision that ran is recorded in the table provenance and the manifest.
+    max_cells : int, optional
+        ``cells`` mode: at most this many nuclei per site, a seeded sample (``seed``) recorded in the manifest;
+        default: every nucleus found.
     decode_thread : bool, optional
         With no worker processes, sites decode on as many threads as the model uses (see
         :class:`stratonet.extract.dataset.ParallelDecode`). True: ahead, while the model runs; False: in line,
@@ -425,7 +449,7 @@ def extract_deep(
                         percentiles=percentiles, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
                         scaling_sites=scaling_sites, center_object=center_object, normalize=normalize,
                         fuse_bn=fuse_bn, overwrite=overwrite, precision=precision, on_start=on_start,
-                        threads=int(threads or default_threads))
+                        threads=int(threads or default_threads), max_cells=max_cells)
     df, rows, key_cols, chans, dev, net, card, prec = (plan.df, plan.rows, plan.key_cols, plan.chans, plan.dev,
                                                       plan.net, plan.card, plan.prec)
     size, mean, std, prep, provenance, signature = (plan.size, plan.mean, plan.std, plan.prep, plan.provenance,
@@ -523,6 +547,10 @@ def extract_deep(
         "features": len(names),
         "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
     }
+    if mode == "cells":  # the unit of work is the crop: report crops, not site images
+        manifest.update({"crops": n_units, "channel_crops": n_units * len(chans),
+                         "crops_per_s": n_units / wall if wall > 0 else float("nan"),
+                         "cells_per_site_mean": n_units / n_sites if n_sites else 0.0})
     warn_mixed_dtypes(manifest["mixed_dtype_plates"])
     finish_run(errors, manifest, manifest_path(out), wrote_rows=out.exists())
     log.info("deep features: %d sites, %.1f channel-images/s -> %s", n_sites, manifest["channel_images_per_s"], out)

@@ -41,15 +41,20 @@ def save_state(path: Path, model: nn.Module, optimizer, scheduler, plateau, epoc
     return p
 
 
-def load_state(path: Path, model: nn.Module, optimizer, scheduler, plateau) -> dict:
-    """Restore a :func:`save_state` file into the given objects; returns the dict (``epoch``, ``history``, ``extra``)."""
+def read_state(path: Path) -> dict:
+    """The dict a training-state file holds (InputFileError naming the file if it is missing or unreadable)."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(str(p), "no training state to resume from (run without --resume first)")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
+        return torch.load(p, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise InputFileError(str(p), f"corrupt training state ({type(exc).__name__}: {exc})") from exc
+
+
+def load_state(path: Path, model: nn.Module, optimizer, scheduler, plateau) -> dict:
+    """Restore a :func:`save_state` file into the given objects; returns the dict (``epoch``, ``history``, ``extra``)."""
+    state = read_state(path)
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state.get("scheduler") is not None:
