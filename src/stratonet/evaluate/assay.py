@@ -56,7 +56,8 @@ class Controls:
                 found = ", ".join(f"{k}: {v}" for k, v in values.value_counts().head(8).items())
                 raise AssayControlError(
                     f"column '{self.column}'{where}: {int(mask.sum())} {label}-control wells "
-                    f"('{value}'), need at least {MIN_CONTROLS} (values found: {found})")
+                    f"('{value}'), need at least {MIN_CONTROLS} (values found: {found}); name the controls with "
+                    "--negcon VALUE --poscon VALUE, --control-column or --controls FILE")
         return neg, pos
 
 

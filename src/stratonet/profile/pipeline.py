@@ -34,6 +34,7 @@ def run_profile(
     na_cutoff: float = 0.05,
     zero_mad: str = "drop",
     mad_epsilon: float = 1e-18,
+    controls=None,
 ) -> pd.DataFrame:
     """Features -> profiles with the steps in the field's usual order.
 
@@ -61,6 +62,9 @@ def run_profile(
         ``drop_na_columns`` drops features with more than this share of missing values (0: any).
     zero_mad, mad_epsilon
         See :func:`normalize` (``zero_mad``, ``epsilon``).
+    controls : stratonet.controlnames.ControlNames, optional
+        How the table names its controls (e.g. ``negative_control``); applied after the plate map, before
+        normalisation, writing ``Metadata_control_type`` negcon / poscon.
 
     Infinite values are set to NaN first and counted per column (``.attrs["nonfinite"]``); ``blocklist`` in
     ``select`` acts first, before aggregation and normalisation, so blocked features never reach them.
@@ -98,6 +102,11 @@ def run_profile(
     if platemap is not None:
         out = annotate(out, platemap)
         steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
+    if controls is not None and not controls.is_default:
+        from stratonet.controlnames import apply_control_names
+
+        out, note = apply_control_names(out, controls, "profiles")
+        steps.append({"step": note, "rows": len(out), "features": len(feats)})
     if normalize_method != "none":
         out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,
                         epsilon=mad_epsilon, zero_mad=zero_mad)
