@@ -68,7 +68,8 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
         console.print(f"  {clf}: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}{cvtxt}", highlight=False)
     small = res["protocol"].get("classes_smaller_than_folds") or {}
     if small:
-        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:5])
+        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:10])
+        shown += f" and {len(small) - 10} more" if len(small) > 10 else ""
         console.print(f"[yellow]warning:[/] {len(small)} class(es) have fewer rows than the {cv} CV folds: {shown}",
                       highlight=False)
     lacking = res["protocol"].get("cv_folds_lacking_classes") or []
@@ -128,6 +129,13 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
             console.print(f"  {k}: {res[k]:.3f}", highlight=False)
     _say_retrieval_coverage(df, res, console)
     console.print(f"retrieval results: {out}", highlight=False)
+    if not any(res.get(k) for k in ("map_activity", "map_consistency", "nsc_accuracy", "nscb_accuracy")):
+        from stratonet.errors import StratoNetError
+
+        why = "; ".join(f"{k}: {v}" for k, v in res["skipped"].items()) or "no evaluable profile"
+        raise StratoNetError(f"evaluate retrieval scored no metric ({why}); mAP activity needs replicate wells per "
+                             "--treatment and negcon wells (--negcon VALUE), consistency and NSC a class column "
+                             f"(--label COLUMN; {label} is absent or has one class per treatment)")
 
 
 def _say_retrieval_coverage(df, res: dict, console) -> None:

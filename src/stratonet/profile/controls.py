@@ -38,8 +38,11 @@ def treatment_columns(df: pd.DataFrame) -> list[str]:
     """
     comp = compound_column(df)
     if comp is None:
+        from stratonet.controlnames import metadata_columns
+
         raise StratoNetError(
-            f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)})"
+            f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)}; Metadata columns: "
+            f"{metadata_columns(df)}); name it with --treatment COLUMN (repeatable, e.g. a compound and a dose column)"
         )
     conc = concentration_column(df)
     return [comp] + ([conc] if conc else [])
