@@ -125,6 +125,8 @@ def apply_control_names(df: pd.DataFrame, names: ControlNames, where: str = "tab
                           f"{metadata_columns(df)}); name it with --control-column COLUMN")
     values = df[names.column].astype(str).str.strip()
     neg, pos = values.isin(names.negcon), values.isin(names.poscon)
+    if not neg.any() and names.column == CONTROL_COLUMN and values.eq("negcon").any():
+        return df, ""  # already rewritten by an earlier command given the same names (e.g. index)
     if not neg.any():
         raise ConfigError(f"{where}: no negative control: {names.column} has no value {', '.join(names.negcon)} "
                           f"(values found: {found_values(df, names.column)}); use {FIX}")

@@ -309,6 +309,8 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
                 console.print(f"  {plate} {comp}: EC50 {d['ec50']:.3g} [{d['ec50_ci95'][0]:.3g}, "
                               f"{d['ec50_ci95'][1]:.3g}], Hill {d['hill']:.2g}, Spearman {d['spearman_dose']:.2f}",
                               highlight=False)
+        if p.get("dose_skipped"):
+            console.print(f"  [yellow]{plate}: no dose curves[/]: {p['dose_skipped']}", highlight=False)
         h = p["hits"]
         console.print(f"  {plate}: {h['n_hits']} hits of {h['n_tested']} wells at FDR {h['fdr']} "
                       f"({h['p_method']} p vs {h['n_null']} negcon)", highlight=False)

@@ -34,6 +34,10 @@ class AssayControlError(StratoNetError):
     """Too few control wells, or the control column is missing. The message names the column and the control."""
 
 
+#: The compound column written when a plate has a dose column but none naming compounds.
+ONE_COMPOUND = "Metadata_compound"
+
+
 @dataclass
 class Controls:
     """Which column and values mark the controls."""
@@ -90,7 +94,7 @@ def default_dose(df: pd.DataFrame, dose_column: str | None, dose_scale: str) -> 
     """
     from stratonet.profile.controls import concentration_column
 
-    col = dose_column or concentration_column(df)
+    col = dose_column or concentration_column(df) or _dose_like_column(df)
     if col is None:
         return None, False
     if col not in df.columns:
@@ -100,6 +104,13 @@ def default_dose(df: pd.DataFrame, dose_column: str | None, dose_scale: str) -> 
     if dose_scale not in ("log", "linear"):
         raise ConfigError(f"--dose-scale must be auto, log or linear (got {dose_scale})")
     return col, dose_scale == "log"
+
+
+def _dose_like_column(df: pd.DataFrame) -> str | None:
+    """The one numeric ``Metadata_*dose*`` column (e.g. ``Metadata_dose_index``), or None when none or several."""
+    cands = [c for c in df.columns if str(c).startswith("Metadata_") and "dose" in str(c).lower()
+             and pd.api.types.is_numeric_dtype(df[c])]
+    return cands[0] if len(cands) == 1 else None
 
 
 def feature_zprimes(X: np.ndarray, names: list[str], neg: np.ndarray, pos: np.ndarray) -> pd.DataFrame:
@@ -146,9 +157,11 @@ def evaluate_assay(
     plate_column : str
         Plate column; a table without it is one plate.
     compound_column : str, optional
-        Compound column of the dose curves (default: the first of the usual compound columns present).
+        Compound column of the dose curves (default: the first of the usual compound columns present; with a dose
+        column and none of them, one curve over all non-control wells, named ``treated``, with a warning).
     dose_column : str, optional
-        Dose column (default ``Metadata_concentration`` or another concentration column; none: no dose curves).
+        Dose column (default ``Metadata_concentration`` or another concentration column, else the one numeric
+        ``Metadata_*dose*`` column such as ``Metadata_dose_index``; none: no dose curves).
     dose_scale : {"auto", "log", "linear"}
         See :func:`default_dose`.
     treatment : list of str, optional
@@ -191,6 +204,11 @@ def evaluate_assay(
         raise StratoNetError(f"compound column '{compound_column}' not in profiles")
     dose_col, log_dose = default_dose(df, dose_column, dose_scale)
     warnings: list[str] = []
+    if dose_col and comp_col is None:  # one compound on the plate (a dose series): one curve over its wells
+        comp_col = ONE_COMPOUND
+        df = df.assign(**{ONE_COMPOUND: "treated"})
+        warnings.append(f"no compound column: one dose curve ('treated') over all non-control wells along "
+                        f"{dose_col}; set --compound-column if the plate holds several compounds")
     result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
                     "n_features": len(feats), "controls": vars(controls).copy(),
                     "readouts": [r.label for r in readouts], "primary_readout": readouts[0].label,
