@@ -281,9 +281,10 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
 
     df, prov = _load(profiles)
     names = control_names(control_column, negcon, poscon, controls_file)
-    if len(names.negcon) == 1 and len(names.poscon) == 1:  # named as they are (recorded so in metrics.json)
+    named = names.column in df.columns and df[names.column].astype(str).isin(names.negcon).any()
+    if named and len(names.negcon) == 1 and len(names.poscon) == 1:  # as they are (recorded so in metrics.json)
         controls = Controls(names.column, names.negcon[0], names.poscon[0])
-    else:  # several values per control: rewritten to negcon / poscon first
+    else:  # several values per control, or already rewritten by index/profile: negcon / poscon
         df, controls = apply_controls(df, names, str(profiles)), Controls()
     name = name or default_set_name(profiles, prov)
     specs = [ReadoutSpec(kind.strip(), feature=feature, top_k=top_k, pca=pca)

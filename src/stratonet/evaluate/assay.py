@@ -109,7 +109,7 @@ def default_dose(df: pd.DataFrame, dose_column: str | None, dose_scale: str) -> 
 def _dose_like_column(df: pd.DataFrame) -> str | None:
     """The one numeric ``Metadata_*dose*`` column (e.g. ``Metadata_dose_index``), or None when none or several."""
     cands = [c for c in df.columns if str(c).startswith("Metadata_") and "dose" in str(c).lower()
-             and pd.api.types.is_numeric_dtype(df[c])]
+             and pd.to_numeric(df[c], errors="coerce").notna().all()]  # joined columns may be object dtype
     return cands[0] if len(cands) == 1 else None
 
 

@@ -106,7 +106,8 @@ def run_profile(
         from stratonet.controlnames import apply_control_names
 
         out, note = apply_control_names(out, controls, "profiles")
-        steps.append({"step": note, "rows": len(out), "features": len(feats)})
+        if note:
+            steps.append({"step": note, "rows": len(out), "features": len(feats)})
     if normalize_method != "none":
         out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,
                         epsilon=mad_epsilon, zero_mad=zero_mad)
