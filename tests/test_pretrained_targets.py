@@ -36,10 +36,10 @@ def test_jump_fovs_pretrained_separates_more_than_untrained(tmp_path):
 
 def test_synthetic_target_benchmark_runs_on_a_small_plate(tmp_path):
     """Fast guard of benchmarks/quality/pretrained_targets.py's synthetic target (96 wells x 320 px there, see
-    benchmarks/quality/pretrained_targets.md): the same code on 24 wells x 64 px gives both macro-F1 figures."""
+    benchmarks/quality/pretrained_targets.md): the same code on 24 wells x 64 px (64 px model input, one CV repeat) gives both macro-F1 figures."""
     sys.path.insert(0, str(ROOT / "benchmarks" / "quality"))
     from pretrained_targets import synthetic_target
 
-    r = synthetic_target(tmp_path, wells=24, size=64)
+    r = synthetic_target(tmp_path, wells=24, size=64, input_size=64, seeds=1)
     assert 0 < r["macro_f1_pretrained"] <= 1 and 0 < r["macro_f1_untrained"] <= 1
     assert r["met"] == (r["macro_f1_pretrained"] > r["macro_f1_untrained"])
