@@ -20,11 +20,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stratonet demo
 
+# two workers, one test file each at a time (module-scoped fixtures such as the BBBC013 walkthrough run once)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/quality/pretrained_targets.py --work benchmarks/_work/pretrained_targets
 
 clean:
 	rm -rf $(VENV) stratonet-demo

@@ -397,7 +397,7 @@ def _guarded(fn):
 
 @_guarded
 def extract_deep_ray(index, out, *, address: str | None = None, actors: int | None = None,
-                     unit_size: int | None = None, channels=None, model=None, weights=None, seed: int = 0,
+                     unit_size: int | None = None, channels=None, model=None, weights="default", seed: int = 0,
                      taps=None, mode: str = "whole", input_size=None, tile_size=None, crop_size: int = 128,
                      centers=None, batch_size: int | None = None, device: str = "auto", compile: bool = False,
                      threads: int | None = None, on_error: str = "fail", illum: bool = True,

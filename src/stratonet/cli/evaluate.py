@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import not_available, start_run
+from stratonet.cli.controls import apply_controls, control_names, control_options
 
 
 @click.group("evaluate")
@@ -72,7 +73,8 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
                       f"{p['n_train_rows_available']} training rows)", highlight=False)
     small = res["protocol"].get("classes_smaller_than_folds") or {}
     if small:
-        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:5])
+        shown = ", ".join(f"{c} ({n})" for c, n in list(small.items())[:10])
+        shown += f" and {len(small) - 10} more" if len(small) > 10 else ""
         console.print(f"[yellow]warning:[/] {len(small)} class(es) have fewer rows than the {cv} CV folds: {shown}",
                       highlight=False)
     lacking = res["protocol"].get("cv_folds_lacking_classes") or []
@@ -98,8 +100,10 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--impute", type=click.Choice(["none", "median", "mean"]), default="none", show_default=True,
               help="Fill missing feature values with the column's median or mean (none: refuse features with NaN).")
+@control_options
 def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment: tuple[str, ...],
-              batch: str | None, metric: str, null_size: int, threshold: float, seed: int, impute: str) -> None:
+              batch: str | None, metric: str, null_size: int, threshold: float, seed: int, impute: str,
+              control_column: str, negcon: str | None, poscon: str | None, controls_file: Path | None) -> None:
     """mAP (copairs) and NSC / NSCB 1-NN accuracy."""
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.progress import console
@@ -108,6 +112,7 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
     out = run / "evaluate" / "retrieval" / name
     start_run(out, "retrieval")
     df, prov = _load(profiles)
+    df = apply_controls(df, control_names(control_column, negcon, poscon, controls_file), str(profiles))
     if impute != "none":
         from stratonet.tables import feature_columns
 
@@ -129,6 +134,13 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
             console.print(f"  {k}: {res[k]:.3f}", highlight=False)
     _say_retrieval_coverage(df, res, console)
     console.print(f"retrieval results: {out}", highlight=False)
+    if not any(res.get(k) for k in ("map_activity", "map_consistency", "nsc_accuracy", "nscb_accuracy")):
+        from stratonet.errors import StratoNetError
+
+        why = "; ".join(f"{k}: {v}" for k, v in res["skipped"].items()) or "no evaluable profile"
+        raise StratoNetError(f"evaluate retrieval scored no metric ({why}); mAP activity needs replicate wells per "
+                             "--treatment and negcon wells (--negcon VALUE), consistency and NSC a class column "
+                             f"(--label COLUMN; {label} is absent or has one class per treatment)")
 
 
 def _say_retrieval_coverage(df, res: dict, console) -> None:
@@ -244,9 +256,7 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
                    "the nested readout chooses its own.")
 @click.option("--pca", type=click.IntRange(0), default=0, show_default=True,
               help="Axis readouts: fit on this many principal components of the controls (0: none).")
-@click.option("--control-column", default="Metadata_control_type", show_default=True, help="Control column.")
-@click.option("--negcon", default="negcon", show_default=True, help="Negative-control value of the control column.")
-@click.option("--poscon", default="poscon", show_default=True, help="Positive-control value of the control column.")
+@control_options
 @click.option("--plate-column", default="Metadata_Plate", show_default=True, help="Statistics are per plate.")
 @click.option("--compound-column", default=None, help="Compound column of the dose curves [default: found; "
               "without one, all sample wells are one dose series].")
@@ -269,7 +279,8 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
               help="copairs null distribution size.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: str | None, top_k: int, pca: int,
-          control_column: str, negcon: str, poscon: str, plate_column: str, compound_column: str | None,
+          control_column: str, negcon: str | None, poscon: str | None, controls_file: Path | None,
+          plate_column: str, compound_column: str | None,
           dose_column: str | None, dose_scale: str, treatment: tuple[str, ...], fdr: float, p_method: str,
           n_boot: int, with_map: bool, null_size: int, seed: int) -> None:
     """Z'-factor, robust Z', SSMD, S/B and CV of the controls; dose-response 4PL fits; hits against negcon."""
@@ -279,12 +290,18 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
     from stratonet.progress import console
 
     df, prov = _load(profiles)
+    names = control_names(control_column, negcon, poscon, controls_file)
+    named = names.column in df.columns and df[names.column].astype(str).isin(names.negcon).any()
+    if named and len(names.negcon) == 1 and len(names.poscon) == 1:  # as they are (recorded so in metrics.json)
+        controls = Controls(names.column, names.negcon[0], names.poscon[0])
+    else:  # several values per control, or already rewritten by index/profile: negcon / poscon
+        df, controls = apply_controls(df, names, str(profiles)), Controls()
     name = name or default_set_name(profiles, prov)
     specs = [ReadoutSpec(kind.strip(), feature=feature, top_k=top_k, pca=pca)
              for kind in readout.split(",") if kind.strip()]
     out = run / "evaluate" / "assay" / name
     start_run(out, "assay")
-    res = evaluate_assay(df, readouts=specs, controls=Controls(control_column, negcon, poscon),
+    res = evaluate_assay(df, readouts=specs, controls=controls,
                          plate_column=plate_column, compound_column=compound_column, dose_column=dose_column,
                          dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr, p_method=p_method,
                          n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed, out_dir=out, name=name,
@@ -307,6 +324,8 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
                 console.print(f"  {plate} {comp}: EC50 {d['ec50']:.3g} [{d['ec50_ci95'][0]:.3g}, "
                               f"{d['ec50_ci95'][1]:.3g}], Hill {d['hill']:.2g}, Spearman {d['spearman_dose']:.2f}",
                               highlight=False)
+        if p.get("dose_skipped"):
+            console.print(f"  [yellow]{plate}: no dose curves[/]: {p['dose_skipped']}", highlight=False)
         h = p["hits"]
         console.print(f"  {plate}: {h['n_hits']} hits of {h['n_tested']} wells at FDR {h['fdr']} "
                       f"({h['p_method']} p vs {h['n_null']} negcon)", highlight=False)

@@ -23,10 +23,12 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("deep.parquet"), show_default=True,
               help="Feature table to write (Parquet); a manifest <stem>.manifest.json is written beside it.")
 @click.option("--channels", default=None, help="Comma-separated channels to use (default: all in the index).")
-@click.option("--model", default=None, help="Registered model (default stratonet50; taken from --weights if given).")
-@click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint (<name>.safetensors + <name>.json) or weights name (efficientnet_lite0.in1k bundled; "
-                   "others after 'weights fetch'; see 'weights list'). Without it the network is untrained (seeded).")
+@click.option("--model", default=None,
+              help="Registered model (taken from --weights if given; a model without bundled weights is untrained).")
+@click.option("--weights", default="default", show_default=True,
+              help="Checkpoint (<name>.safetensors + <name>.json) or weights name. default: the bundled ImageNet "
+                   "efficientnet_lite0.in1k (the 'pretrained' extra); others after 'weights fetch' (see 'weights "
+                   "list'); none: an untrained (seeded) StratoNet-50, or --model untrained, labelled as such.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initialisation seed of an untrained network.")
 @click.option("--taps", default=None,
               help="Comma-separated module names to tap (e.g. layer3.3.bn3,layer3.5); default: the model's taps.")
@@ -89,7 +91,7 @@ def _split(value: str | None) -> list[str] | None:
               help="ray data: sites per unit of work (one Parquet part; the retry and resume granularity), rounded "
                    "up to whole model batches [default: 2 units per actor decoding its own, 8 beside decode tasks; "
                    "at most 256 sites].")
-def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: Path | None,
+def deep(index: Path, out: Path, precision: str, channels: str | None, model: str | None, weights: str,
          seed: int, taps: str | None, mode: str, input_size: int | None, tile_size: int | None, crop_size: int,
          centers: Path | None, max_cells: int | None, batch_size: int, workers: int | None, device: str, compile_: bool,
          threads: int | None, decode_thread: bool | None, no_illum: bool, scaling: str, scaling_file: Path | None,

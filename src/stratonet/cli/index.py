@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import on_error_option, start_run
+from stratonet.cli.controls import apply_controls, control_names, control_options
 from stratonet.cli.paths import PATH_OR_URL
 
 
@@ -70,6 +71,7 @@ from stratonet.cli.paths import PATH_OR_URL
 @click.option("--allow-duplicates", is_flag=True, default=False,
               help="Keep rows that repeat a key (plate, well, site[, object number]) instead of refusing them.")
 @on_error_option
+@control_options
 def index(source: Path, out: Path, layout: str | None, channel_map: str | None, plate: str | None,
           plane: int | None, level: int, z_index: int, z_project: str | None, timepoint: int,
           pattern: str | None, channels: str | None, file_column: str | None, columns: str | None,
@@ -77,7 +79,8 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
           barcode_platemap: Path | None, compound_metadata: Path | None, labels_dir: Path | None,
           nuclei_pattern: str, cells_pattern: str, check: bool, illum: bool,
           illum_filter: str, illum_size: int | None, plate_format: str, allow_duplicates: bool,
-          on_error: str) -> None:
+          on_error: str, control_column: str, negcon: str | None, poscon: str | None,
+          controls_file: Path | None) -> None:
     """Index images: one row per site with Metadata_Plate/Well/Site and one Path_<Channel> column per channel.
 
     SOURCE is a folder of images (phenix, imagexpress, regex), a LoadData CSV (loaddata), BBBC021's image table
@@ -101,6 +104,9 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format, columns=columns,
         planes=PlaneChoice(level=level, z=z_project or z_index, t=timepoint),
     )
+    names = control_names(control_column, negcon, poscon, controls_file)
+    if not names.is_default:  # the field's negcon / poscon from here on, for every later command
+        df = apply_controls(df, names, str(source))
     n_unlabelled = None
     if labels_dir is not None:
         from stratonet.classical.label_files import add_label_columns

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import start_run
+from stratonet.cli.controls import control_names, control_options
 
 SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
 
@@ -41,7 +42,8 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
               help="ZCA-whiten after selection, fitted on the reference rows.")
 @click.option("--spherize-epsilon", type=float, default=1e-6, show_default=True)
 @click.option("--platemap", type=click.Path(path_type=Path), default=None,
-              help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one).")
+              help="Plate map (csv/tsv/parquet) joined on well (and plate if it has one); its columns replace "
+                   "the features' columns of the same name (said on the terminal).")
 @click.option("--protect/--no-protect", "protect", default=True, show_default=True,
               help="With negcon and poscon wells (or --protect-label), keep the best separating features that "
                    "--select would remove, and record what selection cost (docs/feature-selection.md).")
@@ -51,10 +53,12 @@ SELECT_DEFAULT = "variance_threshold,correlation_threshold,drop_na_columns"
               help="Aggregate a Parquet table (or folder of Parquet shards) by streaming it in bounded memory. "
                    "Default: out of core when the table's uncompressed size exceeds a quarter of this machine's "
                    "memory.")
+@control_options
 def profile(features: Path, out: Path, level: str, operation: str, method: str, by_plate: bool, reference: str,
             select: str, corr_threshold: float, na_cutoff: float, zero_mad: str, mad_epsilon: float,
             blocklist: Path | None, do_spherize: bool, spherize_epsilon: float, platemap: Path | None,
-            protect: bool, protect_label: str | None, out_of_core: bool | None) -> None:
+            protect: bool, protect_label: str | None, out_of_core: bool | None, control_column: str,
+            negcon: str | None, poscon: str | None, controls_file: Path | None) -> None:
     """Turn a feature table into normalised, feature-selected profiles.
 
     FEATURES is a table, a folder of Parquet shards, or the output folder of `extract classical` (its
@@ -95,7 +99,8 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
                        normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
                        corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
                        spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff, zero_mad=zero_mad,
-                       mad_epsilon=mad_epsilon, protect=ProtectConfig(enabled=protect, label=protect_label))
+                       mad_epsilon=mad_epsilon, protect=ProtectConfig(enabled=protect, label=protect_label),
+                       controls=control_names(control_column, negcon, poscon, controls_file))
     if features.is_dir():  # a folder of shards: the first carries the provenance
         from stratonet.profile.outofcore import parquet_sources
 

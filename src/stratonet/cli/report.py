@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stratonet.cli.common import start_run
+from stratonet.cli.controls import control_names, control_options
 
 
 @click.command("report")
@@ -14,7 +15,9 @@ from stratonet.cli.common import start_run
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report/report.html].")
 @click.option("--title", default=None, help="Page title [default: 'StratoNet report: <run folder name>'].")
-def report(run_dir: Path, out: Path | None, title: str | None) -> None:
+@control_options
+def report(run_dir: Path, out: Path | None, title: str | None, control_column: str, negcon: str | None,
+           poscon: str | None, controls_file: Path | None) -> None:
     """Write one self-contained HTML report with embedded figures, metrics.json and CSV tables."""
     from stratonet.errors import InputFileError
     from stratonet.progress import console
@@ -24,7 +27,8 @@ def report(run_dir: Path, out: Path | None, title: str | None) -> None:
         raise InputFileError(str(run_dir), "run folder not found")
     out = out or run_dir / "report" / "report.html"
     start_run(out.parent, "report")
-    path = build_report(run_dir, out, title=title)
+    path = build_report(run_dir, out, title=title,
+                        controls=control_names(control_column, negcon, poscon, controls_file))
     import json
 
     for note in json.loads((path.parent / "metrics.json").read_text()).get("plates", {}).get("notes", []):

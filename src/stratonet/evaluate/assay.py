@@ -34,6 +34,10 @@ class AssayControlError(StratoNetError):
     """Too few control wells, or the control column is missing. The message names the column and the control."""
 
 
+#: The compound column written when a plate has a dose column but none naming compounds.
+ONE_COMPOUND = "Metadata_compound"
+
+
 @dataclass
 class Controls:
     """Which column and values mark the controls."""
@@ -56,7 +60,8 @@ class Controls:
                 found = ", ".join(f"{k}: {v}" for k, v in values.value_counts().head(8).items())
                 raise AssayControlError(
                     f"column '{self.column}'{where}: {int(mask.sum())} {label}-control wells "
-                    f"('{value}'), need at least {MIN_CONTROLS} (values found: {found})")
+                    f"('{value}'), need at least {MIN_CONTROLS} (values found: {found}); name the controls with "
+                    "--negcon VALUE --poscon VALUE, --control-column or --controls FILE")
         return neg, pos
 
 
@@ -168,9 +173,11 @@ def evaluate_assay(
     plate_column : str
         Plate column; a table without it is one plate.
     compound_column : str, optional
-        Compound column of the dose curves (default: the first of the usual compound columns present).
+        Compound column of the dose curves (default: the first of the usual compound columns present; with a dose
+        column and none of them, one curve over all non-control wells, named ``treated``, with a warning).
     dose_column : str, optional
-        Dose column (default ``Metadata_concentration`` or another concentration column; none: no dose curves).
+        Dose column (default ``Metadata_concentration`` or another concentration column, else the one numeric
+        ``Metadata_*dose*`` column such as ``Metadata_dose_index``; none: no dose curves).
     dose_scale : {"auto", "log", "linear"}
         See :func:`default_dose`.
     treatment : list of str, optional
@@ -220,9 +227,11 @@ def evaluate_assay(
         dose_why = (f"no dose column found (looked for {', '.join(DOSE_COLUMNS[:4])}, Metadata_dose*, "
                     "Metadata_*concentration*); name it with --dose-column")
         warnings.append(f"dose-response not fitted: {dose_why}")
-    elif comp_col is None:
-        warnings.append("no compound column found: all sample wells are fitted as one dose series (name the "
-                        "compound column with --compound-column if the plate holds several compounds)")
+    elif comp_col is None:  # one compound on the plate (a dose series): one curve over its wells
+        comp_col = ONE_COMPOUND
+        df = df.assign(**{ONE_COMPOUND: "treated"})
+        warnings.append(f"no compound column: one dose curve ('treated') over all non-control wells along "
+                        f"{dose_col}; set --compound-column if the plate holds several compounds")
     result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
                     "n_features": len(feats), "controls": vars(controls).copy(),
                     "readouts": [r.label for r in readouts], "primary_readout": readouts[0].label,

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from stratonet.controlnames import found_values, metadata_columns
 from stratonet.errors import ConfigError, StratoNetError
 from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
 from stratonet.evaluate.sampling import (balanced_sample, balanced_subset, check_group_folds, kfold_indices,
@@ -69,7 +70,8 @@ def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 1
 def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str],
              impute: str = "none") -> tuple[pd.DataFrame, list[str]]:
     if label not in df.columns:
-        raise StratoNetError(f"label column '{label}' not in profiles")
+        raise StratoNetError(f"label column '{label}' not in profiles (Metadata columns: {metadata_columns(df)}); "
+                             "name the class column with --label COLUMN")
     feats = feature_columns(df, features)
     if features is None and (text := non_numeric_columns(df)):
         from stratonet.progress import warn
@@ -95,7 +97,8 @@ def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str
             f"{int(bad.sum())} feature column(s) contain missing values, e.g. {list(bad[bad].index[:3])}: {NA_ADVICE}"
         )
     if data[label].nunique() < 2:
-        raise StratoNetError(f"'{label}' needs at least two classes to classify")
+        raise StratoNetError(f"'{label}' needs at least two classes to classify (it has "
+                             f"{found_values(data, label, 5)}); name another class column with --label")
     return data.reset_index(drop=True), feats
 
 
@@ -186,7 +189,12 @@ def evaluate_classifiers(
         if c not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier '{c}' (use {', '.join(CLASSIFIERS)})")
     if group_by is not None and group_by not in df.columns:
-        raise StratoNetError(f"--group-by column '{group_by}' not in profiles")
+        raise StratoNetError(f"--group-by column '{group_by}' not in profiles (Metadata columns: "
+                             f"{metadata_columns(df)})")
+    if group_by is not None and df[group_by].nunique() < 2:
+        raise StratoNetError(f"--group-by {group_by} has one value ({df[group_by].iloc[0]}): a group-aware split "
+                             "needs at least two groups; on one plate group by well (--group-by Metadata_Well) or "
+                             "leave --group-by out")
     data, feats = _prepare(df, label, features, exclude_class, impute)
     check_finite(data, feats, name or "profiles", dtype=np.float32)
     n_missing = int(data[feats].isna().to_numpy().sum())

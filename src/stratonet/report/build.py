@@ -318,10 +318,11 @@ def _banner(labels: list[str]) -> str:
 
 
 def build_report(run: str | Path, out: str | Path | None = None, title: str | None = None,
-                 thumb_px: int | None = None) -> Path:
+                 thumb_px: int | None = None, controls=None) -> Path:
     """Write the HTML report of ``run`` to ``out`` (default ``<run>/report/report.html``) with metrics.json and CSVs.
 
     ``thumb_px`` sets the plate viewer's thumbnail edge (default: 128 px up to 400 sites, smaller beyond).
+    ``controls`` (:class:`stratonet.controlnames.ControlNames`) names the index's controls for the plate maps.
 
     Returns
     -------
@@ -334,7 +335,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
     data = collect_run(run, exclude=out_dir)
     labels = untrained_labels(data)
     metrics: dict = {}
-    plates = collect_plates(run, thumb_px=thumb_px)
+    plates = collect_plates(run, thumb_px=thumb_px, controls=controls)
     if plates is not None:
         plates.wells = well_numbers(plates, run, data.retrieval)
         plates.wells.to_csv(out_dir / "wells.csv", index=False)

@@ -78,8 +78,11 @@ def _site_tables(run: Path) -> dict[str, Path]:
     return out
 
 
-def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> PlateData | None:
-    """Everything the plate maps, viewer and montages need; None when the run has no index table."""
+def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2, controls=None) -> PlateData | None:
+    """Everything the plate maps, viewer and montages need; None when the run has no index table.
+
+    ``controls`` (:class:`stratonet.controlnames.ControlNames`) names the controls when the index does not call
+    them negcon / poscon."""
     import pyarrow.parquet as pq
 
     from stratonet.tables import read_table
@@ -91,6 +94,10 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2) -> 
     if not all(k in index.columns for k in SITE_KEYS):
         return None
     index = index.drop_duplicates(SITE_KEYS, keep="first")
+    if controls is not None and not controls.is_default:
+        from stratonet.controlnames import apply_control_names
+
+        index, _ = apply_control_names(index, controls, "index")
     index["Metadata_Site"] = index["Metadata_Site"].astype(str)
     tables = _site_tables(run)
     present: dict[str, set] = {}
