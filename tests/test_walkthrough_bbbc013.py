@@ -112,6 +112,7 @@ def test_every_command_of_the_page_runs_with_the_plates_own_names(walkthrough):
 @pytest.mark.slow
 def test_reported_zprime_and_ec50_equal_the_python_route_on_the_same_features(walkthrough):
     """The CLI's printed and saved Z' and EC50 against run_profile + evaluate_assay on the extracted table."""
+    from stratonet.cli.profile import SELECT_DEFAULT
     from stratonet.controlnames import ControlNames
     from stratonet.evaluate.assay import evaluate_assay
     from stratonet.profile import run_profile
@@ -121,20 +122,21 @@ def test_reported_zprime_and_ec50_equal_the_python_route_on_the_same_features(wa
     metrics = json.loads((work / "run" / "evaluate" / "assay" / "deep" / "metrics.json").read_text())
     (plate, cli), = metrics["plates"].items()
     z_cli = cli["readouts"][metrics["primary_readout"]]["z_prime"]
-    dose_cli = cli["dose"]["treated"]
+    dose_cli = cli["dose"]["(all sample wells)"]
     printed = done["evaluate assay"].stdout + done["evaluate assay"].stderr
     assert f"Z' {z_cli:.3f}" in printed and f"EC50 {dose_cli['ec50']:.3g}" in printed
 
     _, commands = doc_commands(DOC.read_text())
     profile_cmd = next(c for c in commands if c[1] == "profile")
-    select = profile_cmd[profile_cmd.index("--select") + 1]  # the page's choice, applied the same way here
+    # the page's choice, applied the same way here (none: the profile command's default)
+    select = profile_cmd[profile_cmd.index("--select") + 1] if "--select" in profile_cmd else SELECT_DEFAULT
     names = ControlNames(negcon=("negative_control",), poscon=("positive_control",))
     prof = run_profile(read_table(work / "run" / "features" / "deep.parquet"), controls=names, select=select)
     api = evaluate_assay(prof, with_map=False)
     ref = api["plates"][plate]
     assert api["dose_column"] == "Metadata_dose_index" and api["n_features"] == metrics["n_features"]
     assert ref["readouts"][api["primary_readout"]]["z_prime"] == pytest.approx(z_cli, abs=1e-9)
-    assert ref["dose"]["treated"]["ec50"] == pytest.approx(dose_cli["ec50"], rel=1e-6)
+    assert ref["dose"]["(all sample wells)"]["ec50"] == pytest.approx(dose_cli["ec50"], rel=1e-6)
     assert dose_cli["status"] == "ok" and dose_cli["spearman_dose"] > 0.9
     # the accuracy target of the default deep features (benchmarks/quality/walkthrough_bbbc013.md): Z' >= 0.5
     # (measured 0.504) and a monotone dose response (Spearman >= 0.9, measured 0.94)

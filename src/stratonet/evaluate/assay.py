@@ -34,10 +34,6 @@ class AssayControlError(StratoNetError):
     """Too few control wells, or the control column is missing. The message names the column and the control."""
 
 
-#: The compound column written when a plate has a dose column but none naming compounds.
-ONE_COMPOUND = "Metadata_compound"
-
-
 @dataclass
 class Controls:
     """Which column and values mark the controls."""
@@ -227,11 +223,9 @@ def evaluate_assay(
         dose_why = (f"no dose column found (looked for {', '.join(DOSE_COLUMNS[:4])}, Metadata_dose*, "
                     "Metadata_*concentration*); name it with --dose-column")
         warnings.append(f"dose-response not fitted: {dose_why}")
-    elif comp_col is None:  # one compound on the plate (a dose series): one curve over its wells
-        comp_col = ONE_COMPOUND
-        df = df.assign(**{ONE_COMPOUND: "treated"})
-        warnings.append(f"no compound column: one dose curve ('treated') over all non-control wells along "
-                        f"{dose_col}; set --compound-column if the plate holds several compounds")
+    elif comp_col is None:  # one compound on the plate (a dose series): one curve over its sample wells
+        warnings.append(f"no compound column: one dose curve '(all sample wells)' along {dose_col}; name the "
+                        "compound column with --compound-column if the plate holds several compounds")
     result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
                     "n_features": len(feats), "controls": vars(controls).copy(),
                     "readouts": [r.label for r in readouts], "primary_readout": readouts[0].label,
