@@ -250,8 +250,11 @@ def _add_activity(wells: pd.DataFrame, run: Path, retrieval: dict[str, dict], da
     source = _map_source(run, name, retrieval, prof)
     if source is not None:
         tab, tcols, what = source
-        keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(Metadata_treatment=treatment_key(prof, tcols).values)
-        keys = keys.merge(tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]],
+        keys = prof[["Metadata_Plate", "Metadata_Well"]].assign(
+            Metadata_treatment=treatment_key(prof, tcols).astype(str).values)
+        scored = tab[["Metadata_treatment", "mean_average_precision", "corrected_p_value"]]
+        # a CSV reads numeric treatment keys (e.g. a dose index) back as numbers: compare them as text
+        keys = keys.merge(scored.assign(Metadata_treatment=scored["Metadata_treatment"].astype(str)),
                           on="Metadata_treatment", how="left")
         keys = keys.rename(columns={"mean_average_precision": "map", "corrected_p_value": "map_q"})
         wells = wells.drop(columns=["map", "map_q"]).merge(keys.drop(columns=["Metadata_treatment"]),
