@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/speed/bench_extract.py
 	$(BIN)/python benchmarks/quality/pretrained_targets.py --work benchmarks/_work/pretrained_targets
 
 clean:

@@ -87,3 +87,11 @@ def _weights_cache(tmp_path_factory):
         os.environ.pop("STRATONET_CACHE", None)
     else:
         os.environ["STRATONET_CACHE"] = old
+
+
+# Test helpers (plate_run.py, train_fixtures.py, report_fixtures.py) live beside this file; tests in subfolders
+# import them by name (added by the renovation script).
+import sys as _sys  # noqa: E402
+
+if str(Path(__file__).resolve().parent) not in _sys.path:
+    _sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -26,7 +26,7 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     from stratonet.index import build_index
     from stratonet.profile import run_profile
     from stratonet.synth import make_plate
-    from stratonet.tables import read_table, write_table
+    from stratonet.core.tables import read_table, write_table
 
     plate_dir, run = root / "plate", root / "run"
     make_plate(plate_dir, wells=wells, sites=sites, seed=0, size=size, plate=PLATE, masks=True, progress=False,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.tables import write_table
+from stratonet.core.tables import write_table
 
 MOAS = ["control", "tubulin", "actin", "dna"]
 

@@ -1,6 +1,6 @@
 """BBBC013: the default route (`profile` defaults -> `evaluate assay` defaults) per feature set, nested vs reference.
 
-Expects the cached stage outputs of benchmarks/bbbc013_assay.py under --work (index.parquet, classical/site.parquet,
+Expects the cached stage outputs of benchmarks/quality/bbbc013_assay.py under --work (index.parquet, classical/site.parquet,
 and a deep feature table), runs the two commands through the CLI with no option but the output paths, and prints one
 row per feature set: the nested readout's Z' with its bootstrap 95 % interval and chosen settings, the reference
 readout's, whether they disagree, what the selection guard kept and the dose fit. Usage::
@@ -29,7 +29,7 @@ def stratonet(*args: str) -> None:
 
 def route(work: Path, name: str, table: Path) -> dict:
     """Default profile + default assay of one feature table; the row of the results table."""
-    from stratonet.tables import read_provenance
+    from stratonet.core.tables import read_provenance
 
     prof = work / f"route_{name}.parquet"
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Hang check of `extract classical -j 2`: N launches, two at a time, each must finish within its timeout.
 
-The suite keeps a short guard (tests/test_faults.py::test_parallel_classical_never_hangs, 4 launches); this script
+The suite keeps a short guard (tests/faults/test_faults.py::test_parallel_classical_never_hangs, 4 launches); this script
 is the full check (issue 27: 40 launches, 0 hangs). It writes a 2-site synthetic plate to a temporary folder,
 launches ``python -m stratonet extract classical -j 2`` in pairs and reports launches, hangs, failures and the
 wall time of each launch.

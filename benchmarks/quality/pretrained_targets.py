@@ -1,7 +1,7 @@
-"""Accuracy targets of the default deep features, as a benchmark (formerly tests in tests/test_pretrained_targets.py).
+"""Accuracy targets of the default deep features, as a benchmark (formerly tests in tests/e2e/test_pretrained_targets.py).
 
 1. BBBC013 (96 wells, native 640 px, 2 channels): the default `extract deep` (bundled ImageNet EfficientNet-Lite0,
-   whole field, plate scaling) profiled and read out by ``benchmarks/bbbc013_assay.py``'s route reaches Z' >= 0.5
+   whole field, plate scaling) profiled and read out by ``benchmarks/quality/bbbc013_assay.py``'s route reaches Z' >= 0.5
    and dose Spearman >= 0.9 (measured 0.504 and 0.936 when the taps were chosen).
 2. Synthetic 96-well plate (``stratonet synth``, 320 px, 1 site): MoA macro-F1 over 7 classes with wells held out;
    the default pretrained features beat an untrained StratoNet-50's (measured 0.990 against 0.972).
@@ -12,8 +12,8 @@ Usage (from the repository root; ``make bench`` runs it)::
         [--wells 96 --size 320] [--skip-bbbc013]
 
 Prints one line per target and writes ``<work>/pretrained_targets.json``; exit 1 when a target is missed. The suite
-keeps fast guards: tests/test_walkthrough_bbbc013.py checks target 1 on the walkthrough's own extraction, and
-tests/test_pretrained_targets.py runs target 2's code on a small plate.
+keeps fast guards: tests/e2e/test_walkthrough_bbbc013.py checks target 1 on the walkthrough's own extraction, and
+tests/e2e/test_pretrained_targets.py runs target 2's code on a small plate.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def bbbc013_target(work: Path) -> dict:
     from bbbc013_assay import profile_assay
     from bbbc013_targets import bbbc013_index
 
-    from stratonet.extract.deep import extract_deep
+    from stratonet.extract.deep.run import extract_deep
 
     out = work / "bbbc013_deep.parquet"
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def synthetic_target(work: Path, wells: int = 96, size: int = 320, seed: int = 0
     """
     from synth_moa import moa_f1, synth_index
 
-    from stratonet.extract.deep import extract_deep
+    from stratonet.extract.deep.run import extract_deep
 
     t0 = time.perf_counter()
     index = synth_index(work / f"synth_{wells}_{size}", wells, 1, size, seed)

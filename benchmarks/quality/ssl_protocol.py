@@ -5,10 +5,10 @@ with the teacher (whole fields at their native 640 px, plate scaling: the tool's
 extraction with the baselines (ImageNet EfficientNet-Lite0; the untrained backbone, seed 0). Each feature table is
 scored twice:
 
-- the independent scorer of benchmarks/bbbc013_targets.py: L2 logistic regression (C = 0.1) on standardised well
+- the independent scorer of benchmarks/quality/bbbc013_targets.py: L2 logistic regression (C = 0.1) on standardised well
   profiles, fitted on the 24 control wells, each control scored leave-one-out; Z' between controls and Spearman
   with the dose index over all 96 wells;
-- the tool's default readout (benchmarks/bbbc013_assay.py ``profile_assay``: well medians, mad_robustize vs
+- the tool's default readout (benchmarks/quality/bbbc013_assay.py ``profile_assay``: well medians, mad_robustize vs
   negcon, ``logistic:top_k=25``): Z' and Spearman over the 72 dose wells.
 
 The labels (control type, dose) are read only by the scorers, never by training. Usage (repository root)::
@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT / "benchmarks" / _d) for _d in ("speed", "quality")]
 
 from bbbc013_assay import profile_assay  # noqa: E402
 from bbbc013_targets import assay_figures, bbbc013_index  # noqa: E402

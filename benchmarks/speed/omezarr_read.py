@@ -2,7 +2,7 @@
 
 A synthetic plate (``stratonet synth``, 16-bit, 5 channels) is indexed from its TIFFs, exported to OME-Zarr
 (``stratonet export``, once per chunk compression: Blosc-zstd, the export default; plain zstd, ome-zarr's default;
-none) and indexed again. Each route reads every site with :func:`stratonet.io.load_index_row`
+none) and indexed again. Each route reads every site with :func:`stratonet.images.io.load_index_row`
 (the function every extractor uses; raw values, no illumination). The routes take turns site by site (the order
 rotating), so a change in machine load hits all of them alike, and the comparison is paired: for each site read,
 the TIFF time over the route's time; the median of these is the speed ratio. Sites/s of the median and the best
@@ -79,7 +79,7 @@ def as_http(index: pd.DataFrame, root: Path, base: str) -> pd.DataFrame:
 
 def read_site(row, channels: list[str]) -> float:
     """Seconds to read one site (one thread, as one decode worker does)."""
-    from stratonet.io import load_index_row
+    from stratonet.images.io import load_index_row
 
     t0 = time.perf_counter()
     load_index_row(row, channels, illum=False)

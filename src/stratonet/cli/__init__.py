@@ -1,7 +1,7 @@
 """The ``stratonet`` command line (click).
 
 Each subcommand lives in its own module; this file only assembles them and turns errors into one-line messages.
-Options may come from a YAML file given with ``stratonet --config FILE ...`` (see :mod:`stratonet.config`).
+Options may come from a YAML file given with ``stratonet --config FILE ...`` (see :mod:`stratonet.core.config`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from stratonet.cli.synth import synth
 from stratonet.cli.train import train
 from stratonet.cli.view import view
 from stratonet.cli.weights import weights
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -45,7 +45,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     index -> extract (deep, classical, pixel) -> profile -> evaluate -> report, plus synth, train and demo.
     """
     if config is not None:
-        from stratonet.config import load_yaml, to_default_map
+        from stratonet.core.config import load_yaml, to_default_map
 
         ctx.default_map = to_default_map(ctx.command, load_yaml(config), str(config))
 
@@ -63,7 +63,7 @@ for _cmd in (synth, index, profile, evaluate, report, view, train, weights, demo
 
 
 def _error(msg: str) -> None:
-    from stratonet.progress import console, get_logger
+    from stratonet.core.progress import console, get_logger
 
     from rich.markup import escape
 
@@ -76,10 +76,10 @@ def _error(msg: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, printing bad-input errors as one line with a non-zero exit.
 
-    Library warnings go to the run's log file (see :class:`stratonet.progress.WarningRouter`), counted in one
+    Library warnings go to the run's log file (see :class:`stratonet.core.progress.WarningRouter`), counted in one
     closing line.
     """
-    from stratonet.progress import WarningRouter
+    from stratonet.core.progress import WarningRouter
 
     router = WarningRouter()
     try:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             rv = _run(argv)
     finally:
         if router.summary():
-            from stratonet.progress import console
+            from stratonet.core.progress import console
 
             console.print(f"[dim]{router.summary()}[/]", highlight=False)
     if isinstance(rv, int) and rv:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _interrupt_code() -> int:
     """130 after Ctrl-C, 143 after SIGTERM (128 + the signal's number, the shell convention)."""
-    from stratonet.runguard import interrupt_exit_code, interrupted
+    from stratonet.runtime.runguard import interrupt_exit_code, interrupted
 
     return interrupt_exit_code() if interrupted() else 130
 
@@ -115,7 +115,7 @@ def _run(argv: list[str] | None):
         _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         sys.exit(exc.exit_code)
     except OSError as exc:  # full disk, read-only output, permissions: the user's to fix, not a bug
-        from stratonet.errors import storage_reason
+        from stratonet.core.errors import storage_reason
 
         reason = storage_reason(exc)
         if reason is None:

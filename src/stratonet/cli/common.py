@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from stratonet.config import write_run_config
-from stratonet.progress import log_to_file
+from stratonet.core.config import write_run_config
+from stratonet.core.progress import log_to_file
 
 
 def on_error_option(f):
@@ -35,7 +35,7 @@ def start_run(out_dir: str | Path, name: str | None = None) -> Path:
 
 def not_available(what: str, issue: str) -> None:
     """Raise the standard 'not yet available' error for a command of a later issue."""
-    from stratonet.errors import NotAvailableError
+    from stratonet.core.errors import NotAvailableError
 
     raise NotAvailableError(f"'{what}' is not yet available in this version ({issue})")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stratonet.controlnames import CONTROL_COLUMN, ControlNames, parse_values, read_control_file
+from stratonet.core.controlnames import CONTROL_COLUMN, ControlNames, parse_values, read_control_file
 
 
 def control_options(f):
@@ -35,7 +35,7 @@ def control_names(control_column: str, negcon: str | None, poscon: str | None,
     """The options -> :class:`ControlNames` (``--controls`` excludes the other three)."""
     if controls_file is not None:
         if negcon or poscon or control_column != CONTROL_COLUMN:
-            from stratonet.errors import ConfigError
+            from stratonet.core.errors import ConfigError
 
             raise ConfigError("--controls FILE names the controls itself; leave out --negcon/--poscon/--control-column")
         return read_control_file(controls_file)
@@ -44,8 +44,8 @@ def control_names(control_column: str, negcon: str | None, poscon: str | None,
 
 def apply_controls(df, names: ControlNames, where: str):
     """Rewrite the table's controls as the options say, printing what changed."""
-    from stratonet.controlnames import apply_control_names
-    from stratonet.progress import console
+    from stratonet.core.controlnames import apply_control_names
+    from stratonet.core.progress import console
 
     out, note = apply_control_names(df, names, where)
     if note:

@@ -13,6 +13,6 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic plate.")
 def demo(out: Path, seed: int) -> None:
     """Run the whole pipeline on a small synthetic plate plus one real JUMP field of view shipped in the package."""
-    from stratonet.demo import run_demo
+    from stratonet.demo.pipeline import run_demo
 
     run_demo(out, seed=seed)

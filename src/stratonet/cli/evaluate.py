@@ -16,7 +16,7 @@ def evaluate() -> None:
 
 
 def _load(profiles: Path):
-    from stratonet.tables import read_provenance, read_table
+    from stratonet.core.tables import read_provenance, read_table
 
     return read_table(profiles), read_provenance(profiles)
 
@@ -48,7 +48,7 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
              permutation_features: int, seed: int, n_jobs: int, impute: str) -> None:
     """SVM, random forest, MLP and logistic regression with balanced training sampling and k-fold CV."""
     from stratonet.evaluate.classify import evaluate_classifiers
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     name = name or profiles.name.split(".")[0]
     out = run / "evaluate" / "classify" / name
@@ -106,7 +106,7 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
               control_column: str, negcon: str | None, poscon: str | None, controls_file: Path | None) -> None:
     """mAP (copairs) and NSC / NSCB 1-NN accuracy."""
     from stratonet.evaluate.retrieval import evaluate_retrieval
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     name = name or profiles.name.split(".")[0]
     out = run / "evaluate" / "retrieval" / name
@@ -114,7 +114,7 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
     df, prov = _load(profiles)
     df = apply_controls(df, control_names(control_column, negcon, poscon, controls_file), str(profiles))
     if impute != "none":
-        from stratonet.tables import feature_columns
+        from stratonet.core.tables import feature_columns
 
         feats = feature_columns(df)
         n_missing = int(df[feats].isna().to_numpy().sum())
@@ -135,7 +135,7 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
     _say_retrieval_coverage(df, res, console)
     console.print(f"retrieval results: {out}", highlight=False)
     if not any(res.get(k) for k in ("map_activity", "map_consistency", "nsc_accuracy", "nscb_accuracy")):
-        from stratonet.errors import StratoNetError
+        from stratonet.core.errors import StratoNetError
 
         why = "; ".join(f"{k}: {v}" for k, v in res["skipped"].items()) or "no evaluable profile"
         raise StratoNetError(f"evaluate retrieval scored no metric ({why}); mAP activity needs replicate wells per "
@@ -146,7 +146,7 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
 def _say_retrieval_coverage(df, res: dict, console) -> None:
     """How many treatments the retrieval metrics could use, and which metrics were skipped and why."""
     from stratonet.profile.controls import negcon_mask
-    from stratonet.wording import plural
+    from stratonet.core.wording import plural
 
     tcols = [c for c in res.get("treatment", []) if c in df.columns]
     if tcols:
@@ -181,7 +181,7 @@ def embed(profiles: Path, run_dir: Path, name: str | None, color_by: str, n_neig
           seed: int) -> None:
     """PCA variance (per component and cumulative) and a seeded UMAP coloured by class."""
     from stratonet.evaluate.embed import run_embed
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     start_run(run_dir / "evaluate" / "embed", "evaluate_embed" + (f"_{name}" if name else ""))
     out = run_embed(profiles, run_dir, name=name, color_by=color_by, seed=seed, n_neighbors=n_neighbors,
@@ -206,7 +206,7 @@ def compare(a: Path, b: Path, run_dir: Path, label: str, name_a: str | None, nam
             trees: int, on: tuple[str, ...], seed: int) -> None:
     """Correlation heatmap of the top features (RF importance) of two feature sets on the same samples."""
     from stratonet.evaluate.compare import run_compare
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     start_run(run_dir / "evaluate" / "compare", "evaluate_compare")
     out = run_compare(a, b, run_dir, label=label, name_a=name_a, name_b=name_b, top=top, seed=seed,
@@ -231,7 +231,7 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
          null_size: int, seed: int) -> None:
     """Tap selection: per tap of a deep feature table, CV accuracy and mAP separating the classes."""
     from stratonet.evaluate.taps import run_taps
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     start_run(run_dir / "evaluate" / "taps", "evaluate_taps")
     out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
@@ -285,9 +285,9 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
           n_boot: int, with_map: bool, null_size: int, seed: int) -> None:
     """Z'-factor, robust Z', SSMD, S/B and CV of the controls; dose-response 4PL fits; hits against negcon."""
     from stratonet.evaluate._common import default_set_name
-    from stratonet.evaluate.assay import Controls, evaluate_assay
-    from stratonet.evaluate.readouts import ReadoutSpec
-    from stratonet.progress import console
+    from stratonet.assay.evaluate import Controls, evaluate_assay
+    from stratonet.assay.readouts import ReadoutSpec
+    from stratonet.core.progress import console
 
     df, prov = _load(profiles)
     names = control_names(control_column, negcon, poscon, controls_file)

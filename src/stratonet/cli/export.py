@@ -28,9 +28,9 @@ def export(source: Path, out: Path, levels: int, compression: str, plate: str | 
     OUT ending in .h5ad: SOURCE is a feature table (profiles or single cells; .parquet/.csv); Metadata_ columns
     become AnnData obs, numeric feature columns X.
     """
-    from stratonet.errors import ConfigError
-    from stratonet.progress import console
-    from stratonet.wording import plural
+    from stratonet.core.errors import ConfigError
+    from stratonet.core.progress import console
+    from stratonet.core.wording import plural
 
     name = out.name.lower()
     if name.endswith(".zarr"):
@@ -47,7 +47,7 @@ def export(source: Path, out: Path, levels: int, compression: str, plate: str | 
                           "images); add --illum when you index the plate[/]", highlight=False)
     elif name.endswith(".h5ad"):
         from stratonet.export.h5ad import write_h5ad
-        from stratonet.tables import read_table
+        from stratonet.core.tables import read_table
 
         if out.exists() and not overwrite:
             raise ConfigError(f"{out} exists; pass --overwrite to replace it")

@@ -10,7 +10,7 @@ import click
 from stratonet.cli.common import on_error_option, start_run
 from stratonet.cli.paths import PATH_OR_URL
 from stratonet.cli.scaleout import run_scaled, scaleout_options
-from stratonet.classical.measure import GROUPS
+from stratonet.extract.classical.measure import GROUPS
 
 
 def _ints(value: str) -> tuple[int, ...]:
@@ -80,14 +80,14 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
               illum: bool, bit_depth: str, on_empty: str, overwrite: bool, stall_timeout: float, on_error: str,
               engine: str, ray_address: str | None, ray_shards: int | None, shard: str | None) -> None:
     """Segment nuclei and cells, measure them with cp_measure, and aggregate to sites and wells."""
-    from stratonet.classical.measure import MeasureParams, parse_groups
-    from stratonet.classical.segment import SegmentParams
-    from stratonet.errors import ConfigError
-    from stratonet.extract.classical import ClassicalConfig, check_resume, extract_classical
-    from stratonet.progress import console
-    from stratonet.runguard import OutputLock
-    from stratonet.tables import read_table
-    from stratonet.wording import plural, row_unit
+    from stratonet.extract.classical.measure import MeasureParams, parse_groups
+    from stratonet.extract.classical.segment import SegmentParams
+    from stratonet.core.errors import ConfigError
+    from stratonet.extract.classical.run import ClassicalConfig, check_resume, extract_classical
+    from stratonet.core.progress import console
+    from stratonet.runtime.runguard import OutputLock
+    from stratonet.core.tables import read_table
+    from stratonet.core.wording import plural, row_unit
 
     dmin, dmax = (_ints(nuclei_diameter) + (0, 0))[:2]
     if not 0 < dmin < dmax:
@@ -120,7 +120,7 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
                               costes=costes),
     )
     if segmentation == "cellpose":
-        from stratonet.classical.labels import cellpose_available
+        from stratonet.extract.classical.labels import cellpose_available
 
         ok, why = cellpose_available()
         if not ok:

@@ -104,17 +104,17 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
     """
-    from stratonet.extract.deep import extract_deep
-    from stratonet.progress import console
-    from stratonet.runfinish import require_parquet_output
+    from stratonet.extract.deep.run import extract_deep
+    from stratonet.core.progress import console
+    from stratonet.runtime.runfinish import require_parquet_output
 
     require_parquet_output(out, "deep features")  # before the run's lock makes a folder of a name without .parquet
     run_dir = out.parent if str(out.parent) else Path(".")
     local = engine == "local" and not shard
     # a local run writes its config once the resume check has passed, so a refused rerun leaves the old one
     cfg = run_dir / "extract_deep.config.yaml" if local else start_run(run_dir, name="extract_deep")
-    from stratonet.tables import read_table
-    from stratonet.wording import plural, row_unit
+    from stratonet.core.tables import read_table
+    from stratonet.core.wording import plural, row_unit
 
     table = read_table(index)
     if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
@@ -135,9 +135,9 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
         )
 
     if engine == "ray" and ray_mode == "data" and shard is None:
-        from stratonet.raydata import extract_deep_ray
+        from stratonet.runtime.raydata import extract_deep_ray
 
-        from stratonet.errors import ConfigError
+        from stratonet.core.errors import ConfigError
 
         if ray_shards is not None:
             raise ConfigError("--ray-shards applies to --ray-mode tasks; Ray Data sizes its own units of work")

@@ -37,14 +37,14 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     errors table.
     """
     from stratonet.extract.pixel import extract_pixel
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     local = engine == "local" and not shard
     if not local:
         start_run(out.parent, "extract_pixel")
     chans = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
-        from stratonet.tables import read_table
+        from stratonet.core.tables import read_table
 
         index = read_table(index)  # one set of plate percentiles for every shard, from the whole index
         scaling_file = shared_plate_scaling(index, out, chans, scaling_sites, seed, illum)
@@ -64,7 +64,7 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     if how == "local" and man_path.exists():
         import json
 
-        from stratonet.wording import plural
+        from stratonet.core.wording import plural
 
         man = json.loads(man_path.read_text())
         resumed = man.get("n_sites_skipped_as_done", 0)

@@ -91,9 +91,9 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
 
     from stratonet.index import build_index
     from stratonet.index.build import default_layout
-    from stratonet.progress import console, get_logger
-    from stratonet.resumable import ErrorLog
-    from stratonet.tables import write_table
+    from stratonet.core.progress import console, get_logger
+    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.core.tables import write_table
 
     start_run(out.parent, "index")
     errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
@@ -109,18 +109,18 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         df = apply_controls(df, names, str(source))
     n_unlabelled = None
     if labels_dir is not None:
-        from stratonet.classical.label_files import add_label_columns
+        from stratonet.extract.classical.label_files import add_label_columns
 
         df, n_unlabelled = add_label_columns(df, labels_dir, nuclei_pattern, cells_pattern or None)
     n_dup = _check_duplicates(df, source, allow_duplicates)
     if illum:
-        from stratonet.illum import compute_illum
+        from stratonet.images.illum import compute_illum
 
         df = compute_illum(df, out.parent, method=illum_filter, size=illum_size)
     write_table(df, out)
     saved = errors.save()
     n_ch = sum(c.startswith("Path_") and c != "Path_Stack" for c in df.columns)
-    from stratonet.wording import plural, row_unit
+    from stratonet.core.wording import plural, row_unit
 
     msg = f"indexed {plural(len(df), row_unit(df.columns))}"
     msg += f" x {plural(n_ch, 'channel')}" if n_ch else ""
@@ -170,9 +170,9 @@ DUPLICATE_HINT = ("if the rows are single-cell crops of one site, name their id 
 
 def _check_duplicates(df, source, allow: bool) -> int:
     """Rows repeating a key (plate, well, site[, object number]): refused unless ``allow``; returns their count."""
-    from stratonet.errors import StratoNetError
+    from stratonet.core.errors import StratoNetError
     from stratonet.index.schema import site_name
-    from stratonet.resumable import row_key_columns
+    from stratonet.runtime.resumable import row_key_columns
 
     keys = [k for k in row_key_columns(df) if k in df.columns]
     dup = df.duplicated(subset=keys, keep="first") if len(keys) >= 3 else None

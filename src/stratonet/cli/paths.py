@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from stratonet.remote import is_url
+from stratonet.core.remote import is_url
 
 
 class PathOrURL(click.ParamType):

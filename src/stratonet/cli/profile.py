@@ -65,11 +65,11 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     single_cell.parquet is used, else its site.parquet). Infinite values are set to NaN and counted; 'blocklist' in
     --select acts first, before normalisation.
     """
-    from stratonet.errors import InputFileError
+    from stratonet.core.errors import InputFileError
     from stratonet.profile import run_profile
     from stratonet.profile.protect import ProtectConfig, selection_lines
-    from stratonet.progress import console
-    from stratonet.tables import check_table_name, read_provenance, read_table, write_table
+    from stratonet.core.progress import console
+    from stratonet.core.tables import check_table_name, read_provenance, read_table, write_table
 
     check_table_name(out)  # before minutes of computing, not after (issue 27, D9)
     start_run(out.parent, f"{out.name.split('.')[0]}.profile")
@@ -123,7 +123,7 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
 
 def _use_out_of_core(features: Path, level: str | None, asked: bool | None) -> bool:
     """Whether to aggregate by streaming: as asked, else when the Parquet table is large for this machine."""
-    from stratonet.errors import ConfigError
+    from stratonet.core.errors import ConfigError
     from stratonet.profile.outofcore import uncompressed_bytes
 
     parquet = features.is_dir() or features.name.lower().endswith((".parquet", ".pq"))
@@ -147,7 +147,7 @@ def _aggregate_out_of_core(features: Path, level: str, operation: str):
 
     from stratonet.profile.aggregate import strata_for
     from stratonet.profile.outofcore import aggregate_parquet, parquet_sources
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     files = parquet_sources(features)
     names = pl.scan_parquet([str(f) for f in files]).collect_schema().names()

@@ -19,8 +19,8 @@ from stratonet.cli.controls import control_names, control_options
 def report(run_dir: Path, out: Path | None, title: str | None, control_column: str, negcon: str | None,
            poscon: str | None, controls_file: Path | None) -> None:
     """Write one self-contained HTML report with embedded figures, metrics.json and CSV tables."""
-    from stratonet.errors import InputFileError
-    from stratonet.progress import console
+    from stratonet.core.errors import InputFileError
+    from stratonet.core.progress import console
     from stratonet.report import build_report
 
     if not run_dir.is_dir():

@@ -42,9 +42,9 @@ def run_scaled(run: Callable, index, out: Path, engine: str = "local", shard: st
     """
     import pandas as pd
 
-    from stratonet.errors import ConfigError
-    from stratonet.scaleout import parse_shard, run_on_ray, run_shard
-    from stratonet.tables import read_table
+    from stratonet.core.errors import ConfigError
+    from stratonet.runtime.scaleout import parse_shard, run_on_ray, run_shard
+    from stratonet.core.tables import read_table
 
     if engine == "local" and shard is None:
         return run(index, out), "local"
@@ -66,7 +66,7 @@ def shared_plate_scaling(index, out: Path, channels, n_sites: int, seed: int, il
     Each shard estimating its own percentiles from its own wells would scale plates differently from shard to
     shard; the file is written where a local run writes it (``<out stem>.scaling.json``) and reused on reruns.
     """
-    from stratonet.extract.scaling import resolve_scaling, scaling_path
+    from stratonet.images.scaling import resolve_scaling, scaling_path
     from stratonet.index.schema import channels_of
 
     chans = list(channels) if channels else channels_of(index)
@@ -78,8 +78,8 @@ def shared_plate_scaling(index, out: Path, channels, n_sites: int, seed: int, il
 @click.argument("out", type=click.Path(path_type=Path))
 def merge(out: Path) -> None:
     """Join the shards of OUT (written with --shard I/N) into OUT; refuses if any shard is missing."""
-    from stratonet.progress import console
-    from stratonet.scaleout import merge_shards
+    from stratonet.core.progress import console
+    from stratonet.runtime.scaleout import merge_shards
 
     man = merge_shards(out)
     console.print(f"merged {man['shards']} shard(s) into {out}: {', '.join(man['merged_files'])}", highlight=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stratonet.extract.scaling import DEFAULT_SCALING, SCALING_MODES
+from stratonet.images.scaling import DEFAULT_SCALING, SCALING_MODES
 
 
 def scaling_options(fn):

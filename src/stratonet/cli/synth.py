@@ -31,7 +31,7 @@ def synth(out: Path, wells: int, sites: int, seed: int, size: int, plate: str, c
     (nuclear size, cell count, mitochondrial fragmentation, ER intensity, actin stress fibres, nucleolar spots).
     Rerunning with the same options resumes; OUT holding a different plate is refused unless --overwrite.
     """
-    from stratonet.progress import console
+    from stratonet.core.progress import console
     from stratonet.synth.plate import check_out, make_plate, plan_plate
 
     spec = plan_plate(wells, sites, seed, size, plate, compression)  # validates the options

@@ -22,7 +22,7 @@ def view(run: Path, port: int | None, no_browser: bool) -> None:
     import time
     import webbrowser
 
-    from stratonet.progress import console
+    from stratonet.core.progress import console
     from stratonet.report.serve import find_report, is_remote_session, serve_report
 
     report = find_report(run)

@@ -31,7 +31,7 @@ def import_(src: Path, out: Path, model: str | None, in_chans: str | None, input
     """Convert a torchvision ResNet / timm ECA-ResNet / EfficientNet-Lite state dict (SRC .pth/.pt/.safetensors)
     into a checkpoint."""
     from stratonet.models.convert import convert_checkpoint
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     card_path, info = convert_checkpoint(src, out, model_name=model, in_chans=int(in_chans) if in_chans else None,
                                          name=name, training_data=training_data, epochs=epochs,
@@ -73,7 +73,7 @@ def fetch(names: tuple[str, ...], cache_dir: Path | None, base_url: str | None, 
     The StratoNet checkpoint lands in <cache>/checkpoints/<NAME>; 'extract deep --weights NAME' then finds it.
     """
     from stratonet.models.pretrained import fetch_weights, get_entry
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     for name in names:
         get_entry(name)  # unknown names fail before any download

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import StratoNetError
-from stratonet.tables import feature_columns, read_provenance, read_table
+from stratonet.core.errors import StratoNetError
+from stratonet.core.tables import feature_columns, read_provenance, read_table
 
 
 def load_profiles(path: str | Path) -> tuple[pd.DataFrame, list[str], dict]:

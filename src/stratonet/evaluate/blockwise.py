@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError
+from stratonet.core.errors import ConfigError
 
 METRICS = ("cosine", "correlation", "euclidean")
 

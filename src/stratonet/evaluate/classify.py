@@ -16,13 +16,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.controlnames import found_values, metadata_columns
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.controlnames import found_values, metadata_columns
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
 from stratonet.evaluate.sampling import (balanced_sample, balanced_subset, check_group_folds, kfold_indices,
                                          oversampled, train_test_split_indices)
-from stratonet.progress import get_logger, track
-from stratonet.tables import check_finite, feature_columns, non_numeric_columns
+from stratonet.core.progress import get_logger, track
+from stratonet.core.tables import check_finite, feature_columns, non_numeric_columns
 
 CLASSIFIERS = ("svm", "rf", "mlp", "logreg")
 CLASSIFIER_NAMES = {
@@ -74,7 +74,7 @@ def _prepare(df: pd.DataFrame, label: str, features, exclude_class: Sequence[str
                              "name the class column with --label COLUMN")
     feats = feature_columns(df, features)
     if features is None and (text := non_numeric_columns(df)):
-        from stratonet.progress import warn
+        from stratonet.core.progress import warn
 
         warn(f"{len(text)} non-numeric column(s) left out of the features: {', '.join(map(str, text[:8]))}"
              + (" ..." if len(text) > 8 else ""))
@@ -305,7 +305,7 @@ def evaluate_classifiers(
                                 permutation_repeats, seed, n_jobs)
         imp.to_csv(out / "importance_rf_impurity.csv", index=False)
         perm.to_csv(out / "importance_permutation.csv", index=False)
-        from stratonet.runinfo import write_json
+        from stratonet.core.runinfo import write_json
 
         write_json(result, out / "metrics.json")
     return result

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 from stratonet.evaluate._common import (
     clean_matrix, default_set_name, load_profiles, require_column, safe_name, untrained_note,
 )
-from stratonet.runinfo import write_json
+from stratonet.core.runinfo import write_json
 
 JOIN_CANDIDATES = ["Metadata_Source", "Metadata_Batch", "Metadata_Plate", "Metadata_Well", "Metadata_Site"]
 

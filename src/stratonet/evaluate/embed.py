@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 from stratonet.evaluate._common import (
     clean_matrix, default_set_name, load_profiles, require_column, safe_name, standardize, untrained_note,
 )
-from stratonet.runinfo import write_json
-from stratonet.tables import metadata_columns
+from stratonet.core.runinfo import write_json
+from stratonet.core.tables import metadata_columns
 
 
 def pca_variance(x: np.ndarray, max_components: int | None = None) -> pd.DataFrame:

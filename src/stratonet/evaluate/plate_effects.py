@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.progress import warn
+from stratonet.core.progress import warn
 
 #: A median plate share of variance above this (and above three times its chance level) is "large".
 LARGE = 0.2

@@ -16,12 +16,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.evaluate.blockwise import METRICS, average_precision_blockwise, nearest_allowed_blockwise
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.controls import compound_column, negcon_mask, treatment_columns
-from stratonet.progress import get_logger
-from stratonet.tables import feature_columns
+from stratonet.core.progress import get_logger
+from stratonet.core.tables import feature_columns
 
 def similarity_matrix(X: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """All-pairs similarity (float32): cosine, Pearson correlation, or 1 / (1 + Euclidean distance).
@@ -372,7 +372,7 @@ def evaluate_retrieval(
         result["nsc_accuracy"] = result["nscb_accuracy"] = None
         result["skipped"]["nsc"] = f"no '{label}' column (pass --label COLUMN)"
     if out_dir is not None:
-        from stratonet.runinfo import write_json
+        from stratonet.core.runinfo import write_json
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

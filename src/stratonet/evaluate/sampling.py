@@ -6,7 +6,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 
 def train_test_split_indices(

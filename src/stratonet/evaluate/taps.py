@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 from stratonet.evaluate._common import (
     clean_matrix, load_profiles, require_column, safe_name, standardize, untrained_note,
 )
-from stratonet.runinfo import write_json
+from stratonet.core.runinfo import write_json
 
 TAP_COLUMN = re.compile(r"^(?P<channel>[A-Za-z0-9]+)_(?P<tap>[A-Za-z0-9_]+?)_(?P<index>\d+)$")
 CONTROL_COLUMN = "Metadata_control_type"

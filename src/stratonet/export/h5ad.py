@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, NotAvailableError
+from stratonet.core.errors import ConfigError, NotAvailableError
 
 _STR = None  # h5py's variable-length UTF-8 string dtype, made on first use
 

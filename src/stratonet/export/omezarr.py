@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError, SiteError
+from stratonet.core.errors import ConfigError, InputFileError, SiteError
 from stratonet.index.omezarr import EXPORT_ATTR
 from stratonet.index.schema import ILLUM_PREFIX, STACK_PATH, channels_of, site_name, site_paths
-from stratonet.io import read_site_plane
-from stratonet.ngff import require_zarr
-from stratonet.progress import track
+from stratonet.images.io import read_site_plane
+from stratonet.images.ngff import require_zarr
+from stratonet.core.progress import track
 
 KEYS = ("Metadata_Plate", "Metadata_Well", "Metadata_Site")
 
@@ -178,7 +178,7 @@ def _json_value(value):
 def index_of(source: Path) -> pd.DataFrame:
     """The index to export: an index table, or a plate folder with a ``load_data.csv`` (``stratonet synth``)."""
     from stratonet.index import build_index
-    from stratonet.tables import read_table
+    from stratonet.core.tables import read_table
 
     source = Path(source)
     if source.is_dir():

@@ -12,20 +12,20 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, site_name, validate_index
-from stratonet.io import load_index_row
-from stratonet.extract.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
+from stratonet.images.io import load_index_row
+from stratonet.images.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
                                        resolve_scaling, warn_mixed_dtypes)
-from stratonet.extract.transforms import rescale_to_unit
-from stratonet.preprocess import rescale_percentile, resize
-from stratonet.progress import get_logger, track
-from stratonet.remote import is_url
-from stratonet.resumable import ErrorLog, PartitionedWriter, check_resume_settings, row_key_columns
-from stratonet.runfinish import errors_path, finish_run, require_parquet_output, require_rows
-from stratonet.runguard import fault_point
-from stratonet.runinfo import ResourceMonitor, device_info, package_versions
-from stratonet.tables import metadata_columns, read_table, stamp_provenance
+from stratonet.images.transforms import rescale_to_unit
+from stratonet.images.preprocess import rescale_percentile, resize
+from stratonet.core.progress import get_logger, track
+from stratonet.core.remote import is_url
+from stratonet.runtime.resumable import ErrorLog, PartitionedWriter, check_resume_settings, row_key_columns
+from stratonet.runtime.runfinish import errors_path, finish_run, require_parquet_output, require_rows
+from stratonet.runtime.runguard import fault_point
+from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions
+from stratonet.core.tables import metadata_columns, read_table, stamp_provenance
 
 CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
 
@@ -105,7 +105,7 @@ def extract_pixel(
     on_error : {"fail", "skip"}
         ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``.
     scaling, scaling_file, bit_depth, scaling_sites, seed
-        Intensity scaling, as for ``extract deep`` (see :mod:`stratonet.extract.scaling`); ``seed`` draws the
+        Intensity scaling, as for ``extract deep`` (see :mod:`stratonet.images.scaling`); ``seed`` draws the
         sites that estimate plate percentiles. A rerun with another scaling is refused.
     overwrite : bool
         Discard existing output instead of resuming (a resume with other settings is refused).
@@ -139,7 +139,7 @@ def extract_pixel(
     if index.duplicated(keys).any():
         raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site. Crops of one site "
                              "need an id: re-index with --columns ObjectNumber=<column>")
-    from stratonet.runguard import OutputLock, interrupt_on_sigterm
+    from stratonet.runtime.runguard import OutputLock, interrupt_on_sigterm
 
     with OutputLock(out), interrupt_on_sigterm():
         if overwrite:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError
+from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.index.checks import require_folder
 from stratonet.index.loaddata import join_path
 from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, as_chw, normalise_well, stack_layout  # noqa: F401
-from stratonet.tables import read_table
+from stratonet.core.tables import read_table
 
 FILE_COLUMNS = ("FileName", "File", "Path", "Image_Name", "filename", "file", "path")
 COLUMN_KEYS = {"plate": "Metadata_Plate", "well": "Metadata_Well", "site": "Metadata_Site",
@@ -29,7 +29,7 @@ _KNOWN_KEYS = set(COLUMN_KEYS) | {"file"}
 
 def parse_columns(spec: str | dict | None) -> dict[str, str]:
     """``"plate=Image_Metadata_Plate_DAPI,well=well,file=FileName_Crop"`` -> {key: source column}."""
-    from stratonet.errors import ConfigError
+    from stratonet.core.errors import ConfigError
 
     if not spec:
         return {}

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 from stratonet.index.loaddata import join_path
 from stratonet.index.schema import PATH_PREFIX, normalise_well
-from stratonet.progress import get_logger
-from stratonet.tables import read_table
+from stratonet.core.progress import get_logger
+from stratonet.core.tables import read_table
 
 CHANNELS = {"DAPI": "DNA", "Tubulin": "Tubulin", "Actin": "Actin"}
 IMAGE_TABLE_NAMES = ("BBBC021_v1_image.csv", "BBBC021_v1_image.csv.gz")

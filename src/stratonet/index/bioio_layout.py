@@ -4,7 +4,7 @@ SOURCE is one file or a folder of them. Every scene of a file is a site; the wel
 site) comes from the file name, by default a well token such as ``B03`` optionally followed by ``_s2`` / ``_f2``
 (``--pattern`` with named groups ``well`` or ``row`` + ``col``, and ``site``, for other names). Channel names come
 from the file's metadata, renamed with the channel map. ``Path_<Channel>`` holds a plane reference
-``FILE#scene=S&c=C&z=Z&t=T`` (:mod:`stratonet.planes`) that :func:`stratonet.io.read_image` reads.
+``FILE#scene=S&c=C&z=Z&t=T`` (:mod:`stratonet.images.planes`) that :func:`stratonet.images.io.read_image` reads.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError
+from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.index.checks import require_folder
 from stratonet.index.layouts import parse_channel_map
 from stratonet.index.omezarr import PlaneChoice, channel_names
 from stratonet.index.schema import PATH_PREFIX, normalise_well, well_from_row_col
-from stratonet.planes import PlaneRef
-from stratonet.vendor import READER_EXTRAS, open_image
+from stratonet.images.planes import PlaneRef
+from stratonet.images.vendor import READER_EXTRAS, open_image
 
 WELL_PATTERN = r"(?:^|[_\-. ])(?P<well>[A-Pa-p]\d{1,2})(?:[_\-. ](?:s|f|site|field)(?P<site>\d+))?(?=[_\-. ]|$)"
 

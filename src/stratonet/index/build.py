@@ -7,7 +7,7 @@ from typing import Callable
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError
+from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.index import arrays as _arrays
 from stratonet.index import bbbc021 as _bbbc021
 from stratonet.index import layouts as _layouts
@@ -17,7 +17,7 @@ from stratonet.index.checks import check_index
 from stratonet.index.metadata import join_compounds, join_platemaps
 from stratonet.index.plate_format import check_wells
 from stratonet.index.schema import PATH_PREFIX, STACK_PATH, validate_index
-from stratonet.remote import is_url
+from stratonet.core.remote import is_url
 
 LAYOUTS = ("loaddata", "phenix", "imagexpress", "bbbc021", "regex", "arrays", "ome-zarr", "bioio")
 REMOTE_LAYOUTS = ("loaddata", "ome-zarr")

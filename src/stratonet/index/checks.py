@@ -2,7 +2,7 @@
 
 Pixels are never decoded here: TIFF headers are parsed with tifffile, ``.npy`` headers with numpy's memory map,
 PNG/JPEG headers with Pillow. Remote files (fsspec URLs) are only checked for existence. Plane references into
-OME-Zarr images or vendor files (:mod:`stratonet.planes`) are checked from their metadata, local or remote.
+OME-Zarr images or vendor files (:mod:`stratonet.images.planes`) are checked from their metadata, local or remote.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import InputFileError, SiteError, StratoNetError
+from stratonet.core.errors import InputFileError, SiteError, StratoNetError
 from stratonet.index.schema import (
     ILLUM_PREFIX, PATH_PREFIX, STACK_CHANNELS, STACK_PATH, channels_of, site_name, stack_layout,
 )
-from stratonet.planes import parse_ref, plane_shape
-from stratonet.remote import is_url
-from stratonet.progress import track
+from stratonet.images.planes import parse_ref, plane_shape
+from stratonet.core.remote import is_url
+from stratonet.core.progress import track
 
 
 def _is_missing(value: object) -> bool:
@@ -28,8 +28,8 @@ def _is_missing(value: object) -> bool:
 
 
 def url_exists(url: str) -> bool:
-    """True when an fsspec URL exists; network errors raise "cannot reach HOST" (see :mod:`stratonet.remote`)."""
-    from stratonet.remote import exists
+    """True when an fsspec URL exists; network errors raise "cannot reach HOST" (see :mod:`stratonet.core.remote`)."""
+    from stratonet.core.remote import exists
 
     return exists(url)
 

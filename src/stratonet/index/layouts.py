@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError, StratoNetError
+from stratonet.core.errors import ConfigError, InputFileError, StratoNetError
 from stratonet.index.checks import require_folder
 from stratonet.index.schema import PATH_PREFIX, normalise_well, well_from_row_col
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import InputFileError, StratoNetError
+from stratonet.core.errors import InputFileError, StratoNetError
 from stratonet.index.schema import ILLUM_PREFIX, PATH_PREFIX, normalise_well, well_from_row_col
-from stratonet.progress import warn
-from stratonet.remote import is_url, parent_url
-from stratonet.tables import read_table
+from stratonet.core.progress import warn
+from stratonet.core.remote import is_url, parent_url
+from stratonet.core.tables import read_table
 
 _FILE_RE = re.compile(r"^(?:Image_)?FileName_(Orig|Illum)(\w+)$")
 

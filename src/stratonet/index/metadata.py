@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 from stratonet.index.schema import normalise_well
-from stratonet.tables import read_table
+from stratonet.core.tables import read_table
 
 _MAP_SUFFIXES = (".txt", ".tsv", ".csv")
 
@@ -114,7 +114,7 @@ def join_platemaps(
         parts.append(_merge_keep_existing(sites, pm.drop(columns=["Metadata_Plate"], errors="ignore"),
                                           on=["Metadata_Well"], prefer="right"))
     if replaced:
-        from stratonet.progress import warn
+        from stratonet.core.progress import warn
 
         warn(f"platemap replaces the index's {', '.join(sorted(replaced))} where it has a value")
     out = pd.concat(parts).loc[index.index] if parts else index

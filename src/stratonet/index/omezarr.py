@@ -1,8 +1,8 @@
 """The ``ome-zarr`` layout: an OME-NGFF HCS plate (plate -> row -> column -> field -> multiscale image).
 
-One index row per well field. ``Path_<Channel>`` holds a plane reference (:mod:`stratonet.planes`) such as
+One index row per well field. ``Path_<Channel>`` holds a plane reference (:mod:`stratonet.images.planes`) such as
 ``/data/P1.zarr/B/3/0#c=1&level=0&z=0&t=0``, so every extractor reads the plane through
-:func:`stratonet.io.read_image` exactly as it reads a TIFF. Channel names come from the ``omero`` channel labels,
+:func:`stratonet.images.io.read_image` exactly as it reads a TIFF. Channel names come from the ``omero`` channel labels,
 renamed with a channel map (``Hoechst=DNA``, or by index ``0=DNA``). Field metadata that ``stratonet export``
 wrote (the ``stratonet`` attribute of a field) comes back as ``Metadata_*`` columns.
 """
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError
+from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.index.layouts import channel_key, parse_channel_map
 from stratonet.index.schema import PATH_PREFIX, normalise_well
-from stratonet.ngff import clear_cache, image_info, join, level_array, ome_attrs, open_group, plane_shape, require_zarr
-from stratonet.planes import PlaneRef
-from stratonet.progress import track
-from stratonet.remote import is_url
+from stratonet.images.ngff import clear_cache, image_info, join, level_array, ome_attrs, open_group, plane_shape, require_zarr
+from stratonet.images.planes import PlaneRef
+from stratonet.core.progress import track
+from stratonet.core.remote import is_url
 
 EXPORT_ATTR = "stratonet"  # field attribute holding the Metadata_* values `stratonet export` wrote
 

@@ -11,7 +11,7 @@ import re
 
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 FORMATS = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}  # wells -> (rows, columns)
 _WELL = re.compile(r"^([A-Z]{1,2})(\d+)$")
@@ -111,7 +111,7 @@ def _warn_if_few_wells_decide(plate, positions: dict, fmt: int, source: str) -> 
     rows, cols = FORMATS[max(smaller)]
     outside = sorted(w for w, (r, c) in positions.items() if r > rows or c > cols)
     if 0 < len(outside) <= 2 and len(positions) > len(outside):
-        from stratonet.progress import console
+        from stratonet.core.progress import console
 
         console.print(f"[yellow]note:[/] {source}: plate {plate} taken as a {describe(fmt)} only because of "
                       f"well(s) {', '.join(outside)}; pass --plate-format {max(smaller)} to refuse them as typos",

@@ -17,7 +17,7 @@ import re
 
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 PATH_PREFIX = "Path_"
 ILLUM_PREFIX = "Illum_"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

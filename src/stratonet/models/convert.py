@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 from stratonet.models.registry import create_model
 from stratonet.models.resnet import DEPTHS, BasicBlock
 from stratonet.models.tapped import adapt_stem, load_matching

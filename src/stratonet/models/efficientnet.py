@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stratonet.errors import ConfigError
+from stratonet.core.errors import ConfigError
 from stratonet.models.registry import ModelSpec, register_model
 from stratonet.models.tapped import TappedNet, adapt_stem, load_matching
 
@@ -264,7 +264,7 @@ def is_efficientnet_state_dict(sd: dict) -> bool:
 
 def detect_variant(sd: dict[str, torch.Tensor], source: str = "state dict") -> str:
     """The EfficientNet-Lite variant whose block layout and widths match a (renamed) state dict."""
-    from stratonet.errors import InputFileError
+    from stratonet.core.errors import InputFileError
 
     if any(".se_" in k or "_se_" in k for k in sd):
         raise InputFileError(source, "an EfficientNet with squeeze-and-excitation (B0..B7), not a Lite variant")
@@ -290,7 +290,7 @@ def import_efficientnet_state_dict(sd: dict[str, torch.Tensor], model_name: str 
         ``info`` holds the detected layout and the dropped keys (after the last tap, e.g. ``fc.*`` when the head is
         not kept).
     """
-    from stratonet.errors import InputFileError
+    from stratonet.core.errors import InputFileError
 
     sd = {source_key_to_ours(k): v for k, v in sd.items()}
     variant = detect_variant(sd, source)

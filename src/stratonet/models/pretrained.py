@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from stratonet.errors import ConfigError, InputFileError, StratoNetError
+from stratonet.core.errors import ConfigError, InputFileError, StratoNetError
 
 CACHE_ENV = "STRATONET_CACHE"
 REGISTRY_ENV = "STRATONET_WEIGHTS_REGISTRY"
@@ -300,7 +300,7 @@ def _download(url: str, dest: Path, entry: WeightsEntry, timeout: float, progres
     import requests
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from stratonet.progress import console
+    from stratonet.core.progress import console
 
     host = urlsplit(url).netloc or url
     _check_name_lookup(url, timeout)

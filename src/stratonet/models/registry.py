@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from stratonet.errors import ConfigError
+from stratonet.core.errors import ConfigError
 
 IMAGENET_NORM = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "name": "imagenet"}
 

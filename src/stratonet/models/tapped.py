@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stratonet.errors import ConfigError
+from stratonet.core.errors import ConfigError
 
 
 class TappedNet(nn.Module):
@@ -131,7 +131,7 @@ class TappedNet(nn.Module):
 
 def adapt_stem(sd: dict[str, torch.Tensor], key: str, chans: int, source: str) -> None:
     """Make the stem convolution ``sd[key]`` take ``chans`` channels: an RGB stem is summed to a grayscale one."""
-    from stratonet.errors import InputFileError
+    from stratonet.core.errors import InputFileError
 
     w = sd[key]
     if chans != w.shape[1]:
@@ -146,7 +146,7 @@ def load_matching(model: nn.Module, sd: dict[str, torch.Tensor], name: str, sour
 
     Returns the sorted keys of ``sd`` the model does not have (e.g. layers after its last tap).
     """
-    from stratonet.errors import InputFileError
+    from stratonet.core.errors import InputFileError
 
     own = model.state_dict()
     dropped = sorted(k for k in sd if k not in own)

@@ -6,9 +6,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.profile.controls import treatment_columns
-from stratonet.tables import ROW_ID_COLUMNS, SITE_KEYS, feature_columns, metadata_columns
+from stratonet.core.tables import ROW_ID_COLUMNS, SITE_KEYS, feature_columns, metadata_columns
 
 LEVELS = ("site", "well", "treatment")
 

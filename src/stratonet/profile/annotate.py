@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 from stratonet.index.metadata import same_but_case
 from stratonet.index.schema import normalise_well
-from stratonet.progress import warn
+from stratonet.core.progress import warn
 
 _WELL_ALIASES = ["Metadata_Well", "well_position", "Metadata_well_position", "Well", "well"]
 _PLATE_ALIASES = ["Metadata_Plate", "plate", "Plate", "plate_map_name"]

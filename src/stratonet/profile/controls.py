@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 #: Compound-identity columns, most specific first.
 COMPOUND_COLUMNS = [
@@ -56,7 +56,7 @@ def treatment_columns(df: pd.DataFrame) -> list[str]:
     """
     comp = compound_column(df)
     if comp is None:
-        from stratonet.controlnames import metadata_columns
+        from stratonet.core.controlnames import metadata_columns
 
         raise StratoNetError(
             f"no treatment column in table (expected one of {', '.join(COMPOUND_COLUMNS)}; Metadata columns: "
@@ -85,7 +85,7 @@ def negcon_mask(df: pd.DataFrame, required: bool = True) -> np.ndarray:
         for col in [c for c in COMPOUND_COLUMNS + ["Metadata_moa"] if c in df.columns]:
             mask |= df[col].astype(str).str.strip().str.lower().isin(NEGCON_NAMES).to_numpy()
     if required and not mask.any():
-        from stratonet.controlnames import FIX, found_values, metadata_columns
+        from stratonet.core.controlnames import FIX, found_values, metadata_columns
 
         if "Metadata_control_type" in df.columns:
             found = f"Metadata_control_type has {found_values(df, 'Metadata_control_type')}"

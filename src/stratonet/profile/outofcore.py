@@ -21,8 +21,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, InputFileError, StratoNetError
-from stratonet.tables import METADATA_PREFIX
+from stratonet.core.errors import ConfigError, InputFileError, StratoNetError
+from stratonet.core.tables import METADATA_PREFIX
 
 #: Values per median pass (bytes of float32 features held at once, before polars' own working memory).
 DEFAULT_BLOCK_BYTES = 512 * 1024**2

@@ -12,9 +12,9 @@ from stratonet.profile.normalize import normalize
 from stratonet.profile.protect import ProtectConfig, protect_selection
 from stratonet.profile.select import feature_select
 from stratonet.profile.spherize import spherize
-from stratonet.errors import StratoNetError
-from stratonet.progress import warn
-from stratonet.tables import feature_columns, non_numeric_columns
+from stratonet.core.errors import StratoNetError
+from stratonet.core.progress import warn
+from stratonet.core.tables import feature_columns, non_numeric_columns
 
 
 def run_profile(
@@ -67,7 +67,7 @@ def run_profile(
     protect : ProtectConfig, optional
         Selection guard (default on): with controls (or a label) the best separating features that selection
         would remove are kept; see :mod:`stratonet.profile.protect`. Its report is ``.attrs["selection"]``.
-    controls : stratonet.controlnames.ControlNames, optional
+    controls : stratonet.core.controlnames.ControlNames, optional
         How the table names its controls (e.g. ``negative_control``); applied after the plate map, before
         normalisation, writing ``Metadata_control_type`` negcon / poscon.
 
@@ -108,7 +108,7 @@ def run_profile(
         out = annotate(out, platemap)
         steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
     if controls is not None and not controls.is_default:
-        from stratonet.controlnames import apply_control_names
+        from stratonet.core.controlnames import apply_control_names
 
         out, note = apply_control_names(out, controls, "profiles")
         if note:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stratonet.progress import warn
+from stratonet.core.progress import warn
 
 #: Fewer wells of either control than this: no control separation is measured.
 MIN_CONTROLS = 3
@@ -76,15 +76,15 @@ def feature_separation(X: np.ndarray, neg: np.ndarray | None = None, pos: np.nda
         with np.errstate(divide="ignore", invalid="ignore"):
             f, _ = f_classif(X, labels)
         return np.where(np.isfinite(f), f, np.nan)
-    from stratonet.evaluate.assay_stats import z_prime_per_column
+    from stratonet.assay.stats import z_prime_per_column
 
     return z_prime_per_column(X, pos, neg)
 
 
 def multivariate_separation(X: np.ndarray, neg: np.ndarray, pos: np.ndarray) -> float:
     """Z' of a leave-one-out ``diff[top25]`` readout of the controls (cheap: nothing iterative is fitted)."""
-    from stratonet.evaluate.assay_stats import z_prime
-    from stratonet.evaluate.readouts import ReadoutSpec, score_readout
+    from stratonet.assay.stats import z_prime
+    from stratonet.assay.readouts import ReadoutSpec, score_readout
 
     if X.shape[1] == 0:
         return float("nan")
@@ -112,7 +112,7 @@ def protect_selection(before: pd.DataFrame, after: pd.DataFrame, features: list[
     from stratonet.evaluate._common import clean_matrix
 
     if cfg.label is not None and cfg.label not in before.columns:
-        from stratonet.errors import ConfigError
+        from stratonet.core.errors import ConfigError
 
         raise ConfigError(f"--protect-label: column '{cfg.label}' not in the profiles")
     removed = [f for f in features if f not in after.columns]

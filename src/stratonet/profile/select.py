@@ -7,8 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
-from stratonet.tables import feature_columns
+from stratonet.core.errors import ConfigError, StratoNetError
+from stratonet.core.tables import feature_columns
 
 OPERATIONS = ("variance_threshold", "correlation_threshold", "drop_na_columns", "blocklist", "drop_outliers")
 

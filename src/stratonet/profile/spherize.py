@@ -7,9 +7,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.profile.controls import negcon_mask
-from stratonet.tables import feature_columns
+from stratonet.core.tables import feature_columns
 
 
 def spherize(

@@ -23,7 +23,7 @@ from stratonet.report.collect import (
 from stratonet.report.plate_section import classifier_examples, collect_plates, images_section, plates_section, \
     well_numbers
 from stratonet.report.viewer import CSS as VIEWER_CSS
-from stratonet.runinfo import write_json
+from stratonet.core.runinfo import write_json
 
 SECTIONS = [
     ("overview", "Overview"),
@@ -322,7 +322,7 @@ def build_report(run: str | Path, out: str | Path | None = None, title: str | No
     """Write the HTML report of ``run`` to ``out`` (default ``<run>/report/report.html``) with metrics.json and CSVs.
 
     ``thumb_px`` sets the plate viewer's thumbnail edge (default: 128 px up to 400 sites, smaller beyond).
-    ``controls`` (:class:`stratonet.controlnames.ControlNames`) names the index's controls for the plate maps.
+    ``controls`` (:class:`stratonet.core.controlnames.ControlNames`) names the index's controls for the plate maps.
 
     Returns
     -------

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 
 METRIC_KEYS = ["accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1"]
 
@@ -92,7 +92,7 @@ def collect_run(run: str | Path, exclude: Path | None = None) -> RunData:
         if not excluded(p):
             data.configs[str(p.relative_to(root))] = p.read_text(errors="replace")
     from stratonet.report.plates import find_feature_tables
-    from stratonet.tables import read_provenance
+    from stratonet.core.tables import read_provenance
 
     tables = sorted(find_feature_tables(root).values())  # a classical output folder: its site.parquet
     tables += sorted((root / "profiles").glob("*.parquet")) if (root / "profiles").is_dir() else []

@@ -49,7 +49,7 @@ def dose_curves_svg(scores: pd.DataFrame, fits: pd.DataFrame, dose_col: str, com
     bytes or None
         The SVG, or None when the tables lack the columns.
     """
-    from stratonet.evaluate.dose import logistic4
+    from stratonet.assay.dose import logistic4
 
     need = {"plate", "score", dose_col, compound_col}
     if not need <= set(scores.columns) or fits.empty or not {"plate", "compound"} <= set(fits.columns):

@@ -100,7 +100,7 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
 
     A site that cannot be read is returned with ``error`` set (the report marks it failed; it never vanishes).
     """
-    from stratonet.errors import StratoNetError
+    from stratonet.core.errors import StratoNetError
 
     key = (str(row["Metadata_Plate"]), str(row["Metadata_Well"]), str(row["Metadata_Site"]))
     try:
@@ -118,8 +118,8 @@ def load_thumb(row, channels: list[str], size: int, mask_files: dict[str, Path] 
 def mask_outlines(mask_files: dict[str, Path] | None, shape: tuple[int, ...], size: int) -> dict[str, np.ndarray]:
     """Compartment -> outline mask at ``size`` px of each label image that matches the site's ``shape`` (an
     unreadable or mismatched mask is left out: the site is shown without its outlines)."""
-    from stratonet.errors import StratoNetError
-    from stratonet.io import read_image
+    from stratonet.core.errors import StratoNetError
+    from stratonet.images.io import read_image
 
     out = {}
     for comp, path in (mask_files or {}).items():
@@ -134,9 +134,9 @@ def mask_outlines(mask_files: dict[str, Path] | None, shape: tuple[int, ...], si
 
 def _load_raw(row, channels: list[str]) -> list[np.ndarray]:
     """The channel planes of an index row in their stored dtype (illumination correction not applied)."""
-    from stratonet.errors import SiteError
+    from stratonet.core.errors import SiteError
     from stratonet.index.schema import STACK_CHANNELS, STACK_PATH, site_name, site_paths
-    from stratonet.io import read_image
+    from stratonet.images.io import read_image
 
     if STACK_PATH in row.keys():
         stack = read_image(row[STACK_PATH])
@@ -244,7 +244,7 @@ def full_site(row, channels: list[str], ranges: np.ndarray, edge: int, mask_file
         ``{"w", "h", "native": [h, w], "ch": [data URI per channel], "outlines": data URI (when masks exist)}`` or
         ``{"error": reason}``.
     """
-    from stratonet.errors import StratoNetError
+    from stratonet.core.errors import StratoNetError
 
     try:
         raw = _load_raw(row, channels)

@@ -81,11 +81,11 @@ def _site_tables(run: Path) -> dict[str, Path]:
 def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2, controls=None) -> PlateData | None:
     """Everything the plate maps, viewer and montages need; None when the run has no index table.
 
-    ``controls`` (:class:`stratonet.controlnames.ControlNames`) names the controls when the index does not call
+    ``controls`` (:class:`stratonet.core.controlnames.ControlNames`) names the controls when the index does not call
     them negcon / poscon."""
     import pyarrow.parquet as pq
 
-    from stratonet.tables import read_table
+    from stratonet.core.tables import read_table
 
     indexes = P.find_index_tables(run)
     if not indexes:
@@ -95,7 +95,7 @@ def collect_plates(run: Path, thumb_px: int | None = None, workers: int = 2, con
         return None
     index = index.drop_duplicates(SITE_KEYS, keep="first")
     if controls is not None and not controls.is_default:
-        from stratonet.controlnames import apply_control_names
+        from stratonet.core.controlnames import apply_control_names
 
         index, _ = apply_control_names(index, controls, "index")
     index["Metadata_Site"] = index["Metadata_Site"].astype(str)
@@ -228,7 +228,7 @@ def _profiles_choice(run: Path) -> tuple[str, Path] | None:
 
 def _add_activity(wells: pd.DataFrame, run: Path, retrieval: dict[str, dict], data: PlateData) -> pd.DataFrame:
     from stratonet.evaluate.retrieval import treatment_key
-    from stratonet.tables import feature_columns, read_table
+    from stratonet.core.tables import feature_columns, read_table
 
     wells = wells.assign(distance=np.nan, distance_q=np.nan, n_negcon=np.nan, map=np.nan, map_q=np.nan)
     choice = _profiles_choice(run)
@@ -279,7 +279,7 @@ def _map_source(run: Path, name: str, retrieval: dict[str, dict], prof: pd.DataF
         tcols = [c for c in m["treatment"] if c in prof.columns]
         if tcols and "Metadata_treatment" in tab.columns:
             return tab, tcols, f"evaluate retrieval ({name})"
-    from stratonet.tables import read_provenance
+    from stratonet.core.tables import read_provenance
 
     assay_root = run / "evaluate" / "assay"
     aliases = [name, str(read_provenance(run / "profiles" / f"{name}.parquet").get("feature_set") or name)]
@@ -529,7 +529,7 @@ def _channel_legend(plate_channels: list[str]) -> str:
 
 
 def _site_table_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
-    from stratonet.tables import feature_columns, read_table
+    from stratonet.core.tables import feature_columns, read_table
 
     tables = _site_tables(run)
     for name in ("deep", "classical", "pixel", *tables):
@@ -543,7 +543,7 @@ def _site_table_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
 
 def _well_profiles_for_montage(run: Path) -> tuple[str, pd.DataFrame] | None:
     """Without a site table, the well profiles: each well stands for its first site (``<name> well profiles``)."""
-    from stratonet.tables import feature_columns, read_table
+    from stratonet.core.tables import feature_columns, read_table
 
     choice = _profiles_choice(run)
     if choice is None:
@@ -570,7 +570,7 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``treatment, Metadata_Plate, Metadata_Well, Metadata_Site, n_sites, distance``.
     """
-    from stratonet.tables import feature_columns
+    from stratonet.core.tables import feature_columns
 
     feats = feature_columns(df)
     df = df.copy()

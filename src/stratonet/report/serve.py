@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 
 
 def find_report(run: str | Path) -> Path:

@@ -37,13 +37,13 @@ def make_assay_plate(out: str | Path, compound: str = "thapsigargin", doses=ASSA
 
     comp = compound_by_name(compound)
     if comp is None:
-        from stratonet.errors import ConfigError
+        from stratonet.core.errors import ConfigError
 
         raise ConfigError(f"unknown synthetic compound '{compound}'")
     wells = ([(CONTROL_NAME, 0.0, "negcon")] * n_negcon + [(comp.pert_iname, poscon_dose, "poscon")] * n_poscon
              + [(comp.pert_iname, float(d), "trt") for d in doses for _ in range(replicates)])
     if len(wells) > 96:
-        from stratonet.errors import ConfigError
+        from stratonet.core.errors import ConfigError
 
         raise ConfigError(f"assay plate: {len(wells)} wells do not fit a 96-well plate")
     order = np.random.default_rng(seed).permutation(len(wells))

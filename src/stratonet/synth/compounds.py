@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 DOSES_UM: tuple[float, ...] = (0.3, 1.0, 3.0)
 CONTROL_NAME = "DMSO"

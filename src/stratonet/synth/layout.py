@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stratonet.errors import ConfigError
+from stratonet.core.errors import ConfigError
 from stratonet.index.schema import well_from_row_col
 from stratonet.synth.compounds import (
     COMPOUNDS, CONTROL_ID, CONTROL_MOA, CONTROL_NAME, DOSES_UM, Compound, compound_by_name,

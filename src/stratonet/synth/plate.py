@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stratonet.errors import ConfigError, StratoNetError
-from stratonet.progress import get_logger, track
-from stratonet.resumable import PartitionedWriter
+from stratonet.core.errors import ConfigError, StratoNetError
+from stratonet.core.progress import get_logger, track
+from stratonet.runtime.resumable import PartitionedWriter
 from stratonet.synth.compounds import (
     COMPOUNDS, CONTROL_ID, CONTROL_MOA, CONTROL_NAME, DOSES_UM, effect_summary, effects_for,
 )
@@ -37,7 +37,7 @@ from stratonet.synth.layout import (
     CHANNELS, PHENIX_CHANNELS, WellSpec, make_platemap, phenix_name, plate_format_for,
 )
 from stratonet.synth.render import GENERATOR_VERSION, SiteTruth, SynthParams, plate_effect, render_site
-from stratonet.tables import SITE_KEYS, write_table
+from stratonet.core.tables import SITE_KEYS, write_table
 
 COMPRESSIONS = ("none", "zlib", "lzw")
 LOADDATA_CHANNELS = ("DNA", "ER", "RNA", "AGP", "Mito")  # JUMP LoadData column order

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage as ndi
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 from stratonet.synth.compounds import Compound, Effects, compound_by_name, effects_for
 from stratonet.synth.layout import CHANNELS, PLATE_FORMATS, plate_key
 

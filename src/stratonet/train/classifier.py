@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from stratonet.errors import ConfigError, InputFileError
-from stratonet.progress import console
-from stratonet.extract.precision import resolve_train_precision
-from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.core.errors import ConfigError, InputFileError
+from stratonet.core.progress import console
+from stratonet.models.precision import resolve_train_precision
+from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions, write_json
 from stratonet.train.data import ImageFolderDataset, IndexImageDataset, estimate_stats
-from stratonet.train.engine import (
+from stratonet.train.steps import (
     Dist, init_distributed, make_optimizer, make_plateau, make_scheduler, run_epoch, seed_everything,
 )
 from stratonet.train.labels import LabelEncoding
@@ -91,7 +91,7 @@ def _datasets(cfg: ClassifierConfig):
         vfull = ImageFolderDataset(data, channels=cfg.in_chans)
         return _Sub(full, tr), _Sub(vfull, va), full.classes, f"ImageFolder {data} ({cfg.val_fraction:.0%} held out)"
     from stratonet.index.schema import channels_of, validate_index
-    from stratonet.tables import read_table
+    from stratonet.core.tables import read_table
 
     index = read_table(data)
     validate_index(index, str(data))

@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from stratonet.errors import InputFileError, StratoNetError
-from stratonet.io import load_index_row, read_image
-from stratonet.extract.transforms import rescale_to_unit, resize_image
-from stratonet.progress import get_logger, track
+from stratonet.core.errors import InputFileError, StratoNetError
+from stratonet.images.io import load_index_row, read_image
+from stratonet.images.transforms import rescale_to_unit, resize_image
+from stratonet.core.progress import get_logger, track
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
 
@@ -131,7 +131,7 @@ class IndexImageDataset(Dataset):
 
     def load(self, i: int) -> torch.Tensor:
         img = load_index_row(self.index.iloc[i], self.channels)
-        x = rescale_to_unit(img, 0.1, 99.9)  # the extraction path (stratonet.extract.transforms)
+        x = rescale_to_unit(img, 0.1, 99.9)  # the extraction path (stratonet.images.transforms)
         if self.repeat_to and x.shape[0] == 1 and self.repeat_to > 1:
             x = x.expand(self.repeat_to, *x.shape[1:]).contiguous()
         return x

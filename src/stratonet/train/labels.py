@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from stratonet.errors import InputFileError, StratoNetError
+from stratonet.core.errors import InputFileError, StratoNetError
 
 
 class LabelEncoding:

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from stratonet.progress import console, get_logger
-from stratonet.train.engine import Dist, run_epoch
+from stratonet.core.progress import console, get_logger
+from stratonet.train.steps import Dist, run_epoch
 from stratonet.train.state import load_state, save_state
 
 

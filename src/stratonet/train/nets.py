@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stratonet.errors import ConfigError, NotAvailableError
+from stratonet.core.errors import ConfigError, NotAvailableError
 
 #: ``--model`` aliases of ``train treatment``
 TREATMENT_ALIASES = {"stratonet": "stratonet18", "resnet": "resnet18"}

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stratonet.progress import console, get_logger
-from stratonet.runinfo import write_json
+from stratonet.core.progress import console, get_logger
+from stratonet.core.runinfo import write_json
 
 COLLAPSE_SHARE = 0.9
 

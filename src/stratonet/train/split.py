@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from stratonet.errors import StratoNetError
+from stratonet.core.errors import StratoNetError
 
 
 def stratified_split(

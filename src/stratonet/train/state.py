@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stratonet.errors import InputFileError
+from stratonet.core.errors import InputFileError
 
 STATE_FILE = "last_state.pt"
 

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, validate_index
-from stratonet.progress import console
-from stratonet.extract.precision import resolve_train_precision
-from stratonet.runinfo import ResourceMonitor, device_info, package_versions, write_json
-from stratonet.tables import read_table
+from stratonet.core.progress import console
+from stratonet.models.precision import resolve_train_precision
+from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions, write_json
+from stratonet.core.tables import read_table
 from stratonet.train.data import TensorImageDataset, channel_stats, preload_index
-from stratonet.train.engine import (
+from stratonet.train.steps import (
     make_optimizer, make_plateau, make_scheduler, pick_device, run_epoch, seed_everything,
 )
 from stratonet.train.imbalance import IMBALANCE_MODES, BalancedBatchSampler, class_weights, downsample_majority
@@ -132,7 +132,7 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
         raise ConfigError(f"unknown --imbalance '{cfg.imbalance}' (choose {', '.join(IMBALANCE_MODES)})")
     if cfg.crop > cfg.size:
         raise ConfigError(f"--crop {cfg.crop} is larger than --size {cfg.size}")
-    from stratonet.resumable import ErrorLog
+    from stratonet.runtime.resumable import ErrorLog
 
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
 
 
 def _train_pixels(cfg: TreatmentConfig, images: np.ndarray, y: np.ndarray, tr_idx, va_idx) -> dict:
-    from stratonet.preprocess import center_crop
+    from stratonet.images.preprocess import center_crop
     from stratonet.train.pixels import fit_predict_pixels
 
     x = center_crop(images, cfg.crop)

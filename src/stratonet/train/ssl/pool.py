@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stratonet.errors import ConfigError, StratoNetError
+from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.index.schema import channels_of, site_name, validate_index
 
 CROP_SOURCES = ("cells", "tiles")
@@ -65,10 +65,10 @@ def build_pool(df: pd.DataFrame, source_name: str, channels: list[str] | None, s
 
     Sites with no nucleus found are skipped and listed (a pool with no cell at all is an error).
     """
-    from stratonet.extract.cells_nuclei import nucleus_centers
-    from stratonet.extract.transforms import rescale_to_unit
-    from stratonet.io import load_index_row
-    from stratonet.progress import track
+    from stratonet.extract.deep.cells_nuclei import nucleus_centers
+    from stratonet.images.transforms import rescale_to_unit
+    from stratonet.images.io import load_index_row
+    from stratonet.core.progress import track
 
     if source not in CROP_SOURCES:
         raise ConfigError(f"unknown --crops '{source}' (use {', '.join(CROP_SOURCES)})")

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stratonet.errors import ConfigError
-from stratonet.progress import console, get_logger
+from stratonet.core.errors import ConfigError
+from stratonet.core.progress import console, get_logger
 from stratonet.train.ssl.config import SSLConfig
 from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_buffers, ema_update,
                                       teacher_temperature)
@@ -43,7 +43,7 @@ class Student(nn.Module):
 
 def build_backbone(cfg: SSLConfig) -> tuple[nn.Module, str | None]:
     """The backbone with its default taps, from scratch (seeded) or from ``cfg.init``; and the init's label."""
-    from stratonet.extract.deep import build_model
+    from stratonet.extract.deep.run import build_model
 
     if cfg.init:
         net, card, label = build_model(None, cfg.init, cfg.seed)
@@ -207,9 +207,9 @@ def train_ssl(cfg: SSLConfig) -> dict:
     With ``cfg.minutes`` and no ``cfg.steps`` the number of steps (which sets every cosine schedule) is fixed
     after :data:`CALIBRATION_STEPS` timed steps to fill the budget; the run also stops when the budget is spent.
     """
-    from stratonet.extract.precision import resolve_train_precision
-    from stratonet.tables import read_table
-    from stratonet.train.engine import autocast_for, pick_device, seed_everything
+    from stratonet.models.precision import resolve_train_precision
+    from stratonet.core.tables import read_table
+    from stratonet.train.steps import autocast_for, pick_device, seed_everything
     from stratonet.train.ssl.pool import build_pool
 
     if cfg.steps is None and not cfg.minutes:

@@ -1,0 +1,1 @@
+"""Assay analytics: control statistics, readouts, dose-response fits and hit calling."""

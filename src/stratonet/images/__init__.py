@@ -1,0 +1,1 @@
+"""Reading images, illumination correction, intensity scaling, and the one image-preparation path."""

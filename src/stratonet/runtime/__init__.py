@@ -1,0 +1,1 @@
+"""How a run executes: resumable parts, locks, shards, engines (local, Ray Data, Ray tasks)."""
