@@ -64,9 +64,9 @@ print(f"{time.perf_counter() - t0:.2f} {resource.getrusage(resource.RUSAGE_SELF)
 """
 
 
-def run_cli(src: Path, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of ``stratonet profile --out-of-core`` in its own process."""
-    cmd = [sys.executable, "-c", CLI, "profile", str(src), "-o", str(out), "--out-of-core",
+def run_cli(src: Path, out: Path, engine: str = "--out-of-core") -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of ``stratonet profile --out-of-core`` (or ``--in-memory``) in its own process."""
+    cmd = [sys.executable, "-c", CLI, "profile", str(src), "-o", str(out), engine,
            "--select", "variance_threshold,correlation_threshold,drop_na_columns"]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     t, rss = res.stdout.strip().splitlines()[-1].split()
@@ -96,6 +96,21 @@ def run_pycytominer(src: Path) -> tuple[float, float]:
     return float(t), float(rss)
 
 
+def compare_profiles(a: Path, b: Path) -> str:
+    """The out-of-core and in-memory profile tables side by side: same rows, same features, largest difference."""
+    import pandas as pd
+
+    keys = ["Metadata_Plate", "Metadata_Well"]
+    x = pd.read_parquet(a).sort_values(keys).reset_index(drop=True)
+    y = pd.read_parquet(b).sort_values(keys).reset_index(drop=True)
+    fx = [c for c in x.columns if not c.startswith("Metadata_")]
+    fy = [c for c in y.columns if not c.startswith("Metadata_")]
+    if len(x) != len(y) or fx != fy:
+        return f"DIFFER: {len(x)} vs {len(y)} rows, {len(fx)} vs {len(fy)} features"
+    diff = (x[fx].astype("float64") - y[fy].astype("float64")).abs().to_numpy()
+    return f"same {len(x)} rows and {len(fx)} features; max abs diff {float(diff.max()):.3g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -110,6 +125,9 @@ def main() -> None:
             small = work / "small"
             write_cells(small, args.pycytominer_rows, args.features)
             t_ooc, rss_ooc = run_cli(small, work / "small_profiles.parquet")
+            t_mem, rss_mem = run_cli(small, work / "small_profiles_mem.parquet", "--in-memory")
+            print(f"{args.pycytominer_rows:,} cells: in-memory CLI {t_mem:.1f} s, peak RSS {rss_mem:.2f} GB | "
+                  + compare_profiles(work / "small_profiles.parquet", work / "small_profiles_mem.parquet"))
             t_pcm, rss_pcm = run_pycytominer(small)
             print(f"{args.pycytominer_rows:,} cells x {args.features}: out-of-core CLI {t_ooc:.1f} s, peak RSS "
                   f"{rss_ooc:.2f} GB | pycytominer in memory {t_pcm:.1f} s, peak RSS {rss_pcm:.2f} GB | "
