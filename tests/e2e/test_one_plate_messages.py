@@ -77,4 +77,4 @@ def test_assay_finds_the_dose_index_and_fits_one_curve(one_plate, tmp_path, caps
                     "--n-boot", "20"]) == 0
     out = capsys.readouterr()
     text = (out.out + out.err).replace("\n", " ")
-    assert "treated: EC50" in text and "no compound column: one dose curve" in text
+    assert "(all sample wells): EC50" in text and "no compound column: one dose curve" in text
