@@ -24,7 +24,7 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     from stratonet.evaluate.classify import evaluate_classifiers
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.index import build_index
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth import make_plate
     from stratonet.core.tables import read_table, write_table
 
@@ -48,9 +48,9 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     feats["Count_Cells"] = np.random.default_rng(0).integers(20, 60, len(feats))
     feats = feats[feats["Metadata_Well"] != FAILED_WELL]
     site_table = write_table(feats, run / "features" / "classical.parquet", provenance={"feature_set": "classical"})
-    prof = run_profile(read_table(site_table).drop(columns=["Count_Cells"]), aggregate_level="well",
-                       operation="median", normalize_method="mad_robustize", by_plate=True, reference="negcon",
-                       select=["drop_na_columns"])
+    prof = run_profile(read_table(site_table).drop(columns=["Count_Cells"]), ProfileConfig(
+        aggregate_level="well", operation="median", normalize_method="mad_robustize", by_plate=True,
+        reference="negcon", select=["drop_na_columns"]))
     prof.attrs.clear()
     prof_path = write_table(prof, run / "profiles" / "classical.parquet")
     prof = read_table(prof_path)

@@ -168,13 +168,14 @@ def profile_assay(table: pd.DataFrame, readout: str = "logistic:top_k=25", n_boo
     bootstrap 95 % CI) and the Spearman correlation of the readout with the dose index over the 72 dose wells.
     """
     from stratonet.assay.evaluate import evaluate_assay
+    from stratonet.profile.config import ProfileConfig
     from stratonet.profile.pipeline import run_profile
 
     meta = well_annotations(pd.read_csv(DATA / "metadata.csv"))
     tab = table.drop(columns=[c for c in meta.columns if c != "Metadata_Well" and c in table.columns])
     tab = tab.assign(Metadata_Well=tab["Metadata_Well"].astype(str)).merge(meta, on="Metadata_Well",
                                                                           validate="many_to_one")
-    prof = run_profile(tab, select="drop_na_columns")
+    prof = run_profile(tab, ProfileConfig(select="drop_na_columns"))
     spec = parse_readout(readout)
     res = evaluate_assay(prof, readouts=[spec], dose_column="Metadata_dose_index", compound_column="Metadata_compound",
                          n_boot=n_boot, with_map=False, p_method="gaussian")

@@ -13,6 +13,7 @@ from stratonet.assay.evaluate import evaluate_assay, readout_agreement
 from stratonet.evaluate.plate_effects import plate_effect
 from stratonet.assay.readouts import REFERENCE, ReadoutSpec
 from stratonet.profile.controls import dose_column
+from stratonet.profile.config import ProfileConfig
 from stratonet.profile.pipeline import run_profile
 from stratonet.profile.protect import ProtectConfig
 
@@ -39,7 +40,7 @@ def _plate(seed: int = 0, n_noise: int = 30, plate: str = "P1") -> pd.DataFrame:
 
 def test_selection_keeps_the_correlated_signal_features_and_records_the_cost():
     df = _plate()
-    raw = run_profile(df, protect=ProtectConfig(enabled=False))
+    raw = run_profile(df, ProfileConfig(protect=ProtectConfig(enabled=False)))
     assert not any(f in raw.columns for f in SIGNAL)  # ground truth: the default selection removes the signal
     prof = run_profile(df)
     rep = prof.attrs["selection"]
@@ -54,10 +55,10 @@ def test_selection_keeps_the_correlated_signal_features_and_records_the_cost():
 
 def test_selection_guard_with_a_label_and_without_controls():
     df = _plate().assign(Metadata_moa=lambda d: np.where(d.Metadata_control_type == "poscon", "pi3k", "other"))
-    prof = run_profile(df.drop(columns="Metadata_control_type"), normalize_method="none",
-                       protect=ProtectConfig(label="Metadata_moa"))
+    prof = run_profile(df.drop(columns="Metadata_control_type"),
+                       ProfileConfig(normalize_method="none", protect=ProtectConfig(label="Metadata_moa")))
     assert set(prof.attrs["selection"]["protected"]) & set(SIGNAL)
-    none = run_profile(df.drop(columns="Metadata_control_type"), normalize_method="none")
+    none = run_profile(df.drop(columns="Metadata_control_type"), ProfileConfig(normalize_method="none"))
     assert none.attrs["selection"]["guard"].startswith("not measured")
 
 
@@ -142,7 +143,7 @@ def test_plate_offset_is_seen_and_per_plate_normalisation_clears_it():
     eff = plate_effect(two, feats, provenance={}, say=False)
     assert eff["large"] and eff["rows"] == "negcon" and eff["median_fraction"] > 0.5
     assert "--by-plate" in eff["warning"] and "not" in eff["warning"]
-    prof = run_profile(two, select="")
+    prof = run_profile(two, ProfileConfig(select=""))
     prov = {"profile": {"steps": prof.attrs["steps"]}}
     fixed = plate_effect(prof, [c for c in prof.columns if c in feats], provenance=prov, say=False)
     assert fixed["normalised_per_plate"] and fixed["warning"] is None and fixed["median_fraction"] < 0.2

@@ -34,7 +34,7 @@ def assay_stage(ctx) -> None:
     from stratonet.assay.readouts import ReadoutSpec
     from stratonet.extract.classical.run import ClassicalConfig, extract_classical
     from stratonet.index import build_index
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth.assay_plate import make_assay_plate
     from stratonet.core.tables import read_table, write_table
 
@@ -46,9 +46,9 @@ def assay_stage(ctx) -> None:
     cfg = ClassicalConfig(groups=DEMO_ASSAY["features"]["groups"], measure=MeasureParams(texture_scales=(3,)))
     feats_dir = out / "features" / "classical_assay"
     extract_classical(read_table(index), feats_dir, cfg, workers=2)
-    prof = run_profile(read_table(feats_dir / "site.parquet"), aggregate_level="well", operation="median",
-                       normalize_method="mad_robustize", by_plate=True, reference="negcon",
-                       select=DEMO_ASSAY["profile"]["select"])
+    prof = run_profile(read_table(feats_dir / "site.parquet"), ProfileConfig(
+        aggregate_level="well", operation="median", normalize_method="mad_robustize", by_plate=True,
+        reference="negcon", select=DEMO_ASSAY["profile"]["select"]))
     drop_attrs(prof)
     profile_path = write_table(prof, out / "profiles" / "classical_assay.parquet",
                                provenance={"feature_set": "classical_assay"})

@@ -55,7 +55,7 @@ def _usable_for_profiles(df) -> str | None:
 def profile_stage(ctx) -> None:
     """Aggregate each feature set to wells, MAD-robustize against DMSO per plate, select features."""
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.core.tables import read_provenance, read_table, write_table
 
     if not ctx.features:
@@ -70,8 +70,9 @@ def profile_stage(ctx) -> None:
         n_in = sum(1 for c in df.columns if not str(c).startswith("Metadata_"))
         if n_in > DEMO_EVAL["profile"]["correlation_threshold_max_features"]:
             select.remove("correlation_threshold")  # pycytominer's pairwise step takes minutes at ~10k features
-        prof = run_profile(df, aggregate_level="well", operation="median", normalize_method="mad_robustize",
-                           by_plate=True, reference="negcon", select=select)
+        prof = run_profile(df, ProfileConfig(aggregate_level="well", operation="median",
+                                         normalize_method="mad_robustize", by_plate=True, reference="negcon",
+                                         select=select))
         prov = dict(read_provenance(path))
         prov.setdefault("feature_set", name)
         prov["profile"] = {"source": str(path), "steps": prof.attrs.get("steps", [])}
