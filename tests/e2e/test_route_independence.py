@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from stratonet.assay import nested
+from stratonet.assay.config import AssayConfig
 from stratonet.assay.evaluate import evaluate_assay, readout_agreement
 from stratonet.evaluate.plate_effects import plate_effect
 from stratonet.assay.readouts import REFERENCE, ReadoutSpec
@@ -101,7 +102,7 @@ def test_nested_cv_never_scores_a_well_with_settings_that_saw_it(monkeypatch):
 
 def test_default_assay_readouts_dose_detection_and_agreement():
     df = run_profile(_plate(n_noise=8))
-    res = evaluate_assay(df, n_boot=20, with_map=False, p_method="gaussian")
+    res = evaluate_assay(df, AssayConfig(n_boot=20, with_map=False, p_method="gaussian")).metrics
     p = res["plates"]["P1"]
     assert list(p["readouts"]) == ["nested", "reference"]
     assert p["readouts"]["nested"]["settings"]["scaling"] in ("pooled", "standard")
@@ -130,7 +131,7 @@ def test_dose_column_found_and_a_missing_one_said():
     assert dose_column(base.assign(Metadata_compound_concentration_um=1.0)) == "Metadata_compound_concentration_um"
     assert dose_column(base) is None
     df = run_profile(_plate()).drop(columns="Metadata_dose_index")
-    res = evaluate_assay(df, readouts=[REFERENCE], with_map=False, p_method="gaussian")
+    res = evaluate_assay(df, AssayConfig(readouts=[REFERENCE], with_map=False, p_method="gaussian")).metrics
     why = res["summary"]["dose_skipped"]["P1"]
     assert "no dose column" in why and "--dose-column" in why
     assert any(w.startswith("dose-response not fitted") for w in res["warnings"])

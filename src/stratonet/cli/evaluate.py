@@ -285,7 +285,8 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
           n_boot: int, with_map: bool, null_size: int, seed: int) -> None:
     """Z'-factor, robust Z', SSMD, S/B and CV of the controls; dose-response 4PL fits; hits against negcon."""
     from stratonet.evaluate._common import default_set_name
-    from stratonet.assay.evaluate import Controls, evaluate_assay
+    from stratonet.assay.config import AssayConfig, Controls
+    from stratonet.assay.evaluate import evaluate_assay, write_assay
     from stratonet.assay.readouts import ReadoutSpec
     from stratonet.core.progress import console
 
@@ -301,11 +302,12 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
              for kind in readout.split(",") if kind.strip()]
     out = run / "evaluate" / "assay" / name
     start_run(out, "assay")
-    res = evaluate_assay(df, readouts=specs, controls=controls,
-                         plate_column=plate_column, compound_column=compound_column, dose_column=dose_column,
-                         dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr, p_method=p_method,
-                         n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed, out_dir=out, name=name,
-                         provenance=prov)
+    cfg = AssayConfig(readouts=specs, controls=controls, plate_column=plate_column, compound_column=compound_column,
+                      dose_column=dose_column, dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr,
+                      p_method=p_method, n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed)
+    found = evaluate_assay(df, cfg, name=name, provenance=prov)
+    write_assay(found, out)
+    res = found.metrics
     for plate, p in res["plates"].items():
         for label, st in p["readouts"].items():
             lo, hi = st["z_prime_ci95"]
