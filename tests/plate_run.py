@@ -21,7 +21,8 @@ FAILED_WELL = "A02"
 
 def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128, workers: int = 1) -> Path:
     """Write the run folder under ``root`` and return it."""
-    from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig
     from stratonet.evaluate.retrieval import evaluate_retrieval
     from stratonet.index import build_index
     from stratonet.profile import ProfileConfig, run_profile
@@ -54,9 +55,9 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     prof.attrs.clear()
     prof_path = write_table(prof, run / "profiles" / "classical.parquet")
     prof = read_table(prof_path)
-    evaluate_classifiers(prof, label="Metadata_moa", classifiers=["logreg", "svm"], n_train=60, cv=0,
-                         test_size=0.3, permutation_features=2, out_dir=run / "evaluate" / "classify" / "classical",
-                         name="classical")
+    cfg = ClassifyConfig(label="Metadata_moa", classifiers=["logreg", "svm"], n_train=60, cv=0, test_size=0.3,
+                         permutation_features=2)
+    write_classify(evaluate_classifiers(prof, cfg, name="classical"), run / "evaluate" / "classify" / "classical")
     evaluate_retrieval(prof, label="Metadata_moa", treatment=["Metadata_pert_iname"], null_size=200,
                        out_dir=run / "evaluate" / "retrieval" / "classical", name="classical")
     return run

@@ -152,10 +152,11 @@ def test_plate_offset_is_seen_and_per_plate_normalisation_clears_it():
 
 def test_classify_records_the_plate_effect_warning():
     from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.config import ClassifyConfig
 
     two = pd.concat([_plate(0, plate="P1"), _plate(1, plate="P2")], ignore_index=True)
     feats = [c for c in two.columns if not c.startswith("Metadata_")]
     two.loc[two.Metadata_Plate == "P2", feats] += 3.0
     two["Metadata_moa"] = np.where(two.Metadata_control_type == "poscon", "pi3k", "none")
-    res = evaluate_classifiers(two, classifiers=["logreg"], n_train=100, cv=0)
+    res = evaluate_classifiers(two, ClassifyConfig(classifiers=["logreg"], n_train=100, cv=0)).metrics
     assert res["plate_effect"]["large"] and "--by-plate" in res["plate_effect"]["warning"]

@@ -47,18 +47,21 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
              test_size: float, cv: int, group_by: str | None, exclude_class: tuple[str, ...], rf_trees: int,
              permutation_features: int, seed: int, n_jobs: int, impute: str) -> None:
     """SVM, random forest, MLP and logistic regression with balanced training sampling and k-fold CV."""
-    from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig
     from stratonet.core.progress import console
 
     name = name or profiles.name.split(".")[0]
     out = run / "evaluate" / "classify" / name
     start_run(out, "classify")
     df, prov = _load(profiles)
-    res = evaluate_classifiers(
-        df, label=label, classifiers=[c.strip() for c in classifiers.split(",") if c.strip()], n_train=n_train,
-        test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class, seed=seed, n_jobs=n_jobs,
-        rf_trees=rf_trees, permutation_features=permutation_features, impute=impute, out_dir=out, name=name,
-        provenance=prov)
+    cfg = ClassifyConfig(label=label, classifiers=[c.strip() for c in classifiers.split(",") if c.strip()],
+                         n_train=n_train, test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class,
+                         seed=seed, n_jobs=n_jobs, rf_trees=rf_trees, permutation_features=permutation_features,
+                         impute=impute)
+    found = evaluate_classifiers(df, cfg, name=name, provenance=prov)
+    write_classify(found, out)
+    res = found.metrics
     if res["protocol"].get("n_missing_values_imputed"):
         console.print(f"  {res['protocol']['n_missing_values_imputed']} missing value(s) imputed ({impute}, "
                       "fitted on training rows)", highlight=False)

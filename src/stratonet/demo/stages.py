@@ -98,7 +98,8 @@ def _classify_size_note(n_wells: int, counts, small: list[str], test_size: float
 def evaluate_stage(ctx) -> None:
     """Classifiers, retrieval and embeddings per feature set; deep vs classical comparison; tap selection."""
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig
     from stratonet.evaluate.compare import run_compare
     from stratonet.evaluate.embed import run_embed
     from stratonet.evaluate.retrieval import evaluate_retrieval
@@ -126,11 +127,11 @@ def evaluate_stage(ctx) -> None:
             said = True
             _classify_size_note(len(df), counts, small, c["test_size"])
         try:
-            evaluate_classifiers(df, label=label, classifiers=c["classifiers"], n_train=c["n_train"],
-                                 exclude_class=small,
+            cfg = ClassifyConfig(label=label, classifiers=c["classifiers"], n_train=c["n_train"], exclude_class=small,
                                  test_size=c["test_size"], cv=c["cv_folds"], rf_trees=c["rf_trees"],
-                                 permutation_features=c["permutation_features"], seed=ctx.seed,
-                                 out_dir=out / "evaluate" / "classify" / name, name=name, provenance=prov)
+                                 permutation_features=c["permutation_features"], seed=ctx.seed)
+            write_classify(evaluate_classifiers(df, cfg, name=name, provenance=prov),
+                           out / "evaluate" / "classify" / name)
         except StratoNetError as exc:
             _warn(f"classify {name}", exc)
         try:
