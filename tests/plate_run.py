@@ -22,8 +22,8 @@ FAILED_WELL = "A02"
 def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128, workers: int = 1) -> Path:
     """Write the run folder under ``root`` and return it."""
     from stratonet.evaluate.classify import evaluate_classifiers, write_classify
-    from stratonet.evaluate.config import ClassifyConfig
-    from stratonet.evaluate.retrieval import evaluate_retrieval
+    from stratonet.evaluate.config import ClassifyConfig, RetrievalConfig
+    from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.index import build_index
     from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth import make_plate
@@ -58,6 +58,7 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     cfg = ClassifyConfig(label="Metadata_moa", classifiers=["logreg", "svm"], n_train=60, cv=0, test_size=0.3,
                          permutation_features=2)
     write_classify(evaluate_classifiers(prof, cfg, name="classical"), run / "evaluate" / "classify" / "classical")
-    evaluate_retrieval(prof, label="Metadata_moa", treatment=["Metadata_pert_iname"], null_size=200,
-                       out_dir=run / "evaluate" / "retrieval" / "classical", name="classical")
+    found = evaluate_retrieval(prof, RetrievalConfig(label="Metadata_moa", treatment=["Metadata_pert_iname"],
+                                                     null_size=200), name="classical")
+    write_retrieval(found, run / "evaluate" / "retrieval" / "classical")
     return run

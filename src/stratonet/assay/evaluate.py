@@ -163,10 +163,8 @@ def evaluate_assay(df: pd.DataFrame, cfg: AssayConfig = AssayConfig(), name: str
         Well-level profiles (one row per well) with a control column.
     cfg : AssayConfig
         Features, readouts, controls, dose and hit settings (see :class:`stratonet.assay.config.AssayConfig`).
-    name : str
-        Feature-set name stored as ``feature_set``.
-    provenance : dict, optional
-        The input table's provenance, copied into the metrics.
+    name, provenance : str, dict
+        The feature-set name (``feature_set``) and the input table's provenance, both kept in the metrics.
 
     Returns
     -------

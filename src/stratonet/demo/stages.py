@@ -99,10 +99,10 @@ def evaluate_stage(ctx) -> None:
     """Classifiers, retrieval and embeddings per feature set; deep vs classical comparison; tap selection."""
     from stratonet.evaluate._common import drop_attrs
     from stratonet.evaluate.classify import evaluate_classifiers, write_classify
-    from stratonet.evaluate.config import ClassifyConfig
+    from stratonet.evaluate.config import ClassifyConfig, RetrievalConfig
     from stratonet.evaluate.compare import run_compare
     from stratonet.evaluate.embed import run_embed
-    from stratonet.evaluate.retrieval import evaluate_retrieval
+    from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.evaluate.taps import run_taps, taps_of
     from stratonet.profile.controls import compound_column
     import pyarrow.parquet as pq
@@ -136,9 +136,10 @@ def evaluate_stage(ctx) -> None:
             _warn(f"classify {name}", exc)
         try:
             compound = compound_column(df)
-            evaluate_retrieval(df, label=label, treatment=[compound] if compound else None, metric=r["metric"],
-                               null_size=r["null_size"], seed=ctx.seed,
-                               out_dir=out / "evaluate" / "retrieval" / name, name=name, provenance=prov)
+            rcfg = RetrievalConfig(label=label, treatment=[compound] if compound else None, metric=r["metric"],
+                                   null_size=r["null_size"], seed=ctx.seed)
+            write_retrieval(evaluate_retrieval(df, rcfg, name=name, provenance=prov),
+                            out / "evaluate" / "retrieval" / name)
         except StratoNetError as exc:
             _warn(f"retrieval {name}", exc)
         try:

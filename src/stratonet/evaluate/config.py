@@ -50,10 +50,42 @@ class ClassifyConfig:
     test_size: float = 0.2
     cv: int = 10
     group_by: str | None = None
-    exclude_class: Sequence[str] = ()
     seed: int = 0
     n_jobs: int = 1
     rf_trees: int = 100
+    exclude_class: Sequence[str] = ()
     permutation_features: int = 100
     permutation_repeats: int = 5
     impute: str = "none"
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """mAP and NSC settings of :func:`stratonet.evaluate.retrieval.evaluate_retrieval`.
+
+    Attributes
+    ----------
+    features : list of str, optional
+        Feature columns (default: numeric non-Metadata columns).
+    label : str
+        Class column for mAP consistency and NSC (MoA, target).
+    treatment : list of str, optional
+        Columns naming a treatment (default: compound + concentration columns found).
+    batch : str, optional
+        Batch column for NSCB (default ``Metadata_Batch``, else ``Metadata_Plate``).
+    metric : {"cosine", "correlation", "euclidean"}
+    null_size : int
+        copairs' null distribution size.
+    threshold : float
+        BH-corrected significance level.
+    seed : int
+    """
+
+    features: Sequence[str] | None = None
+    label: str = "Metadata_moa"
+    treatment: Sequence[str] | None = None
+    batch: str | None = None
+    metric: str = "cosine"
+    null_size: int = 10000
+    threshold: float = 0.05
+    seed: int = 0
