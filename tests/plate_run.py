@@ -21,10 +21,11 @@ FAILED_WELL = "A02"
 
 def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128, workers: int = 1) -> Path:
     """Write the run folder under ``root`` and return it."""
-    from stratonet.evaluate.classify import evaluate_classifiers
-    from stratonet.evaluate.retrieval import evaluate_retrieval
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig, RetrievalConfig
+    from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.index import build_index
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth import make_plate
     from stratonet.core.tables import read_table, write_table
 
@@ -48,15 +49,16 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     feats["Count_Cells"] = np.random.default_rng(0).integers(20, 60, len(feats))
     feats = feats[feats["Metadata_Well"] != FAILED_WELL]
     site_table = write_table(feats, run / "features" / "classical.parquet", provenance={"feature_set": "classical"})
-    prof = run_profile(read_table(site_table).drop(columns=["Count_Cells"]), aggregate_level="well",
-                       operation="median", normalize_method="mad_robustize", by_plate=True, reference="negcon",
-                       select=["drop_na_columns"])
+    prof = run_profile(read_table(site_table).drop(columns=["Count_Cells"]), ProfileConfig(
+        aggregate_level="well", operation="median", normalize_method="mad_robustize", by_plate=True,
+        reference="negcon", select=["drop_na_columns"]))
     prof.attrs.clear()
     prof_path = write_table(prof, run / "profiles" / "classical.parquet")
     prof = read_table(prof_path)
-    evaluate_classifiers(prof, label="Metadata_moa", classifiers=["logreg", "svm"], n_train=60, cv=0,
-                         test_size=0.3, permutation_features=2, out_dir=run / "evaluate" / "classify" / "classical",
-                         name="classical")
-    evaluate_retrieval(prof, label="Metadata_moa", treatment=["Metadata_pert_iname"], null_size=200,
-                       out_dir=run / "evaluate" / "retrieval" / "classical", name="classical")
+    cfg = ClassifyConfig(label="Metadata_moa", classifiers=["logreg", "svm"], n_train=60, cv=0, test_size=0.3,
+                         permutation_features=2)
+    write_classify(evaluate_classifiers(prof, cfg, name="classical"), run / "evaluate" / "classify" / "classical")
+    found = evaluate_retrieval(prof, RetrievalConfig(label="Metadata_moa", treatment=["Metadata_pert_iname"],
+                                                     null_size=200), name="classical")
+    write_retrieval(found, run / "evaluate" / "retrieval" / "classical")
     return run

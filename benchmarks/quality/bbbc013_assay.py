@@ -134,7 +134,8 @@ def parse_readout(text: str):
 
 
 def run(profile: Path, readouts: list[str], n_boot: int, out_dir: Path | None) -> pd.DataFrame:
-    from stratonet.assay.evaluate import evaluate_assay
+    from stratonet.assay.config import AssayConfig
+    from stratonet.assay.evaluate import evaluate_assay, write_assay
     from stratonet.core.tables import read_table
 
     df = read_table(profile)
@@ -142,10 +143,12 @@ def run(profile: Path, readouts: list[str], n_boot: int, out_dir: Path | None) -
     for text in readouts:
         spec = parse_readout(text)
         t0 = time.perf_counter()
-        res = evaluate_assay(df, readouts=[spec], dose_column="Metadata_dose_index", compound_column="Metadata_compound",
-                             n_boot=n_boot, with_map=False, p_method="gaussian",
-                             out_dir=(out_dir / spec.label.replace(":", "_")) if out_dir else None,
-                             name=profile.stem)
+        cfg = AssayConfig(readouts=[spec], dose_column="Metadata_dose_index", compound_column="Metadata_compound",
+                          n_boot=n_boot, with_map=False, p_method="gaussian")
+        found = evaluate_assay(df, cfg, name=profile.stem)
+        if out_dir:
+            write_assay(found, out_dir / spec.label.replace(":", "_"))
+        res = found.metrics
         p = next(iter(res["plates"].values()))
         st = p["readouts"][spec.label]
         d = p["dose"]["PI3Ki"]
@@ -167,17 +170,20 @@ def profile_assay(table: pd.DataFrame, readout: str = "logistic:top_k=25", n_boo
     mad_robustize vs negcon, drop_na_columns), then ``evaluate_assay`` with one readout. Returns Z' (with its
     bootstrap 95 % CI) and the Spearman correlation of the readout with the dose index over the 72 dose wells.
     """
-    from stratonet.assay.evaluate import evaluate_assay
+    from stratonet.assay.config import AssayConfig
+    from stratonet.assay.evaluate import evaluate_assay, write_assay
+    from stratonet.profile.config import ProfileConfig
     from stratonet.profile.pipeline import run_profile
 
     meta = well_annotations(pd.read_csv(DATA / "metadata.csv"))
     tab = table.drop(columns=[c for c in meta.columns if c != "Metadata_Well" and c in table.columns])
     tab = tab.assign(Metadata_Well=tab["Metadata_Well"].astype(str)).merge(meta, on="Metadata_Well",
                                                                           validate="many_to_one")
-    prof = run_profile(tab, select="drop_na_columns")
+    prof = run_profile(tab, ProfileConfig(select="drop_na_columns"))
     spec = parse_readout(readout)
-    res = evaluate_assay(prof, readouts=[spec], dose_column="Metadata_dose_index", compound_column="Metadata_compound",
-                         n_boot=n_boot, with_map=False, p_method="gaussian")
+    res = evaluate_assay(prof, AssayConfig(readouts=[spec], dose_column="Metadata_dose_index",
+                                           compound_column="Metadata_compound", n_boot=n_boot, with_map=False,
+                                           p_method="gaussian")).metrics
     p = next(iter(res["plates"].values()))
     st = p["readouts"][spec.label]
     return {"readout": spec.label, "z_prime": st["z_prime"], "z_prime_ci95": st["z_prime_ci95"],

@@ -73,11 +73,11 @@ def load_morpheus(data: Path = DEFAULT_DATA) -> pd.DataFrame:
 def profile_raw(raw: pd.DataFrame, normalize: str, select: str, spherize: float | None,
                 by_plate: bool = True) -> pd.DataFrame:
     """The tool's chain on the raw wells: normalise vs DMSO (per plate or pooled), select, optionally spherize."""
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
 
-    return run_profile(raw, aggregate_level=None, normalize_method=normalize, by_plate=by_plate, reference="negcon",
-                       select=select, do_spherize=spherize is not None,
-                       spherize_epsilon=spherize if spherize is not None else 1e-6)
+    return run_profile(raw, ProfileConfig(aggregate_level=None, normalize_method=normalize, by_plate=by_plate,
+                                    reference="negcon", select=select, spherize=spherize is not None,
+                                    spherize_epsilon=spherize if spherize is not None else 1e-6))
 
 
 def scores(profiles: pd.DataFrame) -> dict:

@@ -57,13 +57,14 @@ def main() -> None:
                     help="also time copairs' own average_precision on the activity mAP (in memory; small sizes only)")
     args = ap.parse_args()
 
+    from stratonet.evaluate.config import RetrievalConfig
     from stratonet.evaluate.retrieval import evaluate_retrieval
 
     df = make_profiles(args.treatments, args.replicates, args.controls, args.features, args.moas, args.plates)
     print(f"profiles: {len(df):,} x {args.features:,} features; table {df.memory_usage().sum() / 1e9:.2f} GB; "
           f"peak RSS after building {peak_rss_gb():.2f} GB")
     t0 = time.perf_counter()
-    res = evaluate_retrieval(df, treatment=["Metadata_pert_iname"], null_size=args.null_size)
+    res = evaluate_retrieval(df, RetrievalConfig(treatment=["Metadata_pert_iname"], null_size=args.null_size)).metrics
     dt = time.perf_counter() - t0
     print(f"evaluate_retrieval: {dt:.1f} s; peak RSS {peak_rss_gb():.2f} GB")
     print(f"  mAP activity {res['map_activity']['mean_map']:.3f} over {res['map_activity']['n_groups']} treatments; "

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from stratonet.assay.evaluate import AssayControlError, Controls, evaluate_assay
+from stratonet.assay.config import AssayConfig
+from stratonet.assay.evaluate import AssayControlError, Controls, evaluate_assay, write_assay
 from stratonet.assay.stats import (
     control_statistics, cv, robust_z_prime, signal_to_background, ssmd, z_prime, z_prime_per_column,
 )
@@ -176,8 +177,11 @@ def _profiles(n_pos=8, plates=("P1",)):
 
 def test_evaluate_assay_end_to_end(tmp_path):
     df = _profiles()
-    res = evaluate_assay(df, readouts=[ReadoutSpec("diff"), ReadoutSpec("feature", feature="Cells_F0")],
-                         n_boot=60, null_size=200, out_dir=tmp_path, name="toy", p_method="gaussian")
+    cfg = AssayConfig(readouts=[ReadoutSpec("diff"), ReadoutSpec("feature", feature="Cells_F0")], n_boot=60,
+                      null_size=200, p_method="gaussian")
+    found = evaluate_assay(df, cfg, name="toy")
+    write_assay(found, tmp_path)
+    res = found.metrics
     p = res["plates"]["P1"]
     assert p["readouts"]["diff"]["n_pos"] == 8 and p["readouts"]["diff"]["n_neg"] == 16
     assert p["readouts"]["diff"]["z_prime"] > 0.3
@@ -195,9 +199,9 @@ def test_evaluate_assay_end_to_end(tmp_path):
 
 def test_too_few_controls_is_a_one_line_error_naming_column_and_control(tmp_path):
     with pytest.raises(AssayControlError, match="column 'Metadata_control_type'.*2 positive-control wells.*'poscon'"):
-        evaluate_assay(_profiles(n_pos=2), with_map=False)
+        evaluate_assay(_profiles(n_pos=2), AssayConfig(with_map=False))
     with pytest.raises(AssayControlError, match="control column 'Metadata_ctrl' not found"):
-        evaluate_assay(_profiles(), controls=Controls(column="Metadata_ctrl"), with_map=False)
+        evaluate_assay(_profiles(), AssayConfig(controls=Controls(column="Metadata_ctrl"), with_map=False))
     path = tmp_path / "few.parquet"
     _profiles(n_pos=2).to_parquet(path)
     assert run_cli(["evaluate", "assay", path, "-o", tmp_path / "run"]) == 2
@@ -224,8 +228,8 @@ def test_report_shows_the_assay_section(tmp_path):
     from stratonet.report import build_report
 
     run = tmp_path / "run"
-    evaluate_assay(_profiles(), readouts=[ReadoutSpec("diff")], n_boot=40, null_size=200, p_method="gaussian",
-                   out_dir=run / "evaluate" / "assay" / "toy", name="toy")
+    cfg = AssayConfig(readouts=[ReadoutSpec("diff")], n_boot=40, null_size=200, p_method="gaussian")
+    write_assay(evaluate_assay(_profiles(), cfg, name="toy"), run / "evaluate" / "assay" / "toy")
     html = build_report(run).read_text()
     body = html.split('<section id="assay">')[1].split("</section>")[0]
     assert "Z&#x27;" in body or "Z'" in body

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stratonet.assay.config import AssayConfig
 from stratonet.assay.evaluate import evaluate_assay
 from stratonet.assay.readouts import ReadoutSpec
 
@@ -22,8 +23,9 @@ PLATE = "ExampleSBS_1049"
 @pytest.fixture(scope="module")
 def bbbc013():
     df = pd.read_parquet(TABLE)
-    res = evaluate_assay(df, readouts=[ReadoutSpec("logistic", top_k=25)], dose_column="Metadata_dose_index",
-                         compound_column="Metadata_compound", n_boot=200, with_map=False, p_method="gaussian")
+    res = evaluate_assay(df, AssayConfig(readouts=[ReadoutSpec("logistic", top_k=25)],
+                                         dose_column="Metadata_dose_index", compound_column="Metadata_compound",
+                                         n_boot=200, with_map=False, p_method="gaussian")).metrics
     return res["plates"][PLATE]
 
 

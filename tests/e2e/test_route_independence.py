@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from stratonet.assay import nested
+from stratonet.assay.config import AssayConfig
 from stratonet.assay.evaluate import evaluate_assay, readout_agreement
 from stratonet.evaluate.plate_effects import plate_effect
 from stratonet.assay.readouts import REFERENCE, ReadoutSpec
 from stratonet.profile.controls import dose_column
+from stratonet.profile.config import ProfileConfig
 from stratonet.profile.pipeline import run_profile
 from stratonet.profile.protect import ProtectConfig
 
@@ -39,7 +41,7 @@ def _plate(seed: int = 0, n_noise: int = 30, plate: str = "P1") -> pd.DataFrame:
 
 def test_selection_keeps_the_correlated_signal_features_and_records_the_cost():
     df = _plate()
-    raw = run_profile(df, protect=ProtectConfig(enabled=False))
+    raw = run_profile(df, ProfileConfig(protect=ProtectConfig(enabled=False)))
     assert not any(f in raw.columns for f in SIGNAL)  # ground truth: the default selection removes the signal
     prof = run_profile(df)
     rep = prof.attrs["selection"]
@@ -54,10 +56,10 @@ def test_selection_keeps_the_correlated_signal_features_and_records_the_cost():
 
 def test_selection_guard_with_a_label_and_without_controls():
     df = _plate().assign(Metadata_moa=lambda d: np.where(d.Metadata_control_type == "poscon", "pi3k", "other"))
-    prof = run_profile(df.drop(columns="Metadata_control_type"), normalize_method="none",
-                       protect=ProtectConfig(label="Metadata_moa"))
+    prof = run_profile(df.drop(columns="Metadata_control_type"),
+                       ProfileConfig(normalize_method="none", protect=ProtectConfig(label="Metadata_moa")))
     assert set(prof.attrs["selection"]["protected"]) & set(SIGNAL)
-    none = run_profile(df.drop(columns="Metadata_control_type"), normalize_method="none")
+    none = run_profile(df.drop(columns="Metadata_control_type"), ProfileConfig(normalize_method="none"))
     assert none.attrs["selection"]["guard"].startswith("not measured")
 
 
@@ -100,7 +102,7 @@ def test_nested_cv_never_scores_a_well_with_settings_that_saw_it(monkeypatch):
 
 def test_default_assay_readouts_dose_detection_and_agreement():
     df = run_profile(_plate(n_noise=8))
-    res = evaluate_assay(df, n_boot=20, with_map=False, p_method="gaussian")
+    res = evaluate_assay(df, AssayConfig(n_boot=20, with_map=False, p_method="gaussian")).metrics
     p = res["plates"]["P1"]
     assert list(p["readouts"]) == ["nested", "reference"]
     assert p["readouts"]["nested"]["settings"]["scaling"] in ("pooled", "standard")
@@ -129,7 +131,7 @@ def test_dose_column_found_and_a_missing_one_said():
     assert dose_column(base.assign(Metadata_compound_concentration_um=1.0)) == "Metadata_compound_concentration_um"
     assert dose_column(base) is None
     df = run_profile(_plate()).drop(columns="Metadata_dose_index")
-    res = evaluate_assay(df, readouts=[REFERENCE], with_map=False, p_method="gaussian")
+    res = evaluate_assay(df, AssayConfig(readouts=[REFERENCE], with_map=False, p_method="gaussian")).metrics
     why = res["summary"]["dose_skipped"]["P1"]
     assert "no dose column" in why and "--dose-column" in why
     assert any(w.startswith("dose-response not fitted") for w in res["warnings"])
@@ -142,7 +144,7 @@ def test_plate_offset_is_seen_and_per_plate_normalisation_clears_it():
     eff = plate_effect(two, feats, provenance={}, say=False)
     assert eff["large"] and eff["rows"] == "negcon" and eff["median_fraction"] > 0.5
     assert "--by-plate" in eff["warning"] and "not" in eff["warning"]
-    prof = run_profile(two, select="")
+    prof = run_profile(two, ProfileConfig(select=""))
     prov = {"profile": {"steps": prof.attrs["steps"]}}
     fixed = plate_effect(prof, [c for c in prof.columns if c in feats], provenance=prov, say=False)
     assert fixed["normalised_per_plate"] and fixed["warning"] is None and fixed["median_fraction"] < 0.2
@@ -150,10 +152,11 @@ def test_plate_offset_is_seen_and_per_plate_normalisation_clears_it():
 
 def test_classify_records_the_plate_effect_warning():
     from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.config import ClassifyConfig
 
     two = pd.concat([_plate(0, plate="P1"), _plate(1, plate="P2")], ignore_index=True)
     feats = [c for c in two.columns if not c.startswith("Metadata_")]
     two.loc[two.Metadata_Plate == "P2", feats] += 3.0
     two["Metadata_moa"] = np.where(two.Metadata_control_type == "poscon", "pi3k", "none")
-    res = evaluate_classifiers(two, classifiers=["logreg"], n_train=100, cv=0)
+    res = evaluate_classifiers(two, ClassifyConfig(classifiers=["logreg"], n_train=100, cv=0)).metrics
     assert res["plate_effect"]["large"] and "--by-plate" in res["plate_effect"]["warning"]

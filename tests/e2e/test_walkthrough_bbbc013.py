@@ -114,8 +114,9 @@ def test_reported_zprime_and_ec50_equal_the_python_route_on_the_same_features(wa
     """The CLI's printed and saved Z' and EC50 against run_profile + evaluate_assay on the extracted table."""
     from stratonet.cli.profile import SELECT_DEFAULT
     from stratonet.core.controlnames import ControlNames
+    from stratonet.assay.config import AssayConfig
     from stratonet.assay.evaluate import evaluate_assay
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.core.tables import read_table
 
     work, done = walkthrough
@@ -131,8 +132,8 @@ def test_reported_zprime_and_ec50_equal_the_python_route_on_the_same_features(wa
     # the page's choice, applied the same way here (none: the profile command's default)
     select = profile_cmd[profile_cmd.index("--select") + 1] if "--select" in profile_cmd else SELECT_DEFAULT
     names = ControlNames(negcon=("negative_control",), poscon=("positive_control",))
-    prof = run_profile(read_table(work / "run" / "features" / "deep.parquet"), controls=names, select=select)
-    api = evaluate_assay(prof, with_map=False)
+    prof = run_profile(read_table(work / "run" / "features" / "deep.parquet"), ProfileConfig(controls=names, select=select))
+    api = evaluate_assay(prof, AssayConfig(with_map=False)).metrics
     ref = api["plates"][plate]
     assert api["dose_column"] == "Metadata_dose_index" and api["n_features"] == metrics["n_features"]
     # the CLI route passes the profiles through Parquet between commands; the fits agree to the last printed digits

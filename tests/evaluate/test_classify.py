@@ -10,7 +10,8 @@ import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from conftest import run_cli
-from stratonet.evaluate.classify import evaluate_classifiers
+from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+from stratonet.evaluate.config import ClassifyConfig
 from stratonet.evaluate.metrics import classification_metrics
 from stratonet.evaluate.sampling import balanced_sample, balanced_subset, kfold_indices, train_test_split_indices
 from stratonet.core.tables import write_table
@@ -70,9 +71,11 @@ def test_metrics_match_scikit_learn():
 
 def test_evaluate_classifiers_protocol_and_files(tmp_path):
     df = _profiles()
-    res = evaluate_classifiers(df, classifiers=["logreg", "rf"], n_train=150, cv=3, rf_trees=10,
-                               permutation_features=3, permutation_repeats=2, out_dir=tmp_path, name="toy",
-                               provenance={"weights": "untrained (seed 0)"})
+    cfg = ClassifyConfig(classifiers=["logreg", "rf"], n_train=150, cv=3, rf_trees=10, permutation_features=3,
+                         permutation_repeats=2)
+    found = evaluate_classifiers(df, cfg, name="toy", provenance={"weights": "untrained (seed 0)"})
+    write_classify(found, tmp_path)
+    res = found.metrics
     assert res["protocol"]["n_train_balanced"] == 150
     assert res["protocol"]["n_test"] == int(np.ceil(0.2 * len(df)))  # sklearn rounds the test share up
     for clf in ("logreg", "rf"):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
+from stratonet.evaluate.config import RetrievalConfig
 from stratonet.evaluate.retrieval import evaluate_retrieval, map_scores, nsc_accuracy, nsc_predictions
 from stratonet.core.tables import write_table
 
@@ -120,6 +121,6 @@ def test_evaluate_retrieval_cli_writes_contract_files(tmp_path):
 def test_retrieval_without_controls_is_reported(tmp_path):
     df = _plate()
     df = df[df.Metadata_control_type == "trt"]
-    res = evaluate_retrieval(df, null_size=100)
+    res = evaluate_retrieval(df, RetrievalConfig(null_size=100)).metrics
     assert res["map_activity"] is None and "negative controls" in res["skipped"]["activity"]
     assert res["map_consistency"]["mean_map"] > 0.5

@@ -95,7 +95,7 @@ def test_d9_profile_output_name_checked_before_computing(tmp_path, capsys, monke
 def test_d9_d14_identifiers_are_never_features_and_crops_stay_apart(tmp_path):
     """D9: ObjectNumber was profiled as a feature; D14: site aggregation of a crop set's classical output merged
     the crops of a field, and location / bounding-box columns were profiled."""
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
 
     rng = np.random.default_rng(3)
     n = 12
@@ -105,13 +105,13 @@ def test_d9_d14_identifiers_are_never_features_and_crops_stay_apart(tmp_path):
                        "ObjectNumber": 1, "Count_Cells": 1, "Nuclei_Location_Center_X": rng.uniform(0, 99, n),
                        "Cells_AreaShape_BoundingBoxMaximum_X": rng.integers(0, 99, n),
                        "Cells_AreaShape_Area": rng.normal(100, 10, n), "Cells_Intensity_Mean_DNA": rng.normal(1, .1, n)})
-    prof = run_profile(df, aggregate_level="site", select="", normalize_method="none")
+    prof = run_profile(df, ProfileConfig(aggregate_level="site", select="", normalize_method="none"))
     assert len(prof) == n  # one row per crop, not per field
     feats = [c for c in prof.columns if not c.startswith("Metadata_")]
     assert set(feats) == {"Count_Cells", "Cells_AreaShape_Area", "Cells_Intensity_Mean_DNA"}
     # a CytoTable-style single-cell table (Metadata_ObjectNumber numbers the cells): cells aggregate per field
     cells = df.drop(columns=["Count_Cells", "ObjectNumber"])
-    assert len(run_profile(cells, aggregate_level="site", select="", normalize_method="none")) == 2
+    assert len(run_profile(cells, ProfileConfig(aggregate_level="site", select="", normalize_method="none"))) == 2
 
 
 def test_d9_a_plate_format_inferred_from_one_well_is_named(capsys):

@@ -32,12 +32,12 @@ def _wells(seed=0, n_dmso=8, compounds=("a", "b", "c", "d"), reps=3):
 
 
 def test_zero_mad_features_are_dropped_and_counted(tmp_path, capsys):
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
 
     df = _wells()
-    kept = run_profile(df, aggregate_level=None, select="", zero_mad="keep")
+    kept = run_profile(df, ProfileConfig(aggregate_level=None, select="", zero_mad="keep"))
     assert np.nanmax(np.abs(kept["Nuclei_Neighbors_NumberOfNeighbors_1"])) > 1e15  # pycytominer's blow-up
-    prof = run_profile(df, aggregate_level=None, select="")
+    prof = run_profile(df, ProfileConfig(aggregate_level=None, select=""))
     assert "Nuclei_Neighbors_NumberOfNeighbors_1" not in prof.columns
     assert np.nanmax(np.abs(prof.filter(like="Cells_").to_numpy())) < 1e6
     src = tmp_path / "wells.parquet"

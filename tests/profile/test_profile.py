@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli
 from stratonet.core.errors import StratoNetError
-from stratonet.profile import aggregate, annotate, feature_select, normalize, run_profile, spherize
+from stratonet.profile import ProfileConfig, aggregate, annotate, feature_select, normalize, run_profile, spherize
 from stratonet.core.tables import read_provenance, read_table, write_table
 
 
@@ -102,7 +102,7 @@ def test_profile_cli_bad_file_is_one_line(tmp_path, capsys):
 
 
 def test_run_profile_records_steps():
-    out = run_profile(_wells(), aggregate_level="treatment", normalize_method="none", select="")
+    out = run_profile(_wells(), ProfileConfig(aggregate_level="treatment", normalize_method="none", select=""))
     assert [s["step"].split()[0] for s in out.attrs["steps"]] == ["input", "aggregate"]
     assert set(out["Metadata_pert_iname"]) == {"DMSO", "c0", "c1", "c2", "c3"}
 

@@ -8,13 +8,14 @@ tested against that plate's negcon wells. See :mod:`stratonet.assay.readouts`, :
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from stratonet.assay.config import MIN_CONTROLS, AssayConfig, AssayControlError, Controls  # noqa: F401
 from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.assay.stats import control_statistics, z_prime, z_prime_per_column
 from stratonet.assay.dose import DoseFit, fit_4pl, plot_dose_curves
@@ -22,43 +23,10 @@ from stratonet.assay.hits import call_hits
 from stratonet.assay.readouts import DISTANCES, REFERENCE, ReadoutSpec, score_readout
 from stratonet.core.progress import get_logger
 
-#: Fewer control wells of either kind than this is an error.
-MIN_CONTROLS = 3
 #: Features kept by the default readout (ranked inside each fold).
 DEFAULT_TOP_K = 25
 #: Below this many wells in all, a statistic is flagged as coming from a small sample.
 SMALL_N = 30
-
-
-class AssayControlError(StratoNetError):
-    """Too few control wells, or the control column is missing. The message names the column and the control."""
-
-
-@dataclass
-class Controls:
-    """Which column and values mark the controls."""
-
-    column: str = "Metadata_control_type"
-    negcon: str = "negcon"
-    poscon: str = "poscon"
-
-    def masks(self, df: pd.DataFrame, where: str = "") -> tuple[np.ndarray, np.ndarray]:
-        """Boolean negcon and poscon masks; one-line error naming the column/control when either has < 3 wells."""
-        if self.column not in df.columns:
-            meta = [c for c in df.columns if str(c).startswith("Metadata_")]
-            raise AssayControlError(f"control column '{self.column}' not found{where} "
-                                    f"(metadata columns: {', '.join(meta[:12])}; set --control-column)")
-        values = df[self.column].astype(str).str.strip()
-        neg = values.eq(str(self.negcon)).to_numpy()
-        pos = values.eq(str(self.poscon)).to_numpy()
-        for label, value, mask in (("negative", self.negcon, neg), ("positive", self.poscon, pos)):
-            if mask.sum() < MIN_CONTROLS:
-                found = ", ".join(f"{k}: {v}" for k, v in values.value_counts().head(8).items())
-                raise AssayControlError(
-                    f"column '{self.column}'{where}: {int(mask.sum())} {label}-control wells "
-                    f"('{value}'), need at least {MIN_CONTROLS} (values found: {found}); name the controls with "
-                    "--negcon VALUE --poscon VALUE, --control-column or --controls FILE")
-        return neg, pos
 
 
 def _matrix(df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, list[str], int]:
@@ -130,91 +98,120 @@ def feature_zprimes(X: np.ndarray, names: list[str], neg: np.ndarray, pos: np.nd
     return out.sort_values("z_prime", ascending=False, na_position="last").reset_index(drop=True)
 
 
-def evaluate_assay(
-    df: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    readouts: Sequence[ReadoutSpec] | None = None,
-    controls: Controls | None = None,
-    plate_column: str = "Metadata_Plate",
-    compound_column: str | None = None,
-    dose_column: str | None = None,
-    dose_scale: str = "auto",
-    treatment: Sequence[str] | None = None,
-    fdr: float = 0.05,
-    p_method: str = "empirical",
-    n_boot: int = 200,
-    with_map: bool = True,
-    null_size: int = 10000,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    name: str = "features",
-    provenance: dict | None = None,
-) -> dict:
+@dataclass
+class AssayResult:
+    """What :func:`evaluate_assay` found: the ``metrics.json`` content and the tables and figures' data.
+
+    Attributes
+    ----------
+    metrics : dict
+        Per plate and readout the statistics (with ``n_pos``, ``n_neg``), the best single features, dose fits,
+        hit counts and ``warnings``.
+    control_stats, feature_zprime, wells, dose_fits : DataFrame
+        ``control_stats.csv``, ``feature_zprime.csv``, ``well_scores.csv`` (its hits: ``hits.csv``) and
+        ``dose_fits.csv``.
+    hits_vs_map : DataFrame or None
+        ``hits_vs_map.csv`` (None without mAP).
+    curves, distributions : list
+        The data of ``dose_curves.png`` and ``control_distributions.png``.
+    """
+
+    metrics: dict
+    control_stats: pd.DataFrame
+    feature_zprime: pd.DataFrame
+    wells: pd.DataFrame
+    dose_fits: pd.DataFrame
+    hits_vs_map: pd.DataFrame | None = None
+    curves: list = field(default_factory=list)
+    distributions: list = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """What every plate shares: the features, plates, readouts, controls and the dose setup."""
+
+    feats: list[str]
+    plates: list[str]
+    readouts: list[ReadoutSpec]
+    controls: Controls
+    comp_col: str | None
+    dose_col: str | None
+    log_dose: bool
+    dose_why: str
+    warnings: list[str]
+
+
+@dataclass
+class _Tables:
+    """Rows gathered plate by plate."""
+
+    stat_rows: list = field(default_factory=list)
+    feat_rows: list = field(default_factory=list)
+    well_tables: list = field(default_factory=list)
+    dose_rows: list = field(default_factory=list)
+    curves: list = field(default_factory=list)
+    dist_data: list = field(default_factory=list)
+
+
+def evaluate_assay(df: pd.DataFrame, cfg: AssayConfig = AssayConfig(), name: str = "features",
+                   provenance: dict | None = None) -> AssayResult:
     """Control statistics, readouts, dose-response fits and hits, per plate.
 
     Parameters
     ----------
     df : DataFrame
         Well-level profiles (one row per well) with a control column.
-    features : list of str, optional
-        Feature columns (default: every non-``Metadata_`` numeric column).
-    readouts : list of ReadoutSpec, optional
-        Readouts whose control statistics are reported; the first one is the primary readout used for the dose
-        curves and hits (default: ``nested``, an L2 logistic axis whose number of features, C and scaling are
-        chosen by nested cross-validation inside the controls, beside the fixed ``reference`` readout; see
-        :mod:`stratonet.assay.nested`). The primary readout's Z' is compared with every other readout's by a
-        paired bootstrap; a difference whose 95 % interval excludes 0 is a warning (``readout_agreement``).
-    controls : Controls, optional
-        Control column and its negcon / poscon values (default ``Metadata_control_type`` negcon / poscon).
-    plate_column : str
-        Plate column; a table without it is one plate.
-    compound_column : str, optional
-        Compound column of the dose curves (default: the first of the usual compound columns present; with a dose
-        column and none of them, one curve over all non-control wells, named ``treated``, with a warning).
-    dose_column : str, optional
-        Dose column (default ``Metadata_concentration`` or another concentration column, else the one numeric
-        ``Metadata_*dose*`` column such as ``Metadata_dose_index``; none: no dose curves).
-    dose_scale : {"auto", "log", "linear"}
-        See :func:`default_dose`.
-    treatment : list of str, optional
-        Columns naming a treatment for the hits-vs-mAP table (default compound + dose column).
-    fdr : float
-        BH false-discovery rate of the hit calls.
-    p_method : {"empirical", "gaussian"}
-        p-values of the hits against the negcon null.
-    n_boot : int
-        Bootstrap resamples of each 4PL fit.
-    with_map : bool
-        Also compute copairs' phenotypic-activity mAP per treatment (side by side with the hits).
-    out_dir : path, optional
-        Writes ``metrics.json``, ``control_stats.csv``, ``feature_zprime.csv``, ``well_scores.csv``, ``hits.csv``,
-        ``dose_fits.csv``, ``hits_vs_map.csv``, ``control_distributions.png`` and ``dose_curves.png``.
+    cfg : AssayConfig
+        Features, readouts, controls, dose and hit settings (see :class:`stratonet.assay.config.AssayConfig`).
+    name, provenance : str, dict
+        The feature-set name (``feature_set``) and the input table's provenance, both kept in the metrics.
 
     Returns
     -------
-    dict
-        The content of ``metrics.json``: per plate and readout the statistics (with ``n_pos``, ``n_neg``),
-        the best single features, dose fits, hit counts and ``warnings``.
+    AssayResult
+        ``metrics`` (the content of ``metrics.json``) and the tables; :func:`write_assay` saves them.
     """
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.profile.controls import compound_column as find_compound
-    from stratonet.core.tables import feature_columns
 
-    log = get_logger()
     drop_attrs(df)
-    controls = controls or Controls()
-    readouts = list(readouts) if readouts else [ReadoutSpec("nested"), REFERENCE]
-    feats = feature_columns(df, features)
+    plan = _plan(df, cfg)
+    result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
+                    "n_features": len(plan.feats), "controls": vars(plan.controls).copy(),
+                    "readouts": [r.label for r in plan.readouts], "primary_readout": plan.readouts[0].label,
+                    "dose_column": plan.dose_col,
+                    "dose_scale": ("log10" if plan.log_dose else "linear") if plan.dose_col else None,
+                    "compound_column": plan.comp_col, "fdr": cfg.fdr, "p_method": cfg.p_method, "plates": {},
+                    "out_of_sample": "a control well is scored by a model fitted without it (leave-one-out); other "
+                                     "wells by the model fitted on all controls", "warnings": plan.warnings}
+    tables = _Tables()
+    for plate in plan.plates:
+        result["plates"][plate] = _assay_plate(df, plate, cfg, plan, tables)
+    wells = pd.concat(tables.well_tables, ignore_index=True)
+    result["summary"] = _summary(result)
+    map_table = _map_activity(df, wells, cfg, plan, result) if cfg.with_map else None
+    log = get_logger()
+    for w in plan.warnings:
+        log.warning(w)
+    return AssayResult(result, pd.DataFrame(tables.stat_rows), pd.concat(tables.feat_rows, ignore_index=True),
+                       wells, pd.DataFrame(tables.dose_rows), map_table, tables.curves, tables.dist_data)
+
+
+def _plan(df: pd.DataFrame, cfg: AssayConfig) -> _Plan:
+    """Resolve the features, plates, compound and dose columns; warn once about a missing dose or compound."""
+    from stratonet.core.tables import feature_columns
+    from stratonet.profile.controls import compound_column as find_compound
+
+    feats = feature_columns(df, cfg.features)
     if not feats:
         raise StratoNetError("no numeric feature columns in the profiles")
-    if plate_column in df.columns:
-        plates = list(dict.fromkeys(df[plate_column].astype(str)))
+    if cfg.plate_column in df.columns:
+        plates = list(dict.fromkeys(df[cfg.plate_column].astype(str)))
     else:
         plates = ["(one plate)"]
-    comp_col = compound_column or find_compound(df)
-    if compound_column and compound_column not in df.columns:
-        raise StratoNetError(f"compound column '{compound_column}' not in profiles")
-    dose_col, log_dose = default_dose(df, dose_column, dose_scale)
+    comp_col = cfg.compound_column or find_compound(df)
+    if cfg.compound_column and cfg.compound_column not in df.columns:
+        raise StratoNetError(f"compound column '{cfg.compound_column}' not in profiles")
+    dose_col, log_dose = default_dose(df, cfg.dose_column, cfg.dose_scale)
     warnings: list[str] = []
     dose_why = ""
     if dose_col is None:
@@ -226,76 +223,71 @@ def evaluate_assay(
     elif comp_col is None:  # one compound on the plate (a dose series): one curve over its sample wells
         warnings.append(f"no compound column: one dose curve '(all sample wells)' along {dose_col}; name the "
                         "compound column with --compound-column if the plate holds several compounds")
-    result: dict = {"feature_set": name, "provenance": provenance or {}, "n_wells": int(len(df)),
-                    "n_features": len(feats), "controls": vars(controls).copy(),
-                    "readouts": [r.label for r in readouts], "primary_readout": readouts[0].label,
-                    "dose_column": dose_col, "dose_scale": ("log10" if log_dose else "linear") if dose_col else None,
-                    "compound_column": comp_col, "fdr": fdr, "p_method": p_method, "plates": {},
-                    "out_of_sample": "a control well is scored by a model fitted without it (leave-one-out); other "
-                                     "wells by the model fitted on all controls", "warnings": warnings}
-    stat_rows, feat_rows, well_tables, dose_rows, curves = [], [], [], [], []
-    dist_data = []
-    for plate in plates:
-        sub = df if plate == "(one plate)" else df[df[plate_column].astype(str) == plate]
-        sub = sub.reset_index(drop=True)
-        where = f" (plate {plate})" if plate != "(one plate)" else ""
-        neg, pos = controls.masks(sub, where)
-        X, names, n_dropped = _matrix(sub, feats)
-        if not names:
-            raise StratoNetError(f"plate {plate}: every feature is constant or missing")
-        if n_dropped:
-            warnings.append(f"plate {plate}: {n_dropped} constant or all-missing features left out")
-        n_ctrl = int(neg.sum() + pos.sum())
-        if n_ctrl < SMALL_N:
-            warnings.append(f"plate {plate}: {int(pos.sum())} poscon + {int(neg.sum())} negcon wells (n < {SMALL_N}): "
-                            "control statistics are uncertain; see the Z' bootstrap interval")
-        plate_res: dict = {"n_wells": int(len(sub)), "n_pos": int(pos.sum()), "n_neg": int(neg.sum()),
-                           "readouts": {}}
-        fz = feature_zprimes(X, names, neg, pos)
-        plate_res["best_feature"] = {"feature": fz["feature"].iloc[0], "z_prime": float(fz["z_prime"].iloc[0]),
-                                     "note": "chosen on the same controls (in-sample)"}
-        feat_rows.append(fz.head(50).assign(plate=plate, rank=np.arange(1, min(50, len(fz)) + 1)))
-        primary = _score_readouts(X, names, neg, pos, readouts, plate, seed, plate_res, stat_rows, warnings)
-        scores = primary.scores
-        is_distance = readouts[0].kind in DISTANCES
-        hits, info = call_hits(scores, neg, is_distance, fdr=fdr, p_method=p_method)
-        if "warning" in info:
-            warnings.append(f"plate {plate}: {info['warning']}")
-        plate_res["hits"] = info
-        meta = sub[[c for c in sub.columns if str(c).startswith("Metadata_")]].copy()
-        role = np.where(neg, "negcon", np.where(pos, "poscon", "sample"))
-        wt = pd.concat([meta, pd.DataFrame({"plate": plate, "role": role, "score": scores})], axis=1)
-        wt = pd.concat([wt, hits], axis=1)
-        well_tables.append(wt)
-        dist_data.append((plate, scores, neg, pos))
-        # dose-response per compound (sample wells only; controls give the reference lines)
-        dose_cfg = _DoseSetup(dose_col, comp_col, log_dose, n_boot, seed, len(plates) > 1, dose_why)
-        plate_res["dose"], skipped = _dose_curves(sub, scores, neg, pos, plate, dose_cfg, dose_rows, curves,
-                                                  warnings)
-        if skipped:
-            plate_res["dose_skipped"] = skipped
-            if skipped != dose_why:  # a missing dose column is said once, above
-                warnings.append(f"plate {plate}: dose-response not fitted: {skipped}")
-        result["plates"][plate] = plate_res
-    wells = pd.concat(well_tables, ignore_index=True)
-    result["summary"] = _summary(result)
-    map_table = None
-    if with_map:
-        try:
-            map_table = hits_vs_map(df, wells, controls, treatment or [c for c in (comp_col, dose_col) if c],
-                                    null_size=null_size, fdr=fdr, seed=seed)
-            result["map_activity"] = {"mean_map": float(map_table["mean_average_precision"].mean()),
-                                      "fraction_retrieved": float(map_table["map_retrieved"].astype(float).mean()),
-                                      "n_treatments": int(len(map_table))}
-        except StratoNetError as exc:
-            result["map_activity"] = None
-            warnings.append(f"mAP activity not computed: {exc}")
-    for w in warnings:
-        log.warning(w)
-    if out_dir is not None:
-        _write_outputs(Path(out_dir), result, pd.DataFrame(stat_rows), pd.concat(feat_rows, ignore_index=True),
-                       wells, pd.DataFrame(dose_rows), map_table, curves, dist_data, name)
-    return result
+    readouts = list(cfg.readouts) if cfg.readouts else [ReadoutSpec("nested"), REFERENCE]
+    return _Plan(feats, plates, readouts, cfg.controls or Controls(), comp_col, dose_col, log_dose, dose_why,
+                 warnings)
+
+
+def _assay_plate(df: pd.DataFrame, plate: str, cfg: AssayConfig, plan: _Plan, tables: _Tables) -> dict:
+    """One plate: its controls, the best single features, every readout, the hits and the dose curves."""
+    warnings = plan.warnings
+    sub = df if plate == "(one plate)" else df[df[cfg.plate_column].astype(str) == plate]
+    sub = sub.reset_index(drop=True)
+    where = f" (plate {plate})" if plate != "(one plate)" else ""
+    neg, pos = plan.controls.masks(sub, where)
+    X, names, n_dropped = _matrix(sub, plan.feats)
+    if not names:
+        raise StratoNetError(f"plate {plate}: every feature is constant or missing")
+    if n_dropped:
+        warnings.append(f"plate {plate}: {n_dropped} constant or all-missing features left out")
+    n_ctrl = int(neg.sum() + pos.sum())
+    if n_ctrl < SMALL_N:
+        warnings.append(f"plate {plate}: {int(pos.sum())} poscon + {int(neg.sum())} negcon wells (n < {SMALL_N}): "
+                        "control statistics are uncertain; see the Z' bootstrap interval")
+    plate_res: dict = {"n_wells": int(len(sub)), "n_pos": int(pos.sum()), "n_neg": int(neg.sum()), "readouts": {}}
+    fz = feature_zprimes(X, names, neg, pos)
+    plate_res["best_feature"] = {"feature": fz["feature"].iloc[0], "z_prime": float(fz["z_prime"].iloc[0]),
+                                 "note": "chosen on the same controls (in-sample)"}
+    tables.feat_rows.append(fz.head(50).assign(plate=plate, rank=np.arange(1, min(50, len(fz)) + 1)))
+    primary = _score_readouts(X, names, neg, pos, plan.readouts, plate, cfg.seed, plate_res, tables.stat_rows,
+                              warnings)
+    scores = primary.scores
+    hits, info = call_hits(scores, neg, plan.readouts[0].kind in DISTANCES, fdr=cfg.fdr, p_method=cfg.p_method)
+    if "warning" in info:
+        warnings.append(f"plate {plate}: {info['warning']}")
+    plate_res["hits"] = info
+    meta = sub[[c for c in sub.columns if str(c).startswith("Metadata_")]].copy()
+    role = np.where(neg, "negcon", np.where(pos, "poscon", "sample"))
+    wt = pd.concat([meta, pd.DataFrame({"plate": plate, "role": role, "score": scores})], axis=1)
+    tables.well_tables.append(pd.concat([wt, hits], axis=1))
+    tables.dist_data.append((plate, scores, neg, pos))
+    # dose-response per compound (sample wells only; controls give the reference lines)
+    dose_cfg = _DoseSetup(plan.dose_col, plan.comp_col, plan.log_dose, cfg.n_boot, cfg.seed, len(plan.plates) > 1,
+                          plan.dose_why)
+    plate_res["dose"], skipped = _dose_curves(sub, scores, neg, pos, plate, dose_cfg, tables.dose_rows,
+                                              tables.curves, warnings)
+    if skipped:
+        plate_res["dose_skipped"] = skipped
+        if skipped != plan.dose_why:  # a missing dose column is said once, above
+            warnings.append(f"plate {plate}: dose-response not fitted: {skipped}")
+    return plate_res
+
+
+def _map_activity(df: pd.DataFrame, wells: pd.DataFrame, cfg: AssayConfig, plan: _Plan,
+                  result: dict) -> pd.DataFrame | None:
+    """copairs' phenotypic-activity mAP beside the hits (``result["map_activity"]``); None when it cannot run."""
+    treatment = cfg.treatment or [c for c in (plan.comp_col, plan.dose_col) if c]
+    try:
+        map_table = hits_vs_map(df, wells, plan.controls, treatment, null_size=cfg.null_size, fdr=cfg.fdr,
+                                seed=cfg.seed)
+    except StratoNetError as exc:
+        result["map_activity"] = None
+        plan.warnings.append(f"mAP activity not computed: {exc}")
+        return None
+    result["map_activity"] = {"mean_map": float(map_table["mean_average_precision"].mean()),
+                              "fraction_retrieved": float(map_table["map_retrieved"].astype(float).mean()),
+                              "n_treatments": int(len(map_table))}
+    return map_table
 
 
 def _score_readouts(X: np.ndarray, names: list[str], neg: np.ndarray, pos: np.ndarray, readouts: list[ReadoutSpec],
@@ -460,25 +452,30 @@ def hits_vs_map(df: pd.DataFrame, wells: pd.DataFrame, controls: Controls, treat
                                "below_corrected_p": "map_retrieved"})
 
 
-def _write_outputs(out: Path, result: dict, stats: pd.DataFrame, feats: pd.DataFrame, wells: pd.DataFrame,
-                   dose: pd.DataFrame, map_table: pd.DataFrame | None, curves: list[dict], dist_data: list,
-                   name: str) -> None:
+def write_assay(res: AssayResult, out_dir: str | Path) -> Path:
+    """Save an :class:`AssayResult`: ``metrics.json``, ``control_stats.csv``, ``feature_zprime.csv``,
+    ``well_scores.csv``, ``hits.csv``, ``dose_fits.csv``, ``hits_vs_map.csv``, ``control_distributions.png`` and
+    ``dose_curves.png``. Returns the folder."""
     from stratonet.core.runinfo import write_json
 
+    out = Path(out_dir)
+    result, name = res.metrics, res.metrics["feature_set"]
     out.mkdir(parents=True, exist_ok=True)
-    stats.to_csv(out / "control_stats.csv", index=False)
-    feats.to_csv(out / "feature_zprime.csv", index=False)
-    wells.to_csv(out / "well_scores.csv", index=False)
-    wells[wells["hit"]].to_csv(out / "hits.csv", index=False)
-    if not dose.empty:
-        dose.to_csv(out / "dose_fits.csv", index=False)
-    if map_table is not None:
-        map_table.to_csv(out / "hits_vs_map.csv", index=False)
-    plot_control_distributions(dist_data, out / "control_distributions.png", f"{name}: {result['primary_readout']}")
-    if curves:
-        ref = curves[0]["reference"] if len(result["plates"]) == 1 else None
-        plot_dose_curves(curves[:24], out / "dose_curves.png", f"{name}: {result['primary_readout']}", ref)
+    res.control_stats.to_csv(out / "control_stats.csv", index=False)
+    res.feature_zprime.to_csv(out / "feature_zprime.csv", index=False)
+    res.wells.to_csv(out / "well_scores.csv", index=False)
+    res.wells[res.wells["hit"]].to_csv(out / "hits.csv", index=False)
+    if not res.dose_fits.empty:
+        res.dose_fits.to_csv(out / "dose_fits.csv", index=False)
+    if res.hits_vs_map is not None:
+        res.hits_vs_map.to_csv(out / "hits_vs_map.csv", index=False)
+    plot_control_distributions(res.distributions, out / "control_distributions.png",
+                               f"{name}: {result['primary_readout']}")
+    if res.curves:
+        ref = res.curves[0]["reference"] if len(result["plates"]) == 1 else None
+        plot_dose_curves(res.curves[:24], out / "dose_curves.png", f"{name}: {result['primary_readout']}", ref)
     write_json(result, out / "metrics.json")
+    return out
 
 
 def plot_control_distributions(dist_data: list, path: Path, title: str) -> Path:

@@ -21,7 +21,7 @@ from itertools import product
 import numpy as np
 
 from stratonet.assay.stats import z_prime
-from stratonet.assay.readouts import ReadoutResult, ReadoutSpec, _Axis
+from stratonet.assay.spec import ReadoutResult, ReadoutSpec, _Axis
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,19 @@ def _load(profiles: Path):
     return read_table(profiles), read_provenance(profiles)
 
 
+def _profiles_run_name(kind: str, name_default: str = "the profile file's stem"):
+    """The PROFILES argument, ``--out`` (results in ``<RUN>/evaluate/<kind>/<NAME>/``) and ``--name`` of classify,
+    retrieval and assay, in this order."""
+    def decorate(fn):
+        fn = click.option("--name", default=None, help=f"Feature-set name (default: {name_default}).")(fn)
+        fn = click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"),
+                          show_default=True, help=f"Run folder; results go to <RUN>/evaluate/{kind}/<NAME>/.")(fn)
+        return click.argument("profiles", type=click.Path(path_type=Path))(fn)
+    return decorate
+
+
 @evaluate.command("classify")
-@click.argument("profiles", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
-              help="Run folder; results go to <RUN>/evaluate/classify/<NAME>/.")
-@click.option("--name", default=None, help="Feature-set name (default: the profile file's stem).")
+@_profiles_run_name("classify")
 @click.option("--label", default="Metadata_moa", show_default=True, help="Class column.")
 @click.option("--classifiers", default="svm,rf,mlp,logreg", show_default=True,
               help="Comma-separated: svm (RBF), rf, mlp, logreg.")
@@ -47,18 +55,21 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
              test_size: float, cv: int, group_by: str | None, exclude_class: tuple[str, ...], rf_trees: int,
              permutation_features: int, seed: int, n_jobs: int, impute: str) -> None:
     """SVM, random forest, MLP and logistic regression with balanced training sampling and k-fold CV."""
-    from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig
     from stratonet.core.progress import console
 
     name = name or profiles.name.split(".")[0]
     out = run / "evaluate" / "classify" / name
     start_run(out, "classify")
     df, prov = _load(profiles)
-    res = evaluate_classifiers(
-        df, label=label, classifiers=[c.strip() for c in classifiers.split(",") if c.strip()], n_train=n_train,
-        test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class, seed=seed, n_jobs=n_jobs,
-        rf_trees=rf_trees, permutation_features=permutation_features, impute=impute, out_dir=out, name=name,
-        provenance=prov)
+    cfg = ClassifyConfig(label=label, classifiers=[c.strip() for c in classifiers.split(",") if c.strip()],
+                         n_train=n_train, test_size=test_size, cv=cv, group_by=group_by, exclude_class=exclude_class,
+                         seed=seed, n_jobs=n_jobs, rf_trees=rf_trees, permutation_features=permutation_features,
+                         impute=impute)
+    found = evaluate_classifiers(df, cfg, name=name, provenance=prov)
+    write_classify(found, out)
+    res = found.metrics
     if res["protocol"].get("n_missing_values_imputed"):
         console.print(f"  {res['protocol']['n_missing_values_imputed']} missing value(s) imputed ({impute}, "
                       "fitted on training rows)", highlight=False)
@@ -85,10 +96,7 @@ def classify(profiles: Path, run: Path, name: str | None, label: str, classifier
 
 
 @evaluate.command("retrieval")
-@click.argument("profiles", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
-              help="Run folder; results go to <RUN>/evaluate/retrieval/<NAME>/.")
-@click.option("--name", default=None, help="Feature-set name (default: the profile file's stem).")
+@_profiles_run_name("retrieval")
 @click.option("--label", default="Metadata_moa", show_default=True, help="Class column for consistency and NSC.")
 @click.option("--treatment", multiple=True,
               help="Treatment column(s) (repeatable; default compound + concentration columns found).")
@@ -105,7 +113,8 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
               batch: str | None, metric: str, null_size: int, threshold: float, seed: int, impute: str,
               control_column: str, negcon: str | None, poscon: str | None, controls_file: Path | None) -> None:
     """mAP (copairs) and NSC / NSCB 1-NN accuracy."""
-    from stratonet.evaluate.retrieval import evaluate_retrieval
+    from stratonet.evaluate.config import RetrievalConfig
+    from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.core.progress import console
 
     name = name or profiles.name.split(".")[0]
@@ -122,9 +131,11 @@ def retrieval(profiles: Path, run: Path, name: str | None, label: str, treatment
             fill = df[feats].median() if impute == "median" else df[feats].mean()
             df = df.assign(**{f: df[f].fillna(fill[f]) for f in feats if df[f].isna().any()})
             console.print(f"  {n_missing} missing value(s) imputed with the column {impute}", highlight=False)
-    res = evaluate_retrieval(df, label=label, treatment=list(treatment) or None, batch=batch, metric=metric,
-                             null_size=null_size, threshold=threshold, seed=seed, out_dir=out, name=name,
-                             provenance=prov)
+    cfg = RetrievalConfig(label=label, treatment=list(treatment) or None, batch=batch, metric=metric,
+                          null_size=null_size, threshold=threshold, seed=seed)
+    found = evaluate_retrieval(df, cfg, name=name, provenance=prov)
+    write_retrieval(found, out)
+    res = found.metrics
     for kind in ("map_activity", "map_consistency"):
         m = res.get(kind)
         if m:
@@ -181,12 +192,19 @@ def embed(profiles: Path, run_dir: Path, name: str | None, color_by: str, n_neig
           seed: int) -> None:
     """PCA variance (per component and cumulative) and a seeded UMAP coloured by class."""
     from stratonet.evaluate.embed import run_embed
+
+    _run_and_say(run_dir / "evaluate" / "embed", "evaluate_embed" + (f"_{name}" if name else ""), "embeddings",
+                 lambda: run_embed(profiles, run_dir, name=name, color_by=color_by, seed=seed,
+                                   n_neighbors=n_neighbors, min_dist=min_dist))
+
+
+def _run_and_say(folder: Path, run_name: str, what: str, compute) -> None:
+    """Start the run record in ``folder``, compute (the step writes its own files) and say where they went."""
     from stratonet.core.progress import console
 
-    start_run(run_dir / "evaluate" / "embed", "evaluate_embed" + (f"_{name}" if name else ""))
-    out = run_embed(profiles, run_dir, name=name, color_by=color_by, seed=seed, n_neighbors=n_neighbors,
-                    min_dist=min_dist)
-    console.print(f"embeddings written to {out}")
+    start_run(folder, run_name)
+    out = compute()
+    console.print(f"{what} written to {out}")
 
 
 @evaluate.command("compare")
@@ -206,12 +224,10 @@ def compare(a: Path, b: Path, run_dir: Path, label: str, name_a: str | None, nam
             trees: int, on: tuple[str, ...], seed: int) -> None:
     """Correlation heatmap of the top features (RF importance) of two feature sets on the same samples."""
     from stratonet.evaluate.compare import run_compare
-    from stratonet.core.progress import console
 
-    start_run(run_dir / "evaluate" / "compare", "evaluate_compare")
-    out = run_compare(a, b, run_dir, label=label, name_a=name_a, name_b=name_b, top=top, seed=seed,
-                      n_estimators=trees, on=list(on) or None)
-    console.print(f"comparison written to {out}")
+    _run_and_say(run_dir / "evaluate" / "compare", "evaluate_compare", "comparison",
+                 lambda: run_compare(a, b, run_dir, label=label, name_a=name_a, name_b=name_b, top=top, seed=seed,
+                                     n_estimators=trees, on=list(on) or None))
 
 
 @evaluate.command("taps")
@@ -231,19 +247,14 @@ def taps(features: Path, run_dir: Path, model: str | None, label: str, positive:
          null_size: int, seed: int) -> None:
     """Tap selection: per tap of a deep feature table, CV accuracy and mAP separating the classes."""
     from stratonet.evaluate.taps import run_taps
-    from stratonet.core.progress import console
 
-    start_run(run_dir / "evaluate" / "taps", "evaluate_taps")
-    out = run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative, folds=folds,
-                   seed=seed, null_size=null_size)
-    console.print(f"tap selection written to {out}")
+    _run_and_say(run_dir / "evaluate" / "taps", "evaluate_taps", "tap selection",
+                 lambda: run_taps(features, run_dir, model=model, label=label, positive=positive, negative=negative,
+                                  folds=folds, seed=seed, null_size=null_size))
 
 
 @evaluate.command("assay")
-@click.argument("profiles", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "run", type=click.Path(path_type=Path), default=Path("run"), show_default=True,
-              help="Run folder; results go to <RUN>/evaluate/assay/<NAME>/.")
-@click.option("--name", default=None, help="Feature-set name (default: the table's feature_set, else its file stem).")
+@_profiles_run_name("assay", "the table's feature_set, else its file stem")
 @click.option("--readout", default="nested,reference", show_default=True,
               help="Comma list of readouts; the first drives the dose curves and hits: nested (L2 logistic, number "
                    "of features, C and scaling chosen by nested CV inside the controls), reference (all features, "
@@ -285,7 +296,8 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
           n_boot: int, with_map: bool, null_size: int, seed: int) -> None:
     """Z'-factor, robust Z', SSMD, S/B and CV of the controls; dose-response 4PL fits; hits against negcon."""
     from stratonet.evaluate._common import default_set_name
-    from stratonet.assay.evaluate import Controls, evaluate_assay
+    from stratonet.assay.config import AssayConfig, Controls
+    from stratonet.assay.evaluate import evaluate_assay, write_assay
     from stratonet.assay.readouts import ReadoutSpec
     from stratonet.core.progress import console
 
@@ -301,11 +313,12 @@ def assay(profiles: Path, run: Path, name: str | None, readout: str, feature: st
              for kind in readout.split(",") if kind.strip()]
     out = run / "evaluate" / "assay" / name
     start_run(out, "assay")
-    res = evaluate_assay(df, readouts=specs, controls=controls,
-                         plate_column=plate_column, compound_column=compound_column, dose_column=dose_column,
-                         dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr, p_method=p_method,
-                         n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed, out_dir=out, name=name,
-                         provenance=prov)
+    cfg = AssayConfig(readouts=specs, controls=controls, plate_column=plate_column, compound_column=compound_column,
+                      dose_column=dose_column, dose_scale=dose_scale, treatment=list(treatment) or None, fdr=fdr,
+                      p_method=p_method, n_boot=n_boot, with_map=with_map, null_size=null_size, seed=seed)
+    found = evaluate_assay(df, cfg, name=name, provenance=prov)
+    write_assay(found, out)
+    res = found.metrics
     for plate, p in res["plates"].items():
         for label, st in p["readouts"].items():
             lo, hi = st["z_prime_ci95"]

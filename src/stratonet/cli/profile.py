@@ -66,7 +66,7 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
     --select acts first, before normalisation.
     """
     from stratonet.core.errors import InputFileError
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.profile.protect import ProtectConfig, selection_lines
     from stratonet.core.progress import console
     from stratonet.core.tables import check_table_name, read_provenance, read_table, write_table
@@ -95,12 +95,13 @@ def profile(features: Path, out: Path, level: str, operation: str, method: str, 
             raise InputFileError(str(blocklist), "file not found")
         block = [ln.strip() for ln in blocklist.read_text().splitlines() if ln.strip() and ln.strip() != "blocklist"]
     ops = "" if select.strip().lower() == "none" else select
-    prof = run_profile(df, aggregate_level=agg_level, operation=operation, platemap=pm,
-                       normalize_method=method, by_plate=by_plate, reference=reference, select=ops,
-                       corr_threshold=corr_threshold, blocklist=block, do_spherize=do_spherize,
-                       spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff, zero_mad=zero_mad,
-                       mad_epsilon=mad_epsilon, protect=ProtectConfig(enabled=protect, label=protect_label),
-                       controls=control_names(control_column, negcon, poscon, controls_file))
+    cfg = ProfileConfig(aggregate_level=agg_level, operation=operation, normalize_method=method, by_plate=by_plate,
+                        reference=reference, select=ops, corr_threshold=corr_threshold, blocklist=block,
+                        spherize=do_spherize, spherize_epsilon=spherize_epsilon, na_cutoff=na_cutoff,
+                        zero_mad=zero_mad, mad_epsilon=mad_epsilon,
+                        protect=ProtectConfig(enabled=protect, label=protect_label),
+                        controls=control_names(control_column, negcon, poscon, controls_file))
+    prof = run_profile(df, cfg, platemap=pm)
     if features.is_dir():  # a folder of shards: the first carries the provenance
         from stratonet.profile.outofcore import parquet_sources
 

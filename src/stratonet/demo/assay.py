@@ -30,11 +30,12 @@ def assay_stage(ctx) -> None:
     """Render the assay plate, extract, profile and run :func:`stratonet.assay.evaluate.evaluate_assay`."""
     from stratonet.extract.classical.measure import MeasureParams
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.assay.evaluate import evaluate_assay
+    from stratonet.assay.config import AssayConfig
+    from stratonet.assay.evaluate import evaluate_assay, write_assay
     from stratonet.assay.readouts import ReadoutSpec
     from stratonet.extract.classical.run import ClassicalConfig, extract_classical
     from stratonet.index import build_index
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth.assay_plate import make_assay_plate
     from stratonet.core.tables import read_table, write_table
 
@@ -46,19 +47,21 @@ def assay_stage(ctx) -> None:
     cfg = ClassicalConfig(groups=DEMO_ASSAY["features"]["groups"], measure=MeasureParams(texture_scales=(3,)))
     feats_dir = out / "features" / "classical_assay"
     extract_classical(read_table(index), feats_dir, cfg, workers=2)
-    prof = run_profile(read_table(feats_dir / "site.parquet"), aggregate_level="well", operation="median",
-                       normalize_method="mad_robustize", by_plate=True, reference="negcon",
-                       select=DEMO_ASSAY["profile"]["select"])
+    prof = run_profile(read_table(feats_dir / "site.parquet"), ProfileConfig(
+        aggregate_level="well", operation="median", normalize_method="mad_robustize", by_plate=True,
+        reference="negcon", select=DEMO_ASSAY["profile"]["select"]))
     drop_attrs(prof)
     profile_path = write_table(prof, out / "profiles" / "classical_assay.parquet",
                                provenance={"feature_set": "classical_assay"})
     a = DEMO_ASSAY["assay"]
     run_dir = out / "evaluate" / "assay" / "classical_assay"
-    res = evaluate_assay(prof, readouts=[ReadoutSpec("logistic", top_k=25), ReadoutSpec("diff"),
-                                             ReadoutSpec("feature", feature="Cells_Intensity_MeanIntensity_ER")], fdr=a["fdr"],
-                         p_method="gaussian", n_boot=a["n_boot"], null_size=a["null_size"], seed=ctx.seed,
-                         compound_column="Metadata_pert_iname",
-                         out_dir=run_dir, name="classical_assay", provenance={"feature_set": "classical_assay"})
+    cfg = AssayConfig(readouts=[ReadoutSpec("logistic", top_k=25), ReadoutSpec("diff"),
+                                ReadoutSpec("feature", feature="Cells_Intensity_MeanIntensity_ER")], fdr=a["fdr"],
+                      p_method="gaussian", n_boot=a["n_boot"], null_size=a["null_size"], seed=ctx.seed,
+                      compound_column="Metadata_pert_iname")
+    found = evaluate_assay(prof, cfg, name="classical_assay", provenance={"feature_set": "classical_assay"})
+    write_assay(found, run_dir)
+    res = found.metrics
     (run_dir / "demo_assay.config.yaml").write_text(yaml.safe_dump(
         {"command": "stratonet demo (evaluate assay stage)", "options": DEMO_ASSAY}, sort_keys=False))
     p = next(iter(res["plates"].values()))

@@ -55,7 +55,7 @@ def _usable_for_profiles(df) -> str | None:
 def profile_stage(ctx) -> None:
     """Aggregate each feature set to wells, MAD-robustize against DMSO per plate, select features."""
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.profile import run_profile
+    from stratonet.profile import ProfileConfig, run_profile
     from stratonet.core.tables import read_provenance, read_table, write_table
 
     if not ctx.features:
@@ -70,8 +70,9 @@ def profile_stage(ctx) -> None:
         n_in = sum(1 for c in df.columns if not str(c).startswith("Metadata_"))
         if n_in > DEMO_EVAL["profile"]["correlation_threshold_max_features"]:
             select.remove("correlation_threshold")  # pycytominer's pairwise step takes minutes at ~10k features
-        prof = run_profile(df, aggregate_level="well", operation="median", normalize_method="mad_robustize",
-                           by_plate=True, reference="negcon", select=select)
+        prof = run_profile(df, ProfileConfig(aggregate_level="well", operation="median",
+                                         normalize_method="mad_robustize", by_plate=True, reference="negcon",
+                                         select=select))
         prov = dict(read_provenance(path))
         prov.setdefault("feature_set", name)
         prov["profile"] = {"source": str(path), "steps": prof.attrs.get("steps", [])}
@@ -97,10 +98,11 @@ def _classify_size_note(n_wells: int, counts, small: list[str], test_size: float
 def evaluate_stage(ctx) -> None:
     """Classifiers, retrieval and embeddings per feature set; deep vs classical comparison; tap selection."""
     from stratonet.evaluate._common import drop_attrs
-    from stratonet.evaluate.classify import evaluate_classifiers
+    from stratonet.evaluate.classify import evaluate_classifiers, write_classify
+    from stratonet.evaluate.config import ClassifyConfig, RetrievalConfig
     from stratonet.evaluate.compare import run_compare
     from stratonet.evaluate.embed import run_embed
-    from stratonet.evaluate.retrieval import evaluate_retrieval
+    from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.evaluate.taps import run_taps, taps_of
     from stratonet.profile.controls import compound_column
     import pyarrow.parquet as pq
@@ -125,18 +127,19 @@ def evaluate_stage(ctx) -> None:
             said = True
             _classify_size_note(len(df), counts, small, c["test_size"])
         try:
-            evaluate_classifiers(df, label=label, classifiers=c["classifiers"], n_train=c["n_train"],
-                                 exclude_class=small,
+            cfg = ClassifyConfig(label=label, classifiers=c["classifiers"], n_train=c["n_train"], exclude_class=small,
                                  test_size=c["test_size"], cv=c["cv_folds"], rf_trees=c["rf_trees"],
-                                 permutation_features=c["permutation_features"], seed=ctx.seed,
-                                 out_dir=out / "evaluate" / "classify" / name, name=name, provenance=prov)
+                                 permutation_features=c["permutation_features"], seed=ctx.seed)
+            write_classify(evaluate_classifiers(df, cfg, name=name, provenance=prov),
+                           out / "evaluate" / "classify" / name)
         except StratoNetError as exc:
             _warn(f"classify {name}", exc)
         try:
             compound = compound_column(df)
-            evaluate_retrieval(df, label=label, treatment=[compound] if compound else None, metric=r["metric"],
-                               null_size=r["null_size"], seed=ctx.seed,
-                               out_dir=out / "evaluate" / "retrieval" / name, name=name, provenance=prov)
+            rcfg = RetrievalConfig(label=label, treatment=[compound] if compound else None, metric=r["metric"],
+                                   null_size=r["null_size"], seed=ctx.seed)
+            write_retrieval(evaluate_retrieval(df, rcfg, name=name, provenance=prov),
+                            out / "evaluate" / "retrieval" / name)
         except StratoNetError as exc:
             _warn(f"retrieval {name}", exc)
         try:

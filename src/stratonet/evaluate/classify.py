@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -18,19 +19,17 @@ import pandas as pd
 
 from stratonet.core.controlnames import found_values, metadata_columns
 from stratonet.core.errors import ConfigError, StratoNetError
+from stratonet.evaluate.config import CLASSIFIERS, IMPUTE, ClassifyConfig
 from stratonet.evaluate.metrics import METRIC_KEYS, classification_metrics, confusion, report_table
 from stratonet.evaluate.sampling import (balanced_sample, balanced_subset, check_group_folds, kfold_indices,
                                          oversampled, train_test_split_indices)
 from stratonet.core.progress import get_logger, track
 from stratonet.core.tables import check_finite, feature_columns, non_numeric_columns
 
-CLASSIFIERS = ("svm", "rf", "mlp", "logreg")
 CLASSIFIER_NAMES = {
     "svm": "SVM (RBF)", "rf": "random forest", "mlp": "MLP", "logreg": "logistic regression",
 }
 
-
-IMPUTE = ("none", "median", "mean")
 NA_ADVICE = ("use --impute median (fitted on each training split), or drop such columns with "
              "'stratonet profile --na-cutoff 0'")
 
@@ -110,62 +109,75 @@ def _summary(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def evaluate_classifiers(
-    df: pd.DataFrame,
-    label: str = "Metadata_moa",
-    features: Sequence[str] | None = None,
-    classifiers: Sequence[str] = CLASSIFIERS,
-    n_train: int = 3000,
-    test_size: float = 0.2,
-    cv: int = 10,
-    group_by: str | None = None,
-    exclude_class: Sequence[str] = (),
-    seed: int = 0,
-    n_jobs: int = 1,
-    rf_trees: int = 100,
-    permutation_features: int = 100,
-    permutation_repeats: int = 5,
-    impute: str = "none",
-    out_dir: str | Path | None = None,
-    name: str = "features",
-    provenance: dict | None = None,
-) -> dict:
+@dataclass
+class ClassifyResult:
+    """What :func:`evaluate_classifiers` found: the ``metrics.json`` content and what the tables are made of.
+
+    Attributes
+    ----------
+    metrics : dict
+        See :func:`evaluate_classifiers`.
+    test_rows : DataFrame
+        The held-out rows (their plate / well / site go to ``predictions_<clf>.csv``).
+    y_test : ndarray
+        Their true classes.
+    predictions, probabilities : dict
+        Per classifier the predicted classes of the test rows and, where it has ``predict_proba``, the
+        probability of the predicted class.
+    fold_rows : list of dict
+        One row per classifier and CV fold (``cv_folds.csv``).
+    """
+
+    metrics: dict
+    test_rows: pd.DataFrame
+    y_test: np.ndarray
+    predictions: dict
+    probabilities: dict
+    fold_rows: list
+    cfg: ClassifyConfig
+    _split: "_Split" = field(repr=False)
+    _fitted: dict = field(default_factory=dict, repr=False)
+    _importances: tuple | None = field(default=None, repr=False)
+
+    def importances(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """RF impurity and permutation importance on the test set (computed once, on first use; see
+        :func:`importances`)."""
+        if self._importances is None:
+            cfg, sp = self.cfg, self._split
+            rf = self._fitted.get("rf") or make_classifier("rf", cfg.seed, cfg.n_jobs, cfg.rf_trees, cfg.impute).fit(
+                sp.X[sp.fit_idx], sp.y[sp.fit_idx])
+            self._importances = importances(rf, sp.X[sp.test_idx], sp.y[sp.test_idx], sp.feats,
+                                            cfg.permutation_features, cfg.permutation_repeats, cfg.seed, cfg.n_jobs)
+        return self._importances
+
+
+@dataclass
+class _Split:
+    """The matrix, the classes and the protocol's row sets."""
+
+    data: pd.DataFrame
+    feats: list[str]
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray | None
+    classes: list[str]
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    fit_idx: np.ndarray
+    bal_test_idx: np.ndarray
+    n_repeated: int
+
+
+def evaluate_classifiers(df: pd.DataFrame, cfg: ClassifyConfig = ClassifyConfig(), name: str = "features",
+                         provenance: dict | None = None) -> ClassifyResult:
     """Fit and score the classifiers with the balanced-training protocol.
 
     Parameters
     ----------
     df : DataFrame
         Profiles with a label column and numeric features.
-    label : str
-        Class column (e.g. ``Metadata_moa``).
-    features : list of str, optional
-        Feature columns (default: numeric non-Metadata columns).
-    classifiers : list of str
-        Any of ``svm``, ``rf``, ``mlp``, ``logreg``.
-    n_train : int
-        Size of the class-balanced training sample (split evenly over classes).
-    test_size : float
-        Held-out fraction (of rows, or of groups with ``group_by``).
-    cv : int
-        Folds of the cross-validation (0 or 1: none).
-    group_by : str, optional
-        Column whose groups never straddle train and test (e.g. ``Metadata_Plate`` or a compound column).
-    exclude_class : list of str
-        Classes removed before anything else (the thesis's filtered experiment).
-    seed, n_jobs, rf_trees : int
-    permutation_features : int
-        Permutation importance is computed for this many features with the highest RF impurity importance
-        (0: all features); it costs one RF prediction per feature and repeat.
-    permutation_repeats : int
-    impute : {"none", "median", "mean"}
-        Fill missing feature values inside every fitted pipeline (from its training rows); ``none`` refuses
-        features with missing values.
-    out_dir : path, optional
-        Folder written directly (the CLI uses ``<run>/evaluate/classify/<name>``): ``metrics.json``,
-        ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
-        ``classification_report_<clf>.csv``, ``predictions_<clf>.csv``, ``importance_rf_impurity.csv``,
-        ``importance_permutation.csv``,
-        ``cv_folds.csv``.
+    cfg : ClassifyConfig
+        The protocol's settings (see :class:`stratonet.evaluate.config.ClassifyConfig`).
     name : str
         Feature-set name stored as ``feature_set``.
     provenance : dict, optional
@@ -173,21 +185,52 @@ def evaluate_classifiers(
 
     Returns
     -------
-    dict
-        ``{"feature_set", "provenance", "label", "classes", "n_samples", "n_features", "protocol",
+    ClassifyResult
+        ``metrics``: ``{"feature_set", "provenance", "label", "classes", "n_samples", "n_features", "protocol",
         "classifiers": {clf: {<metrics>, "balanced_test": {<metrics>}, "cv": {metric: {"mean", "sd"}},
-        "cv_pooled": {<metrics>}, "cv_pooled_macro_f1", "cv_fold_mean_macro_f1", ...}}}``.
+        "cv_pooled": {<metrics>}, "cv_pooled_macro_f1", "cv_fold_mean_macro_f1", ...}}}``;
+        :func:`write_classify` saves it with its tables.
 
         With CV, two summaries are kept and labelled: ``cv`` / ``cv_fold_mean_*`` average the per-fold scores
         (each fold's macro over the classes that fold has), ``cv_pooled`` / ``cv_pooled_*`` score all
         out-of-fold predictions at once. With grouped folds that lack classes, the pooled figure is the one
         to quote; ``protocol.cv_folds_lacking_classes`` lists those folds.
     """
-    log = get_logger()
-    classifiers = list(classifiers)
-    for c in classifiers:
+    _check_options(df, cfg)
+    sp = _split(df, cfg, name)
+    result: dict = {
+        "feature_set": name,
+        "provenance": provenance or {},
+        "label": cfg.label,
+        "classes": sp.classes,
+        "n_samples": int(len(sp.y)),
+        "n_features": len(sp.feats),
+        "protocol": {
+            "test_size": cfg.test_size, "n_train_balanced": int(len(sp.fit_idx)), "n_test": int(len(sp.test_idx)),
+            "n_test_balanced": int(len(sp.bal_test_idx)), "cv_folds": cfg.cv, "group_by": cfg.group_by,
+            "exclude_class": list(cfg.exclude_class), "seed": cfg.seed, "rf_trees": cfg.rf_trees,
+            "class_counts": {c: int(n) for c, n in zip(*np.unique(sp.y, return_counts=True))},
+            "impute": cfg.impute,
+            "n_missing_values_imputed": int(sp.data[sp.feats].isna().to_numpy().sum()) if cfg.impute != "none" else 0,
+            "n_train_rows_available": int(len(sp.train_idx)), "n_train_repeated_rows": sp.n_repeated,
+        },
+        "classifiers": {},
+    }
+    from stratonet.evaluate.plate_effects import plate_effect
+
+    result["plate_effect"] = plate_effect(sp.data, sp.feats, provenance)
+    fitted, predictions, probabilities = _fit_held_out(sp, cfg, result)
+    fold_rows = _cross_validate(sp, cfg, result) if cfg.cv and cfg.cv > 1 else []
+    return ClassifyResult(result, sp.data.iloc[sp.test_idx], sp.y[sp.test_idx], predictions, probabilities,
+                          fold_rows, cfg, sp, fitted)
+
+
+def _check_options(df: pd.DataFrame, cfg: ClassifyConfig) -> None:
+    """Refuse unknown classifiers and a ``group_by`` column that is absent or has one value."""
+    for c in cfg.classifiers:
         if c not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier '{c}' (use {', '.join(CLASSIFIERS)})")
+    group_by = cfg.group_by
     if group_by is not None and group_by not in df.columns:
         raise StratoNetError(f"--group-by column '{group_by}' not in profiles (Metadata columns: "
                              f"{metadata_columns(df)})")
@@ -195,120 +238,120 @@ def evaluate_classifiers(
         raise StratoNetError(f"--group-by {group_by} has one value ({df[group_by].iloc[0]}): a group-aware split "
                              "needs at least two groups; on one plate group by well (--group-by Metadata_Well) or "
                              "leave --group-by out")
-    data, feats = _prepare(df, label, features, exclude_class, impute)
+
+
+def _split(df: pd.DataFrame, cfg: ClassifyConfig, name: str) -> _Split:
+    """Steps 1-2 of the protocol: the train / test split and the class-balanced training sample."""
+    log = get_logger()
+    data, feats = _prepare(df, cfg.label, cfg.features, cfg.exclude_class, cfg.impute)
     check_finite(data, feats, name or "profiles", dtype=np.float32)
-    n_missing = int(data[feats].isna().to_numpy().sum())
     X = data[feats].to_numpy(dtype=np.float32)
-    y = data[label].astype(str).to_numpy()
-    groups = data[group_by].astype(str).to_numpy() if group_by else None
+    y = data[cfg.label].astype(str).to_numpy()
+    groups = data[cfg.group_by].astype(str).to_numpy() if cfg.group_by else None
     classes = sorted(np.unique(y))
 
-    check_group_folds(groups, cv, group_by)  # before a minute of fitting, not after
-    train_idx, test_idx = train_test_split_indices(y, test_size, groups, seed)
-    fit_idx = balanced_sample(y, train_idx, n_train, seed)
+    check_group_folds(groups, cfg.cv, cfg.group_by)  # before a minute of fitting, not after
+    train_idx, test_idx = train_test_split_indices(y, cfg.test_size, groups, cfg.seed)
+    fit_idx = balanced_sample(y, train_idx, cfg.n_train, cfg.seed)
     n_repeated = oversampled(fit_idx)
     if n_repeated:
         log.warning("the balanced training sample of %d rows repeats %d row(s): %d training row(s) were drawn "
-                    "with replacement to reach --n-train %d", len(fit_idx), n_repeated, len(train_idx), n_train)
-    bal_test_idx = balanced_subset(y, test_idx, seed)
+                    "with replacement to reach --n-train %d", len(fit_idx), n_repeated, len(train_idx), cfg.n_train)
+    bal_test_idx = balanced_subset(y, test_idx, cfg.seed)
     missing = sorted(set(classes) - set(y[train_idx]))
     if missing:
         log.warning("classes absent from the training split (group-aware split): %s", missing)
+    return _Split(data, feats, X, y, groups, classes, train_idx, test_idx, fit_idx, bal_test_idx, n_repeated)
 
-    result: dict = {
-        "feature_set": name,
-        "provenance": provenance or {},
-        "label": label,
-        "classes": classes,
-        "n_samples": int(len(y)),
-        "n_features": len(feats),
-        "protocol": {
-            "test_size": test_size, "n_train_balanced": int(len(fit_idx)), "n_test": int(len(test_idx)),
-            "n_test_balanced": int(len(bal_test_idx)), "cv_folds": cv, "group_by": group_by,
-            "exclude_class": list(exclude_class), "seed": seed, "rf_trees": rf_trees,
-            "class_counts": {c: int(n) for c, n in zip(*np.unique(y, return_counts=True))},
-            "impute": impute, "n_missing_values_imputed": n_missing if impute != "none" else 0,
-            "n_train_rows_available": int(len(train_idx)), "n_train_repeated_rows": n_repeated,
-        },
-        "classifiers": {},
-    }
-    from stratonet.evaluate.plate_effects import plate_effect
 
-    result["plate_effect"] = plate_effect(data, feats, provenance)
-    fitted = {}
-    predictions = {}
-    probabilities: dict[str, np.ndarray] = {}
+def _fit_held_out(sp: _Split, cfg: ClassifyConfig, result: dict) -> tuple[dict, dict, dict]:
+    """Step 3: fit each classifier on the balanced sample, score the test set and its balanced down-sample."""
+    fitted, predictions, probabilities = {}, {}, {}
+    X, y, classes = sp.X, sp.y, sp.classes
+    classifiers = list(cfg.classifiers)
     for clf_name in track(classifiers, description="classifiers (held-out test)", total=len(classifiers)):
-        model = make_classifier(clf_name, seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
-        pred = model.predict(X[test_idx])
-        pred_bal = model.predict(X[bal_test_idx])
-        scores = classification_metrics(y[test_idx], pred, classes)
-        scores["balanced_test"] = classification_metrics(y[bal_test_idx], pred_bal, classes)
+        model = make_classifier(clf_name, cfg.seed, cfg.n_jobs, cfg.rf_trees, cfg.impute).fit(X[sp.fit_idx],
+                                                                                            y[sp.fit_idx])
+        pred = model.predict(X[sp.test_idx])
+        pred_bal = model.predict(X[sp.bal_test_idx])
+        scores = classification_metrics(y[sp.test_idx], pred, classes)
+        scores["balanced_test"] = classification_metrics(y[sp.bal_test_idx], pred_bal, classes)
         result["classifiers"][clf_name] = scores
         fitted[clf_name] = model
         predictions[clf_name] = pred
         if hasattr(model, "predict_proba"):  # SVC without probability=True has none
-            probabilities[clf_name] = model.predict_proba(X[test_idx]).max(axis=1)
+            probabilities[clf_name] = model.predict_proba(X[sp.test_idx]).max(axis=1)
+    return fitted, predictions, probabilities
 
+
+def _cross_validate(sp: _Split, cfg: ClassifyConfig, result: dict) -> list[dict]:
+    """Step 4: the balanced protocol inside k-fold CV; per-fold and pooled out-of-fold summaries."""
+    X, y, classes, cv = sp.X, sp.y, sp.classes, cfg.cv
+    classifiers = list(cfg.classifiers)
     fold_rows = []
-    if cv and cv > 1:
-        folds = list(kfold_indices(y, cv, groups, seed))
-        per_clf: dict[str, list] = {c: [] for c in classifiers}
-        oof = {c: np.empty(len(y), dtype=y.dtype) for c in classifiers}  # out-of-fold predictions
-        in_test = np.zeros(len(y), bool)
-        folds_lacking = []
-        for k, (tr, te) in enumerate(track(folds, description=f"{cv}-fold CV", total=len(folds))):
-            sample = balanced_sample(y, tr, n_train, seed + 1 + k)
-            absent = sorted(set(classes) - set(y[te]))
-            if absent:
-                folds_lacking.append({"fold": k, "classes_absent_from_test": absent})
-            in_test[te] = True
-            for clf_name in classifiers:
-                model = make_classifier(clf_name, seed, n_jobs, rf_trees, impute).fit(X[sample], y[sample])
-                pred = model.predict(X[te])
-                oof[clf_name][te] = pred
-                # Macro averages over the classes this fold has (in truth or prediction): a class absent from
-                # the fold has no F1, and scoring it 0 would drag the fold mean down.
-                m = classification_metrics(y[te], pred, sorted(set(y[te]) | set(pred)))
-                per_clf[clf_name].append(m)
-                fold_rows.append({"classifier": clf_name, "fold": k, **m})
-        if folds_lacking:
-            log.warning("%d of %d CV folds lack a class in their test part (e.g. fold %d: %s); compare the "
-                        "pooled out-of-fold metrics", len(folds_lacking), len(folds), folds_lacking[0]["fold"],
-                        folds_lacking[0]["classes_absent_from_test"])
-        result["protocol"]["cv_folds_lacking_classes"] = folds_lacking
-        counts = result["protocol"]["class_counts"]
-        result["protocol"]["classes_smaller_than_folds"] = {c: n for c, n in counts.items() if n < cv}
+    folds = list(kfold_indices(y, cv, sp.groups, cfg.seed))
+    per_clf: dict[str, list] = {c: [] for c in classifiers}
+    oof = {c: np.empty(len(y), dtype=y.dtype) for c in classifiers}  # out-of-fold predictions
+    in_test = np.zeros(len(y), bool)
+    folds_lacking = []
+    for k, (tr, te) in enumerate(track(folds, description=f"{cv}-fold CV", total=len(folds))):
+        sample = balanced_sample(y, tr, cfg.n_train, cfg.seed + 1 + k)
+        absent = sorted(set(classes) - set(y[te]))
+        if absent:
+            folds_lacking.append({"fold": k, "classes_absent_from_test": absent})
+        in_test[te] = True
         for clf_name in classifiers:
-            entry = result["classifiers"][clf_name]
-            entry["cv"] = _summary(per_clf[clf_name])
-            pooled = classification_metrics(y[in_test], oof[clf_name][in_test], classes)
-            entry["cv_pooled"] = pooled
-            for key in ("accuracy", "macro_f1"):
-                entry[f"cv_pooled_{key}"] = pooled[key]
-                entry[f"cv_fold_mean_{key}"] = entry["cv"][key]["mean"]
-                entry[f"cv_fold_sd_{key}"] = entry["cv"][key]["sd"]
+            model = make_classifier(clf_name, cfg.seed, cfg.n_jobs, cfg.rf_trees, cfg.impute).fit(X[sample],
+                                                                                                y[sample])
+            pred = model.predict(X[te])
+            oof[clf_name][te] = pred
+            # Macro averages over the classes this fold has (in truth or prediction): a class absent from
+            # the fold has no F1, and scoring it 0 would drag the fold mean down.
+            m = classification_metrics(y[te], pred, sorted(set(y[te]) | set(pred)))
+            per_clf[clf_name].append(m)
+            fold_rows.append({"classifier": clf_name, "fold": k, **m})
+    if folds_lacking:
+        get_logger().warning("%d of %d CV folds lack a class in their test part (e.g. fold %d: %s); compare the "
+                             "pooled out-of-fold metrics", len(folds_lacking), len(folds), folds_lacking[0]["fold"],
+                             folds_lacking[0]["classes_absent_from_test"])
+    result["protocol"]["cv_folds_lacking_classes"] = folds_lacking
+    counts = result["protocol"]["class_counts"]
+    result["protocol"]["classes_smaller_than_folds"] = {c: n for c, n in counts.items() if n < cv}
+    for clf_name in classifiers:
+        entry = result["classifiers"][clf_name]
+        entry["cv"] = _summary(per_clf[clf_name])
+        pooled = classification_metrics(y[in_test], oof[clf_name][in_test], classes)
+        entry["cv_pooled"] = pooled
+        for key in ("accuracy", "macro_f1"):
+            entry[f"cv_pooled_{key}"] = pooled[key]
+            entry[f"cv_fold_mean_{key}"] = entry["cv"][key]["mean"]
+            entry[f"cv_fold_sd_{key}"] = entry["cv"][key]["sd"]
+    return fold_rows
 
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for clf_name in classifiers:
-            _write_confusion(out, clf_name, y[test_idx], predictions[clf_name], classes, name)
-            report_table(y[test_idx], predictions[clf_name], classes).to_csv(
-                out / f"classification_report_{clf_name}.csv", index=False)
-            _write_predictions(out, clf_name, data.iloc[test_idx], y[test_idx], predictions[clf_name],
-                               probabilities.get(clf_name))
-        if fold_rows:
-            pd.DataFrame(fold_rows).to_csv(out / "cv_folds.csv", index=False)
-        rf = fitted.get("rf") or make_classifier("rf", seed, n_jobs, rf_trees, impute).fit(X[fit_idx], y[fit_idx])
-        imp, perm = importances(rf, X[test_idx], y[test_idx], feats, permutation_features,
-                                permutation_repeats, seed, n_jobs)
-        imp.to_csv(out / "importance_rf_impurity.csv", index=False)
-        perm.to_csv(out / "importance_permutation.csv", index=False)
-        from stratonet.core.runinfo import write_json
 
-        write_json(result, out / "metrics.json")
-    return result
+def write_classify(res: ClassifyResult, out_dir: str | Path) -> Path:
+    """Save a :class:`ClassifyResult` in ``out_dir`` (the CLI uses ``<run>/evaluate/classify/<name>``):
+    ``metrics.json``, ``confusion_<clf>.csv``, ``confusion_<clf>_normalized.csv``, ``confusion_<clf>.png``,
+    ``classification_report_<clf>.csv``, ``predictions_<clf>.csv``, ``importance_rf_impurity.csv``,
+    ``importance_permutation.csv`` and ``cv_folds.csv``. Returns the folder."""
+    from stratonet.core.runinfo import write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classes, name, y_test = res.metrics["classes"], res.metrics["feature_set"], res.y_test
+    for clf_name in res.cfg.classifiers:
+        _write_confusion(out, clf_name, y_test, res.predictions[clf_name], classes, name)
+        report_table(y_test, res.predictions[clf_name], classes).to_csv(
+            out / f"classification_report_{clf_name}.csv", index=False)
+        _write_predictions(out, clf_name, res.test_rows, y_test, res.predictions[clf_name],
+                           res.probabilities.get(clf_name))
+    if res.fold_rows:
+        pd.DataFrame(res.fold_rows).to_csv(out / "cv_folds.csv", index=False)
+    imp, perm = res.importances()
+    imp.to_csv(out / "importance_rf_impurity.csv", index=False)
+    perm.to_csv(out / "importance_permutation.csv", index=False)
+    write_json(res.metrics, out / "metrics.json")
+    return out
 
 
 def importances(

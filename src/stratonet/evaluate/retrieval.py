@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stratonet.core.errors import ConfigError, StratoNetError
+from stratonet.evaluate.config import RetrievalConfig
 from stratonet.evaluate.blockwise import METRICS, average_precision_blockwise, nearest_allowed_blockwise
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.controls import compound_column, negcon_mask, treatment_columns
@@ -263,25 +265,29 @@ def _predict(out: pd.DataFrame, prefix: str, X: np.ndarray, allowed_fn, y: np.nd
     out[f"{prefix}_evaluable"] = same_class & has
 
 
-def nsc_accuracy(
-    df: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    label: str = "Metadata_moa",
-    treatment: Sequence[str] | None = None,
-    batch: str | None = None,
-    metric: str = "cosine",
-    aggregate_first: bool = True,
-) -> float:
+def nsc_accuracy(df: pd.DataFrame, features: Sequence[str] | None = None, batch: str | None = None,
+                 **options) -> float:
     """NSC 1-NN accuracy (or NSCB when ``batch`` is given) over the evaluable treatment profiles.
 
-    See :func:`nsc_predictions` for the parameters.
+    ``options`` (``label``, ``treatment``, ``metric``, ``aggregate_first``) are those of :func:`nsc_predictions`.
     """
-    pred = nsc_predictions(df, features, label, treatment, batch, metric, aggregate_first)
+    pred = nsc_predictions(df, features, batch=batch, **options)
     prefix = "nscb" if batch else "nsc"
     ok = pred[f"{prefix}_evaluable"]
     if not ok.any():
         raise StratoNetError(f"{prefix.upper()}: no treatment has an eligible neighbour of its own class")
     return float(pred.loc[ok, f"{prefix}_correct"].mean())
+
+
+@dataclass
+class RetrievalResult:
+    """The mAP and NSC figures of :func:`evaluate_retrieval` (``metrics``, saved as ``metrics.json``) and the
+    ``tables`` behind them, a dict of DataFrames: ``map_activity``, ``ap_activity``, ``map_consistency``,
+    ``ap_consistency``, ``nsc_predictions`` (those computed), each saved as ``<key>.csv`` by :func:`write_retrieval`.
+    """
+
+    metrics: dict
+    tables: dict = field(default_factory=dict)
 
 
 def default_batch_column(df: pd.DataFrame) -> str | None:
@@ -292,44 +298,33 @@ def default_batch_column(df: pd.DataFrame) -> str | None:
     return None
 
 
-def evaluate_retrieval(
-    df: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    label: str = "Metadata_moa",
-    treatment: Sequence[str] | None = None,
-    batch: str | None = None,
-    metric: str = "cosine",
-    null_size: int = 10000,
-    threshold: float = 0.05,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    name: str = "features",
-    provenance: dict | None = None,
-) -> dict:
-    """mAP activity and consistency, NSC and NSCB; writes the output-contract files when ``out_dir`` is given.
+def evaluate_retrieval(df: pd.DataFrame, cfg: RetrievalConfig = RetrievalConfig(), name: str = "features",
+                       provenance: dict | None = None) -> RetrievalResult:
+    """mAP activity and consistency, NSC and NSCB; :func:`write_retrieval` saves the output-contract files.
 
     Parameters
     ----------
     df : DataFrame
-        Replicate-level profiles (e.g. per well) with negative controls, a treatment column and ``label``.
-    batch : str, optional
-        Batch column for NSCB (default ``Metadata_Batch``, else ``Metadata_Plate``).
-    out_dir : path, optional
-        Folder written directly (the CLI uses ``<run>/evaluate/retrieval/<name>``): ``metrics.json``,
-        ``map_activity.csv``, ``map_consistency.csv``, ``nsc_predictions.csv``, ``ap_activity.csv``,
-        ``ap_consistency.csv``.
+        Replicate-level profiles (e.g. per well) with negative controls, a treatment column and ``cfg.label``.
+    cfg : RetrievalConfig
+        Label, treatment and batch columns, similarity and copairs settings.
+    name : str
+        Feature-set name stored as ``feature_set``.
+    provenance : dict, optional
+        Copied into the metrics.
 
     Returns
     -------
-    dict
-        ``{"feature_set", "provenance", "map_activity": {"mean_map", "fraction_retrieved", ...},
+    RetrievalResult
+        ``metrics``: ``{"feature_set", "provenance", "map_activity": {"mean_map", "fraction_retrieved", ...},
         "map_consistency": {...}, "nsc_accuracy", "nscb_accuracy", ...}``; a part that cannot be computed
-        (e.g. no replicates) holds ``None`` and its reason under ``"skipped"``.
+        (e.g. no replicates) holds ``None`` and its reason under ``"skipped"``. ``tables``: the per-group and
+        per-profile tables.
     """
-    log = get_logger()
-    feats = feature_columns(df, features)
-    tcols = list(treatment) if treatment else treatment_columns(df)
-    batch = batch or default_batch_column(df)
+    label, metric, null_size, threshold, seed = cfg.label, cfg.metric, cfg.null_size, cfg.threshold, cfg.seed
+    feats = feature_columns(df, cfg.features)
+    tcols = list(cfg.treatment) if cfg.treatment else treatment_columns(df)
+    batch = cfg.batch or default_batch_column(df)
     result: dict = {"feature_set": name, "provenance": provenance or {}, "label": label, "metric": metric,
                     "treatment": tcols, "batch": batch, "n_profiles": int(len(df)), "n_features": len(feats),
                     "null_size": null_size, "threshold": threshold, "skipped": {}}
@@ -345,7 +340,7 @@ def evaluate_retrieval(
         try:
             ap, m = map_scores(df, feats, kind, label, tcols, metric, null_size, threshold, seed)
         except StratoNetError as exc:
-            log.warning("mAP %s skipped: %s", kind, exc)
+            get_logger().warning("mAP %s skipped: %s", kind, exc)
             result[f"map_{kind}"] = None
             result["skipped"][kind] = str(exc)
             continue
@@ -358,25 +353,35 @@ def evaluate_retrieval(
             "n_retrieved": int(m["below_corrected_p"].sum()),
         }
     if label in df.columns:
-        pred = nsc_predictions(df, feats, label, tcols, batch, metric)
-        tables["nsc_predictions"] = pred
-        for prefix in ("nsc", "nscb"):
-            if f"{prefix}_evaluable" not in pred:
-                result[f"{prefix}_accuracy"] = None
-                continue
-            ok = pred[f"{prefix}_evaluable"]
-            result[f"{prefix}_accuracy"] = float(pred.loc[ok, f"{prefix}_correct"].mean()) if ok.any() else None
-            result[f"{prefix}_n"] = int(ok.sum())
-            result[f"{prefix}_not_evaluable"] = int((~ok).sum())
+        tables["nsc_predictions"] = _nsc_summary(nsc_predictions(df, feats, label, tcols, batch, metric), result)
     else:
         result["nsc_accuracy"] = result["nscb_accuracy"] = None
         result["skipped"]["nsc"] = f"no '{label}' column (pass --label COLUMN)"
-    if out_dir is not None:
-        from stratonet.core.runinfo import write_json
+    return RetrievalResult(result, tables)
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for key, table in tables.items():
-            table.to_csv(out / f"{key}.csv", index=False)
-        write_json(result, out / "metrics.json")
-    return result
+
+def _nsc_summary(pred: pd.DataFrame, result: dict) -> pd.DataFrame:
+    """NSC and NSCB accuracy over the evaluable treatments into ``result``; returns the predictions."""
+    for prefix in ("nsc", "nscb"):
+        if f"{prefix}_evaluable" not in pred:
+            result[f"{prefix}_accuracy"] = None
+            continue
+        ok = pred[f"{prefix}_evaluable"]
+        result[f"{prefix}_accuracy"] = float(pred.loc[ok, f"{prefix}_correct"].mean()) if ok.any() else None
+        result[f"{prefix}_n"] = int(ok.sum())
+        result[f"{prefix}_not_evaluable"] = int((~ok).sum())
+    return pred
+
+
+def write_retrieval(res: RetrievalResult, out_dir: str | Path) -> Path:
+    """Save a :class:`RetrievalResult` in ``out_dir`` (the CLI uses ``<run>/evaluate/retrieval/<name>``):
+    ``metrics.json``, ``map_activity.csv``, ``map_consistency.csv``, ``nsc_predictions.csv``, ``ap_activity.csv``,
+    ``ap_consistency.csv`` (those computed). Returns the folder."""
+    from stratonet.core.runinfo import write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, table in res.tables.items():
+        table.to_csv(out / f"{key}.csv", index=False)
+    write_json(res.metrics, out / "metrics.json")
+    return out

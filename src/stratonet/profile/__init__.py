@@ -9,6 +9,7 @@ Each step takes ``features=`` explicitly (default: the numeric non-``Metadata_``
 from stratonet.profile.aggregate import aggregate
 from stratonet.profile.annotate import annotate
 from stratonet.profile.controls import negcon_mask, treatment_columns
+from stratonet.profile.config import ProfileConfig
 from stratonet.profile.normalize import normalize
 from stratonet.profile.pipeline import run_profile
 from stratonet.profile.select import feature_select
@@ -16,5 +17,5 @@ from stratonet.profile.spherize import spherize
 
 __all__ = [
     "aggregate", "annotate", "normalize", "feature_select", "spherize", "run_profile", "negcon_mask",
-    "treatment_columns",
+    "treatment_columns", "ProfileConfig",
 ]

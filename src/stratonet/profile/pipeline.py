@@ -7,6 +7,7 @@ from typing import Sequence
 import pandas as pd
 
 from stratonet.profile.aggregate import aggregate
+from stratonet.profile.config import ProfileConfig
 from stratonet.profile.annotate import annotate
 from stratonet.profile.normalize import normalize
 from stratonet.profile.protect import ProtectConfig, protect_selection
@@ -17,141 +18,142 @@ from stratonet.core.progress import warn
 from stratonet.core.tables import feature_columns, non_numeric_columns
 
 
-def run_profile(
-    df: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    aggregate_level: str | None = "well",
-    operation: str = "median",
-    platemap: pd.DataFrame | None = None,
-    normalize_method: str = "mad_robustize",
-    by_plate: bool = True,
-    reference: str = "negcon",
-    select: Sequence[str] | str = ("variance_threshold", "correlation_threshold", "drop_na_columns"),
-    corr_threshold: float = 0.9,
-    blocklist: Sequence[str] | None = None,
-    do_spherize: bool = False,
-    spherize_method: str = "ZCA",
-    spherize_epsilon: float = 1e-6,
-    na_cutoff: float = 0.05,
-    zero_mad: str = "drop",
-    mad_epsilon: float = 1e-18,
-    protect: ProtectConfig | None = None,
-    controls=None,
-) -> pd.DataFrame:
+def run_profile(df: pd.DataFrame, cfg: ProfileConfig = ProfileConfig(), features: Sequence[str] | None = None,
+                platemap: pd.DataFrame | None = None) -> pd.DataFrame:
     """Features -> profiles with the steps in the field's usual order.
 
     Parameters
     ----------
     df : DataFrame
         Feature table (cells, sites or wells).
+    cfg : ProfileConfig
+        The options of every step (see :class:`stratonet.profile.config.ProfileConfig`).
     features : list of str, optional
         Feature columns (default: numeric non-Metadata columns).
-    aggregate_level : {"site", "well", "treatment"} or None
-        Aggregate first (None: keep rows as they are).
-    operation : {"median", "mean"}
     platemap : DataFrame, optional
         Annotations joined on well (see :func:`annotate`), applied after aggregation.
-    normalize_method : {"standardize", "mad_robustize", "none"}
-    by_plate : bool
-        Normalise per plate (True) or globally.
-    reference : {"negcon", "all"}
-        Rows the normalisation (and the spherizing) is fitted on.
-    select : list of str or comma-separated str
-        Feature-selection operations (see :func:`feature_select`); empty for none.
-    do_spherize : bool
-        ZCA-whiten after selection, fitted on the reference rows.
-    na_cutoff : float
-        ``drop_na_columns`` drops features with more than this share of missing values (0: any).
-    zero_mad, mad_epsilon
-        See :func:`normalize` (``zero_mad``, ``epsilon``).
-    protect : ProtectConfig, optional
-        Selection guard (default on): with controls (or a label) the best separating features that selection
-        would remove are kept; see :mod:`stratonet.profile.protect`. Its report is ``.attrs["selection"]``.
-    controls : stratonet.core.controlnames.ControlNames, optional
-        How the table names its controls (e.g. ``negative_control``); applied after the plate map, before
-        normalisation, writing ``Metadata_control_type`` negcon / poscon.
 
     Infinite values are set to NaN first and counted per column (``.attrs["nonfinite"]``); ``blocklist`` in
-    ``select`` acts first, before aggregation and normalisation, so blocked features never reach them.
+    ``cfg.select`` acts first, before aggregation and normalisation, so blocked features never reach them. With
+    controls (or a label) the selection guard keeps the best separating features; its report is
+    ``.attrs["selection"]``.
 
     Returns
     -------
     DataFrame
         Profiles; ``.attrs["steps"]`` records what was done and how many features remain.
     """
+    feats = _input_features(df, features)
+    chain = _Chain(df, feats, [{"step": "input", "rows": len(df), "features": len(feats)}])
+    ops = cfg.select_ops()
+    if "blocklist" in ops:
+        ops.remove("blocklist")
+        chain.apply("feature_select blocklist (before normalisation)",
+                    lambda t, f: feature_select(t, f, ["blocklist"], blocklist=cfg.blocklist))
+    nonfinite = _infinite_step(chain)
+    if cfg.aggregate_level:
+        chain.apply(f"aggregate {cfg.operation} per {cfg.aggregate_level}",
+                    lambda t, f: aggregate(t, cfg.aggregate_level, f, cfg.operation))
+    if platemap is not None:
+        chain.apply("annotate", lambda t, f: annotate(t, platemap))
+    if cfg.controls is not None and not cfg.controls.is_default:
+        _controls_step(chain, cfg.controls)
+    if cfg.normalize_method != "none":
+        _normalize_step(chain, cfg)
+    selection = _select_step(chain, cfg, ops) if ops else {}
+    if cfg.spherize:
+        chain.apply(f"spherize {cfg.spherize_method} on {cfg.reference}",
+                    lambda t, f: spherize(t, f, cfg.reference, cfg.spherize_method, cfg.spherize_epsilon))
+    out = chain.table.copy()
+    out.attrs["steps"] = chain.steps
+    out.attrs["nonfinite"] = nonfinite
+    out.attrs["selection"] = selection
+    _say_missing(out, chain.features, chain.steps)
+    return out
+
+
+class _Chain:
+    """The table, its feature columns and the ``steps`` record as the chain runs."""
+
+    def __init__(self, table: pd.DataFrame, features: list[str], steps: list[dict]) -> None:
+        self.table, self.features, self.steps = table, features, steps
+
+    def apply(self, name: str, fn) -> None:
+        """Run one step ``fn(table, features) -> table``; keep the features still present; record it."""
+        self.table = fn(self.table, self.features)
+        self.features = [f for f in self.features if f in self.table.columns]
+        self.record(name)
+
+    def record(self, name: str, columns: Sequence[str] | None = None) -> None:
+        """Add a line to the steps record (with up to 50 column names)."""
+        step = {"step": name, "rows": len(self.table), "features": len(self.features)}
+        if columns is not None:
+            step["columns"] = list(columns)[:50]
+        self.steps.append(step)
+
+
+def _input_features(df: pd.DataFrame, features: Sequence[str] | None) -> list[str]:
+    """The feature columns to profile; text columns are said and left out."""
     feats = feature_columns(df, features)
     if features is None and (text := non_numeric_columns(df)):
         warn(f"{len(text)} non-numeric column(s) left out of the features: {', '.join(map(str, text[:8]))}"
              + (" ..." if len(text) > 8 else "") + " (name them Metadata_* to keep them as metadata)")
     if not feats:
         raise StratoNetError("no numeric feature column to profile (only Metadata_* or text columns)")
-    steps: list[dict] = [{"step": "input", "rows": len(df), "features": len(feats)}]
-    out = df
-    ops = [o.strip() for o in select.split(",")] if isinstance(select, str) else list(select)
-    ops = [o for o in ops if o]
-    if "blocklist" in ops:
-        out = feature_select(out, feats, ["blocklist"], blocklist=blocklist)
-        feats = [f for f in feats if f in out.columns]
-        ops.remove("blocklist")
-        steps.append({"step": "feature_select blocklist (before normalisation)", "rows": len(out),
-                      "features": len(feats)})
-    out, nonfinite = infinite_to_nan(out, feats)
+    return feats
+
+
+def _infinite_step(chain: _Chain) -> dict[str, int]:
+    """Set +-inf to NaN, say so and record it; returns the counts per column."""
+    chain.table, nonfinite = infinite_to_nan(chain.table, chain.features)
     if nonfinite:
         named = ", ".join(f"{c} ({n})" for c, n in sorted(nonfinite.items())[:5])
         warn(f"±inf in {len(nonfinite)} feature column(s) set to NaN: {named}" + (" ..." if len(nonfinite) > 5 else ""))
-        steps.append({"step": f"{sum(nonfinite.values())} infinite value(s) in {len(nonfinite)} column(s) set to NaN",
-                      "rows": len(out), "features": len(feats), "columns": sorted(nonfinite)[:50]})
-    if aggregate_level:
-        out = aggregate(out, aggregate_level, feats, operation)
-        steps.append({"step": f"aggregate {operation} per {aggregate_level}", "rows": len(out), "features": len(feats)})
-    if platemap is not None:
-        out = annotate(out, platemap)
-        steps.append({"step": "annotate", "rows": len(out), "features": len(feats)})
-    if controls is not None and not controls.is_default:
-        from stratonet.core.controlnames import apply_control_names
+        chain.record(f"{sum(nonfinite.values())} infinite value(s) in {len(nonfinite)} column(s) set to NaN",
+                     sorted(nonfinite))
+    return nonfinite
 
-        out, note = apply_control_names(out, controls, "profiles")
-        if note:
-            steps.append({"step": note, "rows": len(out), "features": len(feats)})
-    if normalize_method != "none":
-        before = out
-        out = normalize(out, feats, normalize_method, reference, "Metadata_Plate" if by_plate else None,
-                        epsilon=mad_epsilon, zero_mad=zero_mad)
-        zero = out.attrs.get("zero_mad_features", [])
-        feats = [f for f in feats if f in out.columns]
-        where = "per plate" if by_plate else "globally"
-        steps.append({"step": f"normalize {normalize_method} vs {reference} {where}", "rows": len(out),
-                      "features": len(feats)})
-        if not feats:
-            raise StratoNetError(zero_mad_message(before, zero, normalize_method, reference, by_plate))
-        if zero:
-            what = "dropped" if zero_mad == "drop" else "kept (values may be huge)"
-            steps.append({"step": f"{len(zero)} feature(s) with zero MAD in the reference {what}",
-                          "rows": len(out), "features": len(feats), "columns": zero[:50]})  # the first 50 names
-    selection: dict = {}
-    if ops:
-        selected = feature_select(out, feats, ops, corr_threshold=corr_threshold, blocklist=blocklist,
-                                  na_cutoff=na_cutoff)
-        selected, selection = protect_selection(out, selected, feats, protect or ProtectConfig())
-        out = selected
-        feats = [f for f in feats if f in out.columns]
-        steps.append({"step": f"feature_select {','.join(ops)}", "rows": len(out), "features": len(feats)})
-        if selection.get("protected"):
-            steps.append({"step": f"{len(selection['protected'])} separating feature(s) kept ({selection['measure']})",
-                          "rows": len(out), "features": len(feats), "columns": selection["protected"][:50]})
-        if not feats:
-            n_in = steps[0]["features"]
-            raise StratoNetError(f"feature_select {','.join(ops)} left 0 of {n_in} features (constant, NA or "
-                                 "blocklisted across all rows): nothing to profile; check the input or use --select none")
-    if do_spherize:
-        out = spherize(out, feats, reference, spherize_method, spherize_epsilon)
-        steps.append({"step": f"spherize {spherize_method} on {reference}", "rows": len(out), "features": len(feats)})
-    out = out.copy()
-    out.attrs["steps"] = steps
-    out.attrs["nonfinite"] = nonfinite
-    out.attrs["selection"] = selection
-    _say_missing(out, feats, steps)
-    return out
+
+def _controls_step(chain: _Chain, controls) -> None:
+    """Rewrite the table's own control names to ``Metadata_control_type`` negcon / poscon."""
+    from stratonet.core.controlnames import apply_control_names
+
+    chain.table, note = apply_control_names(chain.table, controls, "profiles")
+    if note:
+        chain.record(note)
+
+
+def _normalize_step(chain: _Chain, cfg: ProfileConfig) -> None:
+    """Normalise against the reference rows; features with zero MAD there are dropped (or kept) and said."""
+    before = chain.table
+    where = "per plate" if cfg.by_plate else "globally"
+    chain.apply(f"normalize {cfg.normalize_method} vs {cfg.reference} {where}",
+                lambda t, f: normalize(t, f, cfg.normalize_method, cfg.reference,
+                                       "Metadata_Plate" if cfg.by_plate else None, epsilon=cfg.mad_epsilon,
+                                       zero_mad=cfg.zero_mad))
+    zero = chain.table.attrs.get("zero_mad_features", [])
+    if not chain.features:
+        raise StratoNetError(zero_mad_message(before, zero, cfg.normalize_method, cfg.reference, cfg.by_plate))
+    if zero:
+        what = "dropped" if cfg.zero_mad == "drop" else "kept (values may be huge)"
+        chain.record(f"{len(zero)} feature(s) with zero MAD in the reference {what}", zero)
+
+
+def _select_step(chain: _Chain, cfg: ProfileConfig, ops: list[str]) -> dict:
+    """Feature selection under the guard that keeps the best separating features; returns the guard's report."""
+    before, feats = chain.table, chain.features
+    selected = feature_select(before, feats, ops, corr_threshold=cfg.corr_threshold, blocklist=cfg.blocklist,
+                              na_cutoff=cfg.na_cutoff)
+    selected, selection = protect_selection(before, selected, feats, cfg.protect or ProtectConfig())
+    chain.apply(f"feature_select {','.join(ops)}", lambda t, f: selected)
+    if selection.get("protected"):
+        chain.record(f"{len(selection['protected'])} separating feature(s) kept ({selection['measure']})",
+                     selection["protected"])
+    if not chain.features:
+        n_in = chain.steps[0]["features"]
+        raise StratoNetError(f"feature_select {','.join(ops)} left 0 of {n_in} features (constant, NA or "
+                             "blocklisted across all rows): nothing to profile; check the input or use --select none")
+    return selection
 
 
 def _say_missing(out: pd.DataFrame, feats: Sequence[str], steps: list[dict]) -> None:
