@@ -151,7 +151,9 @@ class _Axis:
             from sklearn.linear_model import LogisticRegression
 
             fast = dict(solver="liblinear", dual=Z.shape[1] > Z.shape[0]) if spec.solver == "liblinear" else {}
-            self.model = LogisticRegression(C=spec.C, class_weight="balanced", max_iter=2000, **fast).fit(Z, y)
+            # liblinear's dual solver visits coordinates in random order: seeded, so a rerun gives the same scores
+            self.model = LogisticRegression(C=spec.C, class_weight="balanced", max_iter=2000, random_state=self.seed,
+                                            **fast).fit(Z, y)
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:
