@@ -54,8 +54,6 @@ MAX_PARAMS = 12
 #: Imports that go up a layer today (importer -> imported); phase 2 of the renovation inverts them (the runtime
 #: drives the stages instead of the stages calling the resumable writer and the run guard).
 KNOWN_UPWARD = {
-    ("stratonet.extract.classical.run", "stratonet.runtime.resumable"),
-    ("stratonet.extract.classical.run", "stratonet.runtime.runguard"),
     ("stratonet.extract.deep.run", "stratonet.runtime.writer"),
     ("stratonet.extract.deep.run", "stratonet.runtime.resumable"),
     ("stratonet.extract.deep.run", "stratonet.runtime.runguard"),
@@ -69,7 +67,7 @@ KNOWN_UPWARD = {
 #: Functions over 100 lines today (phase 2 splits them; /work/wt/renovate/PHASE2.md).
 KNOWN_LONG = {
     "stratonet.assay.evaluate:evaluate_assay", "stratonet.evaluate.classify:evaluate_classifiers",
-    "stratonet.extract.classical.run:_extract_classical", "stratonet.extract.deep.run:extract_deep",
+    "stratonet.extract.deep.run:extract_deep",
     "stratonet.extract.deep.run:prepare_deep", "stratonet.profile.pipeline:run_profile",
     "stratonet.runtime.raydata:extract_deep_ray", "stratonet.synth.render:_render", "stratonet.train.classifier:train_classifier",
 }

@@ -92,7 +92,7 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     from stratonet.index import build_index
     from stratonet.index.build import default_layout
     from stratonet.core.progress import console, get_logger
-    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.core.errorlog import ErrorLog
     from stratonet.core.tables import write_table
 
     start_run(out.parent, "index")

@@ -32,7 +32,8 @@ def assay_stage(ctx) -> None:
     from stratonet.evaluate._common import drop_attrs
     from stratonet.assay.evaluate import evaluate_assay
     from stratonet.assay.readouts import ReadoutSpec
-    from stratonet.extract.classical.run import ClassicalConfig, extract_classical
+    from stratonet.extract.classical.run import ClassicalConfig
+    from stratonet.runtime import extract_classical
     from stratonet.index import build_index
     from stratonet.profile import run_profile
     from stratonet.synth.assay_plate import make_assay_plate

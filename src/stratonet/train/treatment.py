@@ -132,7 +132,7 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
         raise ConfigError(f"unknown --imbalance '{cfg.imbalance}' (choose {', '.join(IMBALANCE_MODES)})")
     if cfg.crop > cfg.size:
         raise ConfigError(f"--crop {cfg.crop} is larger than --size {cfg.size}")
-    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.core.errorlog import ErrorLog
 
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
