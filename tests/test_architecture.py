@@ -59,8 +59,6 @@ KNOWN_UPWARD = {
     ("stratonet.extract.deep.run", "stratonet.runtime.runguard"),
     ("stratonet.extract.pixel", "stratonet.runtime.resumable"),
     ("stratonet.extract.pixel", "stratonet.runtime.runguard"),
-    ("stratonet.synth.plate", "stratonet.runtime.resumable"),
-    ("stratonet.train.treatment", "stratonet.runtime.resumable"),
 }
 
 
