@@ -67,15 +67,14 @@ KNOWN_LONG = {
     "stratonet.assay.evaluate:evaluate_assay", "stratonet.evaluate.classify:evaluate_classifiers",
     "stratonet.extract.deep.run:extract_deep",
     "stratonet.extract.deep.run:prepare_deep", "stratonet.profile.pipeline:run_profile",
-    "stratonet.runtime.raydata:extract_deep_ray", "stratonet.synth.render:_render", "stratonet.train.classifier:train_classifier",
+    "stratonet.runtime.raydata:extract_deep_ray",
 }
 #: Functions with more than 12 parameters outside the CLI today (phase 2: frozen config dataclasses).
 KNOWN_WIDE = {
     "stratonet.assay.evaluate:evaluate_assay", "stratonet.evaluate.classify:evaluate_classifiers",
     "stratonet.extract.deep.run:extract_deep", "stratonet.extract.deep.run:prepare_deep", "stratonet.extract.pixel:extract_pixel",
-    "stratonet.images.scaling:resolve_scaling", "stratonet.index.build:build_index",
+    "stratonet.images.scaling:resolve_scaling",
     "stratonet.profile.pipeline:run_profile", "stratonet.runtime.raydata:__init__", "stratonet.runtime.raydata:extract_deep_ray",
-    "stratonet.report.plates:plate_svg", "stratonet.train.loop:fit",
 }
 
 # --- reading the source ------------------------------------------------------------------------------------------
