@@ -101,7 +101,8 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
         channel_map=channel_map, plate=plate, plane=plane, pattern=pattern, channels=channels,
         file_column=file_column, columns=columns, image_root=image_root, source_name=source_name, batch=batch,
         platemap=platemap, barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check,
-        on_error=on_error, plate_format=plate_format, planes=PlaneChoice(level=level, z=z_project or z_index, t=timepoint),
+        on_error=on_error, plate_format=plate_format,
+        planes=PlaneChoice(level=level, z=z_project or z_index, t=timepoint),
     )
     df = build_index(source, layout, options=opts, record=lambda site, msg: errors.add(site, "index", msg))
     names = control_names(control_column, negcon, poscon, controls_file)

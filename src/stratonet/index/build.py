@@ -61,7 +61,7 @@ def build_index(
     """
     if options is not None and keywords:
         raise ConfigError("build_index: give options as an IndexOptions or as keywords, not both")
-    opts = options if options is not None else IndexOptions.from_keywords(**keywords)
+    opts = options if options is not None else IndexOptions(**keywords)
     remote = is_url(source)
     source = str(source) if remote else Path(source)  # Path() would turn s3://b/k into s3:/b/k
     layout = layout or default_layout(source)

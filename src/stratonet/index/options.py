@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from stratonet.core.errors import ConfigError
 from stratonet.index.omezarr import PlaneChoice
 
 
@@ -63,13 +62,4 @@ class IndexOptions:
     check: bool = True
     on_error: str = "fail"
     plate_format: str | int | None = "auto"
-    planes: PlaneChoice | None = field(default=None)
-
-    @classmethod
-    def from_keywords(cls, **options) -> "IndexOptions":
-        """The options from keywords (``build_index(source, layout, plate=...)``); an unknown one is a ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"build_index: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**options)
+    planes: PlaneChoice | None = None

@@ -147,7 +147,8 @@ class ClassicalRun:
         from stratonet.runtime.resumable import PartitionedWriter
 
         out, keys = self.out, self.keys
-        files = {"cells": out / "single_cell.parquet", "mean": out / "site_mean.parquet", "median": out / "site.parquet"}
+        files = {"cells": out / "single_cell.parquet", "mean": out / "site_mean.parquet",
+                 "median": out / "site.parquet"}
         if overwrite:
             for f in files.values():
                 PartitionedWriter(f).discard()
