@@ -26,7 +26,7 @@ def build_plate_run(root: Path, wells: int = 48, sites: int = 2, size: int = 128
     from stratonet.evaluate.retrieval import evaluate_retrieval, write_retrieval
     from stratonet.index import build_index
     from stratonet.profile import ProfileConfig, run_profile
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
     from stratonet.core.tables import read_table, write_table
 
     plate_dir, run = root / "plate", root / "run"

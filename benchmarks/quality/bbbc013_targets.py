@@ -165,7 +165,7 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
             extract_pixel(index, path, size=size, scaling=scaling)
         table = pd.read_parquet(path)
     elif kind == "classical":
-        from stratonet.extract.classical.run import extract_classical
+        from stratonet.runtime import extract_classical
 
         folder = out / "classical"
         if not (folder / "well.parquet").exists():

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from stratonet.extract.deep.run import extract_deep
     from stratonet.index import build_index
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
 
     plate_dir = args.out / "plate"
     make_plate(plate_dir, wells=args.wells, sites=args.sites, size=args.size, seed=0, progress=False)

@@ -31,7 +31,7 @@ from bbbc013_targets import feature_matrix, run_config  # noqa: E402
 def synth_index(out: Path, wells: int, sites: int, size: int, seed: int) -> pd.DataFrame:
     """Render (or reuse) the plate and index it."""
     from stratonet.index import build_index
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
 
     plate_dir = out / "plate"
     make_plate(plate_dir, wells=wells, sites=sites, seed=seed, size=size, progress=False)

@@ -36,7 +36,7 @@ def bench_speed(size: int, n: int) -> dict:
     for s in range(n):
         render_site(params, "B03", s + 1)
     render = {"cpu_s_per_site": (time.process_time() - c0) / n, "wall_s_per_site": (time.perf_counter() - w0) / n}
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
 
     with tempfile.TemporaryDirectory() as tmp:
         wells = max(1, n // 2)

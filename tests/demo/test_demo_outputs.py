@@ -16,7 +16,7 @@ def _files(folder: Path) -> set[str]:
 def test_demo_and_cli_write_classical_features_in_the_same_shape(tmp_path):
     from stratonet.demo import pipeline as demo
     from stratonet.index import build_index
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
     from stratonet.core.tables import write_table
 
     make_plate(tmp_path / "plate", wells=2, sites=1, seed=0, size=256, plate="P", progress=False)

@@ -181,7 +181,7 @@ def test_cli_end_to_end_resume_and_external_labels(tmp_path, jump_fov):
 
 def test_site_without_dna_is_a_clear_error(tmp_path, jump_fov, capsys):
     from stratonet.core.errors import SiteError
-    from stratonet.extract.classical.run import extract_classical
+    from stratonet.runtime import extract_classical
 
     idx = _crop_index(tmp_path, jump_fov, with_dna=False)
     with pytest.raises(SiteError, match=r"P1/A01/1.*no DNA channel"):

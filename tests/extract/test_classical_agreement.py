@@ -18,7 +18,7 @@ F1_TOL = 0.02
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("cp_agreement", ROOT / "benchmarks" / "cp_agreement.py")
+    spec = importlib.util.spec_from_file_location("cp_agreement", ROOT / "benchmarks" / "quality" / "cp_agreement.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

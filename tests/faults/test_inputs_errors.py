@@ -125,7 +125,7 @@ def test_full_disk_one_line_no_tmp_left_and_rerun_works(kind, on_error, tmp_path
 def test_full_disk_is_not_recorded_as_a_bad_site(tmp_path, monkeypatch):
     """With --on-error skip, ENOSPC while flushing stops the run at once; it is not filed as a failed site while
     the remaining sites are processed for nothing."""
-    import stratonet.extract.classical.run as classical
+    import stratonet.runtime.classical_run as classical
     from stratonet.extract.classical.segment import SegmentParams
     from stratonet.core.errors import OutputError
 

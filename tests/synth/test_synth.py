@@ -13,8 +13,9 @@ import tifffile
 
 from conftest import run_cli
 from stratonet.core.errors import ConfigError, StratoNetError
+from stratonet.runtime import make_plate
 from stratonet.synth import (
-    CHANNELS, COMPOUNDS, SynthParams, make_plate, make_platemap, plan_plate, render_site,
+    CHANNELS, COMPOUNDS, SynthParams, make_platemap, plan_plate, render_site,
 )
 
 

@@ -83,7 +83,8 @@ def classical(index: Path, out: Path, features: str, workers: int, dna_channel: 
     from stratonet.extract.classical.measure import MeasureParams, parse_groups
     from stratonet.extract.classical.segment import SegmentParams
     from stratonet.core.errors import ConfigError
-    from stratonet.extract.classical.run import ClassicalConfig, check_resume, extract_classical
+    from stratonet.extract.classical.run import ClassicalConfig
+    from stratonet.runtime.classical_run import check_resume, extract_classical
     from stratonet.core.progress import console
     from stratonet.runtime.runguard import OutputLock
     from stratonet.core.tables import read_table

@@ -89,21 +89,22 @@ def index(source: Path, out: Path, layout: str | None, channel_map: str | None, 
     """
     from stratonet.index.omezarr import PlaneChoice
 
-    from stratonet.index import build_index
+    from stratonet.index import IndexOptions, build_index
     from stratonet.index.build import default_layout
     from stratonet.core.progress import console, get_logger
-    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.core.errorlog import ErrorLog
     from stratonet.core.tables import write_table
 
     start_run(out.parent, "index")
     errors = ErrorLog(out.with_name(_stem(out) + ".errors.parquet"))
-    df = build_index(
-        source, layout, channel_map=channel_map, plate=plate, plane=plane, pattern=pattern, channels=channels,
-        file_column=file_column, image_root=image_root, source_name=source_name, batch=batch, platemap=platemap,
-        barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check, on_error=on_error,
-        record=lambda site, msg: errors.add(site, "index", msg), plate_format=plate_format, columns=columns,
+    opts = IndexOptions(
+        channel_map=channel_map, plate=plate, plane=plane, pattern=pattern, channels=channels,
+        file_column=file_column, columns=columns, image_root=image_root, source_name=source_name, batch=batch,
+        platemap=platemap, barcode_platemap=barcode_platemap, compound_metadata=compound_metadata, check=check,
+        on_error=on_error, plate_format=plate_format,
         planes=PlaneChoice(level=level, z=z_project or z_index, t=timepoint),
     )
+    df = build_index(source, layout, options=opts, record=lambda site, msg: errors.add(site, "index", msg))
     names = control_names(control_column, negcon, poscon, controls_file)
     if not names.is_default:  # the field's negcon / poscon from here on, for every later command
         df = apply_controls(df, names, str(source))

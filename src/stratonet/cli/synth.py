@@ -32,7 +32,8 @@ def synth(out: Path, wells: int, sites: int, seed: int, size: int, plate: str, c
     Rerunning with the same options resumes; OUT holding a different plate is refused unless --overwrite.
     """
     from stratonet.core.progress import console
-    from stratonet.synth.plate import check_out, make_plate, plan_plate
+    from stratonet.runtime import make_plate
+    from stratonet.synth.plate import check_out, plan_plate
 
     spec = plan_plate(wells, sites, seed, size, plate, compression)  # validates the options
     check_out(out, spec, overwrite)  # before start_run writes into OUT

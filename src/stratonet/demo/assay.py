@@ -33,7 +33,8 @@ def assay_stage(ctx) -> None:
     from stratonet.assay.config import AssayConfig
     from stratonet.assay.evaluate import evaluate_assay, write_assay
     from stratonet.assay.readouts import ReadoutSpec
-    from stratonet.extract.classical.run import ClassicalConfig, extract_classical
+    from stratonet.extract.classical.run import ClassicalConfig
+    from stratonet.runtime import extract_classical
     from stratonet.index import build_index
     from stratonet.profile import ProfileConfig, run_profile
     from stratonet.synth.assay_plate import make_assay_plate

@@ -48,7 +48,7 @@ DEMO_SIZE = 540  # px; half a JUMP field: cells at 0.71x scale, ~75 cells per si
 
 def stage_synth(ctx: DemoContext) -> None:
     """Write the synthetic plate: DEMO_WELLS x DEMO_SITES sites of DEMO_SIZE px into ``<out>/synth``."""
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
 
     out = ctx.out / "synth"
     make_plate(out, wells=DEMO_WELLS, sites=DEMO_SITES, seed=ctx.seed, size=DEMO_SIZE, plate="DEMO-SYNTH",
@@ -119,7 +119,8 @@ def stage_extract_classical(ctx: DemoContext) -> None:
     texture at scale 3 only, an 8-step granularity spectrum.
     """
     from stratonet.extract.classical.measure import MeasureParams
-    from stratonet.extract.classical.run import ClassicalConfig, extract_classical
+    from stratonet.extract.classical.run import ClassicalConfig
+    from stratonet.runtime import extract_classical
     from stratonet.core.tables import read_table
     from stratonet.core.wording import plural
 
@@ -187,7 +188,7 @@ def stage_train(ctx: DemoContext) -> None:
     majority.
     """
     from stratonet.index import build_index
-    from stratonet.synth import make_plate
+    from stratonet.runtime import make_plate
     from stratonet.core.tables import write_table
     from stratonet.train.treatment import TreatmentConfig, train_treatment
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stratonet.core.errors import InputFileError, NotAvailableError
-from stratonet.images.planes import PlaneRef
+from stratonet.images.planeref import PlaneRef
 from stratonet.core.remote import is_url, storage_options, with_retries
 
 AXIS_ORDER = "tczyx"

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from stratonet.core.errors import InputFileError, NotAvailableError
-from stratonet.images.planes import PlaneRef
+from stratonet.images.planeref import PlaneRef
 from stratonet.core.remote import is_url
 
 # file suffix -> (stratonet extra, bioio reader package)

@@ -19,7 +19,7 @@ from stratonet.index.checks import require_folder
 from stratonet.index.layouts import parse_channel_map
 from stratonet.index.omezarr import PlaneChoice, channel_names
 from stratonet.index.schema import PATH_PREFIX, normalise_well, well_from_row_col
-from stratonet.images.planes import PlaneRef
+from stratonet.images.planeref import PlaneRef
 from stratonet.images.vendor import READER_EXTRAS, open_image
 
 WELL_PATTERN = r"(?:^|[_\-. ])(?P<well>[A-Pa-p]\d{1,2})(?:[_\-. ](?:s|f|site|field)(?P<site>\d+))?(?=[_\-. ]|$)"

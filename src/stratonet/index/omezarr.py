@@ -19,7 +19,7 @@ from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.index.layouts import channel_key, parse_channel_map
 from stratonet.index.schema import PATH_PREFIX, normalise_well
 from stratonet.images.ngff import clear_cache, image_info, join, level_array, ome_attrs, open_group, plane_shape, require_zarr
-from stratonet.images.planes import PlaneRef
+from stratonet.images.planeref import PlaneRef
 from stratonet.core.progress import track
 from stratonet.core.remote import is_url
 

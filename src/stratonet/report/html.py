@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from stratonet.report.formats import fmt_column, fmt_value
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 CSS = """
@@ -49,9 +51,7 @@ def esc(x: object) -> str:
 
 def fmt(v: object, digits: int = 3, kind: str = "num") -> str:
     """A value for display: numbers to ``digits`` significant digits (whole numbers as integers), NaN/None as an
-    en dash; ``kind`` as :func:`stratonet.report.numbers.fmt_value` (``"p"``, ``"sci"``, ``"int"``)."""
-    from stratonet.report.numbers import fmt_value
-
+    en dash; ``kind`` as :func:`stratonet.report.formats.fmt_value` (``"p"``, ``"sci"``, ``"int"``)."""
     return fmt_value(v, kind, digits)
 
 
@@ -72,8 +72,6 @@ def table(df: pd.DataFrame, digits: int = 3, text_columns: int = 1, max_rows: in
     reasons = {c[4:]: c for c in d.columns if str(c).startswith("why:")}
     shown = [c for c in d.columns if not str(c).startswith("why:")]
     head = "".join(f'<th class="{"t" if i < text_columns else ""}">{esc(c)}</th>' for i, c in enumerate(shown))
-    from stratonet.report.numbers import fmt_column
-
     text_of = {c: fmt_column(d[c].tolist(), c, digits) for c in shown}
     body = []
     for j, (_, row) in enumerate(d.iterrows()):

@@ -333,6 +333,28 @@ def _numbers(w) -> dict[str, str]:
     return out
 
 
+def _layout_maps(plate: str, fmt: int, by: pd.DataFrame, tip: dict[str, str], sid: str, kw: dict) -> list[str]:
+    """The plate's two layout maps: control type and treatment (the first 20 treatments coloured)."""
+    maps = []
+    ctype = by["Metadata_control_type"].map(control_type) if "Metadata_control_type" in by else \
+        pd.Series("unknown", index=by.index)
+    maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type",
+                            P.PlateStyle(kind="categorical", categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
+                                                                         for k in sorted(set(ctype))},
+                                         map_id=f"map-{sid}-layout"), labels=tip, **kw))
+    treat = {w: _treatment(r) for w, r in by.iterrows()}
+    cats = P.category_colours(N.sort_treatments(set(treat.values())))
+    if len(cats) > 20:
+        parts_note = f" ({len(cats)} treatments: the first 20 coloured, the rest grey)"
+    else:
+        parts_note = ""
+    maps.append(P.plate_svg(plate, fmt, treat, "layout: treatment" + parts_note,
+                            P.PlateStyle(kind="categorical", categories=cats if len(cats) <= 20 else
+                                         {k: v for k, v in list(cats.items())[:20]},
+                                         map_id=f"map-{sid}-treatment"), labels=tip, **kw))
+    return maps
+
+
 def plates_section(data: PlateData | None, run: Path) -> str:
     """Plate maps per plate (layout, cells, QC, activity), the click-to-open viewer and its embedded data."""
     if data is None:
@@ -356,34 +378,21 @@ def plates_section(data: PlateData | None, run: Path) -> str:
 
         kw = dict(empty=empty, failed=failed)
         sid = "".join(ch if ch.isalnum() else "-" for ch in plate)
-        maps = []
-        ctype = by["Metadata_control_type"].map(control_type) if "Metadata_control_type" in by else \
-            pd.Series("unknown", index=by.index)
-        maps.append(P.plate_svg(plate, fmt, ctype.to_dict(), "layout: control type", kind="categorical",
-                                labels=tip, categories={k: P.CONTROL_COLOURS.get(k, "#cccccc")
-                                                        for k in sorted(set(ctype))}, map_id=f"map-{sid}-layout", **kw))
-        treat = {w: _treatment(r) for w, r in by.iterrows()}
-        cats = P.category_colours(N.sort_treatments(set(treat.values())))
-        if len(cats) > 20:
-            parts_note = f" ({len(cats)} treatments: the first 20 coloured, the rest grey)"
-        else:
-            parts_note = ""
-        maps.append(P.plate_svg(plate, fmt, treat, "layout: treatment" + parts_note, kind="categorical", labels=tip,
-                                categories=cats if len(cats) <= 20 else {k: v for k, v in list(cats.items())[:20]},
-                                map_id=f"map-{sid}-treatment", **kw))
+        maps = _layout_maps(plate, fmt, by, tip, sid, kw)
         if by["cells"].notna().any():
             maps.append(P.plate_svg(plate, fmt, by["cells"].to_dict(), "cell count (all sites)",
-                                    labels=tipped("cells", "cells", 0), map_id=f"map-{sid}-cells", **kw))
+                                    P.PlateStyle(map_id=f"map-{sid}-cells"), labels=tipped("cells", "cells", 0), **kw))
         else:
             maps.append(H.not_run("cell count: no site table with Count_Cells (run extract classical)"))
         maps.append(P.plate_svg(plate, fmt, by["focus"].to_dict(), "QC: focus (DNA; low = blurred)",
-                                labels=tipped("focus", "focus"), map_id=f"map-{sid}-focus", cmap_name="cividis", **kw))
+                                P.PlateStyle(map_id=f"map-{sid}-focus", cmap_name="cividis"),
+                                labels=tipped("focus", "focus"), **kw))
         maps.append(P.plate_svg(plate, fmt, by["saturated"].to_dict(), "QC: saturated pixel fraction",
-                                labels=tipped("saturated", "saturated", 4), map_id=f"map-{sid}-saturation",
-                                cmap_name="OrRd", **kw))
+                                P.PlateStyle(map_id=f"map-{sid}-saturation", cmap_name="OrRd"),
+                                labels=tipped("saturated", "saturated", 4), **kw))
         maps.append(P.plate_svg(plate, fmt, by["failed_fraction"].to_dict(), "QC: fraction of failed sites",
-                                labels=tipped("failed_fraction", "failed fraction"), vmin=0, vmax=1,
-                                map_id=f"map-{sid}-failed", cmap_name="Reds", **kw))
+                                P.PlateStyle(vmin=0, vmax=1, map_id=f"map-{sid}-failed", cmap_name="Reds"),
+                                labels=tipped("failed_fraction", "failed fraction"), **kw))
         if by["distance"].notna().any():
             sig = {w: "*" for w, q in by["distance_q"].items() if pd.notna(q) and q < 0.05}
             n_neg = int(by["n_negcon"].max())
@@ -391,7 +400,8 @@ def plates_section(data: PlateData | None, run: Path) -> str:
                                     f"activity: RMS distance to DMSO median ({data.activity_set} profiles; dot: q < 0.05)",
                                     labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'distance_q'])})"
                                             for w, t in tipped("distance", "distance").items()},
-                                    marks=sig, map_id=f"map-{sid}-distance", cmap_name="plasma", **kw))
+                                    marks=sig, style=P.PlateStyle(map_id=f"map-{sid}-distance", cmap_name="plasma"),
+                                    **kw))
             if n_neg + 1 < 20:
                 data.notes.append(f"plate {plate}: distance-to-DMSO p-values rest on {n_neg} negative-control wells;"
                                   f" the smallest attainable p is 1/{n_neg + 1} = {1 / (n_neg + 1):.2f}, so no well can"
@@ -402,7 +412,8 @@ def plates_section(data: PlateData | None, run: Path) -> str:
                                     f"activity: treatment mAP vs negcon ({data.map_source}; dot: q < 0.05)",
                                     labels={w: t + f" (q = {P.fmt_p(by.loc[w, 'map_q'])})"
                                             for w, t in tipped("map", "mAP").items()},
-                                    marks=sig, vmin=0, vmax=1, map_id=f"map-{sid}-map", cmap_name="plasma", **kw))
+                                    marks=sig, style=P.PlateStyle(vmin=0, vmax=1, map_id=f"map-{sid}-map",
+                                                                  cmap_name="plasma"), **kw))
         n_failed_sites = int(pw["failed_sites"].sum())
         zero = sorted(pw.loc[pw["cells"] == 0, "Metadata_Well"].astype(str))
         if zero:

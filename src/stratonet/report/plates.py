@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,27 +54,53 @@ def _colour(cmap, t: float) -> str:
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
-def plate_svg(plate: str, fmt: int, values: dict[str, float | str], title: str, *, kind: str = "continuous",
-              labels: dict[str, str] | None = None, marks: dict[str, str] | None = None,
-              empty: set[str] = frozenset(), failed: set[str] = frozenset(), vmin: float | None = None,
-              vmax: float | None = None, cmap_name: str = "viridis", categories: dict[str, str] | None = None,
-              map_id: str = "") -> str:
+@dataclass(frozen=True)
+class PlateStyle:
+    """How a plate map is drawn.
+
+    Parameters
+    ----------
+    kind : {"continuous", "categorical"}
+        Numbers on a colour scale, or category names with their colours.
+    vmin, vmax : float, optional
+        Ends of the colour scale (default: the values' range).
+    cmap_name : str
+        A matplotlib colour map for continuous maps.
+    categories : dict, optional
+        Category -> colour for categorical maps.
+    map_id : str
+        The figure's HTML id.
+    """
+
+    kind: str = "continuous"
+    vmin: float | None = None
+    vmax: float | None = None
+    cmap_name: str = "viridis"
+    categories: dict[str, str] | None = None
+    map_id: str = ""
+
+
+def plate_svg(plate: str, fmt: int, values: dict[str, float | str], title: str, style: PlateStyle = PlateStyle(),
+              *, labels: dict[str, str] | None = None, marks: dict[str, str] | None = None,
+              empty: set[str] = frozenset(), failed: set[str] = frozenset()) -> str:
     """One plate map as inline SVG with its legend.
 
     Parameters
     ----------
     values : dict
-        Well -> number (``kind="continuous"``) or category name (``kind="categorical"``); NaN / absent wells
+        Well -> number (``style.kind="continuous"``) or category name (``"categorical"``); NaN / absent wells
         that are not empty are drawn white with a grey rim ("no value").
+    style : PlateStyle
+        Kind, colour scale and colours, figure id.
     labels : dict, optional
         Well -> hover text (shown as the SVG ``<title>``).
     marks : dict, optional
         Well -> a short glyph drawn in the well (e.g. ``"*"`` for significant activity).
     empty, failed : set of str
         Wells with no sites in the index (light grey, no outline) and wells whose every site failed (a red cross).
-    categories : dict, optional
-        Category -> colour for categorical maps.
     """
+    kind, vmin, vmax, cmap_name = style.kind, style.vmin, style.vmax, style.cmap_name
+    categories, map_id = style.categories, style.map_id
     import matplotlib
 
     rows, cols = FORMATS[fmt]

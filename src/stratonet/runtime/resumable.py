@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stratonet.core.errorlog import ErrorLog  # noqa: F401  (its home was here; runs import it from here)
 from stratonet.core.errors import ConfigError
 from stratonet.runtime.runguard import fault_point
 from stratonet.runtime.runsignature import canonical, refuse_changed
@@ -349,30 +350,3 @@ def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
             col = tbl.column(i)
             cols.append(col if col.type == field.type else col.cast(field.type))
     return pa.Table.from_arrays(cols, schema=schema)
-
-
-class ErrorLog:
-    """Failed units of work, written as a table next to the output (``--on-error skip``)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.rows: list[dict] = []
-
-    def add(self, site: str, stage: str, message: str, **keys: object) -> None:
-        self.rows.append({"site": site, "stage": stage, "error": message, **{k: str(v) for k, v in keys.items()}})
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def save(self) -> Path | None:
-        """Write the errors table (Parquet + CSV for a quick look); with no errors, remove a table left by an
-        earlier run (its sites were retried and succeeded, so it would be stale)."""
-        if not self.rows:
-            for stale in (self.path.with_suffix(".csv"), self.path.with_suffix(".parquet")):
-                stale.unlink(missing_ok=True)
-            return None
-        df = pd.DataFrame(self.rows)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(self.path.with_suffix(".csv"), index=False)
-        df.to_parquet(self.path.with_suffix(".parquet"), index=False)
-        return self.path.with_suffix(".csv")

@@ -13,14 +13,14 @@ Layout of ``OUT``::
     synth.json                                  every generator parameter, seed, version
 
 A rerun with the same parameters resumes (finished sites are kept); a folder holding a different plate is refused
-unless ``overwrite=True``.
+unless ``overwrite=True``. This module plans a plate and writes its parts (:func:`start_plate`, :func:`write_site`,
+:func:`complete_plate`); the resumable run that writes a whole plate is :func:`stratonet.runtime.make_plate`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 
 from stratonet.core.errors import ConfigError, StratoNetError
-from stratonet.core.progress import get_logger, track
-from stratonet.runtime.resumable import PartitionedWriter
+from stratonet.core.progress import get_logger
 from stratonet.synth.compounds import (
     COMPOUNDS, CONTROL_ID, CONTROL_MOA, CONTROL_NAME, DOSES_UM, effect_summary, effects_for,
 )
@@ -37,7 +36,7 @@ from stratonet.synth.layout import (
     CHANNELS, PHENIX_CHANNELS, WellSpec, make_platemap, phenix_name, plate_format_for,
 )
 from stratonet.synth.render import GENERATOR_VERSION, SiteTruth, SynthParams, plate_effect, render_site
-from stratonet.core.tables import SITE_KEYS, write_table
+from stratonet.core.tables import write_table
 
 COMPRESSIONS = ("none", "zlib", "lzw")
 LOADDATA_CHANNELS = ("DNA", "ER", "RNA", "AGP", "Mito")  # JUMP LoadData column order
@@ -48,7 +47,7 @@ SITE_TRUTH = "ground_truth_sites.parquet"
 class PlateSpec:
     """A synthetic plate: its platemap and generator parameters (and, once written, its folder).
 
-    Use :func:`plan_plate` for an in-memory plate and :func:`make_plate` to write one.
+    Use :func:`plan_plate` for an in-memory plate and :func:`stratonet.runtime.make_plate` to write one.
     """
 
     plate: str
@@ -182,78 +181,43 @@ def _remove_plate(out: Path) -> None:
         (out / f).unlink(missing_ok=True)
 
 
-def make_plate(out: str | Path, wells: int = 96, sites: int = 4, seed: int = 0, size: int = 1080,
-               plate: str = "SYNTH01", *, compression: str = "none", masks: bool = False,
-               overwrite: bool = False, workers: int = 1, progress: bool = True) -> PlateSpec:
-    """Generate and write a synthetic Cell Painting plate.
-
-    Parameters
-    ----------
-    out : path
-        Output folder (created).
-    wells : int
-        Number of wells, 1..384, filled row by row on a 96- (<= 96) or 384-well grid.
-    sites : int
-        Sites (fields) per well.
-    seed : int
-        Random seed: the same seed gives byte-identical files.
-    size : int
-        Image size in pixels (square).
-    plate : str
-        Plate name (``Metadata_Plate``, barcode in the platemap files).
-    compression : {"none", "zlib", "lzw"}
-        TIFF compression.
-    masks : bool
-        Also write ground-truth nuclei and cell label images under ``masks/``.
-    overwrite : bool
-        Replace a different plate already in ``out``.
-    workers : int
-        Processes rendering sites in parallel.
-    progress : bool
-        Show a progress bar.
+def start_plate(out: Path, spec: PlateSpec, overwrite: bool = False) -> dict:
+    """Check ``out`` (:func:`check_out`), create its image folder and mark the plate incomplete in synth.json.
 
     Returns
     -------
-    PlateSpec
+    dict
+        The synth.json content (see :meth:`PlateSpec.to_json`), for :func:`complete_plate`.
     """
-    spec = plan_plate(wells, sites, seed, size, plate, compression)
-    out = Path(out)
     check_out(out, spec, overwrite)
     spec.out = out
     (out / "Images").mkdir(parents=True, exist_ok=True)
     meta = spec.to_json()
     (out / "synth.json").write_text(json.dumps({**meta, "complete": False}, indent=2))
+    return meta
 
-    writer = PartitionedWriter(out / SITE_TRUTH, key_columns=SITE_KEYS, rows_per_part=256)
-    done = writer.done_keys()
+
+def site_jobs(spec: PlateSpec, out: Path, masks: bool, done: set[tuple]) -> list[tuple]:
+    """The sites still to render, as arguments of :func:`write_site` (``done``: keys plate, well, site as text)."""
     todo = [(w, s) for w in spec.wells for s in range(1, spec.sites + 1)
             if (spec.plate, w.well, str(s)) not in done]
-    jobs = [(spec.params, w, s, str(out), spec.compression, masks) for w, s in todo]
-    n_workers = max(1, min(int(workers), len(jobs) or 1))
-    if n_workers == 1:
-        rows = (_write_site(*j) for j in jobs)
-        for row in track(rows, "synth: rendering sites", total=len(jobs), disable=not progress):
-            writer.write(pd.DataFrame([row]))
-    else:
-        with ProcessPoolExecutor(n_workers) as pool:
-            rows = pool.map(_write_site_star, jobs, chunksize=2)
-            for row in track(rows, f"synth: rendering sites ({n_workers} workers)", total=len(jobs),
-                             disable=not progress):
-                writer.write(pd.DataFrame([row]))
-    writer.finalize()
+    return [(spec.params, w, s, str(out), spec.compression, masks) for w, s in todo]
 
+
+def complete_plate(spec: PlateSpec, out: Path, meta: dict) -> None:
+    """Write the plate's tables (LoadData, platemap, ground truth) and mark it complete in synth.json."""
     _write_tables(spec, out)
     (out / "synth.json").write_text(json.dumps({**meta, "n_sites": spec.n_wells * spec.sites, "complete": True},
                                                indent=2))
     get_logger().info("synth: wrote %d wells x %d sites to %s", spec.n_wells, spec.sites, out)
-    return spec
 
 
-def _write_site_star(job):
-    return _write_site(*job)
+def write_site_job(job: tuple) -> dict:
+    """:func:`write_site` on one tuple of :func:`site_jobs` (a picklable function for a process pool)."""
+    return write_site(*job)
 
 
-def _write_site(params: SynthParams, well: WellSpec, site: int, out: str, compression: str, masks: bool) -> dict:
+def write_site(params: SynthParams, well: WellSpec, site: int, out: str, compression: str, masks: bool) -> dict:
     """Render one site, write its five TIFFs (atomically) and return its ground-truth row."""
     import tifffile
 

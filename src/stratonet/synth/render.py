@@ -289,14 +289,67 @@ def _splat(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, weights: np.ndarray)
         np.add.at(img, (yy[ok], xx[ok]), (weights * wt)[ok])
 
 
+@dataclass
+class _Cells:
+    """The cells of one site after the survival draw: position, nucleus shape and per-cell draws."""
+
+    cy: np.ndarray
+    cx: np.ndarray
+    theta: np.ndarray
+    r_eq: np.ndarray
+    aspect: np.ndarray
+    semi_a: np.ndarray
+    semi_b: np.ndarray
+    pyk: np.ndarray
+    lvl: dict
+    extent_f: np.ndarray
+    has_fibre: np.ndarray
+    fibre_jit: np.ndarray
+    fibre_phase: np.ndarray
+    fibre_dir: np.ndarray
+    frag_jit: np.ndarray
+    n_nucleoli: np.ndarray
+    golgi_ang: np.ndarray
+    harmonics: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.cy.size)
+
+
+def _per_cell(values, dtype=np.float32):
+    """Lookup table (index 0 = background) for per-pixel per-cell values."""
+    return np.concatenate([[0.0], values]).astype(dtype)
+
+
 def _render(params: SynthParams, row: int, col: int, site: int, compound: Compound | None, dose: float):
+    """One site's five channels (uint16) and its :class:`SiteTruth`; every step draws from its own stream."""
     size = int(params.size)
     s = params.scale
     eff = effects_for(compound, dose)
     root = np.random.SeedSequence([int(params.seed), plate_key(params.plate), row, col, site, 0x5173])
     g_layout, g_cell, g_tex, g_noise = (np.random.default_rng(c) for c in root.spawn(4))
 
-    # --- nuclei: sizes, shapes and positions ---
+    c = _draw_cells(params, eff, size, g_layout, g_cell)
+    labels, qmap = _paint_nuclei(c, size)
+    terr = _territories(c, labels, size, s, g_tex)
+    tex = _textures(size, s, g_tex)
+    spots = _nucleoli(c, size, s, g_tex)
+    golgi = _golgi(c, size, s, terr["cyto"])
+    signal, fibre_amp = _channels(c, eff, labels, qmap, terr, tex, spots, golgi, s)
+    out = _camera(params, row, col, signal, g_noise)
+    truth = SiteTruth(
+        nuclei=labels, cells=terr["cells"], nuclear_area=np.bincount(labels.ravel(), minlength=c.n + 1)[1:],
+        nucleoli=c.n_nucleoli, pyknotic=c.pyk, fibre_amplitude=fibre_amp,
+        mito_fragmentation=np.clip(0.05 + eff.mito_fragmentation * c.frag_jit, 0, 1), effects=eff,
+    )
+    return out, truth
+
+
+def _draw_cells(params: SynthParams, eff: Effects, size: int, g_layout, g_cell) -> _Cells:
+    """Nuclei sizes, shapes and positions, the per-cell draws (in a fixed order, so each stream is reproducible),
+    survival and pyknosis (small, round, bright nuclei; the cell shrinks around them)."""
+    s = params.scale
     n_mean = params.cells_per_site * (size / REFERENCE_SIZE) ** 2 / s**2
     n_try = max(1, int(round(n_mean * math.exp(g_layout.normal(0.0, 0.1)))))
     r_eq = params.nucleus_radius_px * s * math.sqrt(eff.nuclear_area_fold) * np.exp(g_layout.normal(0, 0.12, n_try))
@@ -304,97 +357,99 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
     semi_a = r_eq / np.sqrt(aspect)
     cy, cx = _place_nuclei(g_layout, size, semi_a)
     m = cy.size
-    r_eq, aspect, semi_a = r_eq[:m], aspect[:m], semi_a[:m]
+    r_eq, aspect = r_eq[:m], aspect[:m]
 
-    # --- per-cell draws (fixed order so each stream is reproducible) ---
     u_keep = g_cell.random(m)
     u_pyk = g_cell.random(m)
-    theta = g_cell.uniform(0, math.pi, m)
-    lvl = {ch: params.levels[ch] * np.exp(g_cell.normal(0, 0.18, m)) for ch in CHANNELS}
-    extent_f = g_cell.uniform(1.3, 2.6, m)
-    has_fibre = g_cell.random(m)
-    fibre_jit = g_cell.uniform(0.7, 1.3, m)
-    fibre_phase = g_cell.uniform(0, 1, m)
-    fibre_dir = theta + g_cell.normal(0, 0.2, m)
-    frag_jit = g_cell.uniform(0.85, 1.0, m)
-    n_nucleoli = np.maximum(1, g_cell.poisson(2.2 * eff.nucleoli_fold, m))
-    golgi_ang = g_cell.uniform(0, 2 * math.pi, m)
-    harmonics = g_cell.uniform(-1, 1, (m, 4))
+    draws = {
+        "theta": g_cell.uniform(0, math.pi, m),
+        "lvl": {ch: params.levels[ch] * np.exp(g_cell.normal(0, 0.18, m)) for ch in CHANNELS},
+        "extent_f": g_cell.uniform(1.3, 2.6, m),
+        "has_fibre": g_cell.random(m),
+        "fibre_jit": g_cell.uniform(0.7, 1.3, m),
+        "fibre_phase": g_cell.uniform(0, 1, m),
+    }
+    draws["fibre_dir"] = draws["theta"] + g_cell.normal(0, 0.2, m)
+    draws["frag_jit"] = g_cell.uniform(0.85, 1.0, m)
+    draws["n_nucleoli"] = np.maximum(1, g_cell.poisson(2.2 * eff.nucleoli_fold, m))
+    draws["golgi_ang"] = g_cell.uniform(0, 2 * math.pi, m)
+    draws["harmonics"] = g_cell.uniform(-1, 1, (m, 4))
 
     keep = u_keep < eff.survival
-    pyk = (u_pyk < eff.pyknotic_fraction) & keep
     sel = np.flatnonzero(keep)
-    cy, cx, theta, r_eq, aspect = cy[sel], cx[sel], theta[sel], r_eq[sel], aspect[sel]
-    pyk = pyk[sel]
-    lvl = {ch: v[sel] for ch, v in lvl.items()}
-    extent_f, has_fibre, fibre_jit = extent_f[sel], has_fibre[sel], fibre_jit[sel]
-    fibre_phase, fibre_dir, frag_jit = fibre_phase[sel], fibre_dir[sel], frag_jit[sel]
-    n_nucleoli, golgi_ang, harmonics = n_nucleoli[sel], golgi_ang[sel], harmonics[sel]
-    n = sel.size
+    pyk = ((u_pyk < eff.pyknotic_fraction) & keep)[sel]
+    kept = {k: ({ch: v[sel] for ch, v in d.items()} if k == "lvl" else d[sel]) for k, d in draws.items()}
+    r_eq = np.where(pyk, r_eq[sel] * 0.55, r_eq[sel])
+    aspect = np.where(pyk, np.maximum(aspect[sel], 0.9), aspect[sel])
+    kept["extent_f"] = np.where(pyk, kept["extent_f"] * 0.45, kept["extent_f"])
+    kept["n_nucleoli"] = np.where(pyk, 0, kept["n_nucleoli"])
+    return _Cells(cy=cy[sel], cx=cx[sel], r_eq=r_eq, aspect=aspect, semi_a=r_eq / np.sqrt(aspect),
+                  semi_b=r_eq * np.sqrt(aspect), pyk=pyk, **kept)
 
-    # pyknotic nuclei: small, round, bright; the cell shrinks around them
-    r_eq = np.where(pyk, r_eq * 0.55, r_eq)
-    aspect = np.where(pyk, np.maximum(aspect, 0.9), aspect)
-    extent_f = np.where(pyk, extent_f * 0.45, extent_f)
-    n_nucleoli = np.where(pyk, 0, n_nucleoli)
-    semi_a = r_eq / np.sqrt(aspect)
-    semi_b = r_eq * np.sqrt(aspect)
 
-    # --- paint nuclei in their bounding boxes ---
+def _paint_nuclei(c: _Cells, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nucleus labels and, inside nuclei, the squared normalised radius (1 elsewhere), painted in bounding boxes."""
     labels = np.zeros((size, size), np.int32)
-    qmap = np.ones((size, size), np.float32)  # squared normalised radius inside nuclei
-    cos_t, sin_t = np.cos(theta), np.sin(theta)
-    for i in range(n):
-        a, b = semi_a[i] * 1.15, semi_b[i]
-        y0, y1 = max(0, int(cy[i] - a - 2)), min(size, int(cy[i] + a + 3))
-        x0, x1 = max(0, int(cx[i] - a - 2)), min(size, int(cx[i] + a + 3))
+    qmap = np.ones((size, size), np.float32)
+    cos_t, sin_t = np.cos(c.theta), np.sin(c.theta)
+    for i in range(c.n):
+        a, b = c.semi_a[i] * 1.15, c.semi_b[i]
+        y0, y1 = max(0, int(c.cy[i] - a - 2)), min(size, int(c.cy[i] + a + 3))
+        x0, x1 = max(0, int(c.cx[i] - a - 2)), min(size, int(c.cx[i] + a + 3))
         if y1 <= y0 or x1 <= x0:
             continue
-        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy[i])
-        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx[i])
-        u = (dx * cos_t[i] + dy * sin_t[i]) / semi_a[i]
-        v = (-dx * sin_t[i] + dy * cos_t[i]) / semi_b[i]
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(c.cy[i])
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(c.cx[i])
+        u = (dx * cos_t[i] + dy * sin_t[i]) / c.semi_a[i]
+        v = (-dx * sin_t[i] + dy * cos_t[i]) / c.semi_b[i]
         q = u * u + v * v
         phi = np.arctan2(v, u)
-        h = harmonics[i]
+        h = c.harmonics[i]
         q = q * (1.0 + 0.07 * h[0] * np.sin(2 * phi + 3 * h[1]) + 0.05 * h[2] * np.sin(3 * phi + 3 * h[3]))
         box = labels[y0:y1, x0:x1]
         inside = (q <= 1.0) & (box == 0)
         box[inside] = i + 1
         qmap[y0:y1, x0:x1][inside] = q[inside]
-    nuc = labels > 0
+    return labels, qmap
 
-    # --- cell territories: nearest nucleus, bounded by an irregular extent ---
-    if n:
+
+def _territories(c: _Cells, labels: np.ndarray, size: int, s: float, g_tex) -> dict:
+    """Cell territories: the nearest nucleus, bounded by an irregular extent. Returns the per-pixel maps
+    ``owner``, ``nuc``, ``u_cell``, ``in_cell``, ``cells``, ``cyto`` and ``u_c``."""
+    nuc = labels > 0
+    if c.n:
         dist, (iy, ix) = ndi.distance_transform_edt(~nuc, return_indices=True)
         owner = labels[iy, ix]
     else:
         dist = np.full((size, size), np.inf)
         owner = np.zeros((size, size), np.int32)
     irregular = _smooth_field(g_tex, size, 10.0 * s)
-    extent = np.concatenate([[1.0], r_eq * extent_f]).astype(np.float32)[owner]
+    extent = np.concatenate([[1.0], c.r_eq * c.extent_f]).astype(np.float32)[owner]
     u_cell = dist.astype(np.float32) / (extent * (1.0 + 0.25 * irregular).clip(0.4))
     in_cell = (u_cell < 1.0) & (owner > 0)
-    cells = np.where(in_cell, owner, 0).astype(np.int32)
     cyto = in_cell & ~nuc
-    u_c = np.where(cyto, u_cell, 1.0).astype(np.float32)
+    return {"owner": owner, "nuc": nuc, "u_cell": u_cell, "in_cell": in_cell,
+            "cells": np.where(in_cell, owner, 0).astype(np.int32), "cyto": cyto,
+            "u_c": np.where(cyto, u_cell, 1.0).astype(np.float32)}
 
-    def per_cell(values, dtype=np.float32):
-        """Lookup table (index 0 = background) for per-pixel per-cell values."""
-        return np.concatenate([[0.0], values]).astype(dtype)
 
-    # --- textures ---
+def _textures(size: int, s: float, g_tex) -> dict:
+    """Full-frame noise textures: ``fine`` grain, the ER network, mitochondrial tubules and puncta."""
     fine = _noise_field(g_tex, (size, size), max(0.8, 1.2 * s))
     er_net = np.exp(-(_noise_field(g_tex, (size, size), max(1.0, 2.0 * s)) / 0.35) ** 2)
     tubules = np.exp(-(_noise_field(g_tex, (size, size), max(0.8, 1.6 * s)) / 0.25) ** 2)
     puncta = np.clip(_noise_field(g_tex, (size, size), max(0.8, 1.3 * s)) - 1.5, 0, None) * 2.5
+    return {"fine": fine, "er_net": er_net, "tubules": tubules, "puncta": puncta}
 
-    # --- nucleoli (RNA spots, dark in DNA) and Golgi (AGP) as blurred point sources ---
+
+def _nucleoli(c: _Cells, size: int, s: float, g_tex) -> np.ndarray:
+    """Nucleoli (RNA spots, dark in DNA) as blurred point sources: spread evenly on an outer ring and, from 4
+    spots on, a quarter of them on an inner ring."""
     spot_sigma = max(0.8, 1.3 * s)
+    n, n_nucleoli = c.n, c.n_nucleoli
     k = int(n_nucleoli.sum())
     spots = np.zeros((size, size), np.float32)
     if k:
-        # spots spread evenly on an outer ring and, from 4 spots on, a quarter of them on an inner ring
         owner_s = np.repeat(np.arange(n), n_nucleoli)
         idx_in = np.arange(k) - np.repeat(np.cumsum(n_nucleoli) - n_nucleoli, n_nucleoli)
         n_inner = np.where(n_nucleoli >= 4, n_nucleoli // 4, 0)[owner_s]
@@ -404,55 +459,76 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
         ang = 2 * math.pi * ring_pos / np.maximum(ring_n, 1) + g_tex.uniform(0, 2 * math.pi, n)[owner_s] \
             + np.where(inner, math.pi / 3, 0.0) + g_tex.normal(0, 0.15, k)
         rad = np.where(inner, g_tex.uniform(0.15, 0.25, k), g_tex.uniform(0.5, 0.65, k))
-        su, sv = rad * np.cos(ang) * semi_a[owner_s], rad * np.sin(ang) * semi_b[owner_s]
-        sy = cy[owner_s] + su * sin_t[owner_s] + sv * cos_t[owner_s]
-        sx = cx[owner_s] + su * cos_t[owner_s] - sv * sin_t[owner_s]
+        su, sv = rad * np.cos(ang) * c.semi_a[owner_s], rad * np.sin(ang) * c.semi_b[owner_s]
+        cos_t, sin_t = np.cos(c.theta), np.sin(c.theta)
+        sy = c.cy[owner_s] + su * sin_t[owner_s] + sv * cos_t[owner_s]
+        sx = c.cx[owner_s] + su * cos_t[owner_s] - sv * sin_t[owner_s]
         _splat(spots, sy, sx, np.full(k, 2 * math.pi * spot_sigma**2, np.float32))
         spots = ndi.gaussian_filter(spots, spot_sigma)
         np.clip(spots, 0, 1.5, out=spots)
+    return spots
+
+
+def _golgi(c: _Cells, size: int, s: float, cyto: np.ndarray) -> np.ndarray:
+    """The Golgi (AGP) as one blurred point source beside each nucleus, in the cytoplasm."""
     golgi = np.zeros((size, size), np.float32)
-    if n:
+    if c.n:
         g_sigma = max(1.5, 3.0 * s)
-        gr = r_eq + 1.5 * g_sigma
-        _splat(golgi, cy + gr * np.sin(golgi_ang), cx + gr * np.cos(golgi_ang),
-               (2 * math.pi * g_sigma**2 * 0.9 * lvl["AGP"] * ~pyk).astype(np.float32))
+        gr = c.r_eq + 1.5 * g_sigma
+        _splat(golgi, c.cy + gr * np.sin(c.golgi_ang), c.cx + gr * np.cos(c.golgi_ang),
+               (2 * math.pi * g_sigma**2 * 0.9 * c.lvl["AGP"] * ~c.pyk).astype(np.float32))
         golgi = ndi.gaussian_filter(golgi, g_sigma) * cyto
+    return golgi
 
-    # --- channels (ADU above background, before plate effect and illumination) ---
-    q = qmap
+
+def _channels(c: _Cells, eff: Effects, labels, qmap, terr: dict, tex: dict, spots, golgi, s: float):
+    """The five channels in ADU above background (before plate effect and illumination), and each cell's fibre
+    amplitude."""
+    lvl, pyk, q, fine = c.lvl, c.pyk, qmap, tex["fine"]
+    owner, nuc, cyto, u_c = terr["owner"], terr["nuc"], terr["cyto"], terr["u_c"]
     dna_lvl = lvl["DNA"] * eff.nuclear_area_fold ** -0.3 * np.where(pyk, 2.2, 1.0)
-    dna = per_cell(dna_lvl)[labels] * (1.0 - 0.3 * q) * (1.0 + 0.2 * fine) * (1.0 - 0.5 * np.minimum(spots, 1.0))
+    dna = _per_cell(dna_lvl)[labels] * (1.0 - 0.3 * q) * (1.0 + 0.2 * fine) * (1.0 - 0.5 * np.minimum(spots, 1.0))
 
-    rna_o = per_cell(lvl["RNA"])[owner]
+    rna_o = _per_cell(lvl["RNA"])[owner]
     rna = rna_o * (cyto * (0.3 + 0.7 * np.exp(-2.0 * u_c)) + nuc * 0.35) * (1.0 + 0.25 * fine)
-    rna += spots * per_cell(3.5 * lvl["RNA"])[labels]
+    rna += spots * _per_cell(3.5 * lvl["RNA"])[labels]
 
-    er_o = per_cell(lvl["ER"] * eff.er_fold)[owner]
-    er = er_o * (cyto * (0.2 + np.exp(-2.5 * u_c)) * (0.3 + er_net) + nuc * 0.9 * np.exp(-(((1.0 - q) / 0.25) ** 2)))
+    er_o = _per_cell(lvl["ER"] * eff.er_fold)[owner]
+    er = er_o * (cyto * (0.2 + np.exp(-2.5 * u_c)) * (0.3 + tex["er_net"])
+                 + nuc * 0.9 * np.exp(-(((1.0 - q) / 0.25) ** 2)))
 
-    frag = per_cell(np.clip(0.05 + eff.mito_fragmentation * frag_jit, 0, 1))[owner]
+    frag = _per_cell(np.clip(0.05 + eff.mito_fragmentation * c.frag_jit, 0, 1))[owner]
     mito_lvl = lvl["Mito"] * (1.0 + 0.5 * eff.mito_fragmentation)
     density = 0.15 + np.exp(-(1.5 + 5.0 * frag) * u_c)
-    mito = per_cell(mito_lvl)[owner] * cyto * density * ((1.0 - frag) * (0.15 + tubules) + frag * (0.1 + puncta))
+    mito = _per_cell(mito_lvl)[owner] * cyto * density * ((1.0 - frag) * (0.15 + tex["tubules"])
+                                                          + frag * (0.1 + tex["puncta"]))
 
-    fibre_amp = np.where(has_fibre < eff.fibre_fraction, eff.fibre_amplitude * fibre_jit, 0.0) * ~pyk
+    fibre_amp = np.where(c.has_fibre < eff.fibre_fraction, eff.fibre_amplitude * c.fibre_jit, 0.0) * ~pyk
+    agp = _agp(c, owner, terr["in_cell"], terr["u_cell"], fibre_amp, fine, s)
+    agp += golgi
+    return {"Mito": mito, "AGP": agp, "RNA": rna, "ER": er, "DNA": dna}, fibre_amp
+
+
+def _agp(c: _Cells, owner, in_cell, u_cell, fibre_amp, fine, s: float) -> np.ndarray:
+    """Actin, Golgi and plasma membrane (AGP, without the Golgi): a bright cell rim and thin parallel fibres."""
+    size = owner.shape[0]
     lam = max(4.0, 8.0 * s)
     yy = np.arange(size, dtype=np.float32)[:, None]
     xx = np.arange(size, dtype=np.float32)[None, :]
-    fd = per_cell(fibre_dir)[owner]
-    proj = (xx - per_cell(cx)[owner]) * -np.sin(fd) + (yy - per_cell(cy)[owner]) * np.cos(fd)
-    stripes = 0.5 + 0.5 * np.cos(np.float32(2 * math.pi) * (proj / np.float32(lam) + per_cell(fibre_phase)[owner]))
+    fd = _per_cell(c.fibre_dir)[owner]
+    proj = (xx - _per_cell(c.cx)[owner]) * -np.sin(fd) + (yy - _per_cell(c.cy)[owner]) * np.cos(fd)
+    stripes = 0.5 + 0.5 * np.cos(np.float32(2 * math.pi) * (proj / np.float32(lam) + _per_cell(c.fibre_phase)[owner]))
     stripes *= stripes
     stripes = stripes * stripes * stripes  # cos^6 profile: thin parallel fibres
     u_all = np.where(in_cell, u_cell, 1.0)
-    agp_o = per_cell(lvl["AGP"])[owner]
-    agp = agp_o * in_cell * (0.2 + 0.9 * np.exp(-(((1.0 - u_all) / 0.1) ** 2))
-                             + per_cell(fibre_amp)[owner] * stripes * (1.0 - u_all**4) * (0.7 + 0.3 * fine))
-    agp += golgi
+    agp_o = _per_cell(c.lvl["AGP"])[owner]
+    return agp_o * in_cell * (0.2 + 0.9 * np.exp(-(((1.0 - u_all) / 0.1) ** 2))
+                              + _per_cell(fibre_amp)[owner] * stripes * (1.0 - u_all**4) * (0.7 + 0.3 * fine))
 
-    signal = {"Mito": mito, "AGP": agp, "RNA": rna, "ER": er, "DNA": dna}
 
-    # --- plate effect, illumination, background and camera noise ---
+def _camera(params: SynthParams, row: int, col: int, signal: dict, g_noise) -> np.ndarray:
+    """Plate effect, illumination, background and camera noise: the five channels as uint16 ADU."""
+    size = int(params.size)
     well_f = plate_effect(params, row, col)
     illum = illumination(params)
     out = np.empty((len(CHANNELS), size, size), np.uint16)
@@ -464,10 +540,4 @@ def _render(params: SynthParams, row: int, col: int, site: int, compound: Compou
         electrons += sd * g_noise.standard_normal(electrons.shape, dtype=np.float32)
         adu = np.float32(params.offset_adu) + np.float32(params.gain) * electrons
         out[i] = np.clip(np.rint(adu), 0, 65535).astype(np.uint16)
-
-    truth = SiteTruth(
-        nuclei=labels, cells=cells, nuclear_area=np.bincount(labels.ravel(), minlength=n + 1)[1:],
-        nucleoli=n_nucleoli, pyknotic=pyk, fibre_amplitude=fibre_amp,
-        mito_fragmentation=np.clip(0.05 + eff.mito_fragmentation * frag_jit, 0, 1), effects=eff,
-    )
-    return out, truth
+    return out

@@ -24,7 +24,7 @@ from stratonet.train.steps import (
     Dist, init_distributed, make_optimizer, make_plateau, make_scheduler, run_epoch, seed_everything,
 )
 from stratonet.train.labels import LabelEncoding
-from stratonet.train.loop import fit
+from stratonet.train.loop import FitConfig, FitHooks, fit
 from stratonet.train.outputs import (
     classification_metrics, collapse_check, plot_curves, warn_collapse, write_epochs, write_evaluation,
 )
@@ -138,7 +138,6 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         The ``metrics.json`` content (None on non-main DDP ranks).
     """
     from stratonet.models import save_checkpoint
-    from stratonet.train.nets import build_network
 
     d, device = init_distributed(cfg.device)
     seed_everything(cfg.seed + d.rank, cfg.deterministic)
@@ -149,30 +148,14 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
         run.mkdir(parents=True, exist_ok=True)
     with ResourceMonitor() as mon:
         train_ds, val_ds, classes, described = _datasets(cfg)
-        if cfg.norm == "imagenet":
-            if cfg.in_chans != 3:
-                raise ConfigError("--norm imagenet needs --in-chans 3")
-            mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-        elif cfg.norm == "dataset":
-            mean, std = estimate_stats(train_ds, 256, cfg.seed)
-        elif cfg.norm == "none":
-            mean, std = [0.0] * cfg.in_chans, [1.0] * cfg.in_chans
-        else:
-            raise ConfigError(f"unknown --norm '{cfg.norm}' (dataset, imagenet, none)")
+        mean, std = _normalisation(cfg, train_ds)
         described_channels = (f"{cfg.in_chans}-channel input, each image rescaled to [0, 1] (8-bit / 255, else "
                               "0.1-99.9 percentiles); grayscale repeated to the stem")
         t_train, t_val = classifier_transforms(cfg.resize, cfg.crop, mean, std)
         train_ds.transform, val_ds.transform = t_train, t_val
         if d.main:
             console.print(f"{described}: {len(classes)} classes, {len(train_ds)} train / {len(val_ds)} val images")
-        model = build_network(cfg.model, cfg.in_chans, len(classes), seed=cfg.seed, init=cfg.init).to(device)
-        init_report = getattr(model, "init_report", None)  # also written into the card by save_checkpoint
-        if init_report and d.main:
-            console.print(init_summary(init_report), highlight=False)
-        if d.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model, init_report = _model(cfg, len(classes), device, d)
         train_loader, sampler = _loader(train_ds, cfg, d, shuffle=True)
         val_loader, _ = _loader(val_ds, cfg, d, shuffle=False)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -195,10 +178,11 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
                 save_checkpoint(unwrap(model), run / CHECKPOINT,
                                 {**card, "epoch": epoch, "val_top1": row["val_top1"], "val_top5": row["val_top5"]})
 
-        history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, cfg.epochs, device,
-                      run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, d=d, train_sampler=sampler,
-                      on_epoch=on_epoch, extra_state=lambda: {"best": dict(best)},
-                      on_resume=lambda extra: best.update(extra.get("best", {})))
+        history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau,
+                      FitConfig(cfg.epochs, device, run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, d=d),
+                      train_sampler=sampler,
+                      hooks=FitHooks(on_epoch=on_epoch, extra_state=lambda: {"best": dict(best)},
+                                     on_resume=lambda extra: best.update(extra.get("best", {}))))
     if not d.main:
         return None
     epochs = write_epochs(run, history)
@@ -231,6 +215,34 @@ def train_classifier(cfg: ClassifierConfig) -> dict | None:
     console.print(f"{cfg.model}: best val top-1 {final['top1']:.3f} (epoch {best['epoch']}), top-5 "
                   f"{final['top5']:.3f}, chance {1 / len(classes):.3f}; checkpoint {run / CHECKPOINT}")
     return metrics
+
+
+def _normalisation(cfg: ClassifierConfig, train_ds) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std for ``--norm`` (dataset statistics of the training split, ImageNet's, or none)."""
+    if cfg.norm == "imagenet":
+        if cfg.in_chans != 3:
+            raise ConfigError("--norm imagenet needs --in-chans 3")
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if cfg.norm == "dataset":
+        return estimate_stats(train_ds, 256, cfg.seed)
+    if cfg.norm == "none":
+        return [0.0] * cfg.in_chans, [1.0] * cfg.in_chans
+    raise ConfigError(f"unknown --norm '{cfg.norm}' (dataset, imagenet, none)")
+
+
+def _model(cfg: ClassifierConfig, n_classes: int, device, d: Dist):
+    """The network on ``device`` (wrapped for DDP when distributed) and its ``--init`` report (or None)."""
+    from stratonet.train.nets import build_network
+
+    model = build_network(cfg.model, cfg.in_chans, n_classes, seed=cfg.seed, init=cfg.init).to(device)
+    init_report = getattr(model, "init_report", None)  # also written into the card by save_checkpoint
+    if init_report and d.main:
+        console.print(init_summary(init_report), highlight=False)
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model, init_report
 
 
 def init_summary(report: dict) -> str:

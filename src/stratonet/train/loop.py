@@ -3,34 +3,73 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from stratonet.core.progress import console, get_logger
 from stratonet.train.steps import Dist, run_epoch
 from stratonet.train.state import load_state, save_state
 
 
-def fit(
-    model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, epochs: int, device, state_path: Path,
-    resume: bool = False, bf16: bool = False, d: Dist = Dist(), train_sampler=None,
-    on_epoch: Callable[[int, dict], None] | None = None, extra_state: Callable[[], dict] | None = None,
-    on_resume: Callable[[dict], None] | None = None, top5: bool = True,
-) -> list[dict]:
-    """Train for ``epochs`` epochs (continuing after the last saved one with ``resume``).
+@dataclass(frozen=True)
+class FitConfig:
+    """How :func:`fit` runs: for how long, where, with what precision, and where it saves state for resuming.
+
+    Parameters
+    ----------
+    epochs : int
+        The last epoch to train (a resume continues after the last saved one).
+    device : torch.device
+    state_path : path
+        The state file rewritten after every epoch (model, optimiser, schedulers, history).
+    resume : bool
+        Continue from ``state_path``.
+    bf16 : bool
+        Autocast to bfloat16.
+    d : Dist
+        The distributed context (one process by default).
+    top5 : bool
+        Rows with top-1 and top-5 accuracies (``train_top1`` ...); else ``train_acc`` / ``val_acc``.
+    """
+
+    epochs: int
+    device: Any
+    state_path: Path
+    resume: bool = False
+    bf16: bool = False
+    d: Dist = field(default_factory=Dist)
+    top5: bool = True
+
+
+@dataclass(frozen=True)
+class FitHooks:
+    """Callbacks of :func:`fit`: ``on_epoch(epoch, row)`` after each epoch on the main process (e.g. to save the
+    best checkpoint; the state file is rewritten after it), ``extra_state()`` saved with the state,
+    ``on_resume(extra)`` given it back on a resume."""
+
+    on_epoch: Callable[[int, dict], None] | None = None
+    extra_state: Callable[[], dict] | None = None
+    on_resume: Callable[[dict], None] | None = None
+
+
+def fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, cfg: FitConfig, *,
+        train_sampler=None, hooks: FitHooks = FitHooks()) -> list[dict]:
+    """Train for ``cfg.epochs`` epochs (continuing after the last saved one with ``cfg.resume``).
 
     Each epoch row has ``epoch``, ``train_loss``, ``train_top1`` (``train_acc``), ``val_loss``, ``val_top1``
-    (``val_acc``), with ``top5`` also the top-5 accuracies, ``lr`` and ``seconds``. ``on_epoch(epoch, row)`` runs
-    after each epoch on the main process (e.g. to save the best checkpoint); the state file is rewritten after it.
+    (``val_acc``), with ``top5`` also the top-5 accuracies, ``lr`` and ``seconds``.
 
     Returns
     -------
     list of dict
         The whole history, including epochs from before a resume.
     """
+    epochs, device, state_path, bf16, d, top5 = cfg.epochs, cfg.device, cfg.state_path, cfg.bf16, cfg.d, cfg.top5
+    on_epoch, extra_state, on_resume = hooks.on_epoch, hooks.extra_state, hooks.on_resume
     history: list[dict] = []
     start = 0
-    if resume:
+    if cfg.resume:
         st = load_state(state_path, model, optimizer, scheduler, plateau)
         history = list(st["history"])
         start = int(st["epoch"])

@@ -28,7 +28,7 @@ from stratonet.train.steps import (
 )
 from stratonet.train.imbalance import IMBALANCE_MODES, BalancedBatchSampler, class_weights, downsample_majority
 from stratonet.train.labels import LabelEncoding
-from stratonet.train.loop import fit
+from stratonet.train.loop import FitConfig, fit
 from stratonet.train.nets import PIXEL_MODELS, build_network, canonical_name
 from stratonet.train.outputs import (
     classification_metrics, collapse_check, plot_curves, warn_collapse, write_epochs, write_evaluation,
@@ -132,7 +132,7 @@ def train_treatment(cfg: TreatmentConfig) -> dict:
         raise ConfigError(f"unknown --imbalance '{cfg.imbalance}' (choose {', '.join(IMBALANCE_MODES)})")
     if cfg.crop > cfg.size:
         raise ConfigError(f"--crop {cfg.crop} is larger than --size {cfg.size}")
-    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.core.errorlog import ErrorLog
 
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
@@ -232,8 +232,9 @@ def _train_network(cfg, run: Path, images, y, tr_idx, va_idx, enc: LabelEncoding
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.scheduler, cfg.epochs)
     plateau = make_plateau(optimizer, cfg.plateau_patience) if cfg.plateau_patience > 0 else None
-    history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau, cfg.epochs, device,
-                  run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, train_sampler=sampler, top5=False)
+    history = fit(model, train_loader, val_loader, criterion, optimizer, scheduler, plateau,
+                  FitConfig(cfg.epochs, device, run / STATE_FILE, resume=cfg.resume, bf16=use_bf16, top5=False),
+                  train_sampler=sampler)
     epochs = write_epochs(run, history)
     plot_curves(epochs, run / "curves.png", f"{model_name} on {cfg.label}", ("train_acc", "val_acc"))
     final = run_epoch(model, val_loader, criterion, device, None, bf16=use_bf16, collect=True)

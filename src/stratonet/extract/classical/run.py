@@ -9,12 +9,15 @@ Outputs in ``out_dir``:
 - ``well.parquet`` (median of the well's cells) and ``well_mean.parquet``;
 - ``site.manifest.json``: configuration, versions, device, wall time, core-seconds per site, CPU % / memory %;
 - ``masks/<plate>_<well>_<site>_{Nuclei,Cells}.tiff`` with ``save_masks``; ``errors.csv`` with ``on_error="skip"``.
+
+This module is the stage: what one site gives (:func:`process_site`) and how the tables are finished
+(:func:`finish_tables`). How a run over an index executes (worker processes, the resumable writer, the output lock,
+the manifest) lives in :mod:`stratonet.runtime.classical_run`; call :func:`stratonet.runtime.extract_classical`.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -258,22 +261,8 @@ def process_site(row: dict, channels: list[str], cfg: ClassicalConfig, out_dir: 
             "nonfinite": nonfinite}
 
 
-def _worker(args):
-    row, channels, cfg, out_dir = args
-    import os
-
-    from stratonet.runtime.runguard import fault_point
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    fault_point("classical.worker")
-    try:
-        return process_site(row, channels, cfg, out_dir)
-    except StratoNetError as exc:
-        return {"error": str(exc), "site": f"{row['Metadata_Plate']}/{row['Metadata_Well']}/{row['Metadata_Site']}",
-                "row": row}
-
-
-def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
+def check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
+    """Raise :class:`SiteError` when a row has no DNA image (nuclei cannot be found without one)."""
     from stratonet.index.schema import site_name
 
     v = row.get(f"Path_{cfg.dna_channel}")
@@ -284,11 +273,6 @@ def _check_dna(row: dict, cfg: ClassicalConfig, channels: list[str]) -> None:
     raise SiteError(site_name(row), f"no {cfg.dna_channel} channel, needed to find nuclei (channels: {have or channels})")
 
 
-# Modules a worker needs, imported once in the fork server so that each worker starts fast and no worker is forked
-# from a process whose other threads may hold an import lock (the cause of random hangs with ``fork``).
-WORKER_PRELOAD = ["stratonet.runtime.runguard", "stratonet.extract.classical.run", "stratonet.extract.classical.measure",
-                  "stratonet.extract.classical.segment", "stratonet.extract.classical.aggregate", "stratonet.images.io", "tifffile",
-                  "skimage.measure"]
 TABLES = ("cells", "mean", "median")  # flushed in this order: a site is committed once its median row is on disk
 
 
@@ -299,18 +283,7 @@ def resume_signature(cfg: ClassicalConfig, channels: list[str], key_columns: lis
     return {**sig, "channels": list(channels), "key_columns": list(key_columns)}
 
 
-def check_resume(index: pd.DataFrame, out_dir: str | Path, cfg: ClassicalConfig) -> None:
-    """Refuse early (before anything is written) when ``out_dir`` holds output of another configuration."""
-    from stratonet.index.schema import channels_of
-    from stratonet.runtime.resumable import PartitionedWriter, row_key_columns
-
-    site_table = Path(out_dir) / "site.parquet"
-    writer = PartitionedWriter(site_table, key_columns=row_key_columns(index))
-    if writer.has_output():
-        writer.check_signature(resume_signature(cfg, channels_of(index), row_key_columns(index)))
-
-
-def _unique_rows(index: pd.DataFrame, keys: list[str], log) -> tuple[pd.DataFrame, int]:
+def unique_rows(index: pd.DataFrame, keys: list[str], log) -> tuple[pd.DataFrame, int]:
     """Drop rows repeated verbatim (with a warning); refuse rows that share a key but differ."""
     from stratonet.index.schema import site_name
 
@@ -324,22 +297,6 @@ def _unique_rows(index: pd.DataFrame, keys: list[str], log) -> tuple[pd.DataFram
         raise StratoNetError(f"index: {int(clash.sum())} rows share a key ({', '.join(keys)}) but differ, e.g. "
                              f"{site_name(r)}; make the rows unique (e.g. a Metadata_ObjectNumber column)")
     return index, int(exact.sum())
-
-
-def _stop_pool(pool) -> None:
-    """Kill the pool's workers at once (a hung or interrupted run must not wait for them) and shut it down."""
-    for proc in list(getattr(pool, "_processes", {}).values()):  # no public API for this
-        try:
-            proc.kill()
-        except Exception:
-            pass
-    pool.shutdown(wait=False, cancel_futures=True)
-    # Let the pool's manager thread finish closing its wakeup pipe now: if the interpreter exits while it is still
-    # closing, concurrent.futures' exit hook can write to the closed pipe and print an OSError traceback after our
-    # one-line error (seen once in CI after a killed worker).
-    manager = getattr(pool, "_executor_manager_thread", None)
-    if manager is not None:
-        manager.join(timeout=10)
 
 
 def aggregate_wells(out_dir: Path, provenance: dict) -> None:
@@ -370,281 +327,32 @@ def aggregate_wells(out_dir: Path, provenance: dict) -> None:
                 {**provenance, "table": "well", "aggregation": "mean"})
 
 
-def extract_classical(
-    index: pd.DataFrame,
-    out_dir: str | Path,
-    cfg: ClassicalConfig | None = None,
-    workers: int = 1,
-    on_error: str = "fail",
-    flush_every: int = 8,
-    progress: bool = True,
-    on_empty: str = "warn",
-    overwrite: bool = False,
-    flush_seconds: float = 60.0,
-    stall_timeout: float | None = None,
-) -> dict:
-    """Run the classical path over every site of an index.
+def intensity_scale(cfg: ClassicalConfig, dtypes_seen: set[str]) -> dict:
+    """How raw intensities were scaled to [0, 1] (the manifest's and the tables' ``intensity_scale``)."""
+    return {"bit_depth": cfg.bit_depth, "file_dtypes": sorted(dtypes_seen),
+            "rule": "raw / (2**bit_depth - 1)" if cfg.bit_depth != "auto" else "raw / max of file dtype"}
 
-    Parameters
-    ----------
-    index : DataFrame
-        Index rows (see :mod:`stratonet.index.schema`).
-    out_dir : path
-    cfg : ClassicalConfig, optional
-    workers : int
-        Parallel processes; at most ``2 * workers`` sites are in flight, which bounds memory.
-    on_error : {"fail", "skip"}
-    flush_every : int
-        Sites buffered before the tables are flushed to disk (a rerun resumes after the last flush).
-    on_empty : {"warn", "error"}
-        A site where no cell is found: ``warn`` writes it (counts 0, features NaN) with a warning;
-        ``error`` makes it a site error, which ``on_error`` then fails on or skips. Either way the manifest
-        counts and lists such sites.
-    overwrite : bool
-        Discard existing output instead of resuming (a resume with another configuration is refused).
-    flush_seconds : float
-        Also flush when the oldest buffered site is this old, so a kill loses at most this much work.
-    stall_timeout : float, optional
-        With ``workers > 1``: fail cleanly when no worker finishes a site for this long (default
-        ``$STRATONET_STALL_TIMEOUT`` or 1800 s).
+
+def dtype_note(dtypes_seen: set[str]) -> str | None:
+    """A note when the images came in several dtypes (each scaled by its own range), else None."""
+    if len(dtypes_seen) > 1:
+        return (f"images of several dtypes ({', '.join(sorted(dtypes_seen))}) were each scaled by their own "
+                "dtype's range; give --bit-depth to scale all alike")
+    return None
+
+
+def finish_tables(out: Path, cfg: ClassicalConfig, dtypes_seen: set[str]) -> dict:
+    """Stamp the single-cell and site tables with their provenance and write the well tables.
 
     Returns
     -------
-    dict: the manifest written to ``site.manifest.json``.
-
-    Notes
-    -----
-    Rows are keyed on the index's full row identity (:func:`stratonet.runtime.resumable.row_key_columns`), the output is
-    locked against a second run (:class:`stratonet.runtime.runguard.OutputLock`), and SIGTERM is handled like Ctrl-C.
+    dict
+        The provenance (feature set, groups, segmentation, intensity scale).
     """
-    from stratonet.runtime.runguard import OutputLock, interrupt_on_sigterm
-
-    with OutputLock(out_dir), interrupt_on_sigterm():
-        return _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite,
-                                  flush_seconds, stall_timeout, on_empty)
-
-
-def _extract_classical(index, out_dir, cfg, workers, on_error, flush_every, progress, overwrite, flush_seconds,
-                       stall_timeout, on_empty) -> dict:
-    from stratonet.index.schema import channels_of, validate_index
-    from stratonet.core.progress import get_logger, track
-    from stratonet.runtime.resumable import ErrorLog, PartitionedWriter, row_key_columns
-    from stratonet.runtime.runguard import fault_point
-    from stratonet.runtime.runfinish import errors_path, finish_run, require_rows
-    from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions
-
-    cfg = cfg or ClassicalConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    validate_index(index)
-    require_rows(index, "index")
-    channels = channels_of(index)
-    log = get_logger()
-    keys = row_key_columns(index)
-    index, n_repeated = _unique_rows(index, keys, log)
-    files = {"cells": out / "single_cell.parquet", "mean": out / "site_mean.parquet", "median": out / "site.parquet"}
-    if overwrite:
-        for f in files.values():
-            PartitionedWriter(f).discard()
-    signature = resume_signature(cfg, channels, keys)
-    writers = {  # the median table is checked first: it is the commit record
-        k: PartitionedWriter(files[k], key_columns=keys + (["ObjectNumber"] if k == "cells" else []),
-                             rows_per_part=10**9, signature=signature)
-        for k in ("median", "mean", "cells")
-    }
-    writers["median"].check_metadata(index, columns_too=False)  # refuse rather than mix annotations (issue 26)
-    done = writers["median"].done_keys()
-    n_uncommitted = sum(writers[k].retain(done, keys) for k in ("cells", "mean"))  # rows of sites never committed
-    if n_uncommitted:
-        log.warning("dropped %d row(s) of sites whose run stopped before they were committed; they are redone",
-                    n_uncommitted)
-    rows = [r for r in index.to_dict("records") if tuple(str(r[k]) for k in keys) not in done]
-    errors = ErrorLog(errors_path(out))
-    notes: set[str] = set()
-    dtypes_seen: set[str] = set()
-    cpu_total, n_done, n_cells = 0.0, 0, 0
-    empty_sites: list[str] = []
-    nonfinite: dict[str, int] = {}
-    last_flush = time.monotonic()
-
-    def flush_all() -> None:
-        nonlocal last_flush
-        writers["cells"].flush()
-        fault_point("classical.between_flushes")
-        writers["mean"].flush()
-        writers["median"].flush()  # the commit: a site counts as done once its median row is on disk
-        last_flush = time.monotonic()
-
-    def handle(res: dict) -> None:
-        nonlocal cpu_total, n_done, n_cells
-        if "error" not in res and res.get("n_objects", 1) == 0:
-            empty_sites.append(res["site"])
-            log.warning("%s: 0 objects found", res["site"])
-            if on_empty == "error":
-                res = {"error": f"site {res['site']}: 0 objects found (--on-empty error)", "site": res["site"],
-                       "row": {k: res["median"][k].iloc[0] for k in SITE_KEYS}}
-        for col, n in res.get("nonfinite", {}).items():
-            nonfinite[col] = nonfinite.get(col, 0) + n
-        if "error" in res:
-            if on_error == "fail":
-                raise SiteError(res["site"], res["error"].split(": ", 1)[-1]) if not res["error"].startswith("site ") \
-                    else StratoNetError(res["error"])
-            errors.add(res["site"], "extract classical", res["error"],
-                       **{k: res["row"][k] for k in keys if k in res["row"]})
-            log.warning("skipped %s", res["error"])
-            return
-        for k in TABLES:
-            writers[k].write(res[k])
-        cpu_total += res["cpu_s"]
-        n_done += 1
-        n_cells += len(res["cells"])
-        notes.update(res["notes"])
-        dtypes_seen.update(res.get("dtypes", []))
-        fault_point("classical.site_done")
-        if n_done % flush_every == 0 or time.monotonic() - last_flush >= flush_seconds:
-            flush_all()
-
-    for r in rows:  # a site without DNA fails before any work starts
-        try:
-            _check_dna(r, cfg, channels)
-        except SiteError as exc:
-            if on_error == "fail":
-                raise
-            errors.add(exc.site, "extract classical", str(exc), **{k: r[k] for k in keys})
-    bad = {e["site"] for e in errors.rows}
-    from stratonet.index.schema import site_name
-
-    rows = [r for r in rows if site_name(r) not in bad]
-    with ResourceMonitor() as mon:
-        try:
-            if workers <= 1:
-                for r in track(rows, "classical features", total=len(rows), disable=not progress):
-                    try:
-                        res = process_site(r, channels, cfg, str(out))
-                    except StratoNetError as exc:
-                        res = {"error": str(exc), "site": site_name(r), "row": r}
-                    handle(res)  # outside the try: a full disk while writing is not a bad site
-            else:
-                _run_pool(rows, channels, cfg, out, workers, handle, progress, stall_timeout)
-        finally:
-            flush_all()
-    for k in TABLES:  # the commit record last: a kill in between leaves parts that the next run merges
-        writers[k].finalize()
-        fault_point(f"classical.finalized_{k}")
-    if len(dtypes_seen) > 1:
-        notes.add(f"images of several dtypes ({', '.join(sorted(dtypes_seen))}) were each scaled by their own "
-                  "dtype's range; give --bit-depth to scale all alike")
-    intensity_scale = {"bit_depth": cfg.bit_depth, "file_dtypes": sorted(dtypes_seen),
-                       "rule": "raw / (2**bit_depth - 1)" if cfg.bit_depth != "auto" else "raw / max of file dtype"}
     provenance = {"feature_set": "classical", "groups": cfg.groups, "segmentation": cfg.segmentation,
-                  "intensity_scale": intensity_scale}
+                  "intensity_scale": intensity_scale(cfg, dtypes_seen)}
     stamp_provenance(out / "single_cell.parquet", {**provenance, "table": "single_cell"})
     stamp_provenance(out / "site.parquet", {**provenance, "table": "site", "aggregation": "median"})
     stamp_provenance(out / "site_mean.parquet", {**provenance, "table": "site", "aggregation": "mean"})
     aggregate_wells(out, provenance)
-    summ = mon.summary()
-    manifest = {
-        "feature_set": "classical",
-        "config": cfg.to_dict(),
-        "channels": channels,
-        "notes": sorted(notes),
-        "intensity_scale": intensity_scale,
-        "n_sites": n_done,
-        "n_sites_skipped_as_done": len(done),
-        "key_columns": keys,
-        "n_index_rows_repeated": n_repeated,
-        "n_uncommitted_rows_dropped": n_uncommitted,
-        "n_cells": n_cells,
-        "n_errors": len(errors),
-        "n_sites_total": n_done + len(done),
-        "n_sites_empty": len(empty_sites),
-        "empty_sites": sorted(empty_sites)[:100],
-        "n_nonfinite_values": sum(nonfinite.values()),
-        "nonfinite_values": dict(sorted(nonfinite.items())),
-        "errors_table": str(errors_path(out)) if len(errors) else None,
-        "workers": workers,
-        "core_s_total": cpu_total,
-        "core_s_per_site": cpu_total / n_done if n_done else float("nan"),
-        "sites_per_s": n_done / summ["wall_s"] if summ["wall_s"] > 0 else float("nan"),
-        **summ,
-        "packages": package_versions(["mahotas", "numba", "centrosome"]),
-        "device": device_info(),
-    }
-    finish_run(errors, manifest, out / "site.manifest.json", wrote_rows=(out / "site.parquet").exists())
-    for n in sorted(notes):
-        log.warning(n)
-    if empty_sites:
-        log.warning("%d site(s) with 0 objects: %s", len(empty_sites), ", ".join(sorted(empty_sites)[:10]))
-    if nonfinite:
-        log.warning("%d infinite value(s) set to NaN in %d column(s): %s", sum(nonfinite.values()),
-                    len(nonfinite), ", ".join(sorted(nonfinite)[:10]))
-    return manifest
-
-
-def _run_pool(rows: list[dict], channels: list[str], cfg: ClassicalConfig, out: Path, workers: int, handle,
-              progress: bool, stall_timeout: float | None) -> None:
-    """Process rows in worker processes (fork server), at most ``2 * workers`` in flight, with a watchdog.
-
-    Workers are forked from a single-threaded fork server that has imported :data:`WORKER_PRELOAD`, and die with
-    their parent. When no site finishes for ``stall_timeout`` seconds, or a worker dies, the workers are stopped
-    and a one-line error names the sites in flight.
-    """
-    import multiprocessing as mp
-    import os
-    from concurrent.futures.process import BrokenProcessPool
-
-    from stratonet.index.schema import site_name
-    from stratonet.core.progress import track
-    from stratonet.runtime.runguard import POOL_PARENT_ENV, own_mp_tempdir, worker_init
-
-    own_mp_tempdir()  # a pid-named folder for the fork server's socket: a killed run's is removed by the next
-    stall = float(stall_timeout or os.environ.get("STRATONET_STALL_TIMEOUT") or 1800)
-    if "forkserver" in mp.get_all_start_methods():
-        from multiprocessing import forkserver
-
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(WORKER_PRELOAD)
-        os.environ[POOL_PARENT_ENV] = str(os.getpid())  # the fork server dies with this process (see runguard)
-        try:
-            forkserver.ensure_running()
-        finally:
-            os.environ.pop(POOL_PARENT_ENV, None)
-    else:
-        ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
-    pending: dict = {}
-    bar = track(range(len(rows)), "classical features", total=len(rows), disable=not progress)
-    next(bar, None)  # show the bar now, not when the first site is done
-    resume_hint = "what was written is kept and a rerun resumes"
-
-    def drain(limit: int) -> None:
-        while len(pending) > limit:
-            finished, _ = wait(list(pending), timeout=stall, return_when=FIRST_COMPLETED)
-            if not finished:
-                busy = ", ".join(sorted(pending.values())[:4])
-                raise StratoNetError(f"no worker finished a site in {stall:.0f} s (in flight: {busy}); workers "
-                                     f"stopped; {resume_hint} (--stall-timeout sets the limit)")
-            for f in finished:
-                site = pending.pop(f)
-                try:
-                    res = f.result()
-                except BrokenProcessPool:
-                    raise StratoNetError(f"a worker process died while processing {site} (killed, or out of "
-                                         f"memory?); {resume_hint}") from None
-                handle(res)
-                next(bar, None)
-
-    ok = False
-    try:
-        for r in rows:
-            pending[pool.submit(_worker, (r, channels, cfg, str(out)))] = site_name(r)
-            drain(2 * workers - 1)
-        drain(0)
-        for _ in bar:
-            pass
-        ok = True
-    finally:
-        if ok:
-            pool.shutdown(wait=True)
-        else:
-            _stop_pool(pool)
+    return provenance

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from stratonet.core.errors import ConfigError, StratoNetError
-from stratonet.index.schema import channels_of, site_name, validate_index
+from stratonet.index.schema import select_channels, site_name, validate_index
 
 CROP_SOURCES = ("cells", "tiles")
 
@@ -73,11 +73,7 @@ def build_pool(df: pd.DataFrame, source_name: str, channels: list[str] | None, s
     if source not in CROP_SOURCES:
         raise ConfigError(f"unknown --crops '{source}' (use {', '.join(CROP_SOURCES)})")
     validate_index(df, source_name)
-    available = channels_of(df)
-    chans = list(channels) if channels else available
-    absent = [c for c in chans if c not in available]
-    if absent:
-        raise ConfigError(f"{source_name}: channel(s) {absent} not in the index (it has {', '.join(available)})")
+    chans, available = select_channels(df, channels, source_name, ConfigError)
     if source == "cells" and dna_channel not in available:
         raise ConfigError(f"{source_name}: --crops cells finds nuclei on '{dna_channel}', which the index lacks "
                           f"(channels: {', '.join(available)}); use --dna-channel or --crops tiles")
