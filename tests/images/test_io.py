@@ -74,8 +74,9 @@ def test_read_image_formats_and_errors(tmp_path):
 
 
 def test_load_site_errors_name_site(tmp_path):
-    tifffile.imwrite(tmp_path / "a.tif", np.zeros((4, 4), np.uint16))
-    tifffile.imwrite(tmp_path / "b.tif", np.zeros((5, 4), np.uint16))
+    # not constant: a constant image is a bad site of its own (issue 27, D2)
+    tifffile.imwrite(tmp_path / "a.tif", np.arange(16, dtype=np.uint16).reshape(4, 4))
+    tifffile.imwrite(tmp_path / "b.tif", np.arange(20, dtype=np.uint16).reshape(5, 4))
     with pytest.raises(SiteError, match="site P/A01/1: channel 'ER' is missing"):
         load_site({"DNA": str(tmp_path / "a.tif")}, ["DNA", "ER"], site="P/A01/1")
     with pytest.raises(SiteError, match="differ in size"):

@@ -190,7 +190,7 @@ def test_demo_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_SIZE", 64)  # the real size is exercised by `stratonet demo`
     ctx = demo.DemoContext(out=tmp_path)
     demo.stage_synth(ctx)
-    assert ctx.synth_dir == tmp_path / "synth" and ctx.outputs["synthetic plate"] == ctx.synth_dir
+    assert ctx.synth_dir == tmp_path / "synth" and ctx.outputs["synthetic plate (images, load_data.csv)"] == ctx.synth_dir
     ld = pd.read_csv(ctx.synth_dir / "load_data.csv")
     per_well = ld.groupby("Metadata_Well").first()
     assert len(per_well) == demo.DEMO_WELLS and ld["Metadata_Site"].max() == demo.DEMO_SITES
