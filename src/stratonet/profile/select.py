@@ -89,18 +89,21 @@ def feature_select(
 
 
 def _pycytominer_steps(df: pd.DataFrame, features: list[str], steps: list[str], options: dict) -> list[str]:
-    """Features left after pycytominer's ``feature_select`` runs ``steps`` (in order) on ``features``."""
+    """Features left after pycytominer's ``feature_select`` runs ``steps`` on ``features``.
+
+    As pycytominer does, every step sees all ``features`` and the features any step excludes are dropped (the
+    union), so the result does not depend on the order of the steps. The steps are called one by one so that a
+    step that fails names itself.
+    """
     if not steps or not features:
         return list(features)
     from pycytominer import feature_select as pcm_select
 
-    kept = list(features)
-    for step in steps:  # one at a time: pycytominer fails inside scikit-learn when a step gets no feature
-        if not kept:
-            break
-        sel = pcm_select(profiles=df[kept], features=list(kept), operation=[step], **options)
-        kept = [f for f in kept if f in set(sel.columns)]
-    return kept
+    excluded: set[str] = set()
+    for step in steps:
+        sel = pcm_select(profiles=df[list(features)], features=list(features), operation=[step], **options)
+        excluded |= set(features) - set(sel.columns)
+    return [f for f in features if f not in excluded]
 
 
 def correlated_features(values: np.ndarray, names: Sequence[str], threshold: float = 0.9,
