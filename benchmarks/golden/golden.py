@@ -56,13 +56,13 @@ VOLATILE = re.compile(r"(time|date|elapsed|second|_s$|per_s|host|pid|version|cre
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses in reprs
 
 
-def sn(out: Path, *args: str, log: list) -> None:
-    """Run ``python -m stratonet ARGS`` with OUT as working directory; stop on failure."""
+def sn(out: Path, *args: str, log: list, ok: tuple[int, ...] = (0,)) -> None:
+    """Run ``python -m stratonet ARGS`` with OUT as working directory; stop on an exit code not in ``ok``."""
     env = dict(os.environ, NO_COLOR="1", COLUMNS="110", STRATONET_NO_BROWSER="1")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "stratonet", *args], cwd=out, env=env, capture_output=True, text=True)
     log.append(f"$ stratonet {' '.join(args)}  [rc {p.returncode}, {time.perf_counter() - t0:.1f} s]")
-    if p.returncode != 0:
+    if p.returncode not in ok:
         sys.exit(f"golden: failed: stratonet {' '.join(args)}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
 
 
@@ -116,8 +116,9 @@ def run(out: Path) -> None:
                     ("pixel", "features/pixel_synth.parquet")):
         sn(out, "profile", src, "-o", f"profiles/{fs}.parquet", *PROFILE, log=log)
         sn(out, "evaluate", "classify", f"profiles/{fs}.parquet", "-o", "evaluate", "--name", fs, *CLASSIFY, log=log)
+        # exit 2 when the small plate leaves every metric unscored (it writes its tables first): compared all the same
         sn(out, "evaluate", "retrieval", f"profiles/{fs}.parquet", "-o", "evaluate", "--name", fs, *RETRIEVAL,
-           log=log)
+           log=log, ok=(0, 2))
     shutil.copy(BBBC013_WELLS, out / "bbbc013_wells.parquet")
     sn(out, "evaluate", "assay", "bbbc013_wells.parquet", "-o", "evaluate", "--name", "bbbc013", *ASSAY, log=log)
     log.append(f"total {time.perf_counter() - t0:.1f} s")
