@@ -137,7 +137,7 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
     t0 = time.perf_counter()
     facts: dict = {}
     if kind == "deep":
-        from stratonet.extract.deep.run import extract_deep
+        from stratonet.runtime import extract_deep
 
         model, weights, mode, scaling = parts[1:5]
         center = len(parts) > 5 and parts[5] == "center"

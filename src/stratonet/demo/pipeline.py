@@ -88,7 +88,7 @@ def stage_extract_deep(ctx: DemoContext, weights: str = DEMO_WEIGHTS, input_size
     on the synthetic plate, ``features/deep_real.parquet`` on the real FOV), plus the untrained StratoNet-50 (seed
     ``ctx.seed``) on the synthetic plate as a named baseline (``features/deep_untrained.parquet``).
     """
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     if ctx.synth_index is None and ctx.real_index is None:
         raise NotAvailableError("extract deep needs the index stage")
