@@ -56,11 +56,6 @@ MAX_PARAMS = 12
 KNOWN_UPWARD = {
     ("stratonet.extract.classical.run", "stratonet.runtime.resumable"),
     ("stratonet.extract.classical.run", "stratonet.runtime.runguard"),
-    ("stratonet.extract.deep.run", "stratonet.runtime.writer"),
-    ("stratonet.extract.deep.run", "stratonet.runtime.resumable"),
-    ("stratonet.extract.deep.run", "stratonet.runtime.runguard"),
-    ("stratonet.extract.pixel", "stratonet.runtime.resumable"),
-    ("stratonet.extract.pixel", "stratonet.runtime.runguard"),
     ("stratonet.synth.plate", "stratonet.runtime.resumable"),
     ("stratonet.train.treatment", "stratonet.runtime.resumable"),
 }
@@ -69,16 +64,13 @@ KNOWN_UPWARD = {
 #: Functions over 100 lines today (phase 2 splits them; /work/wt/renovate/PHASE2.md).
 KNOWN_LONG = {
     "stratonet.assay.evaluate:evaluate_assay", "stratonet.evaluate.classify:evaluate_classifiers",
-    "stratonet.extract.classical.run:_extract_classical", "stratonet.extract.deep.run:extract_deep",
-    "stratonet.extract.deep.run:prepare_deep", "stratonet.profile.pipeline:run_profile",
-    "stratonet.runtime.raydata:extract_deep_ray", "stratonet.synth.render:_render", "stratonet.train.classifier:train_classifier",
+    "stratonet.extract.classical.run:_extract_classical", "stratonet.profile.pipeline:run_profile",
+    "stratonet.synth.render:_render", "stratonet.train.classifier:train_classifier",
 }
 #: Functions with more than 12 parameters outside the CLI today (phase 2: frozen config dataclasses).
 KNOWN_WIDE = {
     "stratonet.assay.evaluate:evaluate_assay", "stratonet.evaluate.classify:evaluate_classifiers",
-    "stratonet.extract.deep.run:extract_deep", "stratonet.extract.deep.run:prepare_deep", "stratonet.extract.pixel:extract_pixel",
-    "stratonet.images.scaling:resolve_scaling", "stratonet.index.build:build_index",
-    "stratonet.profile.pipeline:run_profile", "stratonet.runtime.raydata:__init__", "stratonet.runtime.raydata:extract_deep_ray",
+    "stratonet.index.build:build_index", "stratonet.profile.pipeline:run_profile",
     "stratonet.report.plates:plate_svg", "stratonet.train.loop:fit",
 }
 

@@ -157,7 +157,7 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
                      "model_images": man["model_images"]}
         table = pd.read_parquet(path)
     elif kind == "pixel":
-        from stratonet.extract.pixel import extract_pixel
+        from stratonet.runtime import extract_pixel
 
         size, scaling = int(parts[1]), parts[2]
         path = out / f"{name}.parquet"

@@ -15,7 +15,7 @@ from stratonet.extract.classical.center import center_object_crops, label_at
 from stratonet.extract.deep.dataset import Preprocess, SiteDataset
 from stratonet.extract.deep.run import manifest_path
 from stratonet.runtime import extract_deep
-from stratonet.extract.pixel import extract_pixel
+from stratonet.runtime import extract_pixel
 from stratonet.images.scaling import Scaling, ScalingSpec, load_scaling, resolve_scaling, scaling_path
 from stratonet.images.preprocess import crops_around
 from stratonet.core.tables import feature_columns, read_provenance

@@ -149,7 +149,7 @@ def stage_extract_classical(ctx: DemoContext) -> None:
 
 def stage_extract_pixel(ctx: DemoContext) -> None:
     """Flattened-pixel baseline (16 x 16 per channel) of the synthetic plate, else of the real FOV."""
-    from stratonet.extract.pixel import extract_pixel
+    from stratonet.runtime import extract_pixel
 
     index = ctx.synth_index or ctx.real_index
     if index is None:
