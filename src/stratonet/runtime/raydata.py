@@ -449,7 +449,6 @@ def extract_deep_ray(index, out, cfg=None, run=None, **options) -> dict:
 
     if options:
         ray_opts = {k: options.pop(k) for k in ("address", "actors", "unit_size", "decode") if k in options}
-        options.setdefault("crop_size", 128)  # this engine's keyword default, as before
         cfg, run = deep_configs(options)
         run = replace(run, ray=RaySpec(**ray_opts))
     cfg, run = cfg or DeepConfig(), run or RunSpec()
