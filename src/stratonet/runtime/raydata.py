@@ -232,7 +232,7 @@ class UnitProgress:
             tmp.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnitJob:
     """What every model actor needs besides the model: threads, the model batch in sites (``spb``), the mode, the
     table's metadata and feature columns, where and how parts are written (``parts_dir``, ``cell_parts_dir``,
@@ -244,12 +244,12 @@ class UnitJob:
     mode: str
     meta_cols: list
     names: list
+    on_error: str
     parts_dir: str
-    cell_parts_dir: str | None
+    cell_parts_dir: str | None = None
     width: int
     stamp: dict
     cell_stamp: dict
-    on_error: str
     decode: dict | None = None
     progress_dir: str | None = None
 
