@@ -53,26 +53,13 @@ MAX_PARAMS = 12
 
 #: Imports that go up a layer today (importer -> imported); phase 2 of the renovation inverts them (the runtime
 #: drives the stages instead of the stages calling the resumable writer and the run guard).
-KNOWN_UPWARD = {
-    ("stratonet.extract.deep.run", "stratonet.runtime.writer"),
-    ("stratonet.extract.deep.run", "stratonet.runtime.resumable"),
-    ("stratonet.extract.deep.run", "stratonet.runtime.runguard"),
-    ("stratonet.extract.pixel", "stratonet.runtime.resumable"),
-    ("stratonet.extract.pixel", "stratonet.runtime.runguard"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 #: Functions over 100 lines today (phase 2 splits them; /work/wt/renovate/PHASE2.md).
-KNOWN_LONG = {
-    "stratonet.extract.deep.run:extract_deep", "stratonet.extract.deep.run:prepare_deep",
-    "stratonet.runtime.raydata:extract_deep_ray",
-}
+KNOWN_LONG: set[str] = set()
 #: Functions with more than 12 parameters outside the CLI today (phase 2: frozen config dataclasses).
-KNOWN_WIDE = {
-    "stratonet.extract.deep.run:extract_deep", "stratonet.extract.deep.run:prepare_deep", "stratonet.extract.pixel:extract_pixel",
-    "stratonet.images.scaling:resolve_scaling",
-    "stratonet.runtime.raydata:__init__", "stratonet.runtime.raydata:extract_deep_ray",
-}
+KNOWN_WIDE: set[str] = set()
 
 # --- reading the source ------------------------------------------------------------------------------------------
 

@@ -137,7 +137,7 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
     t0 = time.perf_counter()
     facts: dict = {}
     if kind == "deep":
-        from stratonet.extract.deep.run import extract_deep
+        from stratonet.runtime import extract_deep
 
         model, weights, mode, scaling = parts[1:5]
         center = len(parts) > 5 and parts[5] == "center"
@@ -157,7 +157,7 @@ def run_config(config: str, index: pd.DataFrame, out: Path, batch_size: int = 64
                      "model_images": man["model_images"]}
         table = pd.read_parquet(path)
     elif kind == "pixel":
-        from stratonet.extract.pixel import extract_pixel
+        from stratonet.runtime import extract_pixel
 
         size, scaling = int(parts[1]), parts[2]
         path = out / f"{name}.parquet"

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path("/tmp/stratonet-bench-plate"))
     args = ap.parse_args(argv)
 
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
     from stratonet.index import build_index
     from stratonet.runtime import make_plate
 

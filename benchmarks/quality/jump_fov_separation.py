@@ -48,12 +48,12 @@ def tile_features(index: pd.DataFrame, weights: str | None, model: str | None, s
     from stratonet.extract.deep.dataset import Preprocess, SiteDataset
     from stratonet.extract.deep.run import build_model
     from stratonet.extract.deep.inference import Embedder
-    from stratonet.images.scaling import resolve_scaling
+    from stratonet.images.scaling import ScalingSpec, resolve_scaling
 
     net, card, _ = build_model(model, weights, seed=0)
     norm = card.get("normalization") or {}
     rows = index.to_dict("records")
-    scale = resolve_scaling(scaling, rows, CHANNELS, out_dir / f"fov_{scaling}.parquet")
+    scale = resolve_scaling(ScalingSpec(scaling), rows, CHANNELS, out_dir / f"fov_{scaling}.parquet")
     prep = Preprocess(channels=CHANNELS, mode="tiles", input_size=tile, tile_size=tile,
                       scaling=None if scaling == "image" else scale)
     embed = Embedder(net, __import__("torch").device("cpu"), batch_size=48,

@@ -45,7 +45,7 @@ VARIANTS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/lite_taps"))

@@ -37,7 +37,7 @@ def bbbc013_target(work: Path) -> dict:
     from bbbc013_assay import profile_assay
     from bbbc013_targets import bbbc013_index
 
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     out = work / "bbbc013_deep.parquet"
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def synthetic_target(work: Path, wells: int = 96, size: int = 320, seed: int = 0
     """
     from synth_moa import moa_f1, synth_index
 
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     t0 = time.perf_counter()
     index = synth_index(work / f"synth_{wells}_{size}", wells, 1, size, seed)

@@ -107,7 +107,7 @@ def cache_cost(rows: list[dict], scaling) -> dict:
 
 
 def under_load(index: Path, out: Path, n_busy: int, rounds: int) -> dict:
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n_busy)]
     rates: dict = {}

@@ -69,7 +69,7 @@ def io_ceiling(index: Path, workers: int, batch_size: int, size: int, per_plane:
     """Decode + preprocess alone (per-image scaling): through ``workers`` DataLoader processes, or with
     ``threads`` the in-process :class:`ParallelDecode` that ``extract deep`` uses without workers."""
     from stratonet.extract.deep.dataset import ParallelDecode, Preprocess, SiteDataset, collate_sites
-    from stratonet.extract.deep.run import _worker_init
+    from stratonet.runtime.deep_run import _worker_init
 
     rows = pd.read_parquet(index).to_dict("records")
     dataset = SiteDataset(rows, Preprocess(CHANNELS, input_size=size, per_plane=per_plane))
@@ -105,7 +105,7 @@ def model_only(model_name: str, batch_size: int, size: int, n_images: int) -> fl
 
 def end_to_end(index: Path, out: Path, model_name: str, batch_size: int, workers: int | None,
                size: int = 224) -> tuple[float, dict]:
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     t0 = time.perf_counter()
     man = extract_deep(index, out, model=model_name, batch_size=batch_size, workers=workers, overwrite=True,
@@ -229,7 +229,7 @@ def model_only_study(model_name: str, precisions: list[str], batch_sizes: list[i
 
 def roofline(argv_args) -> dict:
     """The precision study (see the module docstring)."""
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
     from stratonet.models.precision import cpu_flags, cpu_native_bf16, default_threads_workers
 
     args = argv_args

@@ -52,7 +52,7 @@ def model_only(batch: int = 32, reps: int = 3) -> dict[str, float]:
 
 def end_to_end(sites: int, repeats: int) -> dict[str, float]:
     """Channel images per second of ``extract_deep`` (whole call), alternating the two models."""
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     index = bbbc013_index().head(sites)
     rates: dict[str, list[float]] = {n: [] for n in CONFIGS}

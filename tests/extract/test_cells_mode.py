@@ -63,7 +63,8 @@ def test_sample_is_capped_seeded_and_per_site():
 
 
 def test_cells_mode_native_crops_cap_and_manifest(tmp_path):
-    from stratonet.extract.deep.run import cells_batch_size, extract_deep
+    from stratonet.extract.deep.run import cells_batch_size
+    from stratonet.runtime import extract_deep
 
     rng = np.random.default_rng(0)
     rows = []

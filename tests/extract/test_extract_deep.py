@@ -14,7 +14,8 @@ import tifffile
 from conftest import run_cli
 from stratonet.core.errors import ConfigError, StratoNetError
 from stratonet.extract.deep.cells import otsu_centers
-from stratonet.extract.deep.run import extract_deep, manifest_path
+from stratonet.extract.deep.run import manifest_path
+from stratonet.runtime import extract_deep
 from stratonet.images.transforms import channel_percentiles, rescale_to_unit
 from stratonet.images.preprocess import rescale_percentile
 from stratonet.core.tables import feature_columns, read_provenance
@@ -310,7 +311,7 @@ def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scal
     import torch
 
     from stratonet.extract.deep.dataset import Preprocess, SiteDataset
-    from stratonet.images.scaling import resolve_scaling
+    from stratonet.images.scaling import ScalingSpec, resolve_scaling
 
     orig = jump_fov / "images" / "orig"
     chans = ["AGP", "RNA", "DNA"]
@@ -321,8 +322,8 @@ def test_plane_at_a_time_decode_equals_the_stacked_path(tmp_path, jump_fov, scal
             fn = np.random.default_rng(c).uniform(0.5, 1.5, (1080, 1080)).astype(np.float32)
             np.save(tmp_path / f"illum_{ch}.npy", fn)
             row[f"Illum_{ch}"] = str(tmp_path / f"illum_{ch}.npy")
-    scale = resolve_scaling(scaling, [row], chans, tmp_path / "deep.parquet", low=0.1, high=99.9, scaling_file=None,
-                            bit_depth=None, n_sites=4, seed=0, illum=illum, log=None, on_error="fail")
+    scale = resolve_scaling(ScalingSpec(scaling, (0.1, 99.9), sites=4, seed=0, illum=illum), [row], chans,
+                            tmp_path / "deep.parquet", log=None, on_error="fail")
     prep = Preprocess(chans, input_size=224, illum=illum, scaling=None if scaling == "image" else scale)
     ds = SiteDataset([row], prep)
     lean = ds._load_whole_planes(row)

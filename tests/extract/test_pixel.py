@@ -54,7 +54,7 @@ def test_pixel_cli_features_manifest_provenance(indexed, tmp_path):
 
 
 def test_pixel_resumes(indexed, tmp_path):
-    from stratonet.extract.pixel import extract_pixel
+    from stratonet.runtime import extract_pixel
     from stratonet.core.tables import read_table
 
     index = read_table(indexed)

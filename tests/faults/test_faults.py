@@ -228,7 +228,7 @@ def test_index_with_other_row_keys_is_refused(crops, tmp_path, capsys):
 
 
 # -- pixel and deep: kills and signals -------------------------------------------------------------------------
-PIXEL_RUN = ("import sys; from stratonet.cli import main; from stratonet.extract.pixel import extract_pixel; "
+PIXEL_RUN = ("import sys; from stratonet.cli import main; from stratonet.runtime import extract_pixel; "
              "extract_pixel(sys.argv[1], sys.argv[2], size=8, flush_seconds=0)")
 
 

@@ -227,7 +227,7 @@ def test_batch_size_zero(tmp_path, capsys):
     cfg.write_text("extract:\n  deep:\n    batch-size: 0\n")
     assert run_cli(["--config", cfg, "extract", "deep", idx, "-o", tmp_path / "d.parquet"]) == 2
     one_line_error(capsys, "'batch-size'", "0 is not in the range")
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     with pytest.raises(StratoNetError, match="batch-size must be >= 1"):
         extract_deep(idx, tmp_path / "d.parquet", batch_size=0, workers=0, progress=False)
@@ -245,7 +245,7 @@ def test_train_treatment_on_tiny_data(tmp_path, capsys):
 
 
 def test_deep_errors_csv_is_updated_after_a_successful_retry(tmp_path):
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     idx = pd.read_parquet(write_plate(tmp_path / "plate"))
     gone = Path(idx.loc[1, "Path_AGP"])

@@ -38,7 +38,7 @@ def real_crops(tmp_path, n: int = 4, side: int = 96, dtype=np.float32) -> pd.Dat
 def test_d10_center_object_plate_scaling_keeps_crops_distinct(tmp_path):
     """D10: --center-object at the default plate scaling gave identical rows for every crop (the segmentation
     rescaled the raw float32 array in place, so the plate bounds clipped every pixel to 0)."""
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     idx = real_crops(tmp_path)
     out = tmp_path / "deep.parquet"

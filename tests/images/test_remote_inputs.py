@@ -213,7 +213,7 @@ def test_extract_cli_keeps_index_url_intact(kind, monkeypatch, tmp_path):
         raise InputFileError(str(path), "stop here")
 
     monkeypatch.setattr("stratonet.core.tables.read_table", fake_read_table)
-    monkeypatch.setattr("stratonet.extract.deep.run.read_table", fake_read_table)
+    monkeypatch.setattr("stratonet.runtime.deep_run.read_table", fake_read_table)
     url = "s3://bucket/run/index.parquet"
     out = tmp_path / ("d.parquet" if kind == "deep" else "cl")
     assert run_cli(["extract", kind, url, "-o", out]) != 0

@@ -13,9 +13,10 @@ from conftest import run_cli
 from stratonet.core.errors import ConfigError, InputFileError
 from stratonet.extract.classical.center import center_object_crops, label_at
 from stratonet.extract.deep.dataset import Preprocess, SiteDataset
-from stratonet.extract.deep.run import extract_deep, manifest_path
-from stratonet.extract.pixel import extract_pixel
-from stratonet.images.scaling import Scaling, load_scaling, resolve_scaling, scaling_path
+from stratonet.extract.deep.run import manifest_path
+from stratonet.runtime import extract_deep
+from stratonet.runtime import extract_pixel
+from stratonet.images.scaling import Scaling, ScalingSpec, load_scaling, resolve_scaling, scaling_path
 from stratonet.images.preprocess import crops_around
 from stratonet.core.tables import feature_columns, read_provenance
 
@@ -101,7 +102,7 @@ def test_scaling_file_without_the_plate_is_one_line_error(bright_dim_index, tmp_
     err = capsys.readouterr().err
     assert rc != 0 and "other.json" in err and "P1" in err and "Traceback" not in err
     with pytest.raises(ConfigError):
-        resolve_scaling("image", [], ["DNA"], tmp_path / "x.parquet", scaling_file=bad)
+        resolve_scaling(ScalingSpec("image", file=bad), [], ["DNA"], tmp_path / "x.parquet")
     (tmp_path / "junk.json").write_text("not json")
     with pytest.raises(InputFileError):
         load_scaling(tmp_path / "junk.json")
@@ -112,13 +113,13 @@ def test_bitdepth_uses_dtype_max_or_bit_depth(tmp_path):
     p = tmp_path / "u8.tiff"
     tifffile.imwrite(p, _cells_plane(rng, dtype=np.uint8))
     rows = [{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(p)}]
-    own = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet")  # each file by its own dtype
+    own = resolve_scaling(ScalingSpec("bitdepth"), rows, ["DNA"], tmp_path / "o.parquet")  # each file by its own dtype
     assert own.bounds(rows[0], [np.uint8]).tolist() == [[0.0, 255.0]]
     assert own.bounds(rows[0], [np.uint16]).tolist() == [[0.0, 65535.0]]
-    s12 = resolve_scaling("bitdepth", rows, ["DNA"], tmp_path / "o.parquet", bit_depth=12)
+    s12 = resolve_scaling(ScalingSpec("bitdepth", bit_depth=12), rows, ["DNA"], tmp_path / "o.parquet")
     assert s12.bounds(rows[0]).tolist() == [[0.0, 4095.0]]
     with pytest.raises(ConfigError):
-        resolve_scaling("plate", rows, ["DNA"], tmp_path / "o.parquet", bit_depth=12)
+        resolve_scaling(ScalingSpec("plate", bit_depth=12), rows, ["DNA"], tmp_path / "o.parquet")
 
 
 def test_deep_records_scaling_and_refuses_resume_with_another(bright_dim_index, tmp_path, capsys):

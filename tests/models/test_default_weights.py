@@ -71,7 +71,7 @@ def test_cli_untrained_on_request_is_labelled(tiny_index, tmp_path, capsys):
 
 @lite0_installed
 def test_python_api_default_matches_the_cli(tiny_index, tmp_path):
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     m = extract_deep(tiny_index, tmp_path / "api.parquet", input_size=32, workers=0, progress=False)
     assert m["provenance"]["weights"].startswith("efficientnet_lite0.in1k")

@@ -30,7 +30,8 @@ import torch
 from conftest import run_cli
 from stratonet.core.errors import ConfigError
 from stratonet.models import precision as precision_mod
-from stratonet.extract.deep.run import extract_deep, manifest_path
+from stratonet.extract.deep.run import manifest_path
+from stratonet.runtime import extract_deep
 from stratonet.extract.deep.inference import Embedder
 from stratonet.models.precision import cpu_flags, cpu_native_bf16, resolve_precision
 from stratonet.images.transforms import rescale_to_unit, resize_batch

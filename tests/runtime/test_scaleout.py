@@ -89,7 +89,7 @@ def test_ray_classical_equals_local(plate_index, tmp_path, ray_cluster):
 def test_killed_ray_worker_still_gives_complete_duplicate_free_table(plate_index, tmp_path, ray_cluster):
     """Shard 1's first attempt writes part of its rows, then its worker process dies (os._exit); Ray retries the
     task, which resumes from the flushed part: the merged table equals an uninterrupted local run."""
-    from stratonet.extract.pixel import extract_pixel
+    from stratonet.runtime import extract_pixel
     from stratonet.runtime.scaleout import run_on_ray, shard_output
 
     index = pd.read_parquet(plate_index)
@@ -128,7 +128,7 @@ def test_task_resources_take_a_node_or_a_gpu():
 
 def test_a_shard_cannot_estimate_plate_scaling_from_its_own_wells(plate_index, tmp_path):
     """Percentiles from one shard's wells would scale plates differently per shard: refused, not silently done."""
-    from stratonet.extract.pixel import extract_pixel
+    from stratonet.runtime import extract_pixel
     from stratonet.runtime.scaleout import run_shard
 
     index = pd.read_parquet(plate_index)

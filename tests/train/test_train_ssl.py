@@ -117,7 +117,7 @@ SMOKE = ["--model", "stratonet18", "--steps", "2", "--batch-size", "2", "--regio
 
 
 def test_train_ssl_smoke_feeds_extract_deep_and_resumes(cell_index, tmp_path):
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     run = tmp_path / "run"
     assert run_cli(["train", "ssl", cell_index, "-o", run, *SMOKE]) == 0

@@ -104,66 +104,59 @@ def deep(index: Path, out: Path, precision: str, channels: str | None, model: st
 
     One row per site with all Metadata_* columns of INDEX and features <Channel>_<tap>_<iiii>. A rerun resumes.
     """
-    from stratonet.extract.deep.run import extract_deep
     from stratonet.core.progress import console
+    from stratonet.core.tables import read_table
+    from stratonet.core.wording import plural, row_unit
+    from stratonet.extract.deep.config import DeepConfig
+    from stratonet.runtime import extract_deep
     from stratonet.runtime.runfinish import require_parquet_output
+    from stratonet.runtime.spec import RaySpec, RunSpec
 
     require_parquet_output(out, "deep features")  # before the run's lock makes a folder of a name without .parquet
     run_dir = out.parent if str(out.parent) else Path(".")
     local = engine == "local" and not shard
     # a local run writes its config once the resume check has passed, so a refused rerun leaves the old one
-    cfg = run_dir / "extract_deep.config.yaml" if local else start_run(run_dir, name="extract_deep")
-    from stratonet.core.tables import read_table
-    from stratonet.core.wording import plural, row_unit
-
-    table = read_table(index)
+    cfg_file = run_dir / "extract_deep.config.yaml" if local else start_run(run_dir, name="extract_deep")
+    table = read_table(index)  # read once, for every engine
     if scaling == "plate" and scaling_file is None and (engine != "local" or shard):
         # one set of plate percentiles for every shard, estimated on the whole index as a local run does
         scaling_file = shared_plate_scaling(table, out, _split(channels), scaling_sites, seed, not no_illum)
+    cfg = DeepConfig.from_options(
+        channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps), precision=precision,
+        mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
+        max_cells=max_cells, batch_size=batch_size, device=device, compile=compile_, on_error=on_error,
+        illum=not no_illum, scaling=scaling, scaling_file=scaling_file, bit_depth=bit_depth,
+        scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn)
+    spec = RunSpec(workers=workers, threads=threads, decode_thread=decode_thread, flush_seconds=flush_seconds,
+                   overwrite=overwrite, progress=engine == "local", engine=engine, shard=shard,
+                   ray=RaySpec(address=ray_address, shards=ray_shards, mode=ray_mode, actors=ray_actors,
+                               decode=ray_decode, unit_size=ray_unit_size))
 
     def run(idx, dest):
-        return extract_deep(
-            idx, dest, channels=_split(channels), model=model, weights=weights, seed=seed, taps=_split(taps),
-            precision=precision,
-            mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size, centers=centers,
-            batch_size=batch_size, workers=workers, device=device, compile=compile_, threads=threads,
-            decode_thread=decode_thread, on_error=on_error, illum=not no_illum, scaling=scaling,
-            scaling_file=scaling_file, bit_depth=bit_depth,
-            scaling_sites=scaling_sites, center_object=center_object, normalize=normalize, fuse_bn=fuse_bn,
-            overwrite=overwrite, flush_seconds=flush_seconds, progress=engine == "local", max_cells=max_cells,
-            on_start=(lambda: start_run(run_dir, name="extract_deep")) if local else None,
-        )
+        return extract_deep(idx, dest, cfg, spec, source=str(index) if idx is table else None,
+                            on_start=(lambda: start_run(run_dir, name="extract_deep")) if local else None)
 
     if engine == "ray" and ray_mode == "data" and shard is None:
-        from stratonet.runtime.raydata import extract_deep_ray
-
         from stratonet.core.errors import ConfigError
+        from stratonet.runtime.raydata import extract_deep_ray
 
         if ray_shards is not None:
             raise ConfigError("--ray-shards applies to --ray-mode tasks; Ray Data sizes its own units of work")
         if max_cells is not None:  # never dropped silently
             raise ConfigError("--max-cells is not supported by --ray-mode data yet; use --ray-mode tasks or the "
                               "local engine")
-        manifest = extract_deep_ray(
-            table, out, address=ray_address, actors=ray_actors, channels=_split(channels), model=model,
-            weights=weights, seed=seed, taps=_split(taps), precision=precision, mode=mode, input_size=input_size,
-            tile_size=tile_size, crop_size=crop_size, centers=centers, batch_size=batch_size, device=device,
-            compile=compile_, threads=threads, on_error=on_error, illum=not no_illum, scaling=scaling,
-            scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, center_object=center_object,
-            normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite, decode=ray_decode,
-            decode_thread=decode_thread, unit_size=ray_unit_size)
+        manifest = extract_deep_ray(table, out, cfg, spec)
         e = manifest["engine"]
         how = (f"ray data ({plural(e['actors'], 'model actor')}, {plural(e['units'], 'unit')} of "
                f"{plural(e['sites_per_unit'], 'site')})")
     else:
-        manifest, how = run_scaled(run, index if engine == "local" and not shard else table, out, engine, shard,
-                                   ray_address, ray_shards)
+        manifest, how = run_scaled(run, table, out, engine, shard, ray_address, ray_shards)
     unit = row_unit(table.columns)  # "crop" for array-stack indexes, else "site"
     console.print(
         f"{plural(manifest['sites_processed'], unit)} extracted ({manifest['sites_resumed']} resumed, "
         f"{plural(manifest['errors'], 'error')}), {manifest['channel_images_per_s']:.1f} channel-images/s, "
         f"{manifest['precision']['precision']}, weights: {manifest['provenance']['weights']} -> {out}  "
-        f"(config {cfg.name})", highlight=False
+        f"(config {cfg_file.name})", highlight=False
     )
     if manifest.get("crops_per_s") is not None:
         console.print(f"cells: {manifest['crops']} crops ({manifest['cells_per_site_mean']:.0f} per site), "

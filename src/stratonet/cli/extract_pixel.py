@@ -36,8 +36,10 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
     into features <Channel>_px_<iiii>. Writes OUT, <stem>.manifest.json beside it and, with --on-error skip, an
     errors table.
     """
-    from stratonet.extract.pixel import extract_pixel
     from stratonet.core.progress import console
+    from stratonet.extract.pixel import PixelConfig
+    from stratonet.runtime import extract_pixel
+    from stratonet.runtime.spec import RaySpec, RunSpec
 
     local = engine == "local" and not shard
     if not local:
@@ -49,10 +51,14 @@ def pixel(index: Path, out: Path, size: int, channels: str | None, illum: bool, 
         index = read_table(index)  # one set of plate percentiles for every shard, from the whole index
         scaling_file = shared_plate_scaling(index, out, chans, scaling_sites, seed, illum)
 
+    cfg = PixelConfig.from_options(size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
+                                   scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites,
+                                   seed=seed)
+    spec = RunSpec(overwrite=overwrite, engine=engine, shard=shard,
+                   ray=RaySpec(address=ray_address, shards=ray_shards, mode="tasks"))
+
     def run(idx, dest):
-        path = extract_pixel(idx, dest, size=size, channels=chans, illum=illum, on_error=on_error, scaling=scaling,
-                             scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites, seed=seed,
-                             overwrite=overwrite,
+        path = extract_pixel(idx, dest, cfg, spec,
                              # a local run writes its config once the resume check has passed (a refused rerun
                              # leaves the existing run's extract_pixel.config.yaml as it was)
                              on_start=(lambda: start_run(out.parent, "extract_pixel")) if local else None)

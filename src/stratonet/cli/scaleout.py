@@ -66,11 +66,11 @@ def shared_plate_scaling(index, out: Path, channels, n_sites: int, seed: int, il
     Each shard estimating its own percentiles from its own wells would scale plates differently from shard to
     shard; the file is written where a local run writes it (``<out stem>.scaling.json``) and reused on reruns.
     """
-    from stratonet.images.scaling import resolve_scaling, scaling_path
+    from stratonet.images.scaling import ScalingSpec, resolve_scaling, scaling_path
     from stratonet.index.schema import channels_of
 
     chans = list(channels) if channels else channels_of(index)
-    resolve_scaling("plate", index.to_dict("records"), chans, out, n_sites=n_sites, seed=seed, illum=illum)
+    resolve_scaling(ScalingSpec("plate", sites=n_sites, seed=seed, illum=illum), index.to_dict("records"), chans, out)
     return scaling_path(out)
 
 

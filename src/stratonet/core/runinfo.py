@@ -1,7 +1,8 @@
-"""Run provenance: package versions, device, resources used (CPU %, memory %), wall time."""
+"""Run provenance: package versions, device, resources used (CPU %, memory %), wall time, file digests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -166,3 +167,14 @@ def write_json(obj: Any, path: str | Path) -> Path:
     tmp.write_text(json.dumps(obj, indent=2, default=default, allow_nan=True))
     tmp.replace(p)
     return p
+
+
+def file_digest(path: str | Path | None) -> str | None:
+    """``sha256:<hex>`` of a file's bytes (None for None): what a signature records instead of its path."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()

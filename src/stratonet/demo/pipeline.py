@@ -88,7 +88,7 @@ def stage_extract_deep(ctx: DemoContext, weights: str = DEMO_WEIGHTS, input_size
     on the synthetic plate, ``features/deep_real.parquet`` on the real FOV), plus the untrained StratoNet-50 (seed
     ``ctx.seed``) on the synthetic plate as a named baseline (``features/deep_untrained.parquet``).
     """
-    from stratonet.extract.deep.run import extract_deep
+    from stratonet.runtime import extract_deep
 
     if ctx.synth_index is None and ctx.real_index is None:
         raise NotAvailableError("extract deep needs the index stage")
@@ -150,7 +150,7 @@ def stage_extract_classical(ctx: DemoContext) -> None:
 
 def stage_extract_pixel(ctx: DemoContext) -> None:
     """Flattened-pixel baseline (16 x 16 per channel) of the synthetic plate, else of the real FOV."""
-    from stratonet.extract.pixel import extract_pixel
+    from stratonet.runtime import extract_pixel
 
     index = ctx.synth_index or ctx.real_index
     if index is None:

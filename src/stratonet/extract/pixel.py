@@ -1,31 +1,24 @@
 """The flattened-pixel baseline: per site and channel, percentile rescale, anti-aliased resize, flatten.
 
 Features are named ``<Channel>_px_<iiii>`` (row-major pixel index), so channels can be selected by name.
+How a run executes (resumable parts, the resume check, the manifest) is :mod:`stratonet.runtime.pixel_run`
+(``extract_pixel``); this module holds the configuration and the per-site compute.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from stratonet.core.errors import ConfigError, StratoNetError
-from stratonet.index.schema import channels_of, site_name, validate_index
+from stratonet.core.errors import ConfigError
 from stratonet.images.io import load_index_row
-from stratonet.images.scaling import (DEFAULT_SCALING, mixed_dtype_plates, note_dtypes, requested_scaling,
-                                       resolve_scaling, warn_mixed_dtypes)
-from stratonet.images.transforms import rescale_to_unit
 from stratonet.images.preprocess import rescale_percentile, resize
-from stratonet.core.progress import get_logger, track
-from stratonet.core.remote import is_url
-from stratonet.runtime.resumable import ErrorLog, PartitionedWriter, check_resume_settings, row_key_columns
-from stratonet.runtime.runfinish import errors_path, finish_run, require_parquet_output, require_rows
-from stratonet.runtime.runguard import fault_point
-from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions
-from stratonet.core.tables import metadata_columns, read_table, stamp_provenance
+from stratonet.images.scaling import DEFAULT_SCALING, ScalingSpec, note_dtypes
+from stratonet.images.transforms import rescale_to_unit
+from stratonet.index.schema import channels_of
 
 CELL_KEYS = ("Metadata_ObjectNumber", "Metadata_Cell_ID", "Metadata_CellID")
 
@@ -65,167 +58,72 @@ def pixel_features(image: np.ndarray, size: int, low: float = 0.1, high: float =
     return resize(block_downsample(x, size), size).reshape(-1)
 
 
-def key_columns(index: pd.DataFrame) -> list[str]:
-    """Columns identifying a unit of work: plate, well, site, plus a cell id for single-cell stacks."""
-    return row_key_columns(index)
+@dataclass(frozen=True)
+class PixelConfig:
+    """What ``extract pixel`` computes: each channel resized to ``size`` x ``size`` (``channels``: default all in
+    the index), the intensity ``scaling`` (its ``percentiles`` also serve ``image`` scaling) and ``on_error``
+    (fail | skip: ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``)."""
+
+    size: int = 16
+    channels: tuple[str, ...] | None = None
+    scaling: ScalingSpec = field(default_factory=ScalingSpec)
+    on_error: str = "fail"
+
+    @classmethod
+    def from_options(cls, size: int = 16, channels: Sequence[str] | None = None, illum: bool = True,
+                     on_error: str = "fail", low: float = 0.1, high: float = 99.9, scaling: str = DEFAULT_SCALING,
+                     scaling_file=None, bit_depth: int | None = None, scaling_sites: int = 24,
+                     seed: int = 0) -> "PixelConfig":
+        """Build from the flat option names of ``stratonet extract pixel`` (``seed`` draws the plate-scaling sites)."""
+        spec = ScalingSpec(mode=scaling, percentiles=(low, high), file=scaling_file, bit_depth=bit_depth,
+                           sites=scaling_sites, seed=seed, illum=illum)
+        return cls(size=size, channels=tuple(channels) if channels else None, scaling=spec, on_error=on_error)
+
+    def check(self) -> None:
+        """Options wrong before any input is read."""
+        if self.size < 1:
+            raise ConfigError(f"--size must be >= 1, got {self.size}")
+
+    def resolve_channels(self, index: pd.DataFrame) -> list[str]:
+        """The channels to use, each present in ``index``."""
+        available = channels_of(index)
+        channels = list(self.channels or available)
+        missing = [c for c in channels if c not in available]
+        if missing:
+            raise ConfigError(f"channel(s) {missing} not in the index (has {available})")
+        return channels
+
+    def base_signature(self, channels: list[str], keys: list[str]) -> dict:
+        """The resume signature up to the scaling."""
+        sc = self.scaling
+        return {"size": int(self.size), "channels": channels, "illum": bool(sc.illum),
+                "percentiles": [sc.low, sc.high], "key_columns": keys}
 
 
-def extract_pixel(
-    index: pd.DataFrame | str | Path,
-    out: str | Path,
-    size: int = 16,
-    channels: Sequence[str] | None = None,
-    illum: bool = True,
-    on_error: str = "fail",
-    low: float = 0.1,
-    high: float = 99.9,
-    scaling: str = DEFAULT_SCALING,
-    scaling_file: str | Path | None = None,
-    bit_depth: int | None = None,
-    scaling_sites: int = 24,
-    seed: int = 0,
-    overwrite: bool = False,
-    flush_seconds: float = 60.0,
-    on_start: Callable[[], object] | None = None,
-) -> Path:
-    """Write the pixel-baseline feature table (resumable).
-
-    Parameters
-    ----------
-    index : DataFrame or path
-        Image index.
-    out : path
-        Output Parquet; parts go to ``<out>.parts`` and a rerun skips sites already written.
-    size : int
-        Side of the resized image.
-    channels : sequence of str, optional
-        Default: every channel of the index.
-    illum : bool
-        Divide by ``Illum_<Channel>`` functions when the index has them.
-    on_error : {"fail", "skip"}
-        ``skip`` records bad sites in ``<out stem>.errors.csv``/``.parquet``.
-    scaling, scaling_file, bit_depth, scaling_sites, seed
-        Intensity scaling, as for ``extract deep`` (see :mod:`stratonet.images.scaling`); ``seed`` draws the
-        sites that estimate plate percentiles. A rerun with another scaling is refused.
-    overwrite : bool
-        Discard existing output instead of resuming (a resume with other settings is refused).
-    flush_seconds : float
-        Flush a part at least this often, so a kill loses at most this much work.
-    on_start : callable, optional
-        Called once the output is known to be resumable (or new), before anything is written: the CLI writes its
-        run configuration there, so that a refused resume leaves the existing run's files untouched.
-
-    Returns
-    -------
-    Path
-        The feature table; a manifest ``<stem>.manifest.json`` (``pixel.parquet`` -> ``pixel.manifest.json``)
-        lies beside it, named as every extractor names its manifest.
-    """
-    if size < 1:
-        raise ConfigError(f"--size must be >= 1, got {size}")
-    index_path = None
-    if not isinstance(index, pd.DataFrame):
-        index_path = index if is_url(index) else Path(index)  # keep a URL intact
-        index = read_table(index_path)
-    validate_index(index, name=str(index_path or "index"))
-    available = channels_of(index)
-    channels = list(channels or available)
-    missing = [c for c in channels if c not in available]
-    if missing:
-        raise ConfigError(f"channel(s) {missing} not in the index (has {available})")
-    out = require_parquet_output(out, "pixel features")
-    require_rows(index, str(index_path or "index"))
-    keys = key_columns(index)
-    if index.duplicated(keys).any():
-        raise StratoNetError(f"index rows are not unique by {keys}; cannot extract per site. Crops of one site "
-                             "need an id: re-index with --columns ObjectNumber=<column>")
-    from stratonet.runtime.runguard import OutputLock, interrupt_on_sigterm
-
-    with OutputLock(out), interrupt_on_sigterm():
-        if overwrite:
-            PartitionedWriter(out).discard()
-        base = {"size": int(size), "channels": channels, "illum": bool(illum), "percentiles": [low, high],
-                "key_columns": keys}
-        # before resolve_scaling, which may re-estimate and rewrite the existing run's <stem>.scaling.json
-        check_resume_settings(out, {**base, "scaling": requested_scaling(scaling, low, high, scaling_file,
-                                                                         scaling_sites, seed)})
-        scale = resolve_scaling(scaling, index.to_dict("records"), channels, out, low=low, high=high,
-                                scaling_file=scaling_file, bit_depth=bit_depth, n_sites=scaling_sites, seed=seed,
-                                illum=illum, log=get_logger(), on_error=on_error)
-        signature = {**base, "scaling": scale.identity()}
-        writer = PartitionedWriter(out, key_columns=keys, rows_per_part=256, seconds_per_part=flush_seconds,
-                                   signature=signature)
-        if on_start is not None:
-            on_start()
-        return _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high, scale)
+def pixel_site(row, cfg: PixelConfig, channels: list[str], scale, names: list[str], meta_cols: list[str],
+               seen_dtypes: dict) -> pd.DataFrame:
+    """One site -> its row: metadata columns, then ``<Channel>_px_<iiii>`` (the files' dtypes noted in
+    ``seen_dtypes``)."""
+    sc = cfg.scaling
+    dtype_of: list = []
+    img = load_index_row(row, channels, illum=sc.illum, dtype_of=dtype_of)
+    note_dtypes(seen_dtypes, row, dtype_of)
+    feats = pixel_features(img, cfg.size, low=sc.low, high=sc.high, bounds=scale.bounds(row, dtype_of))
+    rec = pd.DataFrame([feats], columns=names)
+    for c in reversed(meta_cols):
+        rec.insert(0, c, [row[c]])
+    return rec
 
 
-def _extract_pixel(index, index_path, out, writer, keys, size, channels, illum, on_error, low, high,
-                   scale) -> Path:
-    writer.check_metadata(index)  # rows already written keep their metadata: refuse rather than mix (issue 26)
-    done = writer.done_keys()
-    todo = index[[tuple(map(str, k)) not in done for k in index[keys].itertuples(index=False, name=None)]]
-    errors = ErrorLog(errors_path(out))
-    meta_cols = metadata_columns(index)
-    names = pixel_feature_names(channels, size)
-    log = get_logger()
-    seen_dtypes: dict = {}
-    cpu0 = time.process_time()
-    with ResourceMonitor() as mon:
-        try:
-            for _, row in track(todo.iterrows(), "pixel features", total=len(todo)):
-                try:
-                    dtype_of: list = []
-                    img = load_index_row(row, channels, illum=illum, dtype_of=dtype_of)
-                    note_dtypes(seen_dtypes, row, dtype_of)
-                    feats = pixel_features(img, size, low=low, high=high, bounds=scale.bounds(row, dtype_of))
-                except StratoNetError as exc:
-                    if on_error == "fail":
-                        raise
-                    errors.add(site_name(row), "extract pixel", str(exc), **{k: row[k] for k in keys})
-                    continue
-                rec = pd.DataFrame([feats], columns=names)
-                for c in reversed(meta_cols):
-                    rec.insert(0, c, [row[c]])
-                writer.write(rec)
-                fault_point("pixel.site_done")
-        except BaseException:
-            writer.flush()  # what is done stays done (an error, Ctrl-C or SIGTERM); a rerun resumes
-            raise
-        writer.finalize()
-    summary = mon.summary()
-    cpu_s = time.process_time() - cpu0
-    provenance = {"feature_set": "pixel", "size": int(size), "channels": channels, "scaling": scale.describe(),
-                  "illumination_corrected": bool(illum and any(c.startswith("Illum_") for c in index.columns))}
-    if out.exists():
-        stamp_provenance(out, provenance)
-    n_done = len(todo) - len(errors)
-    manifest = {
-        "feature_set": "pixel",
-        "output": str(out),
-        "index": str(index_path) if index_path else None,
-        "config": {"size": size, "channels": channels, "illum": illum, "percentiles": [low, high],
-                   "scaling": scale.describe(),
-                   "on_error": on_error, "resize": "skimage.transform.resize, bilinear, anti-aliased"},
-        "model_card": {"method": "flattened pixels", "untrained": False, "n_features": len(names)},
-        "provenance": provenance,
-        "packages": package_versions(),
-        "device": device_info(),
-        "resources": summary,
-        "n_sites": int(n_done),
-        "n_sites_skipped_as_done": int(len(index) - len(todo)),
-        "sites_per_s": n_done / summary["wall_s"] if summary["wall_s"] > 0 else None,
-        "core_s_per_site": cpu_s / n_done if n_done else None,
-        "process_cpu_s": cpu_s,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "mixed_dtype_plates": mixed_dtype_plates(seen_dtypes),
-    }
-    warn_mixed_dtypes(manifest["mixed_dtype_plates"])
-    finish_run(errors, manifest, out.with_name(_stem(out) + ".manifest.json"), wrote_rows=out.exists())
-    log.info("pixel features: %d sites, %d errors -> %s", n_done, len(errors), out)
-    return out
+def pixel_provenance(cfg: PixelConfig, channels: list[str], scale, index: pd.DataFrame) -> dict:
+    """The table's provenance."""
+    return {"feature_set": "pixel", "size": int(cfg.size), "channels": channels, "scaling": scale.describe(),
+            "illumination_corrected": bool(cfg.scaling.illum and any(c.startswith("Illum_") for c in index.columns))}
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".parquet")] if name.lower().endswith(".parquet") else path.stem
+def pixel_config_record(cfg: PixelConfig, channels: list[str], scale) -> dict:
+    """The manifest's ``config`` block."""
+    sc = cfg.scaling
+    return {"size": cfg.size, "channels": channels, "illum": sc.illum, "percentiles": [sc.low, sc.high],
+            "scaling": scale.describe(),
+            "on_error": cfg.on_error, "resize": "skimage.transform.resize, bilinear, anti-aliased"}

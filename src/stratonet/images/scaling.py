@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,49 @@ SCALING_MODES = ("image", "plate", "bitdepth")
 DEFAULT_SCALING = "plate"
 SCALING_FORMAT = "stratonet.scaling/2"
 DTYPE_UNITS = "dtype"  # a record's bounds are fractions of each file's dtype full scale
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    """The intensity-scaling options of an extractor (``--scaling``, ``--scaling-file``, ``--bit-depth``,
+    ``--scaling-sites``, the seed of the site sample, illumination correction), built once by the CLI.
+
+    Attributes
+    ----------
+    mode : {"plate", "image", "bitdepth"}
+    percentiles : (low, high)
+        Percentiles mapped to 0 and 1 (``image`` and ``plate`` modes).
+    file : path, optional
+        ``plate``: percentiles of another run (a ``.scaling.json``) instead of an estimate.
+    bit_depth : int, optional
+        ``bitdepth``: divide by ``2**bit_depth - 1`` instead of the stored dtype's maximum.
+    sites : int
+        ``plate``: sites sampled per plate to estimate the percentiles.
+    seed : int
+        Seed of that sample.
+    illum : bool
+        Apply ``Illum_<Channel>`` functions (also while estimating the percentiles).
+    """
+
+    mode: str = DEFAULT_SCALING
+    percentiles: tuple[float, float] = (0.1, 99.9)
+    file: str | Path | None = None
+    bit_depth: int | None = None
+    sites: int = 24
+    seed: int = 0
+    illum: bool = True
+
+    @property
+    def low(self) -> float:
+        return self.percentiles[0]
+
+    @property
+    def high(self) -> float:
+        return self.percentiles[1]
+
+    def requested(self) -> dict:
+        """:func:`requested_scaling` of these options (the part of the resume signature known before any image)."""
+        return requested_scaling(self.mode, self.low, self.high, self.file, self.sites, self.seed)
 
 
 def own_full_scale(dtype) -> float:
@@ -322,16 +366,16 @@ def requested_scaling(mode: str, low: float = 0.1, high: float = 99.9, scaling_f
     return d
 
 
-def resolve_scaling(mode: str, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
-                    low: float = 0.1, high: float = 99.9, scaling_file: str | Path | None = None,
-                    bit_depth: int | None = None, n_sites: int = 24, seed: int = 0, illum: bool = True,
+def resolve_scaling(spec: ScalingSpec, rows: Sequence[dict], channels: Sequence[str], out: str | Path,
                     log=None, on_error: str = "fail") -> Scaling:
     """Turn a scaling option into numbers.
 
-    ``plate`` mode reads ``scaling_file`` when given, else reuses ``<out stem>.scaling.json`` when it exists (a
+    ``plate`` mode reads ``spec.file`` when given, else reuses ``<out stem>.scaling.json`` when it exists (a
     rerun), else estimates the percentiles from a sample of sites and writes that file. ``bitdepth`` reads one
-    image per channel to learn the stored dtype unless ``bit_depth`` is given.
+    image per channel to learn the stored dtype unless ``spec.bit_depth`` is given.
     """
+    mode, low, high, scaling_file, bit_depth = spec.mode, spec.low, spec.high, spec.file, spec.bit_depth
+    n_sites, seed, illum = spec.sites, spec.seed, spec.illum
     if mode not in SCALING_MODES:
         raise ConfigError(f"unknown scaling '{mode}' (use {', '.join(SCALING_MODES)})")
     if scaling_file is not None and mode != "plate":

@@ -42,6 +42,7 @@ import math
 import os
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -231,6 +232,28 @@ class UnitProgress:
             tmp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True, kw_only=True)
+class UnitJob:
+    """What every model actor needs besides the model: threads, the model batch in sites (``spb``), the mode, the
+    table's metadata and feature columns, where and how parts are written (``parts_dir``, ``cell_parts_dir``,
+    ``width`` of the unit number, Parquet ``stamp`` and ``cell_stamp``), ``on_error``, and, for actors that decode
+    their own units, ``decode`` (the local engine's ``prep``, ``centers`` and ``ahead``) and ``progress_dir``."""
+
+    threads: int
+    spb: int
+    mode: str
+    meta_cols: list
+    names: list
+    on_error: str
+    parts_dir: str
+    cell_parts_dir: str | None = None
+    width: int
+    stamp: dict
+    cell_stamp: dict
+    decode: dict | None = None
+    progress_dir: str | None = None
+
+
 class DeepActor:
     """Ray Data actor: the model built once; each call embeds whole units and writes one Parquet part per unit.
 
@@ -238,26 +261,25 @@ class DeepActor:
     itself with :class:`~stratonet.extract.deep.dataset.ParallelDecode` on its model threads (``decode`` given: the
     local engine's ``prep``, ``centers`` and ``ahead``)."""
 
-    def __init__(self, build: dict, embed: dict, threads: int, spb: int, mode: str, meta_cols: list[str],
-                 names: list[str], parts_dir: str, cell_parts_dir: str | None, width: int, stamp: dict,
-                 cell_stamp: dict, on_error: str, decode: dict | None = None, progress_dir: str | None = None):
+    def __init__(self, model, embed: dict, job: "UnitJob"):
         import torch
 
-        from stratonet.extract.deep.run import build_model
         from stratonet.extract.deep.inference import Embedder, try_compile_warmup
+        from stratonet.extract.deep.run import build_model
 
-        torch.set_num_threads(int(threads))
-        net = build_model(**build)[0]
+        torch.set_num_threads(int(job.threads))
+        net = build_model(model.model, model.weights, model.seed, model.taps)[0]
+        embed = dict(embed)
         device = torch.device(embed.pop("device"))
         size = embed.pop("size")
         self.embedder = try_compile_warmup(Embedder(net, device, **embed), size)
-        self.spb, self.mode, self.meta_cols, self.names = spb, mode, meta_cols, names
-        self.parts_dir = Path(parts_dir)
-        self.cell_parts_dir = Path(cell_parts_dir) if cell_parts_dir else None
-        self.width, self.stamp, self.cell_stamp, self.on_error = width, stamp, cell_stamp, on_error
-        self.decode, self.threads = decode, int(threads)
+        self.spb, self.mode, self.meta_cols, self.names = job.spb, job.mode, job.meta_cols, job.names
+        self.parts_dir = Path(job.parts_dir)
+        self.cell_parts_dir = Path(job.cell_parts_dir) if job.cell_parts_dir else None
+        self.width, self.stamp, self.cell_stamp, self.on_error = job.width, job.stamp, job.cell_stamp, job.on_error
+        self.decode, self.threads = job.decode, int(job.threads)
         self.groups = [0, 0]  # the current unit's groups decoded ahead / in line
-        self.progress_dir = Path(progress_dir) if progress_dir else None
+        self.progress_dir = Path(job.progress_dir) if job.progress_dir else None
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -301,7 +323,7 @@ class DeepActor:
             self.groups = [decode.groups_ahead, decode.groups_in_line]
 
     def _unit(self, unit: int, rows: list[dict], batches) -> tuple[int, int, list]:
-        from stratonet.extract.deep.run import _tables
+        from stratonet.extract.deep.run import batch_tables
         from stratonet.runtime.writer import _write_part
         from stratonet.index.schema import site_name
         from stratonet.runtime.runguard import fault_point
@@ -311,7 +333,7 @@ class DeepActor:
         for b in batches:
             if b["i"]:
                 feats = self.embedder(b["x"])
-                site_df, cell_df = _tables(b, feats, rows, self.meta_cols, self.names, self.mode)
+                site_df, cell_df = batch_tables(b, feats, rows, self.meta_cols, self.names, self.mode)
                 site_dfs.append(site_df)
                 if cell_df is not None:
                     cell_dfs.append(cell_df)
@@ -396,164 +418,229 @@ def _guarded(fn):
 
 
 @_guarded
-def extract_deep_ray(index, out, *, address: str | None = None, actors: int | None = None,
-                     unit_size: int | None = None, channels=None, model=None, weights="default", seed: int = 0,
-                     taps=None, mode: str = "whole", input_size=None, tile_size=None, crop_size: int = 128,
-                     centers=None, batch_size: int | None = None, device: str = "auto", compile: bool = False,
-                     threads: int | None = None, on_error: str = "fail", illum: bool = True,
-                     percentiles=(0.1, 99.9), scaling: str = "plate", scaling_file=None, bit_depth=None,
-                     scaling_sites: int = 24, center_object: bool = False, normalize: str = "imagenet",
-                     fuse_bn: bool = True, rows_per_part: int = 256, overwrite: bool = False, progress: bool = True,
-                     precision: str = "auto", decode: str = "auto", decode_thread: bool | None = None,
-                     **_ignored) -> dict:
-    """:func:`~stratonet.extract.deep.run.extract_deep` as a Ray Data streaming pipeline (see the module docstring).
+def extract_deep_ray(index, out, cfg=None, run=None, **options) -> dict:
+    """:func:`~stratonet.runtime.deep_run.extract_deep` as a Ray Data streaming pipeline (see the module docstring).
 
-    Parameters are those of ``extract_deep``, plus ``address`` (``ray://host:10001``, ``auto``; default
-    ``$RAY_ADDRESS``, else a local cluster started and stopped here), ``actors`` (model actors; default one per GPU,
-    or one per node on CPU), ``unit_size`` (sites per unit of work, rounded up to whole model batches) and ``decode``
-    (``auto|actor|tasks``: where units are decoded, see the module docstring; ``decode_thread`` is the local engine's
-    choice of in line / ahead for actors that decode).
-    ``workers`` and ``flush_seconds`` of the local engine have no meaning here (decode tasks and units replace them).
+    Parameters
+    ----------
+    index : DataFrame or path
+        The image index, read once.
+    out : path
+        The feature table.
+    cfg : DeepConfig
+        What to compute, as for the local engine.
+    run : RunSpec
+        How: ``run.ray`` gives ``address`` (``ray://host:10001``, ``auto``; default ``$RAY_ADDRESS``, else a local
+        cluster started and stopped here), ``actors`` (model actors; default one per GPU, or one per node on CPU),
+        ``unit_size`` (sites per unit of work, rounded up to whole model batches) and ``decode``
+        (``auto|actor|tasks``: where units are decoded, see the module docstring); ``decode_thread`` is the local
+        engine's choice of in line / ahead for actors that decode. ``workers`` and ``flush_seconds`` of the local
+        engine have no meaning here (decode tasks and units replace them).
+    **options
+        Instead of ``cfg`` and ``run``: their flat option names, as for ``extract_deep`` (``unit_size``,
+        ``actors``, ``address`` and ``decode`` go to ``run.ray``).
     """
-    ray = import_ray()
-    from stratonet.extract.deep.cells import read_centers
-    from stratonet.extract.deep.run import (CELL_KEYS, UNITS_PER_SITE, cells_path, feature_names,
-                                        manifest_path, prepare_deep, run_counts, sites_per_model_batch)
-    from stratonet.runtime.writer import WideTableWriter
-    from stratonet.core.progress import get_logger, polled_progress
-    from stratonet.runtime.resumable import ErrorLog
-    from stratonet.runtime.runfinish import errors_path, finish_run
-    from stratonet.core.runinfo import ResourceMonitor, device_info, package_versions
+    from dataclasses import replace
+
+    from stratonet.extract.deep.config import DeepConfig
+    from stratonet.runtime.deep_run import deep_configs
     from stratonet.runtime.scaleout import ray_session
-    from stratonet.core.wording import plural
+    from stratonet.runtime.spec import RaySpec, RunSpec
 
+    if options:
+        ray_opts = {k: options.pop(k) for k in ("address", "actors", "unit_size", "decode") if k in options}
+        cfg, run = deep_configs(options)
+        run = replace(run, ray=RaySpec(**ray_opts))
+    cfg, run = cfg or DeepConfig(), run or RunSpec()
+    ray = import_ray()
+    with ray_session(run.ray.address):
+        placement = _placement(ray, cfg, run)
+        plan = _prepare(index, out, cfg, run, placement)
+        layout = _layout(plan, Path(out), run, placement)
+        stats = _execute(ray, plan, run, placement, layout)
+    _merge(plan, Path(out), layout)
+    return _finish(plan, Path(out), run, placement, layout, stats)
+
+
+def _placement(ray, cfg, run) -> dict:
+    """Where the model runs: ``where`` units are decoded (actor | tasks), the actors, their resources and device."""
+    gpu_cluster = any(n.get("Resources", {}).get("GPU", 0) >= 1 for n in ray.nodes() if n.get("Alive", True))
+    where = decode_placement(run.ray.decode, "cuda" if gpu_cluster and cfg.device != "cpu" else "cpu")
+    n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), cfg.device, run.ray.actors,
+                                                                 where == "actor")
+    threads = int(run.threads or actor_threads(ray.nodes(), n_actors, dev_name))
+    return {"where": where, "actors": n_actors, "cpus": actor_cpus, "gpus": actor_gpus, "device": dev_name,
+            "threads": threads}
+
+
+def _prepare(index, out, cfg, run, placement: dict):
+    """The local engine's plan, for the actors' device and its default batch size (so the batches match)."""
     import torch
+    from dataclasses import replace
 
-    out = Path(out)
+    from stratonet.models.precision import default_batch_size
+    from stratonet.runtime.deep_run import prepare_deep
+
+    dev = torch.device(placement["device"])
+    batch_size = default_batch_size(dev) if cfg.batch_size is None else cfg.batch_size
+    # the driver's own threads are not set here (threads belong to the actors)
+    return prepare_deep(index, Path(out), cfg, replace(run, threads=None), dev, batch_size)
+
+
+def _layout(plan, out: Path, run, placement: dict) -> dict:
+    """The units of work (resumed from an unfinished run's plan), which of them are done, and where parts go."""
+    from stratonet.extract.deep.run import UNITS_PER_SITE, cells_path, sites_per_model_batch
+
+    rows, mode = plan.rows, plan.mode
+    pixels = plan.native[0] * plan.native[1] if plan.native else plan.size ** 2
+    spb = sites_per_model_batch(plan.batch_size, mode, len(plan.chans))
+    parts_dir = out.with_name(out.name + ".parts")
+    cell_parts = cells_path(out).with_name(cells_path(out).name + ".parts")
+    if run.overwrite:
+        for d in (parts_dir, cell_parts):
+            (d / PLAN_FILE).unlink(missing_ok=True)
+    default = unit_sites(len(rows), spb, UNITS_PER_SITE[mode] * len(plan.chans) * pixels * 4, run.rows_per_part,
+                         placement["actors"], decode_in_actor=placement["where"] == "actor")
+    if run.ray.unit_size:
+        default = spb * max(1, math.ceil(run.ray.unit_size / spb))
+    per_unit = _unit_plan(parts_dir, len(rows), default)
+    units = [rows[a: a + per_unit] for a in range(0, len(rows), per_unit)]
+    width = max(5, len(str(len(units) - 1)))
+    done = _done_units(units, plan.key_cols, parts_dir, width, out)
+    return {"out": out, "spb": spb, "parts_dir": parts_dir, "cell_parts": cell_parts if mode == "cells" else None,
+            "per_unit": per_unit, "units": units, "width": width, "done": done,
+            "todo": [k for k in range(len(units)) if k not in done]}
+
+
+def _object_store_limit(ray) -> str | None:
+    """Configure Ray Data's context for this run; the object store limit from the environment, if any."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.preserve_order = False  # parts are named by unit; order is restored at the merge
+    limit = os.environ.get(OBJECT_STORE_ENV)
+    if limit:
+        from ray.data import ExecutionResources
+
+        ctx.execution_options.resource_limits = ExecutionResources(object_store_memory=float(limit))
+    return limit
+
+
+def _dataset(ray, plan, run, placement: dict, layout: dict, progress_dir: Path):
+    """The pipeline: one block per unit -> (decode tasks) -> the model actor pool, which writes the parts."""
+    units, todo, where = layout["units"], layout["todo"], placement["where"]
+    center_map = plan.centers()
+    items = [{"unit": k, "rows": pickle.dumps(units[k], protocol=5)} for k in todo]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one block per unit
+    if where == "tasks":
+        # Explicit task retries also keep Ray Data from fusing the decode into the model actors (their remote args
+        # differ): decoding runs as separate CPU tasks, overlapping the model.
+        ds = ds.map(decode_unit, fn_kwargs={"prep": plan.prep, "centers": center_map}, num_cpus=1,
+                    max_retries=DECODE_RETRIES)
+    from stratonet.extract.deep.run import embedder_options
+
+    embed = {"device": placement["device"], "size": plan.native or plan.size, **embedder_options(plan)}
+    cell_parts = layout["cell_parts"]
+    job = UnitJob(threads=placement["threads"], spb=layout["spb"], mode=plan.mode, meta_cols=plan.meta_cols,
+                  names=plan.names, parts_dir=str(layout["parts_dir"]),
+                  cell_parts_dir=str(cell_parts) if cell_parts else None, width=layout["width"], stamp=plan.stamp,
+                  cell_stamp=plan.cell_stamp, on_error=plan.cfg.on_error,
+                  decode={"prep": plan.prep, "centers": center_map, "ahead": run.decode_thread}
+                  if where == "actor" else None,
+                  progress_dir=str(progress_dir) if run.progress else None)
+    return ds.map_batches(
+        DeepActor, batch_size=1, batch_format="numpy", num_cpus=placement["cpus"], num_gpus=placement["gpus"],
+        compute=ray.data.ActorPoolStrategy(size=placement["actors"], max_tasks_in_flight_per_actor=2),
+        fn_constructor_kwargs=dict(model=plan.cfg.model, embed=embed, job=job))
+
+
+def _execute(ray, plan, run, placement: dict, layout: dict) -> dict:
+    """Run the units not yet done and drain the actors' summaries (errors, counts, progress)."""
+    from stratonet.core.progress import get_logger, polled_progress
+    from stratonet.core.runinfo import ResourceMonitor
+    from stratonet.core.wording import plural
+    from stratonet.runtime.resumable import ErrorLog
+    from stratonet.runtime.runfinish import errors_path
+
     log = get_logger()
-    with ray_session(address):
-        gpu_cluster = any(n.get("Resources", {}).get("GPU", 0) >= 1 for n in ray.nodes() if n.get("Alive", True))
-        where = decode_placement(decode, "cuda" if gpu_cluster and device != "cpu" else "cpu")
-        n_actors, actor_cpus, actor_gpus, dev_name = actor_resources(ray.nodes(), device, actors, where == "actor")
-        if batch_size is None:  # the local engine's default for the actors' device, so the batches match
-            from stratonet.models.precision import default_batch_size
+    units, todo = layout["units"], layout["todo"]
+    limit = _object_store_limit(ray)
+    stats = {"errors": ErrorLog(errors_path(layout["out"])), "sites": 0, "units": 0, "groups": [0, 0],
+             "busy": 0.0, "limit": limit}  # busy: seconds the actors spent on units (the rest: start-up, scheduling)
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    with ResourceMonitor() as monitor, UnitProgress(layout["parts_dir"] / PROGRESS_DIR) as counts:
+        if todo:
+            ds = _dataset(ray, plan, run, placement, layout, counts.directory)
+            log.info("ray data plan: %s", ds)
+            total = sum(len(units[k]) for k in todo)
+            with polled_progress(f"ray data: sites in {plural(len(todo), 'unit')}", total, counts.sites,
+                                 disable=not run.progress) as show:
+                for r in _unit_summaries(ds):
+                    _take_summary(r, plan.cfg.on_error, stats["errors"], log)
+                    counts.unit_done(int(r["unit"]), len(units[int(r["unit"])]))
+                    show()
+                    stats["sites"] += int(r["sites"])
+                    stats["units"] += int(r["model_units"])
+                    stats["groups"] = [a + b for a, b in zip(stats["groups"], json.loads(r["decode"]))]
+                    stats["busy"] += float(r["seconds"])
+    stats.update(wall=time.perf_counter() - t_start, driver_cpu=time.process_time() - cpu_start,
+                 resources=monitor.summary())
+    return stats
 
-            batch_size = default_batch_size(torch.device(dev_name))
-        plan = prepare_deep(index, out, channels=channels, model=model, weights=weights, seed=seed, taps=taps,
-                            mode=mode, input_size=input_size, tile_size=tile_size, crop_size=crop_size,
-                            centers=centers, batch_size=batch_size, device=torch.device(dev_name),
-                            on_error=on_error, illum=illum, percentiles=percentiles, scaling=scaling,
-                            scaling_file=scaling_file, bit_depth=bit_depth, scaling_sites=scaling_sites,
-                            center_object=center_object, normalize=normalize, fuse_bn=fuse_bn, overwrite=overwrite,
-                            precision=precision)
-        rows, chans = plan.rows, plan.chans
-        batch_size = plan.batch_size  # fewer channel images per pass for native-size fields
-        pixels = plan.native[0] * plan.native[1] if plan.native else plan.size ** 2
-        spb = sites_per_model_batch(batch_size, mode, len(chans))
-        parts_dir = out.with_name(out.name + ".parts")
-        if overwrite:
-            for d in (parts_dir, cells_path(out).with_name(cells_path(out).name + ".parts")):
-                (d / PLAN_FILE).unlink(missing_ok=True)
-        default = unit_sites(len(rows), spb, UNITS_PER_SITE[mode] * len(chans) * pixels * 4, rows_per_part,
-                             n_actors, decode_in_actor=where == "actor")
-        if unit_size:
-            default = spb * max(1, math.ceil(unit_size / spb))
-        per_unit = _unit_plan(parts_dir, len(rows), default)
-        units = [rows[a: a + per_unit] for a in range(0, len(rows), per_unit)]
-        width = max(5, len(str(len(units) - 1)))
-        done = _done_units(units, plan.key_cols, parts_dir, width, out)
-        todo = [k for k in range(len(units)) if k not in done]
-        meta_cols = [c for c in plan.df.columns if str(c).startswith("Metadata_")]
-        names = feature_names(chans, plan.net.feature_info)
-        center_map = read_centers(centers) if (mode == "cells" and centers) else None
-        cell_parts = cells_path(out).with_name(cells_path(out).name + ".parts") if mode == "cells" else None
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.execution_options.preserve_order = False  # parts are named by unit; order is restored at the merge
-        limit = os.environ.get(OBJECT_STORE_ENV)
-        if limit:
-            from ray.data import ExecutionResources
+def _merge(plan, out: Path, layout: dict) -> None:
+    """Merge the parts in unit order (= index order) into ``out`` (and the per-cell table)."""
+    from stratonet.extract.deep.run import CELL_KEYS, cells_path
+    from stratonet.runtime.writer import WideTableWriter
 
-            ctx.execution_options.resource_limits = ExecutionResources(object_store_memory=float(limit))
-        threads_ = int(threads or actor_threads(ray.nodes(), n_actors, dev_name))
-        errors = ErrorLog(errors_path(out))
-        n_sites = n_units = 0
-        groups = [0, 0]  # decode groups run ahead / in line by the actors
-        busy = 0.0  # seconds the actors spent on units (the rest of the wall: start-up and Ray's scheduling)
-        t_start, cpu_start = time.perf_counter(), time.process_time()
-        with ResourceMonitor() as monitor, UnitProgress(parts_dir / PROGRESS_DIR) as counts:
-            if todo:
-                items = [{"unit": k, "rows": pickle.dumps(units[k], protocol=5)} for k in todo]
-                ds = ray.data.from_items(items, override_num_blocks=len(items))  # one block per unit
-                if where == "tasks":
-                    # Explicit task retries also keep Ray Data from fusing the decode into the model actors (their
-                    # remote args differ): decoding runs as separate CPU tasks, overlapping the model.
-                    ds = ds.map(decode_unit, fn_kwargs={"prep": plan.prep, "centers": center_map}, num_cpus=1,
-                                max_retries=DECODE_RETRIES)
-                ds = ds.map_batches(
-                    DeepActor, batch_size=1, batch_format="numpy", num_cpus=actor_cpus, num_gpus=actor_gpus,
-                    compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
-                    fn_constructor_kwargs=dict(
-                        build={"model": model, "weights": weights, "seed": seed, "taps": taps},
-                        embed={"device": dev_name, "size": plan.native or plan.size, "batch_size": batch_size, "mean": plan.mean,
-                               "std": plan.std, "compile": compile, "fuse_bn": fuse_bn, "precision": plan.prec.name},
-                        threads=threads_, spb=spb, mode=mode, meta_cols=meta_cols, names=names,
-                        parts_dir=str(parts_dir), cell_parts_dir=str(cell_parts) if cell_parts else None,
-                        width=width, stamp=plan.stamp, cell_stamp=plan.cell_stamp, on_error=on_error,
-                        decode={"prep": plan.prep, "centers": center_map, "ahead": decode_thread}
-                        if where == "actor" else None,
-                        progress_dir=str(counts.directory) if progress else None))
-                log.info("ray data plan: %s", ds)
-                total = sum(len(units[k]) for k in todo)
-                with polled_progress(f"ray data: sites in {plural(len(todo), 'unit')}", total, counts.sites,
-                                     disable=not progress) as show:
-                    for r in _unit_summaries(ds):
-                        _take_summary(r, on_error, errors, log)
-                        counts.unit_done(int(r["unit"]), len(units[int(r["unit"])]))
-                        show()
-                        n_sites += int(r["sites"])
-                        n_units += int(r["model_units"])
-                        groups = [a + b for a, b in zip(groups, json.loads(r["decode"]))]
-                        busy += float(r["seconds"])
-        wall = time.perf_counter() - t_start
-        driver_cpu = time.process_time() - cpu_start
     writer = WideTableWriter(out, key_columns=plan.key_cols, metadata=plan.stamp)
     if writer.has_output():
-        (parts_dir / PLAN_FILE).unlink(missing_ok=True)
+        (layout["parts_dir"] / PLAN_FILE).unlink(missing_ok=True)
         writer.finalize()  # parts in unit order = index order; keys written twice (never expected) are dropped
-        if cell_parts is not None:
+        if layout["cell_parts"] is not None:
             WideTableWriter(cells_path(out), key_columns=CELL_KEYS, metadata=plan.cell_stamp).finalize()
 
+
+def _finish(plan, out: Path, run, placement: dict, layout: dict, stats: dict) -> dict:
+    """The manifest (the local engine's fields plus ``engine``), written with the errors by ``finish_run``."""
+    from stratonet.core.progress import get_logger
+    from stratonet.core.runinfo import device_info, package_versions
+    from stratonet.extract.deep.run import cells_path, manifest_path, run_counts
+    from stratonet.runtime.runfinish import finish_run
+
+    m, where, threads, groups = plan.cfg.model, placement["where"], placement["threads"], stats["groups"]
+    units, done, limit, dev_name = layout["units"], layout["done"], stats["limit"], placement["device"]
     manifest = {
         "output": str(out),
-        "cells_output": str(cells_path(out)) if mode == "cells" else None,
+        "cells_output": str(cells_path(out)) if plan.mode == "cells" else None,
         "provenance": plan.provenance,
-        "config": dict(plan.signature) | {"batch_size": batch_size, "device": dev_name, "compile": compile,
-                                          "fuse_bn": fuse_bn, "threads": threads_, "rows_per_part": rows_per_part,
-                                          "precision": precision, "engine": "ray-data",
-                                          "decode_thread": "auto" if decode_thread is None else bool(decode_thread),
-                                          "decode": (f"in the model actors on {threads_} thread(s): ahead "
+        "config": dict(plan.signature) | {"batch_size": plan.batch_size, "device": dev_name, "compile": m.compile,
+                                          "fuse_bn": m.fuse_bn, "threads": threads,
+                                          "rows_per_part": run.rows_per_part, "precision": m.precision,
+                                          "engine": "ray-data",
+                                          "decode_thread": "auto" if run.decode_thread is None
+                                          else bool(run.decode_thread),
+                                          "decode": (f"in the model actors on {threads} thread(s): ahead "
                                                      f"{groups[0]}, in line {groups[1]}" if where == "actor" else
                                                      "decode tasks, 1 CPU each")},
-        "engine": {"name": "ray-data", "actors": n_actors, "cpus_per_actor": actor_cpus,
-                   "gpus_per_actor": actor_gpus, "decode": where,
-                   "actor_busy_s": round(busy, 3), "driver_cpu_s": round(driver_cpu, 3),
+        "engine": {"name": "ray-data", "actors": placement["actors"], "cpus_per_actor": placement["cpus"],
+                   "gpus_per_actor": placement["gpus"], "decode": where,
+                   "actor_busy_s": round(stats["busy"], 3), "driver_cpu_s": round(stats["driver_cpu"], 3),
                    "decode_groups": {"ahead": groups[0], "in_line": groups[1]} if where == "actor" else None,
-                   "decode_cpus_per_task": 1 if where == "tasks" else None, "sites_per_unit": per_unit,
-                   "sites_per_model_batch": spb, "units": len(units), "units_resumed": len(done),
+                   "decode_cpus_per_task": 1 if where == "tasks" else None, "sites_per_unit": layout["per_unit"],
+                   "sites_per_model_batch": layout["spb"], "units": len(units), "units_resumed": len(done),
                    "object_store_limit": float(limit) if limit else None},
         "precision": plan.prec.as_dict(),
         "model_card": plan.card,
         "packages": package_versions(),
         "device": device_info("cpu") if dev_name == "cpu" else {"device": dev_name, "where": "ray actors"},
-        "threads": threads_,
+        "threads": threads,
         "workers": None,
-        **run_counts(len(rows), sum(len(units[k]) for k in done), n_sites, len(chans), n_units, wall),
-        "resources": monitor.summary(),
-        "features": len(names),
+        **run_counts(len(plan.rows), sum(len(units[k]) for k in done), stats["sites"], len(plan.chans),
+                     stats["units"], stats["wall"]),
+        "resources": stats["resources"],
+        "features": len(plan.names),
     }
-    finish_run(errors, manifest, manifest_path(out), wrote_rows=out.exists())
-    log.info("deep features (ray data): %d sites, %.1f channel-images/s -> %s", n_sites,
-             manifest["channel_images_per_s"], out)
+    finish_run(stats["errors"], manifest, manifest_path(out), wrote_rows=out.exists())
+    get_logger().info("deep features (ray data): %d sites, %.1f channel-images/s -> %s", stats["sites"],
+                      manifest["channel_images_per_s"], out)
     return manifest

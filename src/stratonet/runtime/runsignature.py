@@ -7,27 +7,16 @@ folder moved, resumes; a run with any changed setting is refused, with every cha
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from stratonet.core.errors import ConfigError
+from stratonet.core.runinfo import file_digest  # noqa: F401  (re-exported: a signature records files by content)
 
 
 def canonical(signature: dict) -> dict:
     """The signature as stored (JSON round trip: tuples become lists, paths and numpy scalars strings)."""
     return json.loads(json.dumps(signature, default=str))
-
-
-def file_digest(path: str | Path | None) -> str | None:
-    """``sha256:<hex>`` of a file's bytes (None for None): what a signature records instead of its path."""
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
 
 
 def changed_settings(old: dict, new: dict, partial: bool = False, prefix: str = "") -> list[str]:
