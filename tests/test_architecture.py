@@ -9,13 +9,9 @@ The layers (docs/architecture.md), top to bottom::
     models, index, images                  1
     core                                   0   (also remote file access and the CPU-load probe)
 
-A module imports only from its own layer or below. ``LAYERS`` names the layer of every package and of every module
-that lives outside its layer's folder in today's layout, so the same map serves the current layout and the target
-one (after the renovation script has moved the modules). Every import counts, also one inside a function: a lazy
-import hides a cycle from Python, not from a reader.
-
-Rules the code does not meet yet are ``xfail(strict=False)`` with today's violators listed (``KNOWN_*``): they
-document the debt without blocking the suite; remove the mark once the list is empty.
+A module imports only from its own layer or below. ``LAYERS`` names the layer of every package (docs/architecture.md
+draws the same map). Every import counts, also one inside a function: a lazy import hides a cycle from Python, not
+from a reader.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = "stratonet"
@@ -32,15 +27,13 @@ PKG = "stratonet"
 #: Layer of a dotted module path (relative to ``stratonet``), by longest prefix. Both layouts in one map.
 LAYERS: dict[str, int] = {
     # core
-    "": 0, "core": 0, "tables": 0, "errors": 0, "progress": 0, "wording": 0, "config": 0, "runinfo": 0,
-    "remote": 0, "extract.cpuload": 0,
+    "": 0, "core": 0,
     # models / index / images
-    "models": 1, "index": 1, "images": 1, "io": 1, "illum": 1, "preprocess": 1,
-    "extract.transforms": 1, "extract.scaling": 1, "extract.precision": 1,
+    "models": 1, "index": 1, "images": 1,
     # stages
-    "extract": 2, "classical": 2, "profile": 2, "evaluate": 2, "assay": 2, "train": 2, "synth": 2,
+    "extract": 2, "profile": 2, "evaluate": 2, "assay": 2, "train": 2, "synth": 2, "export": 2,
     # runtime
-    "runtime": 3, "resumable": 3, "runguard": 3, "scaleout": 3, "raydata": 3, "extract.writer": 3,
+    "runtime": 3,
     # demo / report
     "demo": 4, "report": 4,
     # cli
@@ -51,15 +44,6 @@ LAYER_NAMES = {0: "core", 1: "models/index/images", 2: "stages", 3: "runtime", 4
 MAX_LINES = 100
 MAX_PARAMS = 12
 
-#: Imports that go up a layer today (importer -> imported); phase 2 of the renovation inverts them (the runtime
-#: drives the stages instead of the stages calling the resumable writer and the run guard).
-KNOWN_UPWARD: set[tuple[str, str]] = set()
-
-
-#: Functions over 100 lines today (phase 2 splits them; /work/wt/renovate/PHASE2.md).
-KNOWN_LONG: set[str] = set()
-#: Functions with more than 12 parameters outside the CLI today (phase 2: frozen config dataclasses).
-KNOWN_WIDE: set[str] = set()
 
 # --- reading the source ------------------------------------------------------------------------------------------
 
@@ -228,31 +212,19 @@ def test_no_import_cycle():
         " <-> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=False, reason="known debt: stages import the resumable writer and the run guard "
-                   "(runtime); phase 2 turns this around. See KNOWN_UPWARD.")
 def test_no_import_from_a_layer_above():
     found = upward_imports()
     lines = [f"{m} ({LAYER_NAMES[layer_of(m)]}) imports {d} ({LAYER_NAMES[layer_of(d)]})" for m, d in sorted(found)]
     assert not found, "imports that go up a layer:\n" + "\n".join(lines)
 
 
-def test_no_new_import_from_a_layer_above():
-    """Whatever else goes up a layer is new: only the listed debt is tolerated."""
-    new = sorted(upward_imports() - KNOWN_UPWARD)
-    assert not new, "new imports that go up a layer (import from your own layer or below):\n" + "\n".join(
-        f"{m} ({LAYER_NAMES[layer_of(m)]}) imports {d} ({LAYER_NAMES[layer_of(d)]})" for m, d in new)
-
-
-@pytest.mark.xfail(strict=False, reason="known debt: functions over 100 lines, split in phase 2 (see PHASE2.md)")
 def test_no_function_over_100_lines():
     found = long_functions()
     assert not found, f"{len(found)} functions over {MAX_LINES} lines:\n" + "\n".join(
-        f + ("" if f.split(" ")[0] in KNOWN_LONG else "  <- new") for f in found)
+        found)
 
 
-@pytest.mark.xfail(strict=False, reason="known debt: extract_deep and friends take their options one by one; "
-                   "phase 2 passes frozen config dataclasses (DeepConfig, ScalingSpec)")
 def test_no_function_with_more_than_12_parameters_outside_the_cli():
     found = wide_functions()
     assert not found, f"{len(found)} functions with more than {MAX_PARAMS} parameters:\n" + "\n".join(
-        f + ("" if f.split(" ")[0] in KNOWN_WIDE else "  <- new") for f in found)
+        found)

@@ -297,8 +297,10 @@ def plan_deep(df: pd.DataFrame, cfg: DeepConfig, chans: list[str], key_cols: lis
 
 def requested_signature(plan: DeepPlan) -> dict:
     """Every setting known before the scaling is resolved (a resume is checked against it first, so that a refused
-    rerun leaves ``<stem>.scaling.json`` as it was)."""
-    return {**plan.provenance, **plan.settings, "scaling": plan.cfg.scaling.requested()}
+    rerun leaves ``<stem>.scaling.json`` as it was). The input size is left out: whole fields may keep their native
+    size, known only once the first field is read; the full signature checks it."""
+    known = {k: v for k, v in plan.provenance.items() if k != "input_size"}
+    return {**known, **plan.settings, "scaling": plan.cfg.scaling.requested()}
 
 
 def attach_scaling(plan: DeepPlan, scale) -> DeepPlan:
