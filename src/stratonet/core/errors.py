@@ -13,13 +13,17 @@ class StratoNetError(Exception):
     exit_code = 2
 
 
-class InputFileError(StratoNetError):
-    """A file is missing, unreadable or corrupt. The message names the file."""
+class _PathError(StratoNetError):
+    """An error about one file: the message is ``<path>: <reason>``."""
 
     def __init__(self, path: str, reason: str):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class InputFileError(_PathError):
+    """A file is missing, unreadable or corrupt. The message names the file."""
 
 
 class SiteError(StratoNetError):
@@ -44,13 +48,8 @@ class NotAvailableError(StratoNetError):
     exit_code = 3
 
 
-class OutputError(StratoNetError):
+class OutputError(_PathError):
     """An output cannot be written: read-only location, permission denied, full disk or quota. Names the file."""
-
-    def __init__(self, path: str, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 # errno -> what to tell the user; the message names the file and suggests the fix
