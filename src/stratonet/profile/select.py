@@ -101,7 +101,12 @@ def _pycytominer_steps(df: pd.DataFrame, features: list[str], steps: list[str], 
 
     excluded: set[str] = set()
     for step in steps:
-        sel = pcm_select(profiles=df[list(features)], features=list(features), operation=[step], **options)
+        try:
+            sel = pcm_select(profiles=df[list(features)], features=list(features), operation=[step], **options)
+        except ValueError as exc:  # scikit-learn's VarianceThreshold refuses when it would keep no feature
+            if "No feature in X meets the variance threshold" not in str(exc):
+                raise
+            return []
         excluded |= set(features) - set(sel.columns)
     return [f for f in features if f not in excluded]
 
