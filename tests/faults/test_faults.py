@@ -40,12 +40,18 @@ def _env(fault: str | None = None, **extra: str) -> dict:
 def stratonet(args: list, fault: str | None = None, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess:
     """Run the CLI in a subprocess (so that a kill -9 hits it, not pytest)."""
     return subprocess.run([sys.executable, "-m", "stratonet", *map(str, args)], env=_env(fault, **extra),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A process started by one that ignores SIGINT (a pytest-xdist
+    worker may) inherits the ignore, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def spawn(args: list, fault: str | None = None, **extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "stratonet", *map(str, args)], env=_env(fault, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
 
 
 def digest(path: Path, keys: list[str]) -> str:
