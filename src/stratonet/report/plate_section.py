@@ -593,15 +593,16 @@ def representative_sites(df: pd.DataFrame, sites: pd.DataFrame) -> pd.DataFrame:
     keep = set(map(tuple, sites[SITE_KEYS].astype(str).to_numpy()))
     df = df[[tuple(x) in keep for x in df[SITE_KEYS].astype(str).to_numpy()]]
     comp = next((c for c in TREATMENT_NAMES if c in df.columns or c in sites.columns), None)
-    if comp is None:
-        return pd.DataFrame()
     dose = N.dose_column(list(df.columns) + list(sites.columns))
+    if comp is None and dose is None:
+        return pd.DataFrame()
     missing = [c for c in (comp, dose) if c and c not in df.columns]
     if missing:  # labels from the index or the profiles (see _merge_profile_labels)
         df = df.merge(sites[SITE_KEYS + missing].astype({k: str for k in SITE_KEYS}), on=SITE_KEYS, how="left")
     unit = N.dose_unit(dose)
+    compounds = df[comp] if comp else ["dose"] * len(df)  # a one-compound dose series: named by its dose, as the maps
     name = pd.Series([N.treatment_label(c, d if dose else None, unit)
-                      for c, d in zip(df[comp], df[dose] if dose else [None] * len(df))], index=df.index)
+                      for c, d in zip(compounds, df[dose] if dose else [None] * len(df))], index=df.index)
     X = df[feats].to_numpy(np.float64)
     med = np.median(X, axis=0)
     mad = np.median(np.abs(X - med), axis=0) * 1.4826
