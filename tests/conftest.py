@@ -95,3 +95,15 @@ import sys as _sys  # noqa: E402
 
 if str(Path(__file__).resolve().parent) not in _sys.path:
     _sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def one_line_error(capsys, *needles) -> str:
+    """The captured stderr ends in one ``error:`` line holding every needle; no traceback, no internal error.
+    Returns the whole stderr."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("error:"), err
+    for n in needles:
+        assert n in err, err
+    return err

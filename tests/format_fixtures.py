@@ -1,4 +1,4 @@
-"""Helpers of the open-format tests (issue 29): the one-line error check and a local S3 (moto) server."""
+"""Helpers of the open-format and remote-input tests: a local S3 (moto) server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,6 @@ import contextlib
 
 import pytest
 
-
-def one_line_error(capsys, *needles):
-    """The CLI's last stderr line: an ``error:`` line without a traceback, holding every needle."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    for n in needles:
-        assert n in err, err
-    return lines[-1]
 
 
 @contextlib.contextmanager

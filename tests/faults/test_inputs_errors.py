@@ -15,19 +15,9 @@ import pandas as pd
 import pytest
 import tifffile
 
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from stratonet.core.errors import StratoNetError
 
-
-def one_line_error(capsys, *needles):
-    """The captured stderr ends in one 'error:' line holding every needle; no traceback, no 'internal error'."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "internal error" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def blobs(rng, size=32, n=3, peak=3000, base=200, dtype=np.uint16):

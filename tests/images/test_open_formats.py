@@ -8,13 +8,11 @@ import pandas as pd
 import pytest
 import tifffile
 
-from conftest import run_cli
-from format_fixtures import one_line_error
+from conftest import one_line_error, run_cli
+
 from stratonet.images.io import read_image
 
 h5py = pytest.importorskip("h5py")
-
-
 
 def profiles():
     return pd.DataFrame({
@@ -22,14 +20,12 @@ def profiles():
         "Metadata_concentration": [0.1, np.nan, 1.0], "Cells_AreaShape_Area": [10.5, 20.0, 30.25],
         "DNA_high_0000": np.array([0.5, -1.0, 2.0], dtype=np.float32)})
 
-
 def _decode(node):
     """One AnnData obs column read back with h5py (categoricals decoded)."""
     if isinstance(node, h5py.Group):
         cats = [c.decode() if isinstance(c, bytes) else c for c in node["categories"][()]]
         return [None if k < 0 else cats[k] for k in node["codes"][()]]
     return list(node[()])
-
 
 def test_h5ad_holds_features_as_x_and_metadata_as_obs(tmp_path):
     src = tmp_path / "profiles.parquet"
@@ -49,7 +45,6 @@ def test_h5ad_holds_features_as_x_and_metadata_as_obs(tmp_path):
         assert _decode(obs["Metadata_Site"]) == [1, 2, 3]
         np.testing.assert_array_equal(_decode(obs["Metadata_concentration"]), [0.1, np.nan, 1.0])
 
-
 def test_h5ad_reads_in_anndata_when_installed(tmp_path):
     anndata = pytest.importorskip("anndata")  # not in the test environment: its zarr-3 releases need pandas < 3
     out = tmp_path / "p.h5ad"
@@ -57,7 +52,6 @@ def test_h5ad_reads_in_anndata_when_installed(tmp_path):
     assert run_cli(["export", tmp_path / "p.parquet", "-o", out]) == 0
     ad = anndata.read_h5ad(out)
     assert ad.shape == (3, 2) and list(ad.var_names) == ["Cells_AreaShape_Area", "DNA_high_0000"]
-
 
 def test_export_refusals_are_one_line_errors(tmp_path, capsys):
     src = tmp_path / "p.parquet"
@@ -74,13 +68,11 @@ def test_export_refusals_are_one_line_errors(tmp_path, capsys):
     assert run_cli(["export", tmp_path / "idx.parquet", "-o", tmp_path / "x.zarr"]) == 2
     one_line_error(capsys, "2 plates", "--plate")
 
-
 def test_plane_options_on_a_file_layout_are_refused(tmp_path, capsys):
     pd.DataFrame([{"Metadata_Plate": "P", "Metadata_Well": "A01", "Metadata_Site": 1,
                    "FileName_OrigDNA": "a.tiff"}]).to_csv(tmp_path / "load_data.csv", index=False)
     assert run_cli(["index", tmp_path / "load_data.csv", "--z", 2, "-o", tmp_path / "i.parquet"]) == 2
     one_line_error(capsys, "--z", "apply to the ome-zarr and bioio layouts", "loaddata")
-
 
 # -- vendor files through bioio -----------------------------------------------------------------------------------
 
@@ -93,7 +85,6 @@ def ome_tiffs(folder):
                          metadata={"axes": "ZCYX", "Channel": {"Name": ["Hoechst", "ER", "RNA"]}})
         data[name] = arr
     return data
-
 
 def test_bioio_layout_indexes_ome_tiff_with_channel_names(tmp_path):
     pytest.importorskip("bioio_ome_tiff")
@@ -110,7 +101,6 @@ def test_bioio_layout_indexes_ome_tiff_with_channel_names(tmp_path):
     np.testing.assert_array_equal(read_image(pd.read_parquet(out)["Path_RNA"].iloc[2]),
                                   data["scan_C04_s1"][:, 2].max(axis=0))
 
-
 def test_bioio_missing_reader_names_the_extra(tmp_path, capsys):
     pytest.importorskip("bioio")
     try:
@@ -122,13 +112,11 @@ def test_bioio_missing_reader_names_the_extra(tmp_path, capsys):
     assert run_cli(["index", tmp_path, "--layout", "bioio", "-o", tmp_path / "i.parquet"]) == 2
     one_line_error(capsys, "B03.czi", "pip install 'stratonet[czi]'", "bioio-czi")
 
-
 def test_bioio_file_without_a_well_in_its_name(tmp_path, capsys):
     pytest.importorskip("bioio_ome_tiff")
     tifffile.imwrite(tmp_path / "scan.ome.tiff", np.zeros((2, 8, 8), np.uint16), ome=True, metadata={"axes": "CYX"})
     assert run_cli(["index", tmp_path, "--layout", "bioio", "-o", tmp_path / "i.parquet"]) == 2
     one_line_error(capsys, "scan.ome.tiff", "no well in the file name", "--pattern")
-
 
 # -- the report viewer reads an OME-Zarr site as it reads a TIFF ---------------------------------------------------
 

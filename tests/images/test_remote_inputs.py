@@ -13,21 +13,12 @@ import pandas as pd
 import pytest
 import tifffile
 
-from conftest import run_cli
+from conftest import one_line_error, run_cli
+from format_fixtures import moto_s3
 from stratonet.core.errors import InputFileError
 from stratonet.images.io import read_image
 from stratonet.core.tables import read_table
 
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    assert "internal error" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def write_loaddata(folder, wells=("A01", "A02"), channels=("DNA", "AGP"), shape=(16, 16)):
@@ -165,19 +156,7 @@ def test_cli_keeps_s3_url_intact(monkeypatch, tmp_path):
 
 def test_s3_endpoint_via_moto_server(tmp_path, monkeypatch):
     """Index a LoadData CSV from an S3 endpoint on 127.0.0.1 (moto) and read a TIFF through the index."""
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    try:
-        host, port = srv.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(key, raising=False)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1")
-        s3.create_bucket(Bucket="gallery")
+    with moto_s3(monkeypatch) as s3:
         local = tmp_path / "src"
         local.mkdir()
         write_loaddata(local)
@@ -190,8 +169,6 @@ def test_s3_endpoint_via_moto_server(tmp_path, monkeypatch):
         np.testing.assert_array_equal(read_image(idx["Path_DNA"].iloc[0]), tifffile.imread(local / "A01_DNA.tiff"))
         with pytest.raises(InputFileError, match="not found"):
             read_image("s3://gallery/plate/none.tiff")
-    finally:
-        srv.stop()
 
 
 def test_extract_pixel_from_an_index_served_over_http(http_root, tmp_path):

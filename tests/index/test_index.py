@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from stratonet.core.errors import InputFileError, SiteError, StratoNetError
 from stratonet.index import build_index
 from stratonet.index.schema import well_from_row_col
@@ -29,15 +29,6 @@ def write_phenix(folder, rows=8, cols=12, sites=4, channels=5, shape=(8, 8), ski
                     tifffile.imwrite(folder / f"r{r:02d}c{c:02d}f{f:02d}p01-ch{ch}sk1fk1fl1.tiff", img)
     return folder
 
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error:"), err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 # --- real JUMP fields of view ---------------------------------------------------------------------------------

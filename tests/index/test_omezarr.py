@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
-from format_fixtures import moto_s3, one_line_error
+from conftest import one_line_error, run_cli
+from format_fixtures import moto_s3
 from stratonet.core.errors import InputFileError
 from stratonet.images.io import read_image
 
