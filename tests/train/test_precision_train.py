@@ -37,6 +37,19 @@ def test_train_auto_follows_the_probe(monkeypatch, flags, bf16, expected):
         resolve_train_precision("int8", CPU)
 
 
+def test_train_auto_keeps_fp32_for_models_slower_in_bf16(monkeypatch):
+    from stratonet.extract.deep.run import build_model
+
+    monkeypatch.setattr(precision_mod, "cpu_flags", lambda *a, **k: NO_BF16 | {"avx512_bf16"})
+    lite, _, _ = build_model("efficientnet_lite0", None, 0)
+    resnet, _, _ = build_model("stratonet18", None, 0)
+    chosen = resolve_train_precision("auto", CPU, model=lite)
+    assert chosen.name == "fp32" and "TapEfficientNet" in chosen.reason
+    assert resolve_train_precision("auto", CPU, model=resnet).name == "bf16"
+    assert resolve_train_precision("auto", torch.device("cuda"), model=lite).name == "bf16"
+    assert resolve_train_precision("bf16", CPU, model=lite).name == "bf16"  # asked for: obeyed
+
+
 def test_autocast_for_runs_bf16_on_cpu():
     lin = torch.nn.Linear(8, 4)
     with autocast_for(CPU, True):

@@ -15,7 +15,7 @@ import torch
 from conftest import run_cli
 from stratonet.core.errors import ConfigError
 from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_buffers, ema_update,
-                                      teacher_temperature)
+                                      freeze_running_stats, teacher_temperature)
 from stratonet.train.ssl.views import ViewConfig, gaussian_blur, multi_crop
 
 
@@ -71,6 +71,27 @@ def test_ema_update_and_head():
     w = head.last_layer.weight
     assert torch.allclose(w.norm(dim=1), torch.ones(32), atol=1e-5)
     assert not head.last_layer.parametrizations.weight.original0.requires_grad
+
+
+def test_teacher_normalises_by_batch_and_keeps_its_running_statistics():
+    teacher = freeze_running_stats(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3)))
+    bn = teacher[1]
+    before = (bn.running_mean.clone(), bn.running_var.clone())
+    y = teacher(torch.randn(6, 1, 8, 8) * 5 + 3)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    # normalised by the batch's own statistics, not by the (untouched) running ones
+    assert torch.allclose(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
+
+
+def test_head_batchnorm_spreads_inputs_that_share_a_direction():
+    torch.manual_seed(0)
+    # pooled post-ReLU taps: positive, nearly parallel vectors
+    x = 1.0 + 0.01 * torch.rand(16, 32)
+    for use_bn, spread in ((False, lambda s: s < 0.01), (True, lambda s: s > 0.5)):
+        head = DINOHead(32, out_dim=64, hidden_dim=48, bottleneck_dim=8, use_bn=use_bn).train()
+        z = torch.nn.functional.normalize(head.mlp(x), dim=-1).detach()
+        assert spread(float((z - z.mean(dim=0)).norm(dim=1).mean())), use_bn
 
 
 def test_views_are_single_stain_in_range_and_seeded():

@@ -36,6 +36,7 @@ class SSLConfig:
     out_dim: int = 4096
     hidden_dim: int = 1024
     bottleneck_dim: int = 128
+    head_bn: bool = True
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"

@@ -23,12 +23,19 @@ from torch import nn
 
 class DINOHead(nn.Module):
     """Projection head ``in_dim -> hidden -> hidden -> bottleneck -> (L2) -> out_dim`` (weight-normalised last
-    layer)."""
+    layer).
 
-    def __init__(self, in_dim: int, out_dim: int = 4096, hidden_dim: int = 1024, bottleneck_dim: int = 128):
+    ``use_bn`` puts BatchNorm after the two hidden layers (DINO's ``--use_bn_in_head``). Pooled CNN taps after ReLU
+    point in nearly one direction for every input; without it a from-scratch StratoNet-18 collapsed to the uniform
+    distribution (loss exactly log K from step 50 on, benchmarks/quality/ssl_protocol.md).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 4096, hidden_dim: int = 1024, bottleneck_dim: int = 128,
+                 use_bn: bool = True):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
+        norm = (lambda: nn.BatchNorm1d(hidden_dim)) if use_bn else nn.Identity
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), norm(), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+                                 norm(), nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
         for m in self.mlp:
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -116,14 +123,27 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
         pt.mul_(momentum).add_(ps.detach(), alpha=1 - momentum)
 
 
+def freeze_running_stats(model: nn.Module) -> nn.Module:
+    """Train-mode BatchNorm that normalises by the batch but never updates its running statistics (momentum 0).
+
+    The teacher runs so: batch statistics during training (as DINO's teacher), while its saved running statistics
+    come only from :func:`ema_buffers`.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.0
+    return model.train()
+
+
 @torch.no_grad()
 def ema_buffers(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     """Running statistics of the teacher as an EMA of the student's (floating buffers; counters copied).
 
-    The teacher then runs in eval mode. Measured on BBBC013 (benchmarks/quality/ssl_protocol.md): a teacher in
-    train mode, started from ImageNet Lite0, had its BatchNorm running variances moved by a median 8 % (max 32 %)
-    in 3 steps while its weights moved by 1e-7, and its Z' fell from 0.606 to 0.588. With this EMA the
-    statistics move no faster than the weights.
+    Measured on BBBC013 (benchmarks/quality/ssl_protocol.md): a teacher whose own train-mode passes updated its
+    running statistics, started from ImageNet Lite0, had its BatchNorm running variances moved by a median 8 %
+    (max 32 %) in 3 steps while its weights moved by 1e-7, and its Z' fell from 0.606 to 0.588. With this EMA the
+    statistics move no faster than the weights. (A teacher in eval mode instead normalised a from-scratch network
+    by statistics hundreds of steps behind, so :func:`freeze_running_stats` keeps it in train mode.)
     """
     for bt, bs in zip(teacher.buffers(), student.buffers()):
         if bt.dtype.is_floating_point:

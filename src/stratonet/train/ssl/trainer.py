@@ -19,7 +19,7 @@ from stratonet.core.errors import ConfigError
 from stratonet.core.progress import console, get_logger
 from stratonet.train.ssl.config import SSLConfig
 from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_buffers, ema_update,
-                                      teacher_temperature)
+                                      freeze_running_stats, teacher_temperature)
 from stratonet.train.ssl.views import batch_views, multi_crop
 
 STATE_FILE = "last_state.pt"
@@ -74,15 +74,15 @@ class Run:
         backbone, self.init_label = build_backbone(cfg)
         norm = model_card(backbone)["normalization"]
         dim = sum(f["channels"] for f in backbone.feature_info)
-        head = DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim)
+        head = DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_bn)
         self.student = Student(backbone, head, norm["mean"], norm["std"]).to(device)
         self.student = self.student.to(memory_format=torch.channels_last)
         # a fresh network, not a deepcopy: the tap hooks must fill the teacher's own pooled outputs
         teacher_backbone, _ = build_backbone(cfg)
-        self.teacher = Student(teacher_backbone, DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim),
+        self.teacher = Student(teacher_backbone, DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_bn),
                                norm["mean"], norm["std"]).to(device).to(memory_format=torch.channels_last)
         self.teacher.load_state_dict(self.student.state_dict())
-        self.teacher.eval()  # running statistics: an EMA of the student's (ema_buffers), not of crop batches
+        freeze_running_stats(self.teacher)  # batch-normalised; running statistics: ema_buffers of the student's
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.loss = DINOLoss(cfg.out_dim, cfg.student_temp).to(device)
@@ -91,6 +91,7 @@ class Run:
         self.step, self.total, self.seconds = 0, cfg.steps, 0.0
         self.history: list[dict] = []
         self.stopped_by = None
+        self.precision = None  # the resolved Precision, set by train_ssl
 
     def state(self) -> dict:
         return {"student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
@@ -190,8 +191,10 @@ def model_card_fields(run: Run) -> dict:
         "seed": c.seed,
         "training": {
             "method": ("DINO self-distillation (Caron et al. 2021), teacher = EMA of the student (weights and "
-                       "BatchNorm statistics; teacher in eval mode); saved: teacher"),
+                       "BatchNorm running statistics; the teacher normalises by batch statistics), "
+                       f"BatchNorm in the head: {c.head_bn}; saved: teacher"),
             "init": run.init_label or f"from scratch (seed {c.seed})",
+            "precision": run.precision.as_dict() if run.precision else None,
             "views": c.views.to_dict(), "batch_size": c.batch_size, "steps_done": run.step,
             "steps_planned": run.total, "stopped_by": run.stopped_by, "seconds": round(run.seconds, 1),
             "settings": {k: v for k, v in c.signature().items() if k not in ("views", "index", "channels")},
@@ -217,7 +220,6 @@ def train_ssl(cfg: SSLConfig) -> dict:
     log = get_logger()
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    prec = resolve_train_precision(cfg.precision, device)
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / STATE_FILE
@@ -228,6 +230,7 @@ def train_ssl(cfg: SSLConfig) -> dict:
     pool = build_pool(read_table(cfg.index), str(cfg.index), list(cfg.channels) if cfg.channels else None,
                       cfg.crops, cfg.dna_channel, cfg.illum, cfg.max_sites)
     run = Run(cfg, pool, device)
+    prec = run.precision = resolve_train_precision(cfg.precision, device, model=run.student.backbone)
     if cfg.resume:
         run.load(run_dir / STATE_FILE)
         console.print(f"resuming at step {run.step} ({run.seconds:.0f} s spent) from {run_dir / STATE_FILE}")
