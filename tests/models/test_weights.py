@@ -137,3 +137,14 @@ def test_checkpoint_retapped_for_extraction(tmp_path):
     assert label.startswith("r18-test (sha256 ")
     with pytest.raises(Exception, match="differs from the checkpoint"):
         build_model("resnet34", tmp_path / "r18", seed=0)
+
+
+def test_training_summary_names_the_data():
+    from stratonet.models.checkpoint import training_summary
+    from stratonet.models.pretrained import IN1K
+
+    assert training_summary({"training_data": None}) is None
+    assert training_summary({"training_data": IN1K}) == IN1K
+    card = {"training_data": {"plates": ["A", "B", "C", "D"], "n_sites": 9, "n_cells": None, "channels": ["DNA"],
+                              "labels_read": False}}
+    assert training_summary(card) == "4 plates (A, B, C and 1 more); 9 sites; channels DNA; labels not read"

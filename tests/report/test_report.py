@@ -192,8 +192,14 @@ def test_retrieval_reasons_and_table_provenance_shown(tmp_path):
     write_table(pd.DataFrame({"Metadata_Plate": ["P"], "Metadata_Well": ["A01"], "DNA_high_0000": [1.0]}),
                 run / "features" / "deep_real.parquet",
                 provenance={"feature_set": "deep", "weights": "untrained (seed 7)", "table": "site"})
+    write_table(pd.DataFrame({"Metadata_Plate": ["P"], "Metadata_Well": ["A01"], "DNA_high_0000": [1.0]}),
+                run / "features" / "deep_ssl.parquet",
+                provenance={"feature_set": "deep", "weights": "ssl-stratonet18-index (sha256 0123abcd)",
+                            "weights_trained_on": "1 plate (P); 96 sites; labels not read", "table": "site"})
     html = build_report(run).read_text()
     assert '– <span class="why">one compound per MoA</span>' in html  # the dash says why
     overview = re.search(r'<section id="overview">(.*?)</section>', html, re.S).group(1)
     assert "features/deep_real.parquet" in overview  # e.g. the real FOV's features, listed with their shape
     assert "features/deep_real.parquet: untrained (seed 7)" in html
+    # self-trained weights: which data they saw, beside them
+    assert "weights trained on" in overview and "1 plate (P); 96 sites; labels not read" in overview

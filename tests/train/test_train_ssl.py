@@ -155,6 +155,10 @@ def test_train_ssl_smoke_feeds_extract_deep_and_resumes(cell_index, tmp_path):
     assert man["provenance"]["weights"].startswith("ssl-stratonet18")
     assert man["provenance"]["taps"] == card["taps"] and man["provenance"]["input_size"] == "native 128x128"
     assert man["features"] == 2 * sum(f["channels"] for f in card["feature_info"])
+    # which data the weights saw, in the manifest (and so the report), but not in the resume signature
+    trained_on = man["provenance"]["weights_trained_on"]
+    assert trained_on.startswith("1 plate (P1); 2 sites; ") and "labels not read" in trained_on
+    assert trained_on.endswith("DINO self-distillation: 2 steps, " + f"{tr['seconds']:.0f} s")
     # resume continues the same run up to more steps; other settings are refused
     assert run_cli(["train", "ssl", cell_index, "-o", run, *SMOKE[:3], "3", *SMOKE[4:], "--resume"]) == 0
     assert json.loads((folder / "teacher.json").read_text())["training"]["steps_done"] == 3

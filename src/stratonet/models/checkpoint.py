@@ -167,3 +167,28 @@ def weights_label(card: dict | None, seed: int) -> str:
         return f"untrained (seed {seed})"
     name = card.get("name") or Path(card.get("weights_file", "checkpoint")).stem
     return f"{name} (sha256 {str(card.get('sha256', ''))[:8]})"
+
+
+def training_summary(card: dict) -> str | None:
+    """One line on the data a checkpoint was trained on (for manifests and the report), or None if unknown.
+
+    A ``train ssl`` card gives plates, sites, cells, channels, that no label was read, and the steps and time;
+    other cards give their ``training_data`` text (e.g. ImageNet-1k).
+    """
+    data = card.get("training_data")
+    if not data:
+        return None
+    if not isinstance(data, dict):
+        return str(data)
+    plates = data.get("plates") or []
+    shown = ", ".join(map(str, plates[:3])) + (f" and {len(plates) - 3} more" if len(plates) > 3 else "")
+    parts = [f"{len(plates)} plate{'s' if len(plates) != 1 else ''} ({shown})" if plates else None,
+             f"{data['n_sites']} sites" if data.get("n_sites") is not None else None,
+             f"{data['n_cells']} cells" if data.get("n_cells") is not None else None,
+             "channels " + ",".join(data["channels"]) if data.get("channels") else None,
+             "labels not read" if data.get("labels_read") is False else None]
+    tr = card.get("training") or {}
+    if tr.get("steps_done") is not None:
+        method = str(tr.get("method", "")).split(" (")[0] or "training"
+        parts.append(f"{method}: {tr['steps_done']} steps, {tr.get('seconds', 0):.0f} s")
+    return "; ".join(p for p in parts if p)

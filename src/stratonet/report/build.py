@@ -270,7 +270,7 @@ def _config_section(data: RunData) -> str:
 
 
 def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) -> str:
-    shown = ("feature_set", "model", "weights", "channels", "error")
+    shown = ("feature_set", "model", "weights", "weights_trained_on", "channels", "error")
     prov_rows = [{"file": k, **data.table_shapes.get(k, {}),
                   **{kk: (", ".join(map(str, v[kk])) if isinstance(v[kk], list) else str(v[kk]))
                      for kk in shown if kk in v}}
@@ -284,7 +284,8 @@ def _overview(data: RunData, status: dict[str, str], assay: dict | None = None) 
                        if sid != "overview"])
     return (f"<p>Run folder: <code>{H.esc(data.run.resolve())}</code>. Feature sets evaluated: "
             f"{H.esc(listed or 'none')}.</p>" + H.table(st, text_columns=2)
-            + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows)) if prov_rows else ""))
+            + ("<h3>Feature and profile tables</h3>" + H.table(pd.DataFrame(prov_rows).rename(
+                columns={"weights_trained_on": "weights trained on"})) if prov_rows else ""))
 
 
 def _status(body: str) -> str:

@@ -26,7 +26,7 @@ from stratonet.extract.deep.dataset import MODES, Preprocess
 from stratonet.images.io import load_index_row
 from stratonet.index.schema import channels_of, site_name
 from stratonet.models import create_model, load_checkpoint, model_card
-from stratonet.models.checkpoint import weights_label
+from stratonet.models.checkpoint import training_summary, weights_label
 from stratonet.models.precision import resolve_precision
 
 CELL_KEYS = SITE_KEYS + ["Metadata_ObjectNumber"]
@@ -257,7 +257,8 @@ def _provenance(cfg: DeepConfig, net, card: dict, label: str, prec, size: int, c
         provenance.update({"weights_sha256": card.get("sha256"),
                            "weights_source": card.get("source") or card.get("imported_from"),
                            "weights_source_sha256": card.get("source_sha256"),
-                           "weights_normalization": (card.get("normalization") or {}).get("name")})
+                           "weights_normalization": (card.get("normalization") or {}).get("name"),
+                           "weights_trained_on": training_summary(card)})
     if inp.center_object:
         provenance["center_object"] = True
     if inp.mode == "cells":  # where the crops come from, and how many per site (the centres file by content)
@@ -295,11 +296,15 @@ def plan_deep(df: pd.DataFrame, cfg: DeepConfig, chans: list[str], key_cols: lis
                     batch_size=int(batch_size))
 
 
+# provenance that describes the weights already identified by their sha256: shown, not part of the resume signature
+DESCRIPTIVE = ("weights_trained_on",)
+
+
 def requested_signature(plan: DeepPlan) -> dict:
     """Every setting known before the scaling is resolved (a resume is checked against it first, so that a refused
     rerun leaves ``<stem>.scaling.json`` as it was). The input size is left out: whole fields may keep their native
     size, known only once the first field is read; the full signature checks it."""
-    known = {k: v for k, v in plan.provenance.items() if k != "input_size"}
+    known = {k: v for k, v in plan.provenance.items() if k not in ("input_size", *DESCRIPTIVE)}
     return {**known, **plan.settings, "scaling": plan.cfg.scaling.requested()}
 
 
@@ -326,7 +331,8 @@ def attach_scaling(plan: DeepPlan, scale) -> DeepPlan:
     if inp.mode == "cells":
         plan.batch_size = cells_batch_size(plan.batch_size, plan.size)
     plan.native = native
-    plan.signature = {**plan.provenance, **plan.settings, "scaling": scale.identity()}
+    plan.signature = {**{k: v for k, v in plan.provenance.items() if k not in DESCRIPTIVE}, **plan.settings,
+                      "scaling": scale.identity()}
     return plan
 
 
