@@ -177,3 +177,22 @@ def test_init_must_hold_the_model(tmp_path, cell_index):
 
     with pytest.raises(ConfigError, match="efficientnet_lite0"):
         build_backbone(SSLConfig(index=cell_index, out=tmp_path, model="stratonet18", init="efficientnet_lite0.in1k"))
+
+
+def test_train_ssl_under_torchrun_two_processes(cell_index, tmp_path):
+    """DDP through torchrun (gloo on CPU): both processes plan the same steps; only the main one writes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "stratonet",
+           "train", "ssl", str(cell_index), "-o", str(run), *SMOKE]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    card = json.loads((run / "train" / "ssl_stratonet18" / "teacher.json").read_text())
+    assert card["training"]["processes"] == 2 and card["training"]["steps_done"] == 2
+    assert res.stderr.count("train ssl: 2 steps") == 1  # one summary, from the main process

@@ -96,6 +96,9 @@ class DINOLoss(nn.Module):
     @torch.no_grad()
     def update_center(self, teacher_out: list[torch.Tensor]) -> None:
         batch_center = torch.cat([t.float() for t in teacher_out]).mean(dim=0, keepdim=True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # the mean over all processes
+            torch.distributed.all_reduce(batch_center)
+            batch_center /= torch.distributed.get_world_size()
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
 

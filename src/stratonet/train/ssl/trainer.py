@@ -26,6 +26,18 @@ STATE_FILE = "last_state.pt"
 CALIBRATION_STEPS = 2  # with a time budget, the planned step count is fixed after this many timed steps
 
 
+class MultiView(nn.Module):
+    """``views -> [net(v) for v in views]`` as one forward call, so DistributedDataParallel sees one forward per
+    backward."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.net(v) for v in views]
+
+
 class Student(nn.Module):
     """Backbone (pooled taps, concatenated) + projection head, on ``(B, 1, S, S)`` images in [0, 1]."""
 
@@ -66,10 +78,12 @@ def _param_groups(model: nn.Module) -> list[dict]:
 class Run:
     """One training run's objects and progress (student, teacher, loss, optimiser, step, history)."""
 
-    def __init__(self, cfg: SSLConfig, pool, device: torch.device):
+    def __init__(self, cfg: SSLConfig, pool, device: torch.device, dist=None):
         from stratonet.models.checkpoint import model_card
+        from stratonet.train.steps import Dist
 
         self.cfg, self.pool, self.device = cfg, pool, device
+        self.dist = dist or Dist()
         torch.manual_seed(cfg.seed)
         backbone, self.init_label = build_backbone(cfg)
         norm = model_card(backbone)["normalization"]
@@ -79,19 +93,30 @@ class Run:
         self.student = self.student.to(memory_format=torch.channels_last)
         # a fresh network, not a deepcopy: the tap hooks must fill the teacher's own pooled outputs
         teacher_backbone, _ = build_backbone(cfg)
-        self.teacher = Student(teacher_backbone, DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_bn),
-                               norm["mean"], norm["std"]).to(device).to(memory_format=torch.channels_last)
+        teacher_head = DINOHead(dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_bn)
+        self.teacher = Student(teacher_backbone, teacher_head, norm["mean"], norm["std"]).to(device)
+        self.teacher = self.teacher.to(memory_format=torch.channels_last)
         self.teacher.load_state_dict(self.student.state_dict())
         freeze_running_stats(self.teacher)  # batch-normalised; running statistics: ema_buffers of the student's
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.loss = DINOLoss(cfg.out_dim, cfg.student_temp).to(device)
         self.opt = torch.optim.AdamW(_param_groups(self.student), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.student_views = self._wrap(MultiView(self.student))
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.dist.rank)  # other views per process
         self.step, self.total, self.seconds = 0, cfg.steps, 0.0
         self.history: list[dict] = []
         self.stopped_by = None
         self.precision = None  # the resolved Precision, set by train_ssl
+
+    def _wrap(self, views: MultiView) -> nn.Module:
+        """DistributedDataParallel under ``torchrun``, else as is. BatchNorm stays per process (no SyncBatchNorm:
+        it would replace the tapped modules)."""
+        if not self.dist.enabled:
+            return views
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(views, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def state(self) -> dict:
         return {"student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
@@ -106,7 +131,10 @@ class Run:
         self.teacher.load_state_dict(st["teacher"])
         self.loss.center.copy_(st["center"])
         self.opt.load_state_dict(st["optimizer"])
-        self.gen.set_state(st["generator"])
+        if self.dist.main:
+            self.gen.set_state(st["generator"])
+        else:  # only the main process's generator is saved: the others continue from a fresh, distinct seed
+            self.gen.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(st["step"]))
         self.step, self.seconds, self.history = int(st["step"]), float(st["seconds"]), list(st["history"])
         self.total = self.cfg.steps or st["total"]
 
@@ -133,7 +161,7 @@ class Run:
         with autocast():
             with torch.no_grad():
                 t_out = [self.teacher(v) for v in views[: c.views.n_global]]
-            s_out = [self.student(v) for v in views]
+            s_out = self.student_views(views)
             loss = self.loss(s_out, t_out, sch["teacher_temp"])
         if not torch.isfinite(loss):
             raise ConfigError(f"train ssl: the loss became {float(loss)} at step {self.step}; lower --lr")
@@ -195,7 +223,7 @@ def model_card_fields(run: Run) -> dict:
                        f"BatchNorm in the head: {c.head_bn}; saved: teacher"),
             "init": run.init_label or f"from scratch (seed {c.seed})",
             "precision": run.precision.as_dict() if run.precision else None,
-            "views": c.views.to_dict(), "batch_size": c.batch_size, "steps_done": run.step,
+            "views": c.views.to_dict(), "batch_size": c.batch_size, "processes": run.dist.world, "steps_done": run.step,
             "steps_planned": run.total, "stopped_by": run.stopped_by, "seconds": round(run.seconds, 1),
             "settings": {k: v for k, v in c.signature().items() if k not in ("views", "index", "channels")},
             "loss_first": hist[0]["loss"] if hist else None, "loss_last": hist[-1]["loss"] if hist else None,
@@ -212,14 +240,14 @@ def train_ssl(cfg: SSLConfig) -> dict:
     """
     from stratonet.models.precision import resolve_train_precision
     from stratonet.core.tables import read_table
-    from stratonet.train.steps import autocast_for, pick_device, seed_everything
+    from stratonet.train.steps import autocast_for, init_distributed, seed_everything
     from stratonet.train.ssl.pool import build_pool
 
     if cfg.steps is None and not cfg.minutes:
         raise ConfigError("train ssl needs --steps or --minutes")
     log = get_logger()
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    dist, device = init_distributed(cfg.device)  # torchrun: one process per device, --batch-size each
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / STATE_FILE
@@ -229,19 +257,24 @@ def train_ssl(cfg: SSLConfig) -> dict:
         raise ConfigError(f"{run_dir} holds a run already; pass --resume to continue it or another --name")
     pool = build_pool(read_table(cfg.index), str(cfg.index), list(cfg.channels) if cfg.channels else None,
                       cfg.crops, cfg.dna_channel, cfg.illum, cfg.max_sites)
-    run = Run(cfg, pool, device)
+    run = Run(cfg, pool, device, dist)
     prec = run.precision = resolve_train_precision(cfg.precision, device, model=run.student.backbone)
     if cfg.resume:
         run.load(run_dir / STATE_FILE)
-        console.print(f"resuming at step {run.step} ({run.seconds:.0f} s spent) from {run_dir / STATE_FILE}")
+        if dist.main:
+            console.print(f"resuming at step {run.step} ({run.seconds:.0f} s spent) from {run_dir / STATE_FILE}")
     d = pool.describe()
-    console.print(f"train ssl: {cfg.model} ({run.init_label or 'from scratch'}) on {d['n_sites']} sites, "
-                  f"{d['n_cells'] if d['n_cells'] is not None else 'tiles of'} cells, channels "
-                  f"{','.join(pool.channels)}; precision {prec.name} ({prec.reason}); device {device}",
-                  highlight=False)
+    if dist.main:
+        console.print(f"train ssl: {cfg.model} ({run.init_label or 'from scratch'}) on {d['n_sites']} sites, "
+                      f"{d['n_cells'] if d['n_cells'] is not None else 'tiles of'} cells, channels "
+                      f"{','.join(pool.channels)}; precision {prec.name} ({prec.reason}); device {device}"
+                      + (f"; {dist.world} processes x batch {cfg.batch_size}" if dist.enabled else ""),
+                      highlight=False)
     autocast = (lambda: autocast_for(device, prec.name == "bf16"))
     budget = cfg.minutes * 60 if cfg.minutes else None
     _loop(run, autocast, budget, run_dir)
+    if not dist.main:
+        return {}
     path = save_outputs(run, run_dir)
     card = json.loads(path.read_text())
     msg = (f"train ssl: {run.step} steps in {run.seconds:.0f} s ({run.stopped_by}); loss "
@@ -260,7 +293,8 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
     last_save = time.perf_counter()
     bar = Progress(TextColumn("[bold]train ssl"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}"),
-                   TimeElapsedColumn(), console=console, disable=not cfg.progress, transient=True)
+                   TimeElapsedColumn(), console=console, disable=not (cfg.progress and run.dist.main),
+                   transient=True)
     with bar:
         task = bar.add_task("ssl", total=run.total, completed=run.step, loss="-")
         try:
@@ -270,7 +304,7 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
                     break
                 t0 = time.perf_counter()
                 row = run.train_step(autocast)
-                dt = time.perf_counter() - t0
+                dt = slowest(time.perf_counter() - t0, run)  # every process plans and stops alike
                 run.seconds += dt
                 row["seconds"] = round(run.seconds, 2)
                 run.history.append(row)
@@ -278,13 +312,25 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
                     run.total = max(run.step + 1, run.step + int((budget - run.seconds) / dt))
                     bar.update(task, total=run.total)
                 bar.update(task, completed=run.step, loss=f"{row['loss']:.4f}")
-                if time.perf_counter() - last_save > cfg.checkpoint_minutes * 60:
+                if run.dist.main and time.perf_counter() - last_save > cfg.checkpoint_minutes * 60:
                     save_outputs(run, run_dir)
                     last_save = time.perf_counter()
             else:
                 run.stopped_by = f"planned steps ({run.total})"
         except KeyboardInterrupt:
             run.stopped_by = f"interrupted at step {run.step}"
-            save_outputs(run, run_dir)
-            console.print(f"interrupted: state saved at step {run.step}; rerun with --resume to continue")
+            if run.dist.main:
+                save_outputs(run, run_dir)
+                console.print(f"interrupted: state saved at step {run.step}; rerun with --resume to continue")
             raise
+
+
+def slowest(seconds: float, run: Run) -> float:
+    """The step time of the slowest process (itself when not distributed)."""
+    if not run.dist.enabled:
+        return seconds
+    import torch.distributed as tdist
+
+    t = torch.tensor([seconds], dtype=torch.float64, device=run.device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return float(t.item())
