@@ -196,3 +196,27 @@ def test_train_ssl_under_torchrun_two_processes(cell_index, tmp_path):
     card = json.loads((run / "train" / "ssl_stratonet18" / "teacher.json").read_text())
     assert card["training"]["processes"] == 2 and card["training"]["steps_done"] == 2
     assert res.stderr.count("train ssl: 2 steps") == 1  # one summary, from the main process
+
+
+def test_step_plan_is_set_after_calibration_and_corrected_once_from_the_mean():
+    from types import SimpleNamespace
+
+    from stratonet.train.ssl.trainer import CALIBRATION_STEPS, REPLAN_AT, plan_steps
+
+    budget = 1000.0
+    run = SimpleNamespace(cfg=SimpleNamespace(steps=None), total=None, step=1, seconds=2.0, history=[])
+    assert plan_steps(run, budget, 1.0) is None  # still calibrating
+    run.step, run.seconds = CALIBRATION_STEPS, 4.0
+    run.history = [{"seconds": 2.0}, {"seconds": 4.0}]
+    run.total = plan_steps(run, budget, 2.0)
+    assert run.total == 2 + int(996 / 2.0)
+    # the load rises: steps take 4 s; just before a tenth of the budget nothing changes, at it the plan is redone
+    run.step, run.seconds = 26, 99.0
+    assert plan_steps(run, budget, 4.0) == run.total
+    run.step, run.seconds = 27, 103.0
+    assert run.seconds - 4.0 < REPLAN_AT * budget <= run.seconds
+    assert plan_steps(run, budget, 4.0) == 27 + int((budget - 103.0) / ((103.0 - 4.0) / 25))
+    run.step, run.seconds = 28, 107.0  # only once
+    assert plan_steps(run, budget, 4.0) == run.total
+    assert plan_steps(SimpleNamespace(cfg=SimpleNamespace(steps=50), total=50, step=27, seconds=104.0), budget,
+                      4.0) == 50  # --steps fixes it

@@ -23,7 +23,8 @@ from stratonet.train.ssl.dino import (DINOHead, DINOLoss, cosine_schedule, ema_b
 from stratonet.train.ssl.views import batch_views, multi_crop
 
 STATE_FILE = "last_state.pt"
-CALIBRATION_STEPS = 2  # with a time budget, the planned step count is fixed after this many timed steps
+CALIBRATION_STEPS = 2  # with a time budget, the step count is first planned after this many timed steps
+REPLAN_AT = 0.1  # ... and planned again, from the mean step time, when this share of the budget is spent
 
 
 class MultiView(nn.Module):
@@ -108,6 +109,7 @@ class Run:
         self.history: list[dict] = []
         self.stopped_by = None
         self.precision = None  # the resolved Precision, set by train_ssl
+        self.plans: list[list[int]] = []  # [step, planned total] each time the plan was set
 
     def _wrap(self, views: MultiView) -> nn.Module:
         """DistributedDataParallel under ``torchrun``, else as is. BatchNorm stays per process (no SyncBatchNorm:
@@ -122,7 +124,7 @@ class Run:
         return {"student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
                 "center": self.loss.center.detach().cpu(), "optimizer": self.opt.state_dict(),
                 "generator": self.gen.get_state(), "step": self.step, "total": self.total,
-                "seconds": self.seconds, "history": self.history,
+                "seconds": self.seconds, "history": self.history, "plans": self.plans,
                 "signature": json.loads(json.dumps(self.cfg.signature(), default=str))}
 
     def load(self, path: Path) -> None:
@@ -136,6 +138,7 @@ class Run:
         else:  # only the main process's generator is saved: the others continue from a fresh, distinct seed
             self.gen.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(st["step"]))
         self.step, self.seconds, self.history = int(st["step"]), float(st["seconds"]), list(st["history"])
+        self.plans = list(st.get("plans", []))
         self.total = self.cfg.steps or st["total"]
 
     def schedules(self) -> dict:
@@ -223,8 +226,9 @@ def model_card_fields(run: Run) -> dict:
                        f"BatchNorm in the head: {c.head_bn}; saved: teacher"),
             "init": run.init_label or f"from scratch (seed {c.seed})",
             "precision": run.precision.as_dict() if run.precision else None,
-            "views": c.views.to_dict(), "batch_size": c.batch_size, "processes": run.dist.world, "steps_done": run.step,
-            "steps_planned": run.total, "stopped_by": run.stopped_by, "seconds": round(run.seconds, 1),
+            "views": c.views.to_dict(), "batch_size": c.batch_size, "processes": run.dist.world,
+            "steps_done": run.step, "steps_planned": run.total, "step_plans": run.plans,
+            "stopped_by": run.stopped_by, "seconds": round(run.seconds, 1),
             "settings": {k: v for k, v in c.signature().items() if k not in ("views", "index", "channels")},
             "loss_first": hist[0]["loss"] if hist else None, "loss_last": hist[-1]["loss"] if hist else None,
             "loss_curve": curve,
@@ -308,8 +312,10 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
                 run.seconds += dt
                 row["seconds"] = round(run.seconds, 2)
                 run.history.append(row)
-                if run.total is None and run.step >= CALIBRATION_STEPS:
-                    run.total = max(run.step + 1, run.step + int((budget - run.seconds) / dt))
+                planned = plan_steps(run, budget, dt)
+                if planned != run.total:
+                    run.total = planned
+                    run.plans.append([run.step, planned])
                     bar.update(task, total=run.total)
                 bar.update(task, completed=run.step, loss=f"{row['loss']:.4f}")
                 if run.dist.main and time.perf_counter() - last_save > cfg.checkpoint_minutes * 60:
@@ -323,6 +329,23 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
                 save_outputs(run, run_dir)
                 console.print(f"interrupted: state saved at step {run.step}; rerun with --resume to continue")
             raise
+
+
+def plan_steps(run: Run, budget: float | None, dt: float) -> int | None:
+    """The planned step count under a time budget (``--steps`` fixes it instead).
+
+    First from the last step's time after :data:`CALIBRATION_STEPS` steps, then once more when :data:`REPLAN_AT`
+    of the budget is spent, from the mean step time since calibration: one step's time alone misjudged a run on a
+    machine whose load changed (half the budget left unused, benchmarks/quality/ssl_protocol.md).
+    """
+    if run.cfg.steps is not None or budget is None or run.step < CALIBRATION_STEPS:
+        return run.total
+    if run.total is None:
+        return max(run.step + 1, run.step + int((budget - run.seconds) / dt))
+    if run.seconds - dt < REPLAN_AT * budget <= run.seconds and run.step > CALIBRATION_STEPS:
+        mean = (run.seconds - run.history[CALIBRATION_STEPS - 1]["seconds"]) / (run.step - CALIBRATION_STEPS)
+        return max(run.step + 1, run.step + int((budget - run.seconds) / mean))
+    return run.total
 
 
 def slowest(seconds: float, run: Run) -> float:
