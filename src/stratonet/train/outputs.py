@@ -164,6 +164,33 @@ def plot_curves(epochs: pd.DataFrame, path: Path, title: str, acc_cols: tuple[st
     plt.close(fig)
 
 
+def plot_ssl_curves(history: list[dict], path: Path, title: str) -> None:
+    """Self-supervised training: the loss per step (and its 50-step mean) beside the learning rate and the teacher
+    momentum."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = pd.DataFrame(history)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a1.plot(h["step"], h["loss"], lw=0.6, alpha=0.5, label="loss")
+    a1.plot(h["step"], h["loss"].rolling(50, min_periods=1).mean(), lw=1.5, label="50-step mean")
+    a1.set_xlabel("step")
+    a1.set_ylabel("DINO loss")
+    a1.legend()
+    a2.plot(h["step"], h["lr"], label="learning rate")
+    a2.set_xlabel("step")
+    a2.set_ylabel("learning rate")
+    twin = a2.twinx()
+    twin.plot(h["step"], h["momentum"], color="tab:orange", label="teacher momentum")
+    twin.set_ylabel("teacher momentum")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_epochs(out: Path, rows: list[dict]) -> pd.DataFrame:
     """``epochs.csv`` and ``epochs.json`` from one dict per epoch."""
     df = pd.DataFrame(rows)

@@ -202,6 +202,12 @@ def save_outputs(run: Run, run_dir: Path) -> Path:
     path = save_checkpoint(run.teacher.backbone, run_dir / "teacher", card)
     (run_dir / "metrics.json").write_text(json.dumps({"history": run.history, **card["training"]}, indent=2,
                                                      default=str))
+    if run.history:
+        from stratonet.train.outputs import plot_ssl_curves
+
+        d = card["training_data"]
+        plot_ssl_curves(run.history, run_dir / "curves.png",
+                        f"train ssl {run.cfg.model} ({card['training']['init']}) on {d['n_sites']} sites")
     return path
 
 
