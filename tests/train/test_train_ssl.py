@@ -151,6 +151,10 @@ def test_train_ssl_smoke_feeds_extract_deep_and_resumes(cell_index, tmp_path):
     assert tr["steps_done"] == 2 and len(tr["loss_curve"]) == 2 and tr["seconds"] > 0
     assert tr["views"]["global_size"] == 32 and "DINO" in tr["method"]
     assert (folder / "curves.png").stat().st_size > 0  # the loss curve, for people who would rather look
+    from stratonet.report import build_report
+
+    html = build_report(run).read_text()  # the report lists the run: steps, time, loss, and that no label was read
+    assert f"2 steps, {tr['seconds']:.0f} s; loss" in html and "no labels read" in html
     # the teacher feeds extract deep with its taps; whole fields stay at their native size
     man = extract_deep(cell_index, tmp_path / "f.parquet", weights=folder / "teacher", workers=0, progress=False)
     assert man["provenance"]["weights"].startswith("ssl-stratonet18")

@@ -215,8 +215,18 @@ def training_table(training: dict[str, dict]) -> pd.DataFrame:
                      "macro_f1": m.get("macro_f1"), "n_val": m.get("n_val"),
                      "classes in val": (f"{sum(1 for v in val.values() if v)} of {len(val)}" if val else None),
                      "majority_baseline": m.get("majority_baseline"),
-                     "collapsed": m.get("collapsed"), "weights": (m.get("provenance") or {}).get("weights")})
+                     "collapsed": m.get("collapsed"), "weights": (m.get("provenance") or {}).get("weights"),
+                     "self-supervised": ssl_summary(m)})
     return pd.DataFrame(rows)
+
+
+def ssl_summary(m: dict) -> str | None:
+    """``train ssl`` runs (no labels, so no accuracy): steps, time and the loss from first to last step."""
+    if "steps_done" not in m or "loss_last" not in m:
+        return None
+    first, last = m.get("loss_first"), m.get("loss_last")
+    loss = f"; loss {first:.2f} -> {last:.2f}" if first is not None and last is not None else ""
+    return f"{m['steps_done']} steps, {m.get('seconds', 0):.0f} s{loss}; no labels read"
 
 
 def untrained_labels(data: RunData) -> list[str]:

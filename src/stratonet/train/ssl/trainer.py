@@ -200,7 +200,8 @@ def save_outputs(run: Run, run_dir: Path) -> Path:
     tmp.replace(run_dir / STATE_FILE)
     card = model_card_fields(run)
     path = save_checkpoint(run.teacher.backbone, run_dir / "teacher", card)
-    (run_dir / "metrics.json").write_text(json.dumps({"history": run.history, **card["training"]}, indent=2,
+    (run_dir / "metrics.json").write_text(json.dumps({"model": run.cfg.model, "history": run.history,
+                                                      **card["training"]}, indent=2,
                                                      default=str))
     if run.history:
         from stratonet.train.outputs import plot_ssl_curves
