@@ -184,7 +184,7 @@ def print_table(rows: list[dict]) -> None:
     for plate, names in cols.items():
         mine = [r for r in rows if r.get("plate", "bbbc013") == plate]
         if mine:
-            print(f"\n{plate}\n| features | " + " | ".join(names) + " |\n|---" * (len(names) + 1) + "|")
+            print(f"\n{plate}\n| features | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
             for r in mine:
                 print(f"| {r['features']} | " + " | ".join(f"{r[n]:.3f}" for n in names) + " |")
 
