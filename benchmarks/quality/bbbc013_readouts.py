@@ -27,14 +27,18 @@ def stratonet(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "stratonet", *args], check=True, env=env)
 
 
-def route(work: Path, name: str, table: Path) -> dict:
-    """Default profile + default assay of one feature table; the row of the results table."""
+def route(work: Path, name: str, table: Path, controls: tuple[str, ...] = ()) -> dict:
+    """Default profile + default assay of one feature table; the row of the results table.
+
+    ``controls``: the control-naming options, for tables whose control labels are the plate's own
+    (``--negcon negative_control --poscon positive_control``, as docs/your-own-plate.md).
+    """
     from stratonet.core.tables import read_provenance
 
     prof = work / f"route_{name}.parquet"
     t0 = time.perf_counter()
-    stratonet("profile", str(table), "-o", str(prof))
-    stratonet("evaluate", "assay", str(prof), "-o", str(work / "route_run"), "--name", name)
+    stratonet("profile", str(table), "-o", str(prof), *controls)
+    stratonet("evaluate", "assay", str(prof), "-o", str(work / "route_run"), "--name", name, *controls)
     m = json.loads((work / "route_run" / "evaluate" / "assay" / name / "metrics.json").read_text())
     p = next(iter(m["plates"].values()))
     nested, ref = p["readouts"]["nested"], p["readouts"]["reference"]
@@ -55,11 +59,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--set", action="append", required=True, help="NAME=TABLE (relative to --work)")
+    ap.add_argument("--negcon", help="Negative-control label, when the table's is not 'negcon'.")
+    ap.add_argument("--poscon", help="Positive-control label, when the table's is not 'poscon'.")
     args = ap.parse_args()
+    controls = tuple(x for flag, v in (("--negcon", args.negcon), ("--poscon", args.poscon)) if v for x in (flag, v))
     rows = []
     for item in args.set:
         name, _, rel = item.partition("=")
-        rows.append(route(args.work, name, args.work / rel))
+        rows.append(route(args.work, name, args.work / rel, controls))
         print(json.dumps(rows[-1]), flush=True)
     (args.work / "route_readouts.json").write_text(json.dumps(rows, indent=1))
 
