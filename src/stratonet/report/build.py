@@ -244,9 +244,9 @@ def _training_section(data: RunData, out_dir: Path) -> str:
         return H.not_run("not run: no train/<name>/ in this run")
     tab = training_table(data.training)
     tab.to_csv(out_dir / "training.csv", index=False)
-    parts = [N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
-             .replace("Test sets", "Validation sets"),
-             H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
+    small_n = (N.small_n_warnings(tab.rename(columns={"name": "feature_set", "n_val": "n_test"}))
+               .replace("Test sets", "Validation sets") if "n_val" in tab else "")  # none for self-supervised runs
+    parts = [small_n, H.table(tab, why={"n_val": "not in metrics.json", "classes in val": "not in metrics.json"})]
     for name, d in data.dirs["training"].items():
         parts.append(f"<h3>{H.esc(name)}</h3>")
         svg = None

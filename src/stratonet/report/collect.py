@@ -217,7 +217,15 @@ def training_table(training: dict[str, dict]) -> pd.DataFrame:
                      "majority_baseline": m.get("majority_baseline"),
                      "collapsed": m.get("collapsed"), "weights": (m.get("provenance") or {}).get("weights"),
                      "self-supervised": ssl_summary(m)})
-    return pd.DataFrame(rows)
+    tab = pd.DataFrame(rows)
+    if tab.empty:
+        return tab
+    ssl = tab["self-supervised"].notna()
+    if not ssl.any():  # classifiers only: no self-supervised column
+        return tab.drop(columns=["self-supervised"])
+    if ssl.all():  # self-supervised only: no label, so no accuracy columns
+        return tab[["name", "model", "self-supervised"]]
+    return tab
 
 
 def ssl_summary(m: dict) -> str | None:
