@@ -203,7 +203,7 @@ def test_train_ssl_under_torchrun_two_processes(cell_index, tmp_path):
     assert res.stderr.count("train ssl: 2 steps") == 1  # one summary, from the main process
 
 
-def test_step_plan_is_set_after_calibration_and_corrected_once_from_the_mean():
+def test_step_plan_is_set_after_calibration_and_corrected_from_the_mean():
     from types import SimpleNamespace
 
     from stratonet.train.ssl.trainer import CALIBRATION_STEPS, REPLAN_AT, plan_steps
@@ -219,9 +219,13 @@ def test_step_plan_is_set_after_calibration_and_corrected_once_from_the_mean():
     run.step, run.seconds = 26, 99.0
     assert plan_steps(run, budget, 4.0) == run.total
     run.step, run.seconds = 27, 103.0
-    assert run.seconds - 4.0 < REPLAN_AT * budget <= run.seconds
-    assert plan_steps(run, budget, 4.0) == 27 + int((budget - 103.0) / ((103.0 - 4.0) / 25))
-    run.step, run.seconds = 28, 107.0  # only once
+    assert run.seconds - 4.0 < REPLAN_AT[0] * budget <= run.seconds
+    run.total = plan_steps(run, budget, 4.0)
+    assert run.total == 27 + int((budget - 103.0) / ((103.0 - 4.0) / 25))
+    run.step, run.seconds = 28, 107.0  # not again until the next share of the budget
     assert plan_steps(run, budget, 4.0) == run.total
+    # the load falls again (2 s per step): at a fifth of the budget the plan follows the new mean
+    run.step, run.seconds = 75, 201.0
+    assert plan_steps(run, budget, 2.0) == 75 + int((budget - 201.0) / ((201.0 - 4.0) / 73))
     assert plan_steps(SimpleNamespace(cfg=SimpleNamespace(steps=50), total=50, step=27, seconds=104.0), budget,
                       4.0) == 50  # --steps fixes it

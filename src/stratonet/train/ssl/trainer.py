@@ -24,7 +24,7 @@ from stratonet.train.ssl.views import batch_views, multi_crop
 
 STATE_FILE = "last_state.pt"
 CALIBRATION_STEPS = 2  # with a time budget, the step count is first planned after this many timed steps
-REPLAN_AT = 0.1  # ... and planned again, from the mean step time, when this share of the budget is spent
+REPLAN_AT = (0.1, 0.2, 0.3, 0.4, 0.5)  # ... and again, from the mean step time, as these shares of it are spent
 
 
 class MultiView(nn.Module):
@@ -341,15 +341,16 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
 def plan_steps(run: Run, budget: float | None, dt: float) -> int | None:
     """The planned step count under a time budget (``--steps`` fixes it instead).
 
-    First from the last step's time after :data:`CALIBRATION_STEPS` steps, then once more when :data:`REPLAN_AT`
-    of the budget is spent, from the mean step time since calibration: one step's time alone misjudged a run on a
-    machine whose load changed (half the budget left unused, benchmarks/quality/ssl_protocol.md).
+    First from the last step's time after :data:`CALIBRATION_STEPS` steps, then again as each share of the budget
+    in :data:`REPLAN_AT` is spent, from the mean step time since calibration. One step's time alone misjudged a
+    run on a machine whose load changed (half the budget left unused), and so did one re-plan at a tenth of the
+    budget that fell on a minute of extra load (benchmarks/quality/ssl_protocol.md).
     """
     if run.cfg.steps is not None or budget is None or run.step < CALIBRATION_STEPS:
         return run.total
     if run.total is None:
         return max(run.step + 1, run.step + int((budget - run.seconds) / dt))
-    if run.seconds - dt < REPLAN_AT * budget <= run.seconds and run.step > CALIBRATION_STEPS:
+    if run.step > CALIBRATION_STEPS and any(run.seconds - dt < r * budget <= run.seconds for r in REPLAN_AT):
         mean = (run.seconds - run.history[CALIBRATION_STEPS - 1]["seconds"]) / (run.step - CALIBRATION_STEPS)
         return max(run.step + 1, run.step + int((budget - run.seconds) / mean))
     return run.total
