@@ -74,12 +74,21 @@ def init_distributed(device: str = "auto") -> tuple[Dist, torch.device]:
 
 def all_reduce_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:
     """Sum a list of numbers over all processes (identity when not distributed)."""
+    return _all_reduce(values, d, device, "SUM")
+
+
+def all_reduce_max(values: list[float], d: Dist, device: torch.device) -> list[float]:
+    """The largest of each number over all processes (identity when not distributed)."""
+    return _all_reduce(values, d, device, "MAX")
+
+
+def _all_reduce(values: list[float], d: Dist, device: torch.device, op: str) -> list[float]:
     if not d.enabled:
         return values
     import torch.distributed as dist
 
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return t.tolist()
 
 

@@ -300,11 +300,16 @@ def plan_deep(df: pd.DataFrame, cfg: DeepConfig, chans: list[str], key_cols: lis
 DESCRIPTIVE = ("weights_trained_on",)
 
 
+def signed_provenance(plan: DeepPlan) -> dict:
+    """The provenance without its :data:`DESCRIPTIVE` fields: the part a resume must match."""
+    return {k: v for k, v in plan.provenance.items() if k not in DESCRIPTIVE}
+
+
 def requested_signature(plan: DeepPlan) -> dict:
     """Every setting known before the scaling is resolved (a resume is checked against it first, so that a refused
     rerun leaves ``<stem>.scaling.json`` as it was). The input size is left out: whole fields may keep their native
     size, known only once the first field is read; the full signature checks it."""
-    known = {k: v for k, v in plan.provenance.items() if k not in ("input_size", *DESCRIPTIVE)}
+    known = {k: v for k, v in signed_provenance(plan).items() if k != "input_size"}
     return {**known, **plan.settings, "scaling": plan.cfg.scaling.requested()}
 
 
@@ -331,8 +336,7 @@ def attach_scaling(plan: DeepPlan, scale) -> DeepPlan:
     if inp.mode == "cells":
         plan.batch_size = cells_batch_size(plan.batch_size, plan.size)
     plan.native = native
-    plan.signature = {**{k: v for k, v in plan.provenance.items() if k not in DESCRIPTIVE}, **plan.settings,
-                      "scaling": scale.identity()}
+    plan.signature = {**signed_provenance(plan), **plan.settings, "scaling": scale.identity()}
     return plan
 
 

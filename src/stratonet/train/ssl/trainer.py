@@ -104,12 +104,16 @@ class Run:
         self.loss = DINOLoss(cfg.out_dim, cfg.student_temp).to(device)
         self.opt = torch.optim.AdamW(_param_groups(self.student), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.student_views = self._wrap(MultiView(self.student))
-        self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * self.dist.rank)  # other views per process
+        self.gen = torch.Generator().manual_seed(self._view_seed(0))
         self.step, self.total, self.seconds = 0, cfg.steps, 0.0
         self.history: list[dict] = []
         self.stopped_by = None
         self.precision = None  # the resolved Precision, set by train_ssl
         self.plans: list[list[int]] = []  # [step, planned total] each time the plan was set
+
+    def _view_seed(self, step: int) -> int:
+        """Seed of this process's view generator: other views per process (the main one: ``cfg.seed``)."""
+        return self.cfg.seed + 1_000_003 * self.dist.rank + (step if self.dist.rank else 0)
 
     def _wrap(self, views: MultiView) -> nn.Module:
         """DistributedDataParallel under ``torchrun``, else as is. BatchNorm stays per process (no SyncBatchNorm:
@@ -136,7 +140,7 @@ class Run:
         if self.dist.main:
             self.gen.set_state(st["generator"])
         else:  # only the main process's generator is saved: the others continue from a fresh, distinct seed
-            self.gen.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(st["step"]))
+            self.gen.manual_seed(self._view_seed(int(st["step"])))
         self.step, self.seconds, self.history = int(st["step"]), float(st["seconds"]), list(st["history"])
         self.plans = list(st.get("plans", []))
         self.total = self.cfg.steps or st["total"]
@@ -300,6 +304,8 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
     """Steps until the planned count or the time budget; periodic checkpoints; Ctrl-C saves and re-raises."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from stratonet.train.steps import all_reduce_max
+
     cfg = run.cfg
     last_save = time.perf_counter()
     bar = Progress(TextColumn("[bold]train ssl"), BarColumn(), MofNCompleteColumn(),
@@ -315,7 +321,8 @@ def _loop(run: Run, autocast, budget: float | None, run_dir: Path) -> None:
                     break
                 t0 = time.perf_counter()
                 row = run.train_step(autocast)
-                dt = slowest(time.perf_counter() - t0, run)  # every process plans and stops alike
+                # the slowest process's step time: every process plans and stops alike
+                dt = all_reduce_max([time.perf_counter() - t0], run.dist, run.device)[0]
                 run.seconds += dt
                 row["seconds"] = round(run.seconds, 2)
                 run.history.append(row)
@@ -355,13 +362,3 @@ def plan_steps(run: Run, budget: float | None, dt: float) -> int | None:
         return max(run.step + 1, run.step + int((budget - run.seconds) / mean))
     return run.total
 
-
-def slowest(seconds: float, run: Run) -> float:
-    """The step time of the slowest process (itself when not distributed)."""
-    if not run.dist.enabled:
-        return seconds
-    import torch.distributed as tdist
-
-    t = torch.tensor([seconds], dtype=torch.float64, device=run.device)
-    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return float(t.item())
